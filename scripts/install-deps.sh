@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages onlined needs to build, test and run.
+# Idempotent: when everything is present it prints nothing and exits 0.
+# Usage: scripts/install-deps.sh [build|test|bench]   (default: test)
+set -euo pipefail
+
+profile="${1:-test}"
+
+build_pkgs=(
+  build-essential cmake pkg-config ninja-build
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev libsqlite3-dev libtomlplusplus-dev libjwt-dev
+  libspdlog-dev libcli11-dev
+)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl)
+bench_pkgs=(linux-perf)
+
+pkgs=("${build_pkgs[@]}")
+case "$profile" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "install-deps: unknown profile '$profile' (build|test|bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,49 @@
+#include "api/context.h"
+
+#include "base/clock.h"
+
+namespace onlined::api {
+
+namespace {
+// Every error code the contract's handlers can answer with (metrics labels).
+constexpr std::string_view kRefusalCodes[] = {
+    "bad_json", "bad_frame", "unknown_type", "hello_required", "hello_timeout", "already_hello",
+    "bad_token", "token_expired", "unknown_channel", "unauthorized", "forbidden", "not_found",
+    "method_not_allowed", "too_many_ids", "bad_request", "not_websocket", "overloaded",
+    "not_available", "too_many_errors", "frame_too_large", "other"};
+}  // namespace
+
+Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Service& p, Channels& c, LiveSettings s)
+    : loops(l), metrics(m), presence(p), channels(c),
+      settings_(std::make_shared<const LiveSettings>(s)) {
+  for (std::string_view code : kRefusalCodes) {
+    refusal_ids_[std::string(code)] = metrics.Counter(
+        "onlined_refusals_total", "Frames and requests refused, by error code.", "code=\"" + std::string(code) + "\"");
+  }
+  m_query_latency = metrics.Histogram(
+      "onlined_presence_query_seconds", "Latency of POST /v1/presence/query, from request to answer.",
+      {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  m_query_ids = metrics.Counter("onlined_presence_query_ids_total", "User ids resolved by presence queries.");
+  m_frames_refused = metrics.Counter("onlined_frames_refused_total", "Client frames answered with an error frame.");
+}
+
+bool Context::Authenticate(std::string_view token, std::shared_ptr<const ChannelTable>& table,
+                           auth::Claims& claims, const ChannelEntry*& entry, auth::TokenError& err) const {
+  table = channels.Get();
+  const ChannelTable* t = table.get();
+  auto lookup = [t](std::string_view ch) -> const std::string* {
+    const ChannelEntry* e = t->Find(ch);
+    return e == nullptr ? nullptr : &e->settings.secret;
+  };
+  if (!auth::Verify(token, lookup, base::WallMs() / 1000, claims, err)) return false;
+  entry = t->Find(claims.channel);
+  return entry != nullptr;
+}
+
+void Context::CountRefusal(size_t loop, std::string_view code) {
+  auto it = refusal_ids_.find(std::string(code));
+  if (it == refusal_ids_.end()) it = refusal_ids_.find("other");
+  metrics.Add(loop, it->second);
+}
+
+}  // namespace onlined::api

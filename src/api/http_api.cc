@@ -1,0 +1,184 @@
+#include "api/http_api.h"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "base/clock.h"
+#include "proto/frames.h"
+#include "proto/json_writer.h"
+
+namespace onlined::api {
+
+namespace json = boost::json;
+
+net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
+                            std::string_view message) {
+  ctx.CountRefusal(loop, code);
+  net::Response r;
+  r.status = status;
+  r.body = proto::EncodeHttpError(code, message);
+  return r;
+}
+
+namespace {
+
+net::Response Json(int status, std::string body) {
+  net::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+// Checks the Bearer token: manager or server role. On failure fills `err`.
+bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
+                   std::shared_ptr<const ChannelTable>& table, net::Response& err) {
+  std::string_view h = req.Header("authorization");
+  if (h.size() < 8 || h.substr(0, 7) != "Bearer ") {
+    err = ErrorResponse(ctx, req.loop, 401, "unauthorized", "missing Bearer token");
+    err.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return false;
+  }
+  auth::TokenError te;
+  if (!ctx.Authenticate(h.substr(7), table, claims, entry, te)) {
+    err = ErrorResponse(ctx, req.loop, 401, te.code.empty() ? "unknown_channel" : te.code, te.message);
+    err.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    return false;
+  }
+  if (claims.role == auth::Role::kUser) {
+    err = ErrorResponse(ctx, req.loop, 403, "forbidden", "this call needs a manager or server token");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void HttpApi::Handle(net::Request&& req, net::Responder respond) {
+  std::string_view path = req.Path();
+  const std::string& m = req.method;
+  auto only = [&](std::string_view method) {
+    if (m == method) return true;
+    net::Response r = ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", "use " + std::string(method));
+    r.headers.emplace_back("Allow", std::string(method));
+    respond(std::move(r));
+    return false;
+  };
+  if (path == "/healthz") {
+    if (only("GET")) respond(Json(200, R"({"status":"ok"})"));
+    return;
+  }
+  if (path == "/readyz") {
+    if (!only("GET")) return;
+    if (ctx_.ready.load()) {
+      respond(Json(200, R"({"status":"ready"})"));
+    } else {
+      respond(ErrorResponse(ctx_, req.loop, 503, "overloaded", "not ready (starting or draining)"));
+    }
+    return;
+  }
+  if (path == "/metrics") {
+    if (only("GET")) Metrics(std::move(respond));
+    return;
+  }
+  if (path == "/v1/connect") {
+    net::Response r = ErrorResponse(ctx_, req.loop, 426, "not_websocket",
+                                    "GET /v1/connect must be a WebSocket upgrade");
+    r.headers.emplace_back("Upgrade", "websocket");
+    respond(std::move(r));
+    return;
+  }
+  if (path == "/v1/presence/query") {
+    if (only("POST")) PresenceQuery(std::move(req), std::move(respond));
+    return;
+  }
+  respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
+}
+
+void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
+  const int64_t start_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+  auth::Claims claims;
+  const ChannelEntry* entry = nullptr;
+  std::shared_ptr<const ChannelTable> table;
+  net::Response err;
+  if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) return respond(std::move(err));
+
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  if (ec) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_json", "body is not valid JSON"));
+  const json::object* o = body.if_object();
+  const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;
+  const json::array* ids_a = ids_v ? ids_v->if_array() : nullptr;
+  if (ids_a == nullptr) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"user_ids\":[...]}"));
+  }
+  if (ids_a->size() > kMaxQueryIds) {
+    return respond(ErrorResponse(ctx_, req.loop, 413, "too_many_ids",
+                                 "at most 1000 user_ids per query, got " + std::to_string(ids_a->size())));
+  }
+  std::vector<std::string> ids;
+  ids.reserve(ids_a->size());
+  for (const json::value& v : *ids_a) {
+    const json::string* s = v.if_string();
+    if (s == nullptr || s->empty() || s->size() > 128) {
+      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request",
+                                   "user_ids must be non-empty strings of at most 128 bytes"));
+    }
+    ids.emplace_back(s->data(), s->size());
+  }
+  const size_t loop = req.loop;
+  ctx_.metrics.Add(loop, ctx_.m_query_ids, static_cast<int64_t>(ids.size()));
+  auto ids_ptr = std::make_shared<std::vector<std::string>>(ids);
+  ctx_.presence.Query(entry->idx, std::move(ids),
+                      [this, loop, start_us, ids_ptr, respond = std::move(respond)](
+                          std::vector<presence::UserInfo> found) {
+                        std::string out;
+                        out.reserve(32 + ids_ptr->size() * 72);
+                        out += R"({"users":{)";
+                        for (size_t i = 0; i < found.size(); ++i) {
+                          if (i) out += ',';
+                          const presence::UserInfo& u = found[i];
+                          proto::AppendJsonString(out, (*ids_ptr)[i]);
+                          out += u.online ? R"(:{"online":true)" : R"(:{"online":false)";
+                          out += R"(,"sessions":)";
+                          proto::AppendInt(out, u.sessions);
+                          out += R"(,"last_seen":)";
+                          if (u.last_seen > 0) {
+                            proto::AppendInt(out, u.last_seen);
+                          } else {
+                            out += "null";
+                          }
+                          if (u.online) out += u.idle ? R"(,"state":"idle")" : R"(,"state":"active")";
+                          out += '}';
+                        }
+                        out += "}}";
+                        int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::steady_clock::now().time_since_epoch())
+                                             .count();
+                        ctx_.metrics.Observe(loop, ctx_.m_query_latency, (now_us - start_us) / 1e6);
+                        respond(Json(200, std::move(out)));
+                      });
+}
+
+void HttpApi::Metrics(net::Responder respond) {
+  ctx_.presence.OnlineCounts([this, respond = std::move(respond)](std::vector<int64_t> counts) {
+    std::string out = ctx_.metrics.Render();
+    out += "# HELP onlined_online_users Users online now, per channel.\n# TYPE onlined_online_users gauge\n";
+    auto table = ctx_.channels.Get();
+    const auto& names = table->names();
+    for (size_t i = 0; i < names.size(); ++i) {
+      out += "onlined_online_users{channel=";
+      proto::AppendJsonString(out, names[i]);
+      out += "} ";
+      proto::AppendInt(out, i < counts.size() ? counts[i] : 0);
+      out += '\n';
+    }
+    net::Response r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = std::move(out);
+    respond(std::move(r));
+  });
+}
+
+}  // namespace onlined::api

@@ -1,0 +1,29 @@
+#pragma once
+// The contract's HTTP calls (DESIGN.md, "Contract v1"), thin over the
+// engines: routing, auth, JSON in and out. Runs on the request's loop and
+// never blocks it: lookups hop to the owning loops and answer later.
+#include "api/context.h"
+#include "net/handler.h"
+
+namespace onlined::api {
+
+class HttpApi : public net::HttpHandler {
+ public:
+  explicit HttpApi(Context& ctx) : ctx_(ctx) {}
+  void Handle(net::Request&& req, net::Responder respond) override;
+
+  // Extra Prometheus lines, appended at scrape (e.g. by main).
+  static constexpr size_t kMaxQueryIds = 1000;
+
+ private:
+  void PresenceQuery(net::Request&& req, net::Responder respond);
+  void Metrics(net::Responder respond);
+
+  Context& ctx_;
+};
+
+// Builds the JSON error response of the contract, counting it.
+net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
+                            std::string_view message);
+
+}  // namespace onlined::api

@@ -1,0 +1,107 @@
+#include "auth/token.h"
+
+#include <jwt.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+
+namespace onlined::auth {
+
+namespace {
+
+struct JwtFree {
+  void operator()(jwt_t* j) const { jwt_free(j); }
+};
+using JwtPtr = std::unique_ptr<jwt_t, JwtFree>;
+
+bool Fail(TokenError& err, std::string_view code, std::string msg) {
+  err.code = code;
+  err.message = std::move(msg);
+  return false;
+}
+
+constexpr size_t kMaxIdBytes = 128;
+
+}  // namespace
+
+std::string_view RoleName(Role r) {
+  switch (r) {
+    case Role::kUser: return "user";
+    case Role::kManager: return "manager";
+    case Role::kServer: return "server";
+  }
+  return "user";
+}
+
+bool ParseRole(std::string_view s, Role& out) {
+  if (s == "user") out = Role::kUser;
+  else if (s == "manager") out = Role::kManager;
+  else if (s == "server") out = Role::kServer;
+  else return false;
+  return true;
+}
+
+bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, Claims& out,
+            TokenError& err) {
+  if (token.empty() || token.size() > 4096) return Fail(err, "bad_token", "token is missing or too long");
+  std::string tok(token);
+  // First pass reads the claims without checking the signature, only to
+  // learn the channel; nothing from it is trusted until the second pass.
+  jwt_t* raw = nullptr;
+  if (jwt_decode(&raw, tok.c_str(), nullptr, 0) != 0 || raw == nullptr) {
+    return Fail(err, "bad_token", "token is not a well-formed JWT");
+  }
+  JwtPtr unverified(raw);
+  const char* ch = jwt_get_grant(unverified.get(), "ch");
+  if (ch == nullptr) return Fail(err, "bad_token", "token has no 'ch' claim");
+  const std::string* secret = secrets(ch);
+  if (secret == nullptr) return Fail(err, "unknown_channel", "token names an unknown channel");
+  raw = nullptr;
+  if (jwt_decode(&raw, tok.c_str(), reinterpret_cast<const unsigned char*>(secret->data()),
+                 static_cast<int>(secret->size())) != 0 ||
+      raw == nullptr) {
+    return Fail(err, "bad_token", "token signature does not verify");
+  }
+  JwtPtr jwt(raw);
+  if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256) return Fail(err, "bad_token", "token must be HS256");
+  const char* sub = jwt_get_grant(jwt.get(), "sub");
+  const char* role = jwt_get_grant(jwt.get(), "role");
+  errno = 0;
+  long exp = jwt_get_grant_int(jwt.get(), "exp");
+  if (errno != 0 || exp <= 0) return Fail(err, "bad_token", "token has no numeric 'exp' claim");
+  if (sub == nullptr || *sub == '\0' || std::string_view(sub).size() > kMaxIdBytes) {
+    return Fail(err, "bad_token", "token has no valid 'sub' claim");
+  }
+  if (role == nullptr || !ParseRole(role, out.role)) {
+    return Fail(err, "bad_token", "token 'role' must be user, manager or server");
+  }
+  if (exp <= now_s) return Fail(err, "token_expired", "token has expired");
+  out.channel = jwt_get_grant(jwt.get(), "ch");
+  out.subject = sub;
+  out.exp = exp;
+  return true;
+}
+
+std::string Mint(const Claims& claims, std::string_view secret) {
+  jwt_t* raw = nullptr;
+  if (jwt_new(&raw) != 0) throw std::runtime_error("token: jwt_new failed");
+  JwtPtr jwt(raw);
+  std::string role(RoleName(claims.role));
+  if (jwt_add_grant(jwt.get(), "ch", claims.channel.c_str()) != 0 ||
+      jwt_add_grant(jwt.get(), "sub", claims.subject.c_str()) != 0 ||
+      jwt_add_grant(jwt.get(), "role", role.c_str()) != 0 ||
+      jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(claims.exp)) != 0 ||
+      jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+                  static_cast<int>(secret.size())) != 0) {
+    throw std::runtime_error("token: cannot build the token");
+  }
+  char* s = jwt_encode_str(jwt.get());
+  if (s == nullptr) throw std::runtime_error("token: cannot sign the token");
+  std::string out(s);
+  free(s);  // libjwt 1.10 allocates with malloc
+  return out;
+}
+
+}  // namespace onlined::auth

@@ -1,0 +1,63 @@
+#include "base/loops.h"
+
+#include <pthread.h>
+
+#include <string>
+
+#include "base/clock.h"
+
+namespace onlined::base {
+
+namespace {
+thread_local Loop* current_loop = nullptr;
+}
+
+Loop::Loop(size_t index, int64_t tick_ms)
+    : index_(index), tick_ms_(tick_ms), wheel_(SteadyMs(), tick_ms), tick_timer_(io_) {}
+
+Loop* Loop::Current() { return current_loop; }
+
+void Loop::ArmTick() {
+  tick_timer_.expires_after(std::chrono::milliseconds(tick_ms_));
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    wheel_.Advance(SteadyMs());
+    ArmTick();
+  });
+}
+
+void Loop::Run() {
+  current_loop = this;
+  std::string name = "loop-" + std::to_string(index_);
+  pthread_setname_np(pthread_self(), name.c_str());
+  wheel_.Advance(SteadyMs());
+  ArmTick();
+  io_.run();
+  current_loop = nullptr;
+}
+
+LoopGroup::LoopGroup(size_t n, int64_t tick_ms) {
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  for (size_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(i, tick_ms));
+}
+
+LoopGroup::~LoopGroup() { Stop(); }
+
+void LoopGroup::Start() {
+  for (auto& l : loops_) guards_.emplace_back(l->io_.get_executor());
+  for (auto& l : loops_) threads_.emplace_back([lp = l.get()] { lp->Run(); });
+}
+
+void LoopGroup::Stop() {
+  guards_.clear();
+  for (auto& l : loops_) {
+    boost::asio::post(l->io_, [lp = l.get()] { lp->tick_timer_.cancel(); });
+  }
+  for (auto& l : loops_) l->io_.stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+}  // namespace onlined::base

@@ -1,0 +1,72 @@
+#pragma once
+// LoopGroup: one io_context per core, each run by one thread ("a loop").
+// Shared-nothing: state that belongs to a loop is touched only by its thread;
+// other threads reach it with Post(). Each loop also owns a TimingWheel ticked
+// by the loop itself, so deadlines need no timer per object.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "base/timing_wheel.h"
+
+namespace onlined::base {
+
+class Loop {
+ public:
+  Loop(size_t index, int64_t tick_ms);
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  boost::asio::io_context& io() { return io_; }
+  size_t index() const { return index_; }
+  // The wheel runs on steady time; now_ms() is its time, advanced every tick.
+  // Only the loop's own thread may use these.
+  TimingWheel& wheel() { return wheel_; }
+  int64_t now_ms() const { return wheel_.now_ms(); }
+
+  // The loop whose thread is calling, or nullptr on any other thread.
+  static Loop* Current();
+
+ private:
+  friend class LoopGroup;
+  void Run();
+  void ArmTick();
+
+  size_t index_;
+  int64_t tick_ms_;
+  boost::asio::io_context io_{1};
+  TimingWheel wheel_;
+  boost::asio::steady_timer tick_timer_;
+};
+
+class LoopGroup {
+ public:
+  // n == 0 means one loop per hardware thread.
+  explicit LoopGroup(size_t n, int64_t tick_ms = 100);
+  ~LoopGroup();
+
+  size_t size() const { return loops_.size(); }
+  Loop& at(size_t i) { return *loops_[i]; }
+
+  // Starts one thread per loop. Loops run until Stop().
+  void Start();
+  // Stops every loop and joins the threads. Safe to call twice.
+  void Stop();
+
+  // Runs fn on loop i's thread (FIFO per (sender, loop) pair).
+  template <class Fn>
+  void Post(size_t i, Fn&& fn) {
+    boost::asio::post(loops_[i]->io_, std::forward<Fn>(fn));
+  }
+
+ private:
+  std::vector<std::unique_ptr<Loop>> loops_;
+  std::vector<std::thread> threads_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+};
+
+}  // namespace onlined::base

@@ -1,0 +1,99 @@
+#include "base/metrics.h"
+
+#include <cassert>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+namespace onlined::base {
+
+Metrics::Metrics(size_t loops) {
+  for (size_t i = 0; i <= loops; ++i) slots_.push_back(std::make_unique<Slot>());
+}
+
+Metrics::Id Metrics::NewCells(size_t n) {
+  if (next_cell_ + n > kMaxSeries * 2) throw std::logic_error("metrics: too many series");
+  Id id = next_cell_;
+  next_cell_ += static_cast<Id>(n);
+  return id;
+}
+
+Metrics::Id Metrics::Counter(std::string name, std::string help, std::string labels) {
+  Id id = NewCells(1);
+  series_.push_back({std::move(name), std::move(help), std::move(labels), Kind::kCounter, {}, id});
+  return id;
+}
+
+Metrics::Id Metrics::Gauge(std::string name, std::string help, std::string labels) {
+  Id id = NewCells(1);
+  series_.push_back({std::move(name), std::move(help), std::move(labels), Kind::kGauge, {}, id});
+  return id;
+}
+
+Metrics::Id Metrics::Histogram(std::string name, std::string help, std::vector<double> bounds) {
+  assert(bounds.size() <= kMaxBuckets);
+  Id id = NewCells(bounds.size() + 3);
+  series_.push_back({std::move(name), std::move(help), "", Kind::kHistogram, std::move(bounds), id});
+  return id;
+}
+
+void Metrics::Collector(std::function<void(std::string&)> fn) { collectors_.push_back(std::move(fn)); }
+
+void Metrics::Observe(size_t slot, Id hist, double value) {
+  // `hist` is the first cell; find its series' bounds. Histograms are few,
+  // so a short scan is cheaper than another indirection table.
+  for (const Series& s : series_) {
+    if (s.kind != Kind::kHistogram || s.first_cell != hist) continue;
+    size_t b = 0;
+    while (b < s.bounds.size() && value > s.bounds[b]) ++b;
+    auto& v = slots_[slot]->v;
+    v[hist + b].fetch_add(1, std::memory_order_relaxed);
+    v[hist + s.bounds.size() + 1].fetch_add(static_cast<int64_t>(std::llround(value * 1e6)),
+                                            std::memory_order_relaxed);
+    v[hist + s.bounds.size() + 2].fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+}
+
+std::string Metrics::Render() const {
+  auto sum = [this](Id cell) {
+    int64_t t = 0;
+    for (const auto& s : slots_) t += s->v[cell].load(std::memory_order_relaxed);
+    return t;
+  };
+  std::string out;
+  out.reserve(8192);
+  std::string last_name;
+  char num[64];
+  for (const Series& s : series_) {
+    if (s.name != last_name) {
+      const char* type = s.kind == Kind::kCounter ? "counter" : s.kind == Kind::kGauge ? "gauge" : "histogram";
+      out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + type + "\n";
+      last_name = s.name;
+    }
+    if (s.kind != Kind::kHistogram) {
+      out += s.name;
+      if (!s.labels.empty()) out += "{" + s.labels + "}";
+      snprintf(num, sizeof num, " %lld\n", static_cast<long long>(sum(s.first_cell)));
+      out += num;
+      continue;
+    }
+    int64_t cumulative = 0;
+    for (size_t b = 0; b <= s.bounds.size(); ++b) {
+      cumulative += sum(s.first_cell + b);
+      if (b < s.bounds.size()) {
+        snprintf(num, sizeof num, "%g", s.bounds[b]);
+      } else {
+        snprintf(num, sizeof num, "+Inf");
+      }
+      out += s.name + "_bucket{le=\"" + num + "\"} " + std::to_string(cumulative) + "\n";
+    }
+    snprintf(num, sizeof num, "%.6f", static_cast<double>(sum(s.first_cell + s.bounds.size() + 1)) / 1e6);
+    out += s.name + "_sum " + num + "\n";
+    out += s.name + "_count " + std::to_string(sum(s.first_cell + s.bounds.size() + 2)) + "\n";
+  }
+  for (const auto& c : collectors_) c(out);
+  return out;
+}
+
+}  // namespace onlined::base

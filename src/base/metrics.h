@@ -1,0 +1,63 @@
+#pragma once
+// Metrics: Prometheus counters, gauges and histograms kept per loop, so the
+// hot paths increment memory no other core writes. Everything is registered
+// at start-up (before loops run); increments are lock-free from any thread
+// but cheapest from the owning loop. Render() sums the loops.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace onlined::base {
+
+class Metrics {
+ public:
+  using Id = uint32_t;
+  static constexpr size_t kMaxSeries = 256;
+  static constexpr size_t kMaxBuckets = 16;
+
+  // slots: one per loop, plus one shared slot for other threads.
+  explicit Metrics(size_t loops);
+
+  // Registration: start-up only, not thread-safe. `labels` is the Prometheus
+  // label set without braces, e.g. `code="bad_token"`.
+  Id Counter(std::string name, std::string help, std::string labels = "");
+  Id Gauge(std::string name, std::string help, std::string labels = "");
+  Id Histogram(std::string name, std::string help, std::vector<double> bounds);
+  // A value computed when scraped (e.g. online users per channel). The
+  // callback appends complete Prometheus lines; it runs on the scraping
+  // thread and must be thread-safe.
+  void Collector(std::function<void(std::string&)> fn);
+
+  // slot: the loop index, or loops() for "not a loop thread".
+  void Add(size_t slot, Id id, int64_t n = 1) {
+    slots_[slot]->v[id].fetch_add(n, std::memory_order_relaxed);
+  }
+  void Observe(size_t slot, Id hist, double value);
+  size_t loops() const { return slots_.size() - 1; }
+
+  std::string Render() const;
+
+ private:
+  enum class Kind { kCounter, kGauge, kHistogram };
+  struct Series {
+    std::string name, help, labels;
+    Kind kind;
+    std::vector<double> bounds;  // histograms: upper bounds, ascending
+    Id first_cell;               // histograms: buckets..., +Inf, sum(us), count
+  };
+  struct alignas(64) Slot {
+    std::array<std::atomic<int64_t>, kMaxSeries * 2> v{};
+  };
+  Id NewCells(size_t n);
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<Series> series_;
+  std::vector<std::function<void(std::string&)>> collectors_;
+  Id next_cell_ = 0;
+};
+
+}  // namespace onlined::base

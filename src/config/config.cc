@@ -1,0 +1,297 @@
+#include "config/config.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+extern char** environ;
+
+namespace onlined::config {
+
+namespace {
+
+std::string Upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Where a value came from, for error messages.
+struct Source {
+  std::string where;  // "onlined.toml", "environment", "flag"
+};
+
+[[noreturn]] void Fail(const std::string& key, const std::string& where, const std::string& what) {
+  throw ConfigError("config: " + key + " (" + where + "): " + what);
+}
+
+int64_t ParseIntText(const std::string& key, const std::string& where, const std::string& text) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) Fail(key, where, "'" + text + "' is not an integer");
+  return v;
+}
+
+// Typed readers for one TOML node.
+int64_t GetInt(const toml::node& n, const std::string& key, const std::string& where, int64_t lo,
+               int64_t hi) {
+  std::optional<int64_t> v = n.value<int64_t>();
+  if (!v) Fail(key, where, "must be an integer");
+  if (*v < lo || *v > hi) {
+    Fail(key, where, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  }
+  return *v;
+}
+
+std::string GetStr(const toml::node& n, const std::string& key, const std::string& where) {
+  if (!n.is_string()) Fail(key, where, "must be a string");
+  return *n.value<std::string>();
+}
+
+void ParseListen(Config& c, const std::string& where) {
+  const std::string& s = c.listen;
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) Fail("listen", where, "must be HOST:PORT, got '" + s + "'");
+  std::string host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int64_t port = ParseIntText("listen", where, s.substr(colon + 1));
+  if (port < 0 || port > 65535) Fail("listen", where, "port must be 0..65535");
+  c.listen_host = host;
+  c.listen_port = static_cast<uint16_t>(port);
+}
+
+bool ValidId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+  });
+}
+
+void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
+  static const std::set<std::string> kKnown = {
+      "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
+      "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
+      "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels"};
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    if (!kKnown.count(key)) Fail(key, where, "unknown setting");
+    if (key == "listen") c.listen = GetStr(v, key, where);
+    else if (key == "data_dir") c.data_dir = GetStr(v, key, where);
+    else if (key == "heartbeat_s") c.heartbeat_s = static_cast<int>(GetInt(v, key, where, 1, 3600));
+    else if (key == "heartbeat_timeout_ms") c.heartbeat_timeout_ms = GetInt(v, key, where, 0, 3600000);
+    else if (key == "offline_grace_ms") c.offline_grace_ms = GetInt(v, key, where, 0, 3600000);
+    else if (key == "hello_timeout_ms") c.hello_timeout_ms = GetInt(v, key, where, 100, 600000);
+    else if (key == "max_frame_bytes") c.max_frame_bytes = GetInt(v, key, where, 1024, 16 << 20);
+    else if (key == "max_body_bytes") c.max_body_bytes = GetInt(v, key, where, 1024, 64 << 20);
+    else if (key == "max_connections") c.max_connections = GetInt(v, key, where, 0, 10000000);
+    else if (key == "send_queue_max") c.send_queue_max = GetInt(v, key, where, 16, 1 << 20);
+    else if (key == "presence_event_buffer") c.presence_event_buffer = GetInt(v, key, where, 16, 1 << 24);
+    else if (key == "retry_after_ms") c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
+    else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
+    else if (key == "log_level") c.log_level = GetStr(v, key, where);
+    else if (key == "sms") {
+      const toml::table* st = v.as_table();
+      if (!st) Fail("sms", where, "must be a table");
+      for (const auto& [sk, sv] : *st) {
+        std::string name = "sms." + std::string(sk.str());
+        std::string s = GetStr(sv, name, where);
+        if (sk == "provider") c.sms.provider = s;
+        else if (sk == "base_url") c.sms.base_url = s;
+        else if (sk == "account_sid") c.sms.account_sid = s;
+        else if (sk == "auth_token") c.sms.auth_token = s;
+        else if (sk == "from") c.sms.from = s;
+        else Fail(name, where, "unknown setting");
+      }
+    } else if (key == "cluster") {
+      const toml::table* ct = v.as_table();
+      if (!ct) Fail("cluster", where, "must be a table");
+      for (const auto& [ck, cv] : *ct) {
+        std::string name = "cluster." + std::string(ck.str());
+        if (ck == "nats_urls") {
+          const toml::array* a = cv.as_array();
+          if (!a) Fail(name, where, "must be an array of strings");
+          c.cluster.nats_urls.clear();
+          for (const auto& u : *a) c.cluster.nats_urls.push_back(GetStr(u, name, where));
+        } else if (ck == "postgres_url") {
+          c.cluster.postgres_url = GetStr(cv, name, where);
+        } else {
+          Fail(name, where, "unknown setting");
+        }
+      }
+    } else if (key == "channels") {
+      const toml::array* a = v.as_array();
+      if (!a) Fail("channels", where, "must be an array of tables ([[channels]])");
+      c.channels.clear();
+      size_t i = 0;
+      for (const auto& el : *a) {
+        std::string base = "channels[" + std::to_string(i++) + "]";
+        const toml::table* ct = el.as_table();
+        if (!ct) Fail(base, where, "must be a table");
+        Channel ch;
+        for (const auto& [ck, cv] : *ct) {
+          std::string name = base + "." + std::string(ck.str());
+          if (ck == "id") ch.id = GetStr(cv, name, where);
+          else if (ck == "secret") ch.secret = GetStr(cv, name, where);
+          else if (ck == "sms_delay_s") ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
+          else if (ck == "ack_timeout_s") ch.ack_timeout_s = static_cast<int>(GetInt(cv, name, where, 1, 3600));
+          else if (ck == "quiet_hours") {
+            ch.quiet_hours_text = GetStr(cv, name, where);
+            ch.quiet_hours = ParseQuietHours(ch.quiet_hours_text, name + " (" + where + ")");
+          } else if (ck == "time_zone") ch.time_zone = GetStr(cv, name, where);
+          else Fail(name, where, "unknown setting");
+        }
+        if (!ValidId(ch.id)) Fail(base + ".id", where, "must be 1-64 characters of [A-Za-z0-9._-]");
+        if (ch.secret.size() < 16) Fail(base + ".secret", where, "must be at least 16 characters");
+        if (ch.time_zone != "UTC" && !std::filesystem::exists("/usr/share/zoneinfo/" + ch.time_zone)) {
+          Fail(base + ".time_zone", where, "unknown time zone '" + ch.time_zone + "'");
+        }
+        c.channels.push_back(std::move(ch));
+      }
+    }
+  }
+}
+
+// ONLINED_<KEY> for top-level scalars and ONLINED_SMS_<KEY> for [sms].
+void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
+  static const std::set<std::string> kIntKeys = {
+      "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms", "hello_timeout_ms",
+      "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
+      "presence_event_buffer", "retry_after_ms", "threads"};
+  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level"};
+  for (const auto& [name, value] : env) {
+    if (name.rfind("ONLINED_", 0) != 0) continue;
+    std::string rest = name.substr(8);
+    bool used = false;
+    for (const std::string& k : kIntKeys) {
+      if (rest == Upper(k)) {
+        t.insert_or_assign(k, ParseIntText(name, "environment", value));
+        used = true;
+      }
+    }
+    for (const std::string& k : kStrKeys) {
+      if (rest == Upper(k)) {
+        t.insert_or_assign(k, value);
+        used = true;
+      }
+    }
+    for (const char* k : {"provider", "base_url", "account_sid", "auth_token", "from"}) {
+      if (rest == "SMS_" + Upper(k)) {
+        if (!t.contains("sms")) t.insert("sms", toml::table{});
+        t["sms"].as_table()->insert_or_assign(k, value);
+        used = true;
+      }
+    }
+    if (rest == "CLUSTER_POSTGRES_URL") {
+      if (!t.contains("cluster")) t.insert("cluster", toml::table{});
+      t["cluster"].as_table()->insert_or_assign("postgres_url", value);
+      used = true;
+    }
+    if (!used && rest != "CONFIG") Fail(name, "environment", "unknown setting");
+  }
+}
+
+Config Finish(Config c, const Overrides& flags) {
+  if (flags.listen) c.listen = *flags.listen;
+  if (flags.data_dir) c.data_dir = *flags.data_dir;
+  if (flags.log_level) c.log_level = *flags.log_level;
+  ParseListen(c, flags.listen ? "flag --listen" : "config");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(c.log_level)) Fail("log_level", "config", "must be one of trace, debug, info, warn, error, off");
+  if (c.sms.provider != "log" && c.sms.provider != "twilio") {
+    Fail("sms.provider", "config", "must be \"log\" or \"twilio\"");
+  }
+  if (c.sms.provider == "twilio" && (c.sms.account_sid.empty() || c.sms.auth_token.empty() || c.sms.from.empty())) {
+    Fail("sms", "config", "provider \"twilio\" needs account_sid, auth_token and from");
+  }
+  std::set<std::string> ids;
+  for (const Channel& ch : c.channels) {
+    if (!ids.insert(ch.id).second) Fail("channels", "config", "channel id '" + ch.id + "' appears twice");
+  }
+  if (c.EffectiveHeartbeatTimeoutMs() <= c.heartbeat_s * 1000LL) {
+    Fail("heartbeat_timeout_ms", "config", "must be longer than heartbeat_s");
+  }
+  return c;
+}
+
+Config FromTable(toml::table t, const std::map<std::string, std::string>& env, const Overrides& flags,
+                 const std::string& origin) {
+  Config c;
+  ApplyTop(c, t, origin);
+  toml::table env_table;
+  ApplyEnv(env_table, env);
+  ApplyTop(c, env_table, "environment");
+  return Finish(std::move(c), flags);
+}
+
+}  // namespace
+
+const Channel* Config::FindChannel(std::string_view id) const {
+  for (const Channel& ch : channels) {
+    if (ch.id == id) return &ch;
+  }
+  return nullptr;
+}
+
+QuietHours ParseQuietHours(const std::string& text, const std::string& key) {
+  QuietHours q;
+  if (text.empty() || text == "off" || text == "none") {
+    q.enabled = false;
+    return q;
+  }
+  int h1, m1, h2, m2;
+  char tail;
+  if (std::sscanf(text.c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 23 ||
+      h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59) {
+    throw ConfigError("config: " + key + ": must be \"HH:MM-HH:MM\" or \"off\", got '" + text + "'");
+  }
+  q.start_min = h1 * 60 + m1;
+  q.end_min = h2 * 60 + m2;
+  q.enabled = q.start_min != q.end_min;
+  return q;
+}
+
+Config LoadFromString(const std::string& text, const std::map<std::string, std::string>& env,
+                      const Overrides& flags, const std::string& origin) {
+  toml::table t;
+  try {
+    t = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << "config: " << origin << ":" << e.source().begin.line << ":" << e.source().begin.column
+       << ": " << e.description();
+    throw ConfigError(os.str());
+  }
+  return FromTable(std::move(t), env, flags, origin);
+}
+
+Config Load(const std::optional<std::string>& path, const std::map<std::string, std::string>& env,
+            const Overrides& flags) {
+  if (!path) return FromTable(toml::table{}, env, flags, "defaults");
+  std::ifstream in(*path);
+  if (!in) throw ConfigError("config: cannot read '" + *path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Config c = LoadFromString(ss.str(), env, flags, *path);
+  c.path = *path;
+  return c;
+}
+
+std::map<std::string, std::string> EnvFromProcess() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    if (kv.rfind("ONLINED_", 0) != 0) continue;
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+}  // namespace onlined::config

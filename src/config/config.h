@@ -1,0 +1,101 @@
+#pragma once
+// Settings of onlined, v1 (DESIGN.md "Configuration and command line").
+// Sources, later wins: defaults, the TOML file, ONLINED_* environment, flags.
+// Loading throws ConfigError whose message names the key and its source;
+// errors are a start-up (or SIGHUP) matter, never a hot path.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace onlined::config {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct QuietHours {
+  int start_min = 21 * 60;  // minutes after local midnight
+  int end_min = 8 * 60;
+  bool enabled = true;
+};
+
+struct Channel {
+  std::string id;
+  std::string secret;
+  int sms_delay_s = 120;
+  int ack_timeout_s = 10;
+  QuietHours quiet_hours;
+  std::string quiet_hours_text = "21:00-08:00";
+  std::string time_zone = "UTC";
+};
+
+struct Sms {
+  std::string provider = "log";  // "log" | "twilio"
+  std::string base_url = "https://api.twilio.com";
+  std::string account_sid;
+  std::string auth_token;
+  std::string from;
+};
+
+struct Cluster {
+  std::vector<std::string> nats_urls;
+  std::string postgres_url;
+};
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  std::string data_dir = "./data";
+  int heartbeat_s = 25;
+  int64_t heartbeat_timeout_ms = 0;  // 0: 2.5 x heartbeat_s
+  int64_t offline_grace_ms = 10000;
+  int64_t hello_timeout_ms = 10000;
+  int64_t max_frame_bytes = 64 * 1024;
+  int64_t max_body_bytes = 1024 * 1024;
+  int64_t max_connections = 0;  // 0: derived from the open-file limit
+  int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
+  int64_t presence_event_buffer = 4096;  // events kept per channel for resume
+  int64_t retry_after_ms = 5000;  // the wait handed to refused clients
+  int threads = 0;  // 0: one loop per core
+  std::string log_level = "info";
+  Sms sms;
+  Cluster cluster;
+  std::vector<Channel> channels;
+
+  // Where the settings came from (for SIGHUP).
+  std::optional<std::string> path;
+
+  int64_t EffectiveHeartbeatTimeoutMs() const {
+    return heartbeat_timeout_ms > 0 ? heartbeat_timeout_ms : heartbeat_s * 2500;
+  }
+  const Channel* FindChannel(std::string_view id) const;
+};
+
+// Flag values given on the command line; empty ones are not set.
+struct Overrides {
+  std::optional<std::string> listen;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> log_level;
+};
+
+// Loads settings from `path` (if any), then `env` (ONLINED_* variables, as
+// in environ), then `flags`. Throws ConfigError naming the offending key.
+Config Load(const std::optional<std::string>& path, const std::map<std::string, std::string>& env,
+            const Overrides& flags);
+
+// Parses from TOML text (tests, demo). `origin` names the source in errors.
+Config LoadFromString(const std::string& toml_text, const std::map<std::string, std::string>& env,
+                      const Overrides& flags, const std::string& origin = "config");
+
+// The process environment's ONLINED_* variables.
+std::map<std::string, std::string> EnvFromProcess();
+
+// "HH:MM-HH:MM"; throws ConfigError naming `key`.
+QuietHours ParseQuietHours(const std::string& text, const std::string& key);
+
+}  // namespace onlined::config

@@ -1,0 +1,248 @@
+// onlined: wiring only. Parses the command line, loads settings, builds the
+// engines and the server, and waits for signals (TERM/INT: drain and stop;
+// HUP: reload settings that can change live).
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "api/connect.h"
+#include "api/context.h"
+#include "api/http_api.h"
+#include "auth/token.h"
+#include "base/clock.h"
+#include "base/loops.h"
+#include "base/metrics.h"
+#include "config/config.h"
+#include "net/server.h"
+#include "presence/service.h"
+
+namespace {
+
+using namespace onlined;
+
+// Raises the open-file soft limit to the hard one; returns the limit.
+int64_t RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return static_cast<int64_t>(rl.rlim_cur);
+}
+
+api::LiveSettings ToLive(const config::Config& c) {
+  api::LiveSettings s;
+  s.heartbeat_s = c.heartbeat_s;
+  s.heartbeat_timeout_ms = c.EffectiveHeartbeatTimeoutMs();
+  s.hello_timeout_ms = c.hello_timeout_ms;
+  s.retry_after_ms = c.retry_after_ms;
+  return s;
+}
+
+presence::PresenceTable::Options TableOptions(const config::Config& c) {
+  presence::PresenceTable::Options o;
+  o.offline_grace_ms = c.offline_grace_ms;
+  return o;
+}
+
+void SetLogLevel(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
+  if (c.max_connections > 0) return c.max_connections;
+  return std::max<int64_t>(64, file_limit - 256);  // leave room for HTTP, files, the store
+}
+
+// Runs the server until SIGTERM/SIGINT. `on_ready` runs once listening.
+int Serve(config::Config cfg, const std::function<void(const config::Config&, uint16_t)>& on_ready) {
+  SetLogLevel(cfg.log_level);
+  // Signals are taken synchronously by this thread only.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  const int64_t file_limit = RaiseFileLimit();
+  base::LoopGroup loops(static_cast<size_t>(cfg.threads));
+  base::Metrics metrics(loops.size());
+  presence::ServiceOptions popts;
+  popts.table = TableOptions(cfg);
+  popts.event_log_capacity = static_cast<size_t>(cfg.presence_event_buffer);
+  popts.first_seq = static_cast<uint64_t>(base::WallMs()) * 1000;  // see EventLog
+  presence::Service presence(loops, metrics, popts);
+  api::Channels channels(cfg.channels);
+  api::Context ctx(loops, metrics, presence, channels, ToLive(cfg));
+  api::HttpApi http(ctx);
+  api::ConnectEndpoint connect(ctx);
+
+  net::ServerOptions sopts;
+  sopts.host = cfg.listen_host;
+  sopts.port = cfg.listen_port;
+  sopts.max_frame_bytes = static_cast<size_t>(cfg.max_frame_bytes);
+  sopts.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
+  sopts.send_queue_max = static_cast<size_t>(cfg.send_queue_max);
+  sopts.max_connections = MaxConnections(cfg, file_limit);
+  sopts.retry_after_ms = cfg.retry_after_ms;
+  net::Server server(loops, metrics, sopts, http, connect);
+  try {
+    server.Start();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot listen on {}: {}", cfg.listen, e.what());
+    return 1;
+  }
+  loops.Start();
+  ctx.ready = true;
+  spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections",
+               ONLINED_VERSION, cfg.listen_host, server.port(), loops.size(), cfg.channels.size(),
+               sopts.max_connections);
+  on_ready(cfg, server.port());
+
+  for (;;) {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    if (sig != SIGHUP) break;
+    if (!cfg.path) {
+      spdlog::warn("SIGHUP: no config file to re-read");
+      continue;
+    }
+    try {
+      config::Overrides keep;
+      keep.listen = cfg.listen;
+      keep.data_dir = cfg.data_dir;
+      config::Config next = config::Load(cfg.path, config::EnvFromProcess(), keep);
+      SetLogLevel(next.log_level);
+      channels.Replace(next.channels);
+      ctx.set_settings(ToLive(next));
+      presence.SetTableOptions(TableOptions(next));
+      server.SetLimits(MaxConnections(next, file_limit), static_cast<size_t>(next.send_queue_max),
+                       static_cast<size_t>(next.max_frame_bytes));
+      spdlog::info("SIGHUP: settings reloaded ({} channel(s)); listen and data_dir need a restart",
+                   next.channels.size());
+      cfg = std::move(next);
+    } catch (const std::exception& e) {
+      spdlog::error("SIGHUP: reload refused, keeping the running settings: {}", e.what());
+    }
+  }
+  spdlog::info("draining: closing connections with 1001");
+  ctx.ready = false;
+  server.Stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  loops.Stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+std::string RandomSecret() {
+  std::random_device rd;
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string s;
+  for (int i = 0; i < 40; ++i) s.push_back(kAlphabet[rd() % (sizeof kAlphabet - 1)]);
+  return s;
+}
+
+std::string MintFor(const config::Channel& ch, auth::Role role, const std::string& sub, int64_t ttl_s) {
+  auth::Claims c{ch.id, sub, role, base::WallMs() / 1000 + ttl_s};
+  return auth::Mint(c, ch.secret);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("onlined"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  CLI::App app{"onlined: who is online, live, and messages that always arrive"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(ONLINED_VERSION));
+
+  std::optional<std::string> config_path;
+  config::Overrides flags;
+  auto* serve = app.add_subcommand("serve", "Run the server");
+  serve->add_option("--config", config_path, "TOML settings file");
+  serve->add_option("--listen", flags.listen, "HOST:PORT (overrides the file)");
+  serve->add_option("--data-dir", flags.data_dir, "data directory (overrides the file)");
+  serve->add_option("--log-level", flags.log_level, "trace|debug|info|warn|error|off");
+
+  std::optional<std::string> demo_listen;
+  auto* demo = app.add_subcommand("demo", "Run with a demo channel; prints URLs and tokens");
+  demo->add_option("--listen", demo_listen, "HOST:PORT (default 127.0.0.1:8080)");
+
+  std::string token_config, token_channel, token_role, token_sub;
+  int64_t token_ttl = 3600;
+  auto* token = app.add_subcommand("token", "Print a signed token");
+  token->add_option("--config", token_config, "TOML settings file")->required();
+  token->add_option("--channel", token_channel, "channel id")->required();
+  token->add_option("--role", token_role, "user|manager|server")->required();
+  token->add_option("--sub", token_sub, "user or manager id")->required();
+  token->add_option("--ttl", token_ttl, "lifetime in seconds (default 3600)")->check(CLI::Range(1, 366 * 86400));
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*serve) {
+      config::Config cfg = config::Load(config_path, config::EnvFromProcess(), flags);
+      if (cfg.channels.empty()) spdlog::warn("no [[channels]] configured: every token will be refused");
+      return Serve(std::move(cfg), [](const config::Config&, uint16_t port) {
+        std::printf("onlined: listening on http://%s:%u\n", "127.0.0.1", port);
+        std::fflush(stdout);
+      });
+    }
+    if (*demo) {
+      config::Overrides o;
+      o.listen = demo_listen.value_or("127.0.0.1:8080");
+      o.data_dir = (std::filesystem::temp_directory_path() / "onlined-demo").string();
+      config::Config cfg = config::Load(std::nullopt, config::EnvFromProcess(), o);
+      config::Channel ch;
+      ch.id = "demo";
+      ch.secret = RandomSecret();
+      ch.sms_delay_s = 30;
+      cfg.channels.push_back(ch);
+      return Serve(std::move(cfg), [](const config::Config& c, uint16_t port) {
+        const config::Channel& ch = c.channels.front();
+        std::string host = c.listen_host == "0.0.0.0" ? "127.0.0.1" : c.listen_host;
+        std::string base = "http://" + host + ":" + std::to_string(port);
+        std::printf("onlined demo is running (channel \"demo\", tokens valid 24 h)\n\n");
+        std::printf("  WebSocket:      ws://%s:%u/v1/connect\n", host.c_str(), port);
+        std::printf("  metrics:        %s/metrics\n\n", base.c_str());
+        std::printf("  manager token:  %s\n", MintFor(ch, auth::Role::kManager, "manager-1", 86400).c_str());
+        for (const char* u : {"alice", "bob", "carol"}) {
+          std::printf("  user %-6s      %s\n", u, MintFor(ch, auth::Role::kUser, u, 86400).c_str());
+        }
+        std::printf("\n  try: curl -s -H 'Authorization: Bearer <manager token>' -d '{\"user_ids\":[\"alice\"]}' "
+                    "%s/v1/presence/query\n\nCtrl-C stops it.\n",
+                    base.c_str());
+        std::fflush(stdout);
+      });
+    }
+    if (*token) {
+      config::Config cfg = config::Load(token_config, config::EnvFromProcess(), {});
+      const config::Channel* ch = cfg.FindChannel(token_channel);
+      if (ch == nullptr) {
+        std::fprintf(stderr, "onlined token: no channel '%s' in %s\n", token_channel.c_str(), token_config.c_str());
+        return 2;
+      }
+      auth::Role role;
+      if (!auth::ParseRole(token_role, role)) {
+        std::fprintf(stderr, "onlined token: --role must be user, manager or server\n");
+        return 2;
+      }
+      std::printf("%s\n", MintFor(*ch, role, token_sub, token_ttl).c_str());
+      return 0;
+    }
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "onlined: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "onlined: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,239 @@
+// Listener and HTTP sessions. One acceptor per loop on the same port
+// (SO_REUSEPORT); each accepted socket stays on its loop.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/socket_base.hpp>
+#include <cctype>
+
+#include "base/clock.h"
+#include "net/server_impl.h"
+
+namespace onlined::net {
+
+std::string_view Request::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+std::string_view Request::Path() const {
+  std::string_view t(target);
+  return t.substr(0, t.find('?'));
+}
+
+std::string_view Request::Query() const {
+  std::string_view t(target);
+  size_t q = t.find('?');
+  return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
+}
+
+Request ToAppRequest(const http::request<http::string_body>& req, std::string remote, size_t loop,
+                     bool with_body) {
+  Request r;
+  r.method = std::string(req.method_string());
+  r.target = std::string(req.target());
+  r.headers.reserve(8);
+  for (const auto& f : req) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  if (with_body) r.body = req.body();
+  r.remote = std::move(remote);
+  r.loop = loop;
+  return r;
+}
+
+http::response<http::string_body> ToBeastResponse(Response r, unsigned version, bool keep_alive) {
+  http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+  res.set(http::field::server, "onlined");
+  res.set(http::field::content_type, r.content_type);
+  res.set(http::field::cache_control, "no-store");
+  for (auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = std::move(r.body);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+std::string Peer(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+Response JsonError(int status, std::string_view code, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.body = R"({"error":{"code":")" + std::string(code) + R"(","message":")" + std::string(message) + "\"}}";
+  return r;
+}
+
+// One HTTP/1.1 connection: reads requests one at a time, hands them to the
+// application, writes its answers; on an upgrade it hands the socket over.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(Server::Impl& impl, size_t loop, tcp::socket socket)
+      : impl_(impl), loop_(loop), stream_(std::move(socket)) {
+    remote_ = Peer(stream_.socket());
+    impl_.metrics.Add(loop_, impl_.m.http_open, 1);
+  }
+  ~HttpSession() { impl_.metrics.Add(loop_, impl_.m.http_open, -1); }
+
+  void Run() { DoRead(); }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(impl_.opts.max_body_bytes);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(std::chrono::milliseconds(impl_.opts.http_idle_timeout_ms));
+    http::async_read(stream_, buf_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      return Shutdown();
+    }
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      return Write(JsonError(413, "body_too_large", "request body is over the limit"), 11);
+    }
+    if (ec) {
+      impl_.metrics.Add(loop_, impl_.m.http_errors);
+      keep_alive_ = false;
+      return Write(JsonError(400, "bad_request", "malformed HTTP request"), 11);
+    }
+    http::request<http::string_body> req = parser_->release();
+    impl_.metrics.Add(loop_, impl_.m.http_requests);
+    if (websocket::is_upgrade(req)) {
+      stream_.expires_never();
+      Request app_req = ToAppRequest(req, remote_, loop_, false);
+      impl_.StartWebSocket(loop_, stream_.release_socket(), std::move(req), std::move(app_req));
+      return;
+    }
+    keep_alive_ = req.keep_alive();
+    unsigned version = req.version();
+    stream_.expires_never();  // the application may answer later
+    Responder respond = [self = shared_from_this(), version](Response r) {
+      auto& io = self->impl_.loops.at(self->loop_).io();
+      asio::post(io, [self, version, r = std::move(r)]() mutable { self->Write(std::move(r), version); });
+    };
+    impl_.http.Handle(ToAppRequest(req, remote_, loop_, true), std::move(respond));
+  }
+
+  void Write(Response r, unsigned version) {
+    if (impl_.stopping.load(std::memory_order_relaxed)) keep_alive_ = false;
+    auto res = std::make_shared<http::response<http::string_body>>(
+        ToBeastResponse(std::move(r), version, keep_alive_));
+    stream_.expires_after(std::chrono::seconds(30));
+    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
+      if (ec || !self->keep_alive_) return self->Shutdown();
+      self->DoRead();
+    });
+  }
+
+  void Shutdown() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  Server::Impl& impl_;
+  size_t loop_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string remote_;
+  bool keep_alive_ = true;
+};
+
+}  // namespace
+
+void Server::Impl::Accept(size_t loop) {
+  PerLoop& pl = per_loop[loop];
+  pl.acceptor->async_accept(loops.at(loop).io(), [this, loop](beast::error_code ec, tcp::socket s) {
+    PerLoop& pl = per_loop[loop];
+    if (ec == asio::error::operation_aborted || stopping.load()) return;
+    if (ec) {
+      metrics.Add(loop, m.accept_errors);
+      // Out of descriptors (or a passing error): pause instead of spinning.
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space) {
+        static std::atomic<int64_t> last_log{0};
+        int64_t now = base::SteadyMs();
+        if (now - last_log.exchange(now) > 5000) spdlog::warn("accept: {} (pausing accepts)", ec.message());
+        pl.backoff->expires_after(std::chrono::milliseconds(50));
+        pl.backoff->async_wait([this, loop](beast::error_code e) {
+          if (!e) Accept(loop);
+        });
+        return;
+      }
+      Accept(loop);
+      return;
+    }
+    beast::error_code ignore;
+    s.set_option(tcp::no_delay(true), ignore);
+    std::make_shared<HttpSession>(*this, loop, std::move(s))->Run();
+    Accept(loop);
+  });
+}
+
+Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opts, HttpHandler& http,
+               WsAcceptor& ws)
+    : impl_(std::make_unique<Impl>(*this, loops, metrics, opts, http, ws)) {
+  impl_->max_connections = opts.max_connections;
+  impl_->send_queue_max = opts.send_queue_max;
+  impl_->max_frame_bytes = opts.max_frame_bytes;
+  impl_->per_loop.resize(loops.size());
+  auto& m = impl_->m;
+  m.ws_open = metrics.Gauge("onlined_connections", "Open WebSocket connections.");
+  m.http_open = metrics.Gauge("onlined_http_connections", "Open HTTP connections (not upgraded).");
+  m.ws_accepted = metrics.Counter("onlined_ws_accepted_total", "WebSocket handshakes completed.");
+  m.ws_closed = metrics.Counter("onlined_ws_closed_total", "WebSocket connections ended.");
+  m.ws_refused = metrics.Counter("onlined_ws_refused_total", "WebSocket upgrades refused (auth, overload, path).");
+  m.ws_slow = metrics.Counter("onlined_ws_slow_consumer_total", "Connections cut because their send queue was full.");
+  m.frames_in = metrics.Counter("onlined_frames_in_total", "WebSocket frames received (text, binary, ping).");
+  m.frames_out = metrics.Counter("onlined_frames_out_total", "WebSocket text frames sent.");
+  m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
+  m.http_requests = metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
+  m.http_errors = metrics.Counter("onlined_http_malformed_total", "Malformed HTTP requests.");
+  m.accept_errors = metrics.Counter("onlined_accept_errors_total", "Failed accept() calls (e.g. out of files).");
+}
+
+Server::~Server() = default;
+
+void Server::Start() {
+  auto addr = asio::ip::make_address(impl_->opts.host);
+  uint16_t port = impl_->opts.port;
+  for (size_t i = 0; i < impl_->loops.size(); ++i) {
+    auto& pl = impl_->per_loop[i];
+    auto& io = impl_->loops.at(i).io();
+    pl.acceptor = std::make_unique<tcp::acceptor>(io);
+    pl.backoff = std::make_unique<asio::steady_timer>(io);
+    tcp::endpoint ep(addr, port);
+    pl.acceptor->open(ep.protocol());
+    pl.acceptor->set_option(asio::socket_base::reuse_address(true));
+    pl.acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    pl.acceptor->bind(ep);
+    pl.acceptor->listen(asio::socket_base::max_listen_connections);
+    // With port 0 the first bind picks the port; the others share it.
+    port = pl.acceptor->local_endpoint().port();
+  }
+  port_ = port;
+  for (size_t i = 0; i < impl_->loops.size(); ++i) {
+    impl_->loops.Post(i, [this, i] { impl_->Accept(i); });
+  }
+}
+
+void Server::SetLimits(int64_t max_connections, size_t send_queue_max, size_t max_frame_bytes) {
+  impl_->max_connections = max_connections;
+  impl_->send_queue_max = send_queue_max;
+  impl_->max_frame_bytes = max_frame_bytes;
+}
+
+}  // namespace onlined::net

@@ -1,0 +1,63 @@
+#pragma once
+// Internal to net/: the server's shared state and the session classes.
+// Includes Beast; only net/*.cc may include this header.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <unordered_set>
+
+#include "net/server.h"
+
+namespace onlined::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+class WebSocketSession;
+
+struct Server::Impl {
+  Impl(Server& s, base::LoopGroup& l, base::Metrics& m, ServerOptions o, HttpHandler& h, WsAcceptor& w)
+      : server(s), loops(l), metrics(m), opts(o), http(h), ws(w) {}
+
+  Server& server;
+  base::LoopGroup& loops;
+  base::Metrics& metrics;
+  ServerOptions opts;
+  HttpHandler& http;
+  WsAcceptor& ws;
+  std::atomic<int64_t> max_connections{0};
+  std::atomic<size_t> send_queue_max{1024};
+  std::atomic<size_t> max_frame_bytes{64 * 1024};
+  std::atomic<bool> stopping{false};
+
+  struct PerLoop {
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
+    std::unordered_set<WebSocketSession*> sessions;
+  };
+  std::vector<PerLoop> per_loop;
+
+  struct Ids {
+    base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
+        bytes_in, http_requests, http_errors, accept_errors, http_open;
+  } m{};
+
+  void Accept(size_t loop);
+  void server_connections(int64_t d);
+  // Takes over an upgraded socket. `req` is the upgrade request.
+  void StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,
+                      Request app_req);
+};
+
+// Converts a Beast request into the application's Request.
+Request ToAppRequest(const http::request<http::string_body>& req, std::string remote, size_t loop,
+                     bool with_body);
+// Converts the application's Response into a Beast response.
+http::response<http::string_body> ToBeastResponse(Response r, unsigned version, bool keep_alive);
+
+}  // namespace onlined::net

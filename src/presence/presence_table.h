@@ -1,0 +1,108 @@
+#pragma once
+// PresenceTable: the users of one shard and their live sessions.
+//
+// Owned by one loop (its thread); not thread-safe. A user belongs to the
+// shard chosen by ShardOf(channel, user). Sessions themselves live on the
+// loop that holds their connection; the table keeps a reference to each
+// session's SessionCell, which that loop writes on every frame (single
+// writer, relaxed atomics) and the table reads only when asked.
+//
+// The table turns session opens and closes into online/offline transitions
+// with the offline grace, and emits an Event for every change of a user's
+// online flag or best state. Grace and record expiry run on the loop's
+// TimingWheel (steady ms); last_seen is wall ms.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/timing_wheel.h"
+
+namespace onlined::presence {
+
+using ChannelIdx = uint32_t;
+
+// Which of `shards` owns (channel, user). Stable for the process lifetime.
+size_t ShardOf(ChannelIdx ch, std::string_view user_id, size_t shards);
+
+// The part of a live session the table reads. Written only by the session's
+// own loop; read by the user's shard.
+struct SessionCell {
+  std::atomic<int64_t> last_frame_ms{0};  // wall ms of the last frame
+  std::atomic<bool> idle{false};
+};
+
+struct UserInfo {
+  bool online = false;
+  uint32_t sessions = 0;
+  int64_t last_seen = 0;  // 0: never seen since this node started
+  bool idle = false;
+};
+
+struct Event {
+  ChannelIdx channel = 0;
+  std::string user_id;
+  bool online = false;
+  int64_t last_seen = 0;
+  bool idle = false;
+};
+
+class PresenceTable {
+ public:
+  struct Options {
+    int64_t offline_grace_ms = 10000;
+    int64_t retain_offline_ms = 24 * 3600 * 1000;  // forget last_seen after this
+  };
+  using EventSink = std::function<void(Event&&)>;
+
+  // `wheel` must outlive the table and run on the same thread.
+  PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink);
+  ~PresenceTable();
+
+  void set_options(Options opts) { opts_ = opts; }
+
+  // A session of the user became live. `steady_now` is the wheel's clock.
+  void Open(ChannelIdx ch, std::string_view user_id, std::shared_ptr<SessionCell> cell,
+            int64_t wall_now);
+  // A session ended. `timed_out`: it went silent past the heartbeat timeout;
+  // the user then turns offline at once if it was the last session (the
+  // silence already outlasted any grace). Otherwise the grace applies.
+  void Close(ChannelIdx ch, std::string_view user_id, const SessionCell* cell, bool timed_out);
+  // A session's idle flag changed: re-derive the user's best state.
+  void StateChanged(ChannelIdx ch, std::string_view user_id);
+
+  UserInfo Lookup(ChannelIdx ch, std::string_view user_id) const;
+  int64_t OnlineCount(ChannelIdx ch) const;
+  // Channel indexes [0, channel_slots()) may have online users.
+  size_t channel_slots() const { return online_by_channel_.size(); }
+  size_t size() const { return users_.size(); }
+
+ private:
+  struct User;
+  struct Key {
+    ChannelIdx ch;
+    std::string_view id;  // points into the User record
+    bool operator==(const Key&) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const;
+  };
+
+  User* Find(ChannelIdx ch, std::string_view user_id) const;
+  void Emit(const User& u);
+  void GoOffline(User& u);
+  void Expire(User& u);
+  void AddOnline(ChannelIdx ch, int64_t d);
+
+  base::TimingWheel& wheel_;
+  Options opts_;
+  EventSink sink_;
+  std::unordered_map<Key, std::unique_ptr<User>, KeyHash> users_;
+  std::vector<int64_t> online_by_channel_;
+};
+
+}  // namespace onlined::presence

@@ -1,0 +1,239 @@
+#include "presence/service.h"
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "proto/frames.h"
+
+namespace onlined::presence {
+
+struct Service::Shard {
+  struct Sub {
+    uint64_t handle;
+    Subscriber* sub;
+    bool awaiting;  // answer to Subscribe not yet delivered: drop live events
+  };
+  std::unique_ptr<PresenceTable> table;
+  std::unordered_map<ChannelIdx, EventLog> logs;          // channels homed here
+  std::unordered_map<ChannelIdx, std::vector<Sub>> subs;  // subscribers on this loop
+  std::unordered_map<uint64_t, ChannelIdx> sub_channel;
+  uint64_t next_handle = 1;
+
+  Sub* FindSub(uint64_t handle) {
+    auto it = sub_channel.find(handle);
+    if (it == sub_channel.end()) return nullptr;
+    for (Sub& s : subs[it->second]) {
+      if (s.handle == handle) return &s;
+    }
+    return nullptr;
+  }
+};
+
+Service::Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions opts)
+    : loops_(loops), metrics_(metrics), opts_(opts) {
+  for (size_t i = 0; i < loops.size(); ++i) {
+    auto s = std::make_unique<Shard>();
+    s->table = std::make_unique<PresenceTable>(loops.at(i).wheel(), opts.table,
+                                               [this](Event&& e) { Publish(std::move(e)); });
+    shards_.push_back(std::move(s));
+  }
+  m_events_ = metrics.Counter("onlined_presence_events_total",
+                              "Presence events (online, offline, state) sequenced.");
+  m_opens_ = metrics.Counter("onlined_presence_sessions_opened_total", "User sessions that became live.");
+  m_closes_ = metrics.Counter("onlined_presence_sessions_closed_total", "User sessions that ended.");
+  m_timeouts_ = metrics.Counter("onlined_presence_heartbeat_timeouts_total",
+                                "User sessions ended by the heartbeat timeout.");
+  m_resets_ = metrics.Counter("onlined_presence_resets_total",
+                              "Manager resumes answered with presence_reset.");
+}
+
+Service::~Service() = default;
+
+template <class Fn>
+void Service::RunOn(size_t loop, Fn&& fn) {
+  base::Loop* cur = base::Loop::Current();
+  if (cur != nullptr && cur->index() == loop) {
+    fn();
+  } else {
+    loops_.Post(loop, std::forward<Fn>(fn));
+  }
+}
+
+void Service::Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
+                   std::function<void()> done) {
+  size_t origin = base::Loop::Current()->index();
+  size_t shard = ShardOf(ch, user_id, shards_.size());
+  RunOn(shard, [this, ch, shard, origin, user = std::move(user_id), cell = std::move(cell),
+                done = std::move(done)]() mutable {
+    shards_[shard]->table->Open(ch, user, std::move(cell), base::WallMs());
+    metrics_.Add(shard, m_opens_);
+    RunOn(origin, std::move(done));
+  });
+}
+
+void Service::Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
+                    bool timed_out) {
+  size_t shard = ShardOf(ch, user_id, shards_.size());
+  RunOn(shard, [this, ch, shard, timed_out, user = std::move(user_id), cell = std::move(cell)] {
+    shards_[shard]->table->Close(ch, user, cell.get(), timed_out);
+    metrics_.Add(shard, m_closes_);
+    if (timed_out) metrics_.Add(shard, m_timeouts_);
+  });
+}
+
+void Service::StateChanged(ChannelIdx ch, std::string user_id) {
+  size_t shard = ShardOf(ch, user_id, shards_.size());
+  RunOn(shard, [this, ch, shard, user = std::move(user_id)] {
+    shards_[shard]->table->StateChanged(ch, user);
+  });
+}
+
+void Service::Query(ChannelIdx ch, std::vector<std::string> ids,
+                    std::function<void(std::vector<UserInfo>)> done) {
+  const size_t n = shards_.size();
+  const size_t origin = base::Loop::Current()->index();
+  struct Gather {
+    std::vector<std::string> ids;
+    std::vector<UserInfo> out;
+    size_t pending = 0;  // touched only on the origin loop
+    std::function<void(std::vector<UserInfo>)> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->out.resize(ids.size());
+  g->done = std::move(done);
+  // Positions of the ids per shard.
+  std::vector<std::vector<uint32_t>> parts(n);
+  for (uint32_t i = 0; i < ids.size(); ++i) parts[ShardOf(ch, ids[i], n)].push_back(i);
+  g->ids = std::move(ids);
+  for (const auto& p : parts) g->pending += p.empty() ? 0 : 1;
+  if (g->pending == 0) {
+    g->done(std::move(g->out));
+    return;
+  }
+  for (size_t s = 0; s < n; ++s) {
+    if (parts[s].empty()) continue;
+    RunOn(s, [this, g, s, ch, origin, idx = std::move(parts[s])]() mutable {
+      // Read on the shard's loop; `g->ids` is immutable after dispatch.
+      std::vector<UserInfo> found(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k) found[k] = shards_[s]->table->Lookup(ch, g->ids[idx[k]]);
+      RunOn(origin, [g, idx = std::move(idx), found = std::move(found)] {
+        for (size_t k = 0; k < idx.size(); ++k) g->out[idx[k]] = found[k];
+        if (--g->pending == 0) g->done(std::move(g->out));
+      });
+    });
+  }
+}
+
+void Service::Publish(Event&& e) {
+  size_t home = HomeOf(e.channel);
+  RunOn(home, [this, home, e = std::move(e)]() mutable { Append(home, std::move(e)); });
+}
+
+void Service::Append(size_t home, Event&& e) {
+  Shard& h = *shards_[home];
+  auto it = h.logs.find(e.channel);
+  if (it == h.logs.end()) {
+    it = h.logs.emplace(e.channel, EventLog(opts_.event_log_capacity, opts_.first_seq)).first;
+  }
+  Payload p = it->second.Append([&e](uint64_t seq) {
+    return proto::EncodePresence(e.user_id, e.online, e.last_seen, e.idle, seq);
+  });
+  metrics_.Add(home, m_events_);
+  for (size_t l = 0; l < shards_.size(); ++l) {
+    RunOn(l, [this, l, ch = e.channel, p] { Deliver(l, ch, p); });
+  }
+}
+
+void Service::Deliver(size_t loop, ChannelIdx ch, const Payload& p) {
+  auto it = shards_[loop]->subs.find(ch);
+  if (it == shards_[loop]->subs.end()) return;
+  // A subscriber may unsubscribe from inside the callback (its write queue
+  // overflowed): iterate over a snapshot of the handles.
+  std::vector<uint64_t> handles;
+  handles.reserve(it->second.size());
+  for (const auto& s : it->second) {
+    if (!s.awaiting) handles.push_back(s.handle);
+  }
+  for (uint64_t h : handles) {
+    if (Shard::Sub* s = shards_[loop]->FindSub(h)) s->sub->OnPresenceEvent(p);
+  }
+}
+
+uint64_t Service::Subscribe(ChannelIdx ch, Subscriber* sub, std::optional<uint64_t> after) {
+  const size_t loop = base::Loop::Current()->index();
+  Shard& mine = *shards_[loop];
+  const uint64_t handle = mine.next_handle++;
+  mine.subs[ch].push_back({handle, sub, true});
+  mine.sub_channel[handle] = ch;
+  const size_t home = HomeOf(ch);
+  RunOn(home, [this, home, loop, ch, handle, after] {
+    Shard& h = *shards_[home];
+    auto it = h.logs.find(ch);
+    uint64_t last = it == h.logs.end() ? opts_.first_seq : it->second.last_seq();
+    std::vector<Payload> replay;
+    bool reset = false;
+    if (after) {
+      std::optional<std::vector<Payload>> r;
+      if (it != h.logs.end()) {
+        r = it->second.After(*after);
+      } else if (*after == opts_.first_seq) {
+        r.emplace();
+      }
+      if (r) {
+        replay = std::move(*r);
+      } else {
+        reset = true;
+        metrics_.Add(home, m_resets_);
+      }
+    }
+    RunOn(loop, [this, loop, handle, replay = std::move(replay), reset, last]() mutable {
+      Shard::Sub* s = shards_[loop]->FindSub(handle);
+      if (s == nullptr) return;  // unsubscribed meanwhile
+      s->awaiting = false;
+      s->sub->OnSubscribed(std::move(replay), reset, last);
+    });
+  });
+  return handle;
+}
+
+void Service::Unsubscribe(uint64_t handle) {
+  Shard& mine = *shards_[base::Loop::Current()->index()];
+  auto it = mine.sub_channel.find(handle);
+  if (it == mine.sub_channel.end()) return;
+  auto& v = mine.subs[it->second];
+  v.erase(std::remove_if(v.begin(), v.end(), [handle](const auto& s) { return s.handle == handle; }),
+          v.end());
+  if (v.empty()) mine.subs.erase(it->second);
+  mine.sub_channel.erase(it);
+}
+
+void Service::OnlineCounts(std::function<void(std::vector<int64_t>)> done) {
+  struct Gather {
+    std::mutex mu;  // the scrape path only, never a hot path
+    std::vector<int64_t> sum;
+    size_t pending;
+    std::function<void(std::vector<int64_t>)> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->pending = shards_.size();
+  g->done = std::move(done);
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    loops_.Post(s, [this, g, s] {
+      const PresenceTable& t = *shards_[s]->table;
+      std::lock_guard lock(g->mu);
+      if (g->sum.size() < t.channel_slots()) g->sum.resize(t.channel_slots(), 0);
+      for (ChannelIdx ch = 0; ch < t.channel_slots(); ++ch) g->sum[ch] += t.OnlineCount(ch);
+      if (--g->pending == 0) g->done(std::move(g->sum));
+    });
+  }
+}
+
+void Service::SetTableOptions(PresenceTable::Options opts) {
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    loops_.Post(s, [this, s, opts] { shards_[s]->table->set_options(opts); });
+  }
+}
+
+}  // namespace onlined::presence

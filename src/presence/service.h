@@ -1,0 +1,92 @@
+#pragma once
+// presence::Service: the presence engine across all loops.
+//
+// Each loop owns one shard (a PresenceTable for the users that hash to it),
+// the EventLogs of the channels homed on it (channel % loops), and the list
+// of manager subscribers whose connections it holds. Calls below are made
+// from a loop thread and hop to the owning loop with a post; callbacks run
+// back on the caller's loop. Nothing here blocks, touches disk or network,
+// or runs per heartbeat: a heartbeat only writes the session's SessionCell.
+//
+// Event path: shard (transition) -> home loop of the channel (sequence number,
+// encode once, keep for resume) -> one post per loop -> that loop's
+// subscribers, in sequence order.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/loops.h"
+#include "base/metrics.h"
+#include "presence/event_log.h"
+#include "presence/presence_table.h"
+
+namespace onlined::presence {
+
+// A manager connection's view of the channel's events. Lives on one loop;
+// called only there.
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  virtual void OnPresenceEvent(const Payload& event) = 0;
+  // The answer to Subscribe: `replay` holds the events after the asked
+  // number (empty if none was asked), or `reset` is true when they are no
+  // longer kept. `last_seq` is the channel's newest event number.
+  virtual void OnSubscribed(std::vector<Payload> replay, bool reset, uint64_t last_seq) = 0;
+};
+
+struct ServiceOptions {
+  PresenceTable::Options table;
+  size_t event_log_capacity = 4096;
+  uint64_t first_seq = 0;
+};
+
+class Service {
+ public:
+  Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions opts);
+  ~Service();
+
+  // The user's session is live; `done` runs on the caller's loop once the
+  // shard knows it (so a query issued after `done` sees it).
+  void Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
+            std::function<void()> done);
+  void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out);
+  void StateChanged(ChannelIdx ch, std::string user_id);
+
+  // Resolves ids (in order) across shards; `done` runs on the caller's loop.
+  void Query(ChannelIdx ch, std::vector<std::string> ids,
+             std::function<void(std::vector<UserInfo>)> done);
+
+  // Registers `sub` (living on the caller's loop) for the channel's events.
+  // Events reach it only after OnSubscribed. Returns a handle for Unsubscribe.
+  uint64_t Subscribe(ChannelIdx ch, Subscriber* sub, std::optional<uint64_t> after);
+  // Caller's loop only; after it returns `sub` is never called again.
+  void Unsubscribe(uint64_t handle);
+
+  // Online users per channel index, summed over shards; `done` runs on an
+  // unspecified loop. Callable from any thread.
+  void OnlineCounts(std::function<void(std::vector<int64_t>)> done);
+
+  // Applies new options on every loop (grace, retention) without a restart.
+  void SetTableOptions(PresenceTable::Options opts);
+
+  size_t shards() const { return loops_.size(); }
+
+ private:
+  struct Shard;
+  size_t HomeOf(ChannelIdx ch) const { return ch % loops_.size(); }
+  template <class Fn>
+  void RunOn(size_t loop, Fn&& fn);
+  void Publish(Event&& e);                   // on the shard's loop
+  void Append(size_t home, Event&& e);       // on the home loop
+  void Deliver(size_t loop, ChannelIdx ch, const Payload& p);
+
+  base::LoopGroup& loops_;
+  base::Metrics& metrics_;
+  ServiceOptions opts_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  base::Metrics::Id m_events_, m_opens_, m_closes_, m_timeouts_, m_resets_;
+};
+
+}  // namespace onlined::presence

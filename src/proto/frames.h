@@ -1,0 +1,59 @@
+#pragma once
+// Codec for the WebSocket frames of contract v1 (see DESIGN.md).
+// Parsing is strict about types and lenient about unknown extra fields (so
+// clients may add to the contract). Encoding writes compact JSON.
+// Pure functions, thread-safe, no I/O. Fuzzed by fuzz/frames_fuzz.cc.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace onlined::proto {
+
+enum class FrameType { kHello, kPing, kAck, kRead, kSend, kState };
+
+struct ClientFrame {
+  FrameType type = FrameType::kPing;
+  // hello
+  std::string token;
+  std::vector<std::pair<std::string, int64_t>> resume;  // chat_id -> last seq
+  std::optional<int64_t> presence_after;
+  // ack, read, send
+  std::string chat_id;
+  int64_t seq = 0;
+  std::string client_msg_id;
+  std::string text;
+  // state
+  bool idle = false;
+};
+
+// Why a frame was refused: `code` is the contract's error code
+// ("bad_json", "bad_frame", "unknown_type"), `message` says what is wrong.
+struct FrameError {
+  std::string_view code;
+  std::string message;
+};
+
+// True if `text` is exactly the canonical ping frame: the heartbeat's fast
+// path, which needs no JSON parse.
+inline bool IsCanonicalPing(std::string_view text) { return text == R"({"type":"ping"})"; }
+
+// Parses one client frame. On failure returns false and fills `err`.
+bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err);
+
+// Server frames.
+std::string EncodeWelcome(std::string_view session_id, int heartbeat_s, int64_t heartbeat_timeout_ms,
+                          std::optional<uint64_t> event_seq);
+std::string EncodeError(std::string_view code, std::string_view message,
+                        std::optional<int64_t> retry_after_ms = std::nullopt);
+std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,
+                           uint64_t event_seq);
+std::string EncodePresenceReset(uint64_t event_seq);
+// The body of every HTTP error: {"error":{"code":...,"message":...}}.
+std::string EncodeHttpError(std::string_view code, std::string_view message);
+
+extern const std::string_view kPongFrame;
+
+}  // namespace onlined::proto

@@ -1,0 +1,16 @@
+#pragma once
+// Small helpers to write JSON text directly into a std::string: the server's
+// frames are few and fixed in shape, so writing them by hand avoids building
+// a DOM per frame. Strings are escaped per RFC 8259.
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace onlined::proto {
+
+// Appends `s` as a quoted, escaped JSON string. Invalid UTF-8 bytes are
+// replaced by U+FFFD so the output is always valid JSON.
+void AppendJsonString(std::string& out, std::string_view s);
+void AppendInt(std::string& out, int64_t v);
+
+}  // namespace onlined::proto
