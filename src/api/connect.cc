@@ -82,7 +82,8 @@ class ClientSession final : public net::WsSession, public presence::Subscriber, 
     if (binary) Refuse("bad_frame", "binary frames are not part of the contract", phase_ != Phase::kLive);
   }
 
-  void OnClosed(uint16_t) override {
+  void OnClosed(uint16_t code) override {
+    if (code == 1009) ctx_.CountRefusal(conn_.loop(), "frame_too_large");
     Phase was = phase_;
     phase_ = Phase::kClosed;
     loop_.wheel().Cancel(this);

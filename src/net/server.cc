@@ -114,7 +114,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (websocket::is_upgrade(req)) {
       stream_.expires_never();
       Request app_req = ToAppRequest(req, remote_, loop_, false);
-      impl_.StartWebSocket(loop_, stream_.release_socket(), std::move(req), std::move(app_req));
+      std::string leftover = beast::buffers_to_string(buf_.data());
+      impl_.StartWebSocket(loop_, stream_.release_socket(), std::move(req), std::move(app_req),
+                           std::move(leftover));
       return;
     }
     keep_alive_ = req.keep_alive();

@@ -5,7 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <unordered_set>
 
 #include "net/server.h"
@@ -18,7 +18,7 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-class WebSocketSession;
+class WsConn;
 
 struct Server::Impl {
   Impl(Server& s, base::LoopGroup& l, base::Metrics& m, ServerOptions o, HttpHandler& h, WsAcceptor& w)
@@ -38,7 +38,8 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
-    std::unordered_set<WebSocketSession*> sessions;
+    std::unordered_set<WsConn*> sessions;
+    std::vector<char> scratch = std::vector<char>(64 * 1024);  // reads of this loop's connections
   };
   std::vector<PerLoop> per_loop;
 
@@ -49,9 +50,10 @@ struct Server::Impl {
 
   void Accept(size_t loop);
   void server_connections(int64_t d);
-  // Takes over an upgraded socket. `req` is the upgrade request.
+  // Takes over an upgraded socket. `req` is the upgrade request; `leftover`
+  // what the client sent after it (frames pipelined behind the upgrade).
   void StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,
-                      Request app_req);
+                      Request app_req, std::string leftover);
 };
 
 // Converts a Beast request into the application's Request.

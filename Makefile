@@ -1,0 +1,59 @@
+# onlined — the two commands: `make demo` and `make test`.
+# Each installs what is missing (scripts/install-deps.sh), builds, and runs.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_JOBS ?= 2
+
+.PHONY: all deps build demo test test-release test-asan test-tsan fuzz-smoke bench bench-smoke clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	@cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build -j $(JOBS)
+
+demo: build
+	./build/onlined demo
+
+# Every test. In CI (CI=true) also the sanitizer builds and the fuzz smoke run.
+test: test-release
+ifeq ($(CI),true)
+test: test-asan test-tsan fuzz-smoke
+endif
+
+test-release: build
+	ctest --test-dir build --output-on-failure -j $(CTEST_JOBS)
+
+test-asan: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DONLINED_SANITIZE=address,undefined >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --test-dir build-asan --output-on-failure -j $(CTEST_JOBS)
+
+test-tsan: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DONLINED_SANITIZE=thread >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --test-dir build-tsan --output-on-failure -j 1
+
+fuzz-smoke: deps
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DONLINED_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target frames_fuzz
+	mkdir -p build-fuzz/corpus && cp fuzz/corpus/frames/* build-fuzz/corpus/
+	./build-fuzz/fuzz/frames_fuzz -max_total_time=30 -max_len=4096 build-fuzz/corpus
+
+bench: build
+	@scripts/install-deps.sh bench
+	bench/run
+
+bench-smoke: build
+	bench/run --smoke
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

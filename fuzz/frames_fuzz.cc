@@ -1,0 +1,28 @@
+// libFuzzer target: the client frame parser and the JSON writer must accept
+// any bytes without crashing, and what they write must parse back.
+#include <boost/json/parse.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "proto/frames.h"
+#include "proto/json_writer.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  onlined::proto::ClientFrame f;
+  onlined::proto::FrameError err;
+  if (!onlined::proto::ParseClientFrame(text, f, err)) {
+    if (err.code.empty()) abort();
+  }
+  // Whatever a client sends may come back in an error frame or a presence
+  // event: the encoding must always be valid JSON.
+  std::string out = onlined::proto::EncodeError("bad_frame", text);
+  boost::system::error_code ec;
+  boost::json::parse(out, ec);
+  if (ec) abort();
+  out = onlined::proto::EncodePresence(text, true, 1, false, 2);
+  boost::json::parse(out, ec);
+  if (ec) abort();
+  return 0;
+}

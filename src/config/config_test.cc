@@ -1,0 +1,76 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+namespace onlined::config {
+namespace {
+
+const char* kGood = R"(
+listen = "127.0.0.1:9000"
+heartbeat_s = 5
+[sms]
+provider = "log"
+[[channels]]
+id = "acme"
+secret = "0123456789abcdef"
+sms_delay_s = 60
+quiet_hours = "22:30-07:00"
+time_zone = "UTC"
+)";
+
+TEST(Config, Defaults) {
+  Config c = Load(std::nullopt, {}, {});
+  EXPECT_EQ(c.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.heartbeat_s, 25);
+  EXPECT_EQ(c.EffectiveHeartbeatTimeoutMs(), 62500);
+  EXPECT_EQ(c.offline_grace_ms, 10000);
+  EXPECT_EQ(c.max_frame_bytes, 65536);
+}
+
+TEST(Config, FileThenEnvThenFlags) {
+  Overrides f;
+  f.listen = "127.0.0.1:9100";
+  Config c = LoadFromString(kGood, {{"ONLINED_HEARTBEAT_S", "7"}, {"ONLINED_SMS_FROM", "+1555"}}, f);
+  EXPECT_EQ(c.heartbeat_s, 7);
+  EXPECT_EQ(c.listen_port, 9100);
+  EXPECT_EQ(c.sms.from, "+1555");
+  ASSERT_EQ(c.channels.size(), 1u);
+  EXPECT_EQ(c.channels[0].sms_delay_s, 60);
+  EXPECT_EQ(c.channels[0].quiet_hours.start_min, 22 * 60 + 30);
+  EXPECT_EQ(c.channels[0].quiet_hours.end_min, 7 * 60);
+}
+
+void ExpectError(const std::string& toml, const std::string& needle,
+                 const std::map<std::string, std::string>& env = {}) {
+  try {
+    LoadFromString(toml, env, {});
+    FAIL() << "expected an error mentioning " << needle;
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, ErrorsNameTheKey) {
+  ExpectError("heartbeat_s = \"x\"", "heartbeat_s");
+  ExpectError("heartbeat_s = 0", "heartbeat_s");
+  ExpectError("heartbeatz = 1", "heartbeatz");
+  ExpectError("listen = \"nope\"", "listen");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"short\"", "channels[0].secret");
+  ExpectError("[[channels]]\nid = \"a b\"\nsecret = \"0123456789abcdef\"", "channels[0].id");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\nquiet_hours = \"9-5\"", "quiet_hours");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"Mars/Base\"", "time_zone");
+  ExpectError("[sms]\nprovider = \"pigeon\"", "sms.provider");
+  ExpectError("", "ONLINED_HEARTBEAT_S", {{"ONLINED_HEARTBEAT_S", "abc"}});
+  ExpectError("", "ONLINED_NOPE", {{"ONLINED_NOPE", "1"}});
+  ExpectError("listen = ", "config:1");
+  ExpectError("[[channels]]\nid=\"a\"\nsecret=\"0123456789abcdef\"\n[[channels]]\nid=\"a\"\nsecret=\"0123456789abcdef\"",
+              "twice");
+}
+
+TEST(Config, QuietHoursOff) {
+  EXPECT_FALSE(ParseQuietHours("off", "k").enabled);
+  EXPECT_TRUE(ParseQuietHours("21:00-08:00", "k").enabled);
+}
+
+}  // namespace
+}  // namespace onlined::config

@@ -1,0 +1,171 @@
+#include "presence/presence_table.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace onlined::presence {
+namespace {
+
+// A table on a fake clock: the test moves time by hand.
+class PresenceTableTest : public ::testing::Test {
+ protected:
+  PresenceTableTest()
+      : wheel_(0, 10, 256), table_(wheel_, {/*offline_grace_ms=*/1000, /*retain_offline_ms=*/60000},
+                                  [this](Event&& e) { events_.push_back(std::move(e)); }) {}
+
+  std::shared_ptr<SessionCell> NewCell(int64_t wall) {
+    auto c = std::make_shared<SessionCell>();
+    c->last_frame_ms = wall;
+    return c;
+  }
+  void Advance(int64_t ms) {
+    now_ += ms;
+    wheel_.Advance(now_);
+  }
+
+  base::TimingWheel wheel_;
+  PresenceTable table_;
+  std::vector<Event> events_;
+  int64_t now_ = 0;
+};
+
+TEST_F(PresenceTableTest, OpenEmitsOnlineOnce) {
+  auto s1 = NewCell(100);
+  table_.Open(1, "u", s1, 100);
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_TRUE(events_[0].online);
+  EXPECT_EQ(events_[0].user_id, "u");
+  EXPECT_EQ(events_[0].channel, 1u);
+  auto s2 = NewCell(110);
+  table_.Open(1, "u", s2, 110);  // second tab: no event
+  EXPECT_EQ(events_.size(), 1u);
+  UserInfo info = table_.Lookup(1, "u");
+  EXPECT_TRUE(info.online);
+  EXPECT_EQ(info.sessions, 2u);
+  EXPECT_EQ(table_.OnlineCount(1), 1);
+}
+
+TEST_F(PresenceTableTest, ChannelsAreSeparate) {
+  table_.Open(1, "u", NewCell(1), 1);
+  EXPECT_FALSE(table_.Lookup(2, "u").online);
+  EXPECT_EQ(table_.OnlineCount(2), 0);
+}
+
+TEST_F(PresenceTableTest, LastCloseGoesOfflineAfterGraceNotBefore) {
+  auto s = NewCell(100);
+  table_.Open(1, "u", s, 100);
+  s->last_frame_ms = 5000;
+  table_.Close(1, "u", s.get(), false);
+  Advance(990);
+  EXPECT_TRUE(table_.Lookup(1, "u").online);  // within grace
+  EXPECT_EQ(events_.size(), 1u);
+  Advance(30);
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_FALSE(events_[1].online);
+  EXPECT_EQ(events_[1].last_seen, 5000);
+  UserInfo info = table_.Lookup(1, "u");
+  EXPECT_FALSE(info.online);
+  EXPECT_EQ(info.last_seen, 5000);  // kept after offline
+  EXPECT_EQ(table_.OnlineCount(1), 0);
+}
+
+TEST_F(PresenceTableTest, ReconnectDuringGraceDoesNotFlap) {
+  auto s = NewCell(100);
+  table_.Open(1, "u", s, 100);
+  table_.Close(1, "u", s.get(), false);
+  Advance(500);
+  table_.Open(1, "u", NewCell(600), 600);  // page reload
+  Advance(5000);
+  EXPECT_EQ(events_.size(), 1u);  // only the first online
+  EXPECT_TRUE(table_.Lookup(1, "u").online);
+}
+
+TEST_F(PresenceTableTest, TwoTabsOneClosedStaysOnline) {
+  auto a = NewCell(1), b = NewCell(1);
+  table_.Open(1, "u", a, 1);
+  table_.Open(1, "u", b, 1);
+  table_.Close(1, "u", a.get(), false);
+  Advance(5000);
+  EXPECT_TRUE(table_.Lookup(1, "u").online);
+  EXPECT_EQ(table_.Lookup(1, "u").sessions, 1u);
+  EXPECT_EQ(events_.size(), 1u);
+}
+
+TEST_F(PresenceTableTest, TimedOutLastSessionGoesOfflineAtOnce) {
+  auto s = NewCell(100);
+  table_.Open(1, "u", s, 100);
+  table_.Close(1, "u", s.get(), /*timed_out=*/true);
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_FALSE(events_[1].online);
+  EXPECT_EQ(events_[1].last_seen, 100);
+}
+
+TEST_F(PresenceTableTest, LastSeenIsNewestFrameOfAnySession) {
+  auto a = NewCell(100), b = NewCell(100);
+  table_.Open(1, "u", a, 100);
+  table_.Open(1, "u", b, 100);
+  a->last_frame_ms = 700;
+  b->last_frame_ms = 900;
+  EXPECT_EQ(table_.Lookup(1, "u").last_seen, 900);
+}
+
+TEST_F(PresenceTableTest, BestStateIsActiveIfAnySessionIs) {
+  auto a = NewCell(1), b = NewCell(1);
+  table_.Open(1, "u", a, 1);
+  table_.Open(1, "u", b, 1);
+  a->idle = true;
+  table_.StateChanged(1, "u");
+  EXPECT_EQ(events_.size(), 1u);  // b still active
+  b->idle = true;
+  table_.StateChanged(1, "u");
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_TRUE(events_[1].idle);
+  EXPECT_TRUE(events_[1].online);
+  a->idle = false;
+  table_.StateChanged(1, "u");
+  ASSERT_EQ(events_.size(), 3u);
+  EXPECT_FALSE(events_[2].idle);
+}
+
+TEST_F(PresenceTableTest, EventsComeInTransitionOrder) {
+  for (int round = 0; round < 3; ++round) {
+    auto s = NewCell(now_);
+    table_.Open(1, "u", s, now_);
+    table_.Close(1, "u", s.get(), false);
+    Advance(2000);
+  }
+  ASSERT_EQ(events_.size(), 6u);
+  for (size_t i = 0; i < events_.size(); ++i) EXPECT_EQ(events_[i].online, i % 2 == 0);
+}
+
+TEST_F(PresenceTableTest, OfflineRecordsExpire) {
+  auto s = NewCell(1);
+  table_.Open(1, "u", s, 1);
+  table_.Close(1, "u", s.get(), true);
+  EXPECT_EQ(table_.size(), 1u);
+  Advance(61000);
+  EXPECT_EQ(table_.size(), 0u);
+  EXPECT_EQ(table_.Lookup(1, "u").last_seen, 0);
+}
+
+TEST_F(PresenceTableTest, UnknownCloseIsIgnored) {
+  auto s = NewCell(1);
+  table_.Close(1, "nobody", s.get(), false);
+  table_.Open(1, "u", NewCell(1), 1);
+  table_.Close(1, "u", s.get(), false);  // not its session
+  EXPECT_EQ(table_.Lookup(1, "u").sessions, 1u);
+}
+
+TEST(ShardOf, StableAndSpread) {
+  EXPECT_EQ(ShardOf(3, "alice", 8), ShardOf(3, "alice", 8));
+  std::vector<int> counts(4, 0);
+  for (int i = 0; i < 4000; ++i) counts[ShardOf(1, "user-" + std::to_string(i), 4)]++;
+  for (int c : counts) {
+    EXPECT_GT(c, 800);
+    EXPECT_LT(c, 1200);
+  }
+}
+
+}  // namespace
+}  // namespace onlined::presence

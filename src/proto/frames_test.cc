@@ -1,0 +1,92 @@
+#include "proto/frames.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include "proto/json_writer.h"
+
+namespace onlined::proto {
+namespace {
+
+bool Parse(std::string_view s, ClientFrame& f, FrameError& e) { return ParseClientFrame(s, f, e); }
+
+TEST(Frames, Hello) {
+  ClientFrame f;
+  FrameError e;
+  ASSERT_TRUE(Parse(R"({"type":"hello","token":"t","resume":{"c1":7},"presence_after":12})", f, e)) << e.message;
+  EXPECT_EQ(f.type, FrameType::kHello);
+  EXPECT_EQ(f.token, "t");
+  ASSERT_EQ(f.resume.size(), 1u);
+  EXPECT_EQ(f.resume[0].first, "c1");
+  EXPECT_EQ(f.resume[0].second, 7);
+  EXPECT_EQ(f.presence_after, 12);
+}
+
+TEST(Frames, PingFastPathAndSpacedPing) {
+  ClientFrame f;
+  FrameError e;
+  EXPECT_TRUE(IsCanonicalPing(R"({"type":"ping"})"));
+  ASSERT_TRUE(Parse(R"( { "type" : "ping" } )", f, e));
+  EXPECT_EQ(f.type, FrameType::kPing);
+}
+
+TEST(Frames, AckReadSendState) {
+  ClientFrame f;
+  FrameError e;
+  ASSERT_TRUE(Parse(R"({"type":"ack","chat_id":"c","seq":7})", f, e));
+  EXPECT_EQ(f.type, FrameType::kAck);
+  EXPECT_EQ(f.seq, 7);
+  ASSERT_TRUE(Parse(R"({"type":"read","chat_id":"c","seq":0})", f, e));
+  EXPECT_EQ(f.type, FrameType::kRead);
+  ASSERT_TRUE(Parse(R"({"type":"send","client_msg_id":"u1","text":"hi"})", f, e));
+  EXPECT_EQ(f.type, FrameType::kSend);
+  EXPECT_EQ(f.chat_id, "");
+  EXPECT_EQ(f.text, "hi");
+  ASSERT_TRUE(Parse(R"({"type":"state","state":"idle"})", f, e));
+  EXPECT_TRUE(f.idle);
+}
+
+TEST(Frames, Refusals) {
+  ClientFrame f;
+  FrameError e;
+  EXPECT_FALSE(Parse("{nope", f, e));
+  EXPECT_EQ(e.code, "bad_json");
+  EXPECT_FALSE(Parse("[1,2]", f, e));
+  EXPECT_EQ(e.code, "bad_frame");
+  EXPECT_FALSE(Parse(R"({"type":"dance"})", f, e));
+  EXPECT_EQ(e.code, "unknown_type");
+  EXPECT_FALSE(Parse(R"({"type":"ack","chat_id":"c","seq":-1})", f, e));
+  EXPECT_EQ(e.code, "bad_frame");
+  EXPECT_FALSE(Parse(R"({"type":"ack","chat_id":"c","seq":1.5})", f, e));
+  EXPECT_FALSE(Parse(R"({"type":"hello"})", f, e));
+  EXPECT_NE(e.message.find("token"), std::string::npos);
+  EXPECT_FALSE(Parse(R"({"type":"state","state":"asleep"})", f, e));
+  EXPECT_FALSE(Parse(R"({"type":7})", f, e));
+  EXPECT_FALSE(Parse(R"([[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]])", f, e));
+}
+
+TEST(Frames, EncodedFramesAreValidJson) {
+  std::string evil = "a\"b\\c\n\x01\xff\xc3\xa9";
+  for (const std::string& s :
+       {EncodeWelcome("s1", 25, 62500, 7u), EncodeWelcome("s1", 25, 62500, std::nullopt),
+        EncodeError("bad_json", evil), EncodePresence(evil, true, 123, true, 9),
+        EncodePresence("u", false, 0, false, 10), EncodePresenceReset(5), EncodeHttpError("x", evil)}) {
+    boost::system::error_code ec;
+    boost::json::parse(s, ec);
+    EXPECT_FALSE(ec) << s;
+  }
+  auto v = boost::json::parse(EncodePresence("u", false, 0, false, 10));
+  EXPECT_TRUE(v.at("last_seen").is_null());
+  EXPECT_EQ(v.at("event_seq").as_int64(), 10);
+  EXPECT_EQ(v.at("type").as_string(), "presence");
+}
+
+TEST(JsonWriter, EscapesAndRepairsUtf8) {
+  std::string out;
+  AppendJsonString(out, "\xe2\x82\xac ok \xed\xa0\x80");  // euro sign, then a lone surrogate
+  EXPECT_EQ(out, "\"\xe2\x82\xac ok \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+}  // namespace
+}  // namespace onlined::proto

@@ -1,0 +1,374 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/parse.hpp>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "auth/token.h"
+#include "base/clock.h"
+
+extern char** environ;
+
+namespace onlined::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace fs = std::filesystem;
+using tcp = asio::ip::tcp;
+
+ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& top_toml) {
+  char tmpl[] = "/tmp/onlined-test-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  config_path_ = dir_ + "/onlined.toml";
+  {
+    std::ofstream f(config_path_);
+    f << "listen = \"127.0.0.1:0\"\n"
+      << "data_dir = \"" << dir_ << "/data\"\n"
+      << "heartbeat_s = 1\n"
+      << "offline_grace_ms = 800\n"
+      << "hello_timeout_ms = 1500\n"
+      << "threads = 2\n"
+      << top_toml << "\n"
+      << "[[channels]]\nid = \"acme\"\nsecret = \"" << kSecret << "\"\n"
+      << "[[channels]]\nid = \"other\"\nsecret = \"" << kOtherSecret << "\"\n"
+      << extra_toml << "\n";
+  }
+  int out[2];
+  if (pipe(out) != 0) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  std::string err_path = dir_ + "/stderr.log";
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::string bin = ONLINED_BINARY;
+  std::vector<std::string> args = {bin, "serve", "--config", config_path_};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) {
+    throw std::runtime_error("cannot start " + bin);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  // Read "onlined: listening on http://127.0.0.1:PORT".
+  std::string line;
+  char c;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline && read(out[0], &c, 1) == 1) {
+    if (c == '\n') {
+      auto pos = line.rfind(':');
+      if (line.find("listening") != std::string::npos && pos != std::string::npos) {
+        port_ = static_cast<uint16_t>(std::stoi(line.substr(pos + 1)));
+        break;
+      }
+      line.clear();
+    } else {
+      line.push_back(c);
+    }
+  }
+  close(out[0]);
+  if (port_ == 0) throw std::runtime_error("onlined did not start: " + Stderr());
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    if (WaitExit(3000ms) == -1) {
+      kill(pid_, SIGKILL);
+      WaitExit(3000ms);
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+void ServerProcess::Signal(int sig) const { kill(pid_, sig); }
+
+int ServerProcess::WaitExit(Ms timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return -1;
+}
+
+std::string ServerProcess::Stderr() const {
+  std::ifstream f(dir_ + "/stderr.log");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel, int64_t ttl_s,
+                      const std::string& secret) {
+  auth::Role r;
+  if (!auth::ParseRole(role, r)) throw std::invalid_argument("role");
+  std::string key = !secret.empty() ? secret : channel == "other" ? kOtherSecret : kSecret;
+  return auth::Mint({channel, sub, r, base::WallMs() / 1000 + ttl_s}, key);
+}
+
+std::string HttpResult::Header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (beast::iequals(k, name)) return v;
+  }
+  return "";
+}
+
+boost::json::value HttpResult::Json() const { return boost::json::parse(body); }
+
+HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
+                const std::string& token) {
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  timeval tv{5, 0};
+  setsockopt(stream.socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  http::read(stream, buf, parser);
+  auto res = parser.release();
+  HttpResult r;
+  r.status = static_cast<int>(res.result_int());
+  r.body = res.body();
+  for (const auto& f : res) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  return r;
+}
+
+std::string RawExchange(uint16_t port, const std::string& bytes, Ms timeout) {
+  asio::io_context io;
+  tcp::socket s(io);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  asio::write(s, asio::buffer(bytes));
+  timeval tv{0, 100000};
+  setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = ::recv(s.native_handle(), buf, sizeof buf, 0);
+    if (n == 0) break;
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string UpgradeRequest() {
+  return "GET /v1/connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+}
+
+std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool masked) {
+  static const uint8_t mask[4] = {1, 2, 3, 4};
+  std::string f;
+  f.push_back(static_cast<char>(first_byte));
+  uint8_t m = masked ? 0x80 : 0;
+  if (payload.size() < 126) {
+    f.push_back(static_cast<char>(m | payload.size()));
+  } else {
+    f.push_back(static_cast<char>(m | 126));
+    f.push_back(static_cast<char>(payload.size() >> 8));
+    f.push_back(static_cast<char>(payload.size() & 0xff));
+  }
+  if (masked) f.append(reinterpret_cast<const char*>(mask), 4);
+  for (size_t i = 0; i < payload.size(); ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ mask[i % 4]) : payload[i]);
+  return f;
+}
+
+struct WsClient::Impl {
+  asio::io_context io;
+  websocket::stream<tcp::socket> ws{io};
+  beast::flat_buffer buf;
+  std::thread thread;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> inbox;
+  bool closed = false;
+  int close_code = 0;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  asio::steady_timer ping_timer{io};
+  std::string ping_text = R"({"type":"ping"})";
+
+  void PingLoop(Ms interval) {
+    ping_timer.expires_after(interval);
+    ping_timer.async_wait([this, interval](beast::error_code ec) {
+      if (ec || closed) return;
+      beast::error_code wec;
+      ws.text(true);
+      ws.write(asio::buffer(ping_text), wec);
+      PingLoop(interval);
+    });
+  }
+
+  void ReadLoop() {
+    ws.async_read(buf, [this](beast::error_code ec, size_t) {
+      std::lock_guard lock(mu);
+      if (ec) {
+        closed = true;
+        close_code = ec == websocket::error::closed ? ws.reason().code : 1006;
+        cv.notify_all();
+        return;
+      }
+      if (ws.got_text()) inbox.push_back(beast::buffers_to_string(buf.data()));
+      buf.consume(buf.size());
+      cv.notify_all();
+      ReadLoop();
+    });
+  }
+
+  template <class Fn>
+  void RunSync(Fn&& fn) {
+    std::promise<void> done;
+    asio::post(io, [&] {
+      fn();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+};
+
+WsClient::WsClient() : impl_(std::make_unique<Impl>()) {}
+
+WsClient::~WsClient() {
+  Abort();
+  impl_->guard.reset();
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+bool WsClient::Connect(uint16_t port, const std::string& target, int* status, std::string* body) {
+  auto& ws = impl_->ws;
+  ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  ws.read_message_max(64 << 20);
+  websocket::response_type res;
+  beast::error_code ec;
+  ws.handshake(res, "127.0.0.1", target, ec);
+  if (status) *status = static_cast<int>(res.result_int());
+  if (body) *body = res.body();
+  if (ec) return false;
+  impl_->guard.emplace(impl_->io.get_executor());
+  impl_->thread = std::thread([this] {
+    impl_->ReadLoop();
+    impl_->io.run();
+  });
+  return true;
+}
+
+void WsClient::Send(const std::string& text) {
+  impl_->RunSync([&] {
+    beast::error_code ec;
+    impl_->ws.text(true);
+    impl_->ws.write(asio::buffer(text), ec);
+  });
+}
+
+void WsClient::SendBinary(const std::string& data) {
+  impl_->RunSync([&] {
+    beast::error_code ec;
+    impl_->ws.binary(true);
+    impl_->ws.write(asio::buffer(data), ec);
+  });
+}
+
+std::optional<std::string> WsClient::Next(Ms timeout) {
+  std::unique_lock lock(impl_->mu);
+  impl_->cv.wait_for(lock, timeout, [&] { return !impl_->inbox.empty() || impl_->closed; });
+  if (impl_->inbox.empty()) return std::nullopt;
+  std::string s = std::move(impl_->inbox.front());
+  impl_->inbox.pop_front();
+  return s;
+}
+
+std::optional<boost::json::value> WsClient::WaitFor(const std::string& type, Ms timeout,
+                                                    const std::function<bool(const boost::json::value&)>& pred) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<Ms>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    auto m = Next(left);
+    if (!m) return std::nullopt;
+    boost::system::error_code ec;
+    auto v = boost::json::parse(*m, ec);
+    if (ec || !v.is_object()) continue;
+    const auto* t = v.as_object().if_contains("type");
+    if (t && t->is_string() && t->as_string() == type && (!pred || pred(v))) return v;
+  }
+}
+
+void WsClient::AutoPing(Ms interval) {
+  asio::post(impl_->io, [this, interval] { impl_->PingLoop(interval); });
+}
+
+std::optional<int> WsClient::WaitClosed(Ms timeout) {
+  std::unique_lock lock(impl_->mu);
+  if (!impl_->cv.wait_for(lock, timeout, [&] { return impl_->closed; })) return std::nullopt;
+  return impl_->close_code;
+}
+
+bool WsClient::closed() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->closed;
+}
+
+void WsClient::Close() {
+  if (!impl_->thread.joinable()) return;
+  asio::post(impl_->io, [this] {
+    impl_->ws.async_close(websocket::close_code::normal, [](beast::error_code) {});
+  });
+  WaitClosed(3000ms);
+}
+
+void WsClient::Abort() {
+  if (!impl_->thread.joinable()) {
+    beast::error_code ec;
+    impl_->ws.next_layer().close(ec);
+    return;
+  }
+  impl_->RunSync([&] {
+    beast::error_code ec;
+    impl_->ping_timer.cancel();
+    impl_->ws.next_layer().close(ec);
+  });
+}
+
+std::optional<boost::json::value> WsClient::Hello(const std::string& token, const std::string& extra_json) {
+  Send(R"({"type":"hello","token":")" + token + "\"" + extra_json + "}");
+  return WaitFor("welcome", 3000ms);
+}
+
+}  // namespace onlined::testing

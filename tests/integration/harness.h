@@ -1,0 +1,99 @@
+#pragma once
+// Test harness: starts the real `onlined` binary on a free port, and talks
+// to it as clients do, over real sockets (WebSocket and HTTP). Light header:
+// Beast stays in harness.cc.
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace onlined::testing {
+
+using namespace std::chrono_literals;
+using Ms = std::chrono::milliseconds;
+
+constexpr const char* kSecret = "acme-secret-0123456789";
+constexpr const char* kOtherSecret = "other-secret-0123456789";
+
+// One `onlined serve` process. Killed (TERM, then KILL) when destroyed.
+class ServerProcess {
+ public:
+  // `extra_toml` is appended to a config that defines channels "acme" and
+  // "other" with short heartbeat and grace settings.
+  explicit ServerProcess(const std::string& extra_toml = "", const std::string& top_toml = "");
+  ~ServerProcess();
+
+  uint16_t port() const { return port_; }
+  int pid() const { return pid_; }
+  const std::string& config_path() const { return config_path_; }
+  void Signal(int sig) const;
+  // Waits for exit; returns the exit status, or -1 on timeout.
+  int WaitExit(Ms timeout);
+  std::string Stderr() const;
+
+ private:
+  int pid_ = -1;
+  uint16_t port_ = 0;
+  std::string dir_, config_path_;
+};
+
+std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel = "acme",
+                      int64_t ttl_s = 3600, const std::string& secret = "");
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string Header(const std::string& name) const;
+  boost::json::value Json() const;
+};
+HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body = "",
+                const std::string& token = "");
+
+// Raw TCP: sends `bytes`, then returns everything the server sends until
+// it closes or `timeout` passes.
+std::string RawExchange(uint16_t port, const std::string& bytes, Ms timeout = 1500ms);
+// The upgrade request for /v1/connect, and a masked client frame.
+std::string UpgradeRequest();
+std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool masked = true);
+
+// A WebSocket client with its own I/O thread; messages queue up for Next().
+class WsClient {
+ public:
+  WsClient();
+  ~WsClient();
+  // Opens TCP and does the upgrade. On an HTTP refusal returns false and
+  // sets *status (and *body).
+  bool Connect(uint16_t port, const std::string& target = "/v1/connect", int* status = nullptr,
+               std::string* body = nullptr);
+  void Send(const std::string& text);
+  void SendBinary(const std::string& data);
+  // The next text message, or nullopt after `timeout` or once closed.
+  std::optional<std::string> Next(Ms timeout = 3000ms);
+  // Skips messages until one of the given type arrives (and matches `pred`).
+  std::optional<boost::json::value> WaitFor(const std::string& type, Ms timeout = 3000ms,
+                                           const std::function<bool(const boost::json::value&)>& pred = {});
+  // Waits until the server ends the connection; returns its close code
+  // (1006 when there was no close frame), or nullopt on timeout.
+  std::optional<int> WaitClosed(Ms timeout = 3000ms);
+  bool closed() const;
+  // Clean close handshake from the client side.
+  void Close();
+  // Drops the TCP connection without a close frame.
+  void Abort();
+  // Sends {"type":"ping"} every `interval` from the I/O thread, as a real
+  // client's heartbeat does, until closed.
+  void AutoPing(Ms interval = 500ms);
+
+  // hello with a token; returns the welcome frame (or nullopt).
+  std::optional<boost::json::value> Hello(const std::string& token, const std::string& extra_json = "");
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace onlined::testing
