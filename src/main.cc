@@ -20,7 +20,10 @@
 #include "base/metrics.h"
 #include "config/config.h"
 #include "net/server.h"
+#include "notify/scheduler.h"
 #include "presence/service.h"
+#include "store/service.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace {
 
@@ -42,7 +45,28 @@ api::LiveSettings ToLive(const config::Config& c) {
   s.heartbeat_timeout_ms = c.EffectiveHeartbeatTimeoutMs();
   s.hello_timeout_ms = c.hello_timeout_ms;
   s.retry_after_ms = c.retry_after_ms;
+  s.max_text_bytes = c.max_text_bytes;
+  s.sms_auth_token = c.sms.auth_token;
+  s.sms_public_url = c.sms.public_url;
+  while (!s.sms_public_url.empty() && s.sms_public_url.back() == '/') s.sms_public_url.pop_back();
   return s;
+}
+
+// The SMS policy of a channel, from the current channel table.
+notify::Scheduler::PolicyLookup Policies(api::Channels& channels) {
+  return [&channels](const std::string& id) -> std::optional<notify::Policy> {
+    auto table = channels.Get();
+    const api::ChannelEntry* e = table->Find(id);
+    if (e == nullptr) return std::nullopt;
+    notify::Policy p;
+    p.channel_name = e->settings.id;
+    p.ack_timeout_ms = int64_t{e->settings.ack_timeout_s} * 1000;
+    p.min_interval_ms = int64_t{e->settings.sms_min_interval_s} * 1000;
+    p.quiet = e->settings.quiet_hours;
+    p.tz = notify::TimeZone::Load(e->settings.time_zone);
+    if (!p.tz) p.tz = notify::TimeZone::Utc();
+    return p;
+  };
 }
 
 presence::PresenceTable::Options TableOptions(const config::Config& c) {
@@ -80,6 +104,39 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   presence::Service presence(loops, metrics, popts);
   api::Channels channels(cfg.channels);
   api::Context ctx(loops, metrics, presence, channels, ToLive(cfg));
+
+  // The durable store (SQLite in data_dir) and the outbox worker.
+  std::unique_ptr<store::Service> store;
+  try {
+    std::string dir = cfg.data_dir;
+    store = std::make_unique<store::Service>([dir](bool writer) { return store::OpenSqlite(dir, writer); },
+                                             store::Service::Options{}, metrics);
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot open the store in {}: {}", cfg.data_dir, e.what());
+    return 1;
+  }
+  notify::Scheduler::Options nopts;
+  nopts.tick_ms = cfg.notify_tick_ms;
+  notify::Scheduler scheduler(*store, Policies(channels), metrics, nopts);
+  std::unique_ptr<notify::Provider> provider;
+  if (cfg.sms.provider == "twilio") {
+    notify::TwilioOptions t;
+    t.base_url = cfg.sms.base_url;
+    t.account_sid = cfg.sms.account_sid;
+    t.auth_token = cfg.sms.auth_token;
+    t.from = cfg.sms.from;
+    if (!cfg.sms.public_url.empty()) t.status_callback_url = ToLive(cfg).sms_public_url + "/v1/sms/status";
+    try {
+      provider = notify::MakeTwilioProvider(scheduler.io(), t);
+    } catch (const std::exception& e) {
+      spdlog::critical("sms: {}", e.what());
+      return 2;
+    }
+  } else {
+    provider = notify::MakeLogProvider(scheduler.io());
+  }
+  ctx.store = store.get();
+  ctx.scheduler = &scheduler;
   api::HttpApi http(ctx);
   api::ConnectEndpoint connect(ctx);
 
@@ -99,6 +156,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
     return 1;
   }
   loops.Start();
+  scheduler.Start(std::move(provider));
   ctx.ready = true;
   spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections",
                ONLINED_VERSION, cfg.listen_host, server.port(), loops.size(), cfg.channels.size(),
@@ -135,7 +193,9 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   ctx.ready = false;
   server.Stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  scheduler.Stop();
   loops.Stop();
+  store->Stop();  // completes what was queued: every acknowledged write is committed
   spdlog::info("stopped");
   return 0;
 }

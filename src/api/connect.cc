@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <unordered_map>
 
 #include "base/clock.h"
+#include "chat/codec.h"
 #include "proto/frames.h"
 
 namespace onlined::api {
@@ -13,6 +15,8 @@ namespace {
 
 constexpr uint16_t kClosePolicy = 1008;
 constexpr int kMaxRefusedFrames = 50;  // then the connection is cut
+constexpr int kReplayChats = 50;        // a user's most recent chats replayed on hello
+constexpr int kReplayMessages = 500;    // messages per chat replayed on hello
 
 std::shared_ptr<const std::string> Share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -36,7 +40,10 @@ std::string NewSessionId(size_t loop) {
 // Lives on its connection's loop; the net layer owns it. Its timer is the
 // hello deadline until welcome, then the heartbeat deadline, checked lazily:
 // a frame only records its time, the wheel re-arms on expiry.
-class ClientSession final : public net::WsSession, public presence::Subscriber, public base::TimerEntry {
+class ClientSession final : public net::WsSession,
+                            public presence::Subscriber,
+                            public presence::MessageSink,
+                            public base::TimerEntry {
  public:
   ClientSession(Context& ctx, net::WsConnection& conn)
       : ctx_(ctx), conn_(conn), loop_(ctx.loops.at(conn.loop())), settings_(ctx.settings()) {}
@@ -98,9 +105,19 @@ class ClientSession final : public net::WsSession, public presence::Subscriber, 
     }
   }
 
-  // presence::Subscriber
-  void OnPresenceEvent(const presence::Payload& event) override {
-    if (phase_ == Phase::kLive) conn_.Send(event);
+  // presence::Subscriber (managers): presence, messages, receipts.
+  void OnChannelFrame(const presence::Payload& frame) override {
+    if (phase_ == Phase::kLive) conn_.Send(frame);
+  }
+
+  // presence::MessageSink (users): a message of one of the user's chats.
+  void OnChatMessage(const presence::Payload& frame, const std::string& chat_id, int64_t seq) override {
+    if (phase_ != Phase::kLive || closing_) return;
+    if (replaying_) {
+      held_.push_back({frame, chat_id, seq});
+      return;
+    }
+    DeliverMessage(frame, chat_id, seq);
   }
 
   void OnSubscribed(std::vector<presence::Payload> replay, bool reset, uint64_t last_seq) override {
@@ -169,9 +186,14 @@ class ClientSession final : public net::WsSession, public presence::Subscriber, 
     if (claims_.role == auth::Role::kUser) {
       cell_ = std::make_shared<presence::SessionCell>();
       cell_->last_frame_ms.store(base::WallMs(), std::memory_order_relaxed);
+      cell_->loop = conn_.loop();
+      cell_->sink = this;
+      cell_->alive = alive;
+      resume_ = f.resume;
       ctx_.presence.Open(entry_idx_, claims_.subject, cell_, [this, alive] {
         if (alive.expired() || phase_ != Phase::kAuthing || closing_) return;
         GoLive(std::nullopt);
+        Replay();
       });
       return;
     }
@@ -204,9 +226,147 @@ class ClientSession final : public net::WsSession, public presence::Subscriber, 
         return;
       case proto::FrameType::kAck:
       case proto::FrameType::kRead:
+        if (!cell_) return Refuse("forbidden", "ack and read are a user's frames", false);
+        return Receipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
       case proto::FrameType::kSend:
-        return Refuse("not_available", "messaging is not enabled on this server", false);
+        if (!cell_) return Refuse("forbidden", "managers send with POST /v1/user-chats/{chat_id}/messages", false);
+        return UserSend(f);
     }
+  }
+
+  // Sends a message frame unless this session already has it (replay and
+  // live delivery may overlap).
+  void DeliverMessage(const presence::Payload& frame, const std::string& chat_id, int64_t seq) {
+    int64_t& have = delivered_[chat_id];
+    if (seq <= have) return;
+    have = seq;
+    conn_.Send(frame);
+  }
+
+  // What the user missed: for each of its chats, the messages after the seq
+  // its hello named (all of them for chats it did not name), then what
+  // arrived live meanwhile.
+  void Replay() {
+    replaying_ = true;
+    std::weak_ptr<void> alive = conn_.lifetime();
+    std::string channel = claims_.channel, user = claims_.subject;
+    auto resume = resume_;
+    size_t loop = conn_.loop();
+    using Batch = std::vector<store::Message>;
+    ctx_.store->Read<Batch>(
+        [channel, user, resume](store::Db& db) {
+          Batch out;
+          for (const store::Chat& chat : db.ChatsOfUser(channel, user, kReplayChats)) {
+            int64_t after = 0;
+            for (const auto& [id, seq] : resume) {
+              if (id == chat.chat_id) after = seq;
+            }
+            auto msgs = db.ListMessages(chat.chat_id, after, kReplayMessages);
+            out.insert(out.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+          }
+          return out;
+        },
+        [this, alive, loop](store::Outcome<Batch> o) {
+          ctx_.loops.Post(loop, [this, alive, o = std::move(o)] {
+            if (alive.expired() || phase_ != Phase::kLive) return;
+            for (const auto& [id, seq] : resume_) {
+              int64_t& have = delivered_[id];
+              have = std::max(have, seq);
+            }
+            if (o.ok()) {
+              for (const store::Message& m : *o.value) {
+                DeliverMessage(Share(chat::EncodeMessageFrame(m)), m.chat_id, m.seq);
+              }
+            } else {
+              spdlog::warn("replay for {}: {}", claims_.subject, o.error);
+              conn_.Send(Share(proto::EncodeError("replay_failed", "missed messages could not be read; reconnect")));
+            }
+            replaying_ = false;
+            auto held = std::move(held_);
+            held_.clear();
+            for (const auto& h : held) DeliverMessage(h.frame, h.chat_id, h.seq);
+            resume_.clear();
+            resume_.shrink_to_fit();
+          });
+        });
+  }
+
+  void UserSend(const proto::ClientFrame& f) {
+    auto table = ctx_.channels.Get();
+    const ChannelEntry* e = table->Find(claims_.channel);
+    if (e == nullptr) return Refuse("unknown_channel", "this channel was removed", true);
+    if (f.text.empty()) return Refuse("empty_text", "text is empty", false);
+    if (static_cast<int64_t>(f.text.size()) > ctx_.settings()->max_text_bytes) {
+      return Refuse("text_too_long", "text is over the limit", false);
+    }
+    chat::SendInput in;
+    in.channel = claims_.channel;
+    in.chat_id = f.chat_id;
+    in.user_id = claims_.subject;
+    in.from = "user";
+    in.sender_id = claims_.subject;
+    in.text = f.text;
+    in.idem_scope = "user:" + claims_.subject;
+    in.idem_key = f.client_msg_id;
+    in.body_hash = chat::BodyHash(f.chat_id, f.text);
+    in.now = base::WallMs();
+    std::weak_ptr<void> alive = conn_.lifetime();
+    std::string client_msg_id = f.client_msg_id;
+    ctx_.SendMessage(std::move(in), e->idx, conn_.loop(),
+                     [this, alive, client_msg_id](store::Outcome<chat::SendResult> o) {
+                       if (alive.expired() || phase_ != Phase::kLive) return;
+                       if (!o.ok()) {
+                         std::optional<int64_t> retry;
+                         if (o.overloaded) retry = ctx_.settings()->retry_after_ms;
+                         conn_.Send(Share(proto::EncodeError(o.overloaded ? "overloaded" : "store_unavailable",
+                                                             "the message was not stored; send it again", retry)));
+                         return;
+                       }
+                       if (o.value->status == chat::SendStatus::kNoChat) {
+                         return Refuse("unknown_chat", "no such chat of yours", false);
+                       }
+                       if (o.value->status == chat::SendStatus::kConflict) {
+                         return Refuse("idempotency_conflict", "client_msg_id was used for a different message", false);
+                       }
+                       conn_.Send(Share(chat::EncodeSentFrame(client_msg_id, o.value->message)));
+                     });
+  }
+
+  void Receipt(bool read, const std::string& chat_id, int64_t seq) {
+    std::string channel = claims_.channel, user = claims_.subject;
+    std::weak_ptr<void> alive = conn_.lifetime();
+    size_t loop = conn_.loop();
+    presence::ChannelIdx ch = entry_idx_;
+    struct Marks {
+      bool found = false;
+      int64_t ack = 0, read = 0;
+    };
+    ctx_.store->Write<Marks>(
+        [channel, user, chat_id, seq, read](store::Db& db) {
+          Marks m;
+          auto chat = db.GetChat(channel, chat_id);
+          if (!chat || chat->user_id != user) return m;
+          m.found = true;
+          m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
+          m.ack = db.RaiseUserAck(chat_id, seq, base::WallMs());
+          return m;
+        },
+        [this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
+          if (o.ok() && o.value->found) {
+            ctx_.presence.PublishToChannel(
+                ch, Share(chat::EncodeReceiptFrame(chat_id, user, o.value->ack, o.value->read)));
+            return;
+          }
+          bool unknown = o.ok();
+          ctx_.loops.Post(loop, [this, alive, unknown] {
+            if (alive.expired() || phase_ != Phase::kLive) return;
+            if (unknown) {
+              Refuse("unknown_chat", "no such chat of yours", false);
+            } else {
+              conn_.Send(Share(proto::EncodeError("store_unavailable", "the receipt was not stored")));
+            }
+          });
+        });
   }
 
   Context& ctx_;
@@ -222,6 +382,17 @@ class ClientSession final : public net::WsSession, public presence::Subscriber, 
   int64_t last_frame_ = 0;                       // loop steady ms
   int refused_ = 0;
   bool timed_out_ = false;
+  // Users: the highest seq sent per chat, and live messages held back while
+  // the replay of what was missed is read.
+  struct Held {
+    presence::Payload frame;
+    std::string chat_id;
+    int64_t seq;
+  };
+  std::unordered_map<std::string, int64_t> delivered_;
+  std::vector<std::pair<std::string, int64_t>> resume_;
+  std::vector<Held> held_;
+  bool replaying_ = false;
   bool closing_ = false;  // a close was sent: ignore the peer from now on
 };
 

@@ -12,7 +12,14 @@
 #include "auth/token.h"
 #include "base/loops.h"
 #include "base/metrics.h"
+#include "chat/messages.h"
+#include "net/handler.h"
 #include "presence/service.h"
+#include "store/service.h"
+
+namespace onlined::notify {
+class Scheduler;
+}
 
 namespace onlined::api {
 
@@ -22,6 +29,9 @@ struct LiveSettings {
   int64_t heartbeat_timeout_ms = 62500;
   int64_t hello_timeout_ms = 10000;
   int64_t retry_after_ms = 5000;
+  int64_t max_text_bytes = 4000;
+  std::string sms_auth_token;   // checks X-Twilio-Signature
+  std::string sms_public_url;   // the URL the provider calls ("" = from Host)
 };
 
 class Context {
@@ -33,6 +43,8 @@ class Context {
   base::Metrics& metrics;
   presence::Service& presence;
   Channels& channels;
+  store::Service* store = nullptr;          // set by main before serving
+  notify::Scheduler* scheduler = nullptr;   // set by main before serving
 
   std::shared_ptr<const LiveSettings> settings() const { return settings_.load(std::memory_order_acquire); }
   void set_settings(LiveSettings s) {
@@ -47,12 +59,25 @@ class Context {
   // Counts a refused frame or request by its error code (metrics).
   void CountRefusal(size_t loop, std::string_view code);
 
+  // Stores a message (one durable group commit), then, on the store writer
+  // in commit order: sends it to the channel's managers and the user's live
+  // sessions, and pulls the SMS earlier if the user had none. `done` runs on
+  // loop `reply_loop`. The send path waits for nothing else.
+  void SendMessage(chat::SendInput in, presence::ChannelIdx ch, size_t reply_loop,
+                   std::function<void(store::Outcome<chat::SendResult>)> done);
+
   std::atomic<bool> ready{false};
-  base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused;
+  base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency, m_messages,
+      m_send_latency;
 
  private:
   std::atomic<std::shared_ptr<const LiveSettings>> settings_;
   std::unordered_map<std::string, base::Metrics::Id> refusal_ids_;
 };
+
+// Checks the Bearer token of a desk call: manager or server role. On
+// failure fills `err` (401/403) and returns false.
+bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
+                   std::shared_ptr<const ChannelTable>& table, net::Response& err);
 
 }  // namespace onlined::api

@@ -29,7 +29,8 @@ net::Response Json(int status, std::string body) {
   return r;
 }
 
-// Checks the Bearer token: manager or server role. On failure fills `err`.
+}  // namespace
+
 bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
                    std::shared_ptr<const ChannelTable>& table, net::Response& err) {
   std::string_view h = req.Header("authorization");
@@ -50,8 +51,6 @@ bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, 
   }
   return true;
 }
-
-}  // namespace
 
 void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   std::string_view path = req.Path();
@@ -91,6 +90,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     if (only("POST")) PresenceQuery(std::move(req), std::move(respond));
     return;
   }
+  if (chat_.Handle(req, respond)) return;
   respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
 }
 

@@ -2,6 +2,7 @@
 // The contract's HTTP calls (DESIGN.md, "Contract v1"), thin over the
 // engines: routing, auth, JSON in and out. Runs on the request's loop and
 // never blocks it: lookups hop to the owning loops and answer later.
+#include "api/chat_api.h"
 #include "api/context.h"
 #include "net/handler.h"
 
@@ -9,7 +10,7 @@ namespace onlined::api {
 
 class HttpApi : public net::HttpHandler {
  public:
-  explicit HttpApi(Context& ctx) : ctx_(ctx) {}
+  explicit HttpApi(Context& ctx) : ctx_(ctx), chat_(ctx) {}
   void Handle(net::Request&& req, net::Responder respond) override;
 
   // Extra Prometheus lines, appended at scrape (e.g. by main).
@@ -20,6 +21,7 @@ class HttpApi : public net::HttpHandler {
   void Metrics(net::Responder respond);
 
   Context& ctx_;
+  ChatApi chat_;
 };
 
 // Builds the JSON error response of the contract, counting it.

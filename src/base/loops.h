@@ -38,8 +38,10 @@ class Loop {
 
   size_t index_;
   int64_t tick_ms_;
-  boost::asio::io_context io_{1};
+  // Declared before io_: handlers destroyed with io_ (connections) may
+  // still cancel their wheel entries.
   TimingWheel wheel_;
+  boost::asio::io_context io_{1};
   boost::asio::steady_timer tick_timer_;
 };
 

@@ -77,7 +77,8 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
   static const std::set<std::string> kKnown = {
       "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
       "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
-      "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels"};
+      "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
+      "max_text_bytes", "notify_tick_ms"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -93,6 +94,8 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "send_queue_max") c.send_queue_max = GetInt(v, key, where, 16, 1 << 20);
     else if (key == "presence_event_buffer") c.presence_event_buffer = GetInt(v, key, where, 16, 1 << 24);
     else if (key == "retry_after_ms") c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
+    else if (key == "max_text_bytes") c.max_text_bytes = GetInt(v, key, where, 1, 1 << 20);
+    else if (key == "notify_tick_ms") c.notify_tick_ms = GetInt(v, key, where, 10, 60000);
     else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
     else if (key == "log_level") c.log_level = GetStr(v, key, where);
     else if (key == "sms") {
@@ -106,6 +109,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
         else if (sk == "account_sid") c.sms.account_sid = s;
         else if (sk == "auth_token") c.sms.auth_token = s;
         else if (sk == "from") c.sms.from = s;
+        else if (sk == "public_url") c.sms.public_url = s;
         else Fail(name, where, "unknown setting");
       }
     } else if (key == "cluster") {
@@ -140,6 +144,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
           else if (ck == "secret") ch.secret = GetStr(cv, name, where);
           else if (ck == "sms_delay_s") ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "ack_timeout_s") ch.ack_timeout_s = static_cast<int>(GetInt(cv, name, where, 1, 3600));
+          else if (ck == "sms_min_interval_s") ch.sms_min_interval_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "quiet_hours") {
             ch.quiet_hours_text = GetStr(cv, name, where);
             ch.quiet_hours = ParseQuietHours(ch.quiet_hours_text, name + " (" + where + ")");
@@ -162,7 +167,7 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
   static const std::set<std::string> kIntKeys = {
       "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms", "hello_timeout_ms",
       "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
-      "presence_event_buffer", "retry_after_ms", "threads"};
+      "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms"};
   static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
@@ -180,7 +185,7 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
         used = true;
       }
     }
-    for (const char* k : {"provider", "base_url", "account_sid", "auth_token", "from"}) {
+    for (const char* k : {"provider", "base_url", "account_sid", "auth_token", "from", "public_url"}) {
       if (rest == "SMS_" + Upper(k)) {
         if (!t.contains("sms")) t.insert("sms", toml::table{});
         t["sms"].as_table()->insert_or_assign(k, value);

@@ -28,6 +28,7 @@ struct Channel {
   std::string secret;
   int sms_delay_s = 120;
   int ack_timeout_s = 10;
+  int sms_min_interval_s = 600;  // at most one SMS per user per this
   QuietHours quiet_hours;
   std::string quiet_hours_text = "21:00-08:00";
   std::string time_zone = "UTC";
@@ -39,6 +40,7 @@ struct Sms {
   std::string account_sid;
   std::string auth_token;
   std::string from;
+  std::string public_url;  // the base URL the provider calls back (webhook signatures)
 };
 
 struct Cluster {
@@ -61,6 +63,8 @@ struct Config {
   int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
   int64_t retry_after_ms = 5000;  // the wait handed to refused clients
+  int64_t max_text_bytes = 4000;  // a message's text
+  int64_t notify_tick_ms = 250;   // how often the outbox is looked at
   int threads = 0;  // 0: one loop per core
   std::string log_level = "info";
   Sms sms;

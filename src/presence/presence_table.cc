@@ -151,6 +151,13 @@ UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
   return UserInfo{u->online, static_cast<uint32_t>(u->sessions.size()), u->LastSeen(), u->idle};
 }
 
+const std::vector<std::shared_ptr<SessionCell>>& PresenceTable::Sessions(ChannelIdx ch,
+                                                                         std::string_view user_id) const {
+  static const std::vector<std::shared_ptr<SessionCell>> kNone;
+  const User* u = Find(ch, user_id);
+  return u == nullptr ? kNone : u->sessions;
+}
+
 int64_t PresenceTable::OnlineCount(ChannelIdx ch) const {
   return ch < online_by_channel_.size() ? online_by_channel_[ch] : 0;
 }

@@ -29,11 +29,25 @@ using ChannelIdx = uint32_t;
 // Which of `shards` owns (channel, user). Stable for the process lifetime.
 size_t ShardOf(ChannelIdx ch, std::string_view user_id, size_t shards);
 
-// The part of a live session the table reads. Written only by the session's
-// own loop; read by the user's shard.
+// Where a user's session takes the messages of its chats. Lives on one
+// loop; called only there.
+class MessageSink {
+ public:
+  virtual ~MessageSink() = default;
+  virtual void OnChatMessage(const std::shared_ptr<const std::string>& frame, const std::string& chat_id,
+                             int64_t seq) = 0;
+};
+
+// The part of a live session the table reads. The atomics are written only
+// by the session's own loop and read by the user's shard. `loop`, `sink` and
+// `alive` are set before the session is opened and never change; `sink` may
+// be used only on `loop`, after locking `alive`.
 struct SessionCell {
   std::atomic<int64_t> last_frame_ms{0};  // wall ms of the last frame
   std::atomic<bool> idle{false};
+  size_t loop = 0;
+  MessageSink* sink = nullptr;
+  std::weak_ptr<void> alive;
 };
 
 struct UserInfo {
@@ -76,6 +90,8 @@ class PresenceTable {
   void StateChanged(ChannelIdx ch, std::string_view user_id);
 
   UserInfo Lookup(ChannelIdx ch, std::string_view user_id) const;
+  // The user's live sessions (empty if none). Valid until the next call.
+  const std::vector<std::shared_ptr<SessionCell>>& Sessions(ChannelIdx ch, std::string_view user_id) const;
   int64_t OnlineCount(ChannelIdx ch) const;
   // Channel indexes [0, channel_slots()) may have online users.
   size_t channel_slots() const { return online_by_channel_.size(); }

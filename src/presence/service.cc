@@ -157,7 +157,7 @@ void Service::Deliver(size_t loop, ChannelIdx ch, const Payload& p) {
     if (!s.awaiting) handles.push_back(s.handle);
   }
   for (uint64_t h : handles) {
-    if (Shard::Sub* s = shards_[loop]->FindSub(h)) s->sub->OnPresenceEvent(p);
+    if (Shard::Sub* s = shards_[loop]->FindSub(h)) s->sub->OnChannelFrame(p);
   }
 }
 
@@ -207,6 +207,27 @@ void Service::Unsubscribe(uint64_t handle) {
           v.end());
   if (v.empty()) mine.subs.erase(it->second);
   mine.sub_channel.erase(it);
+}
+
+void Service::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
+                            std::function<void(bool)> done) {
+  size_t shard = ShardOf(ch, user_id, shards_.size());
+  loops_.Post(shard, [this, ch, shard, seq, user = std::move(user_id), frame = std::move(frame),
+                      chat = std::move(chat_id), done = std::move(done)] {
+    const auto& sessions = shards_[shard]->table->Sessions(ch, user);
+    for (const auto& cell : sessions) {
+      RunOn(cell->loop, [cell, frame, chat, seq] {
+        if (auto alive = cell->alive.lock()) cell->sink->OnChatMessage(frame, chat, seq);
+      });
+    }
+    if (done) done(!sessions.empty());
+  });
+}
+
+void Service::PublishToChannel(ChannelIdx ch, Payload frame) {
+  for (size_t l = 0; l < shards_.size(); ++l) {
+    loops_.Post(l, [this, l, ch, frame] { Deliver(l, ch, frame); });
+  }
 }
 
 void Service::OnlineCounts(std::function<void(std::vector<int64_t>)> done) {

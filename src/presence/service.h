@@ -24,12 +24,12 @@
 
 namespace onlined::presence {
 
-// A manager connection's view of the channel's events. Lives on one loop;
-// called only there.
+// A manager connection's view of the channel: presence events, messages,
+// receipts. Lives on one loop; called only there.
 class Subscriber {
  public:
   virtual ~Subscriber() = default;
-  virtual void OnPresenceEvent(const Payload& event) = 0;
+  virtual void OnChannelFrame(const Payload& frame) = 0;
   // The answer to Subscribe: `replay` holds the events after the asked
   // number (empty if none was asked), or `reset` is true when they are no
   // longer kept. `last_seq` is the channel's newest event number.
@@ -63,6 +63,15 @@ class Service {
   uint64_t Subscribe(ChannelIdx ch, Subscriber* sub, std::optional<uint64_t> after);
   // Caller's loop only; after it returns `sub` is never called again.
   void Unsubscribe(uint64_t handle);
+
+  // Delivers a message frame to every live session of the user, in the
+  // order of calls from one thread (the store writer calls in commit order).
+  // `done(had_sessions)` runs on the user's shard loop. Any thread.
+  void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
+                     std::function<void(bool had_sessions)> done);
+  // Sends a frame to every manager connection of the channel, in the order
+  // of calls from one thread. Any thread.
+  void PublishToChannel(ChannelIdx ch, Payload frame);
 
   // Online users per channel index, summed over shards; `done` runs on an
   // unspecified loop. Callable from any thread.

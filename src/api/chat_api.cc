@@ -1,0 +1,470 @@
+#include "api/chat_api.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <charconv>
+#include <regex>
+
+#include "api/http_api.h"
+#include "base/clock.h"
+#include "chat/codec.h"
+#include "chat/messages.h"
+#include "notify/webhook.h"
+#include "proto/json_writer.h"
+
+namespace onlined::api {
+
+namespace json = boost::json;
+
+namespace {
+
+net::Response Json(int status, std::string body) {
+  net::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+// A query parameter's raw value, or "".
+std::string QueryParam(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    size_t eq = kv.find('=');
+    if (kv.substr(0, eq) == key) return eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+  }
+  return "";
+}
+
+bool ParseInt(const std::string& s, int64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+bool ValidId(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x21 || c == '/' || c == '?' || c == '#' || c == '%') return false;
+  }
+  return true;
+}
+
+// Cursor: "<updated_at>.<chat_id>" of the last chat of the previous page.
+std::string EncodeCursor(const store::Chat& c) { return std::to_string(c.updated_at) + "." + c.chat_id; }
+bool DecodeCursor(const std::string& s, std::pair<int64_t, std::string>& out) {
+  size_t dot = s.find('.');
+  if (dot == std::string::npos || !ParseInt(s.substr(0, dot), out.first)) return false;
+  out.second = s.substr(dot + 1);
+  return ValidId(out.second);
+}
+
+// Sends the store's answer back on the request's loop.
+template <class T, class Fn>
+std::function<void(store::Outcome<T>)> OnLoop(Context& ctx, size_t loop, Fn fn) {
+  return [&ctx, loop, fn = std::move(fn)](store::Outcome<T> o) mutable {
+    ctx.loops.Post(loop, [fn = std::move(fn), o = std::move(o)]() mutable { fn(std::move(o)); });
+  };
+}
+
+net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bool overloaded) {
+  if (overloaded) {
+    net::Response r = ErrorResponse(ctx, loop, 503, "overloaded", "the store is busy; retry later");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  spdlog::error("store: {}", error);
+  return ErrorResponse(ctx, loop, 503, "store_unavailable", "the store failed this request; retry later");
+}
+
+}  // namespace
+
+bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
+  std::string_view path = req.Path();
+  if (path == "/v1/sms/inbound" || path == "/v1/sms/status") {
+    if (req.method != "POST") {
+      respond(ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", "use POST"));
+    } else if (path == "/v1/sms/inbound") {
+      SmsInbound(req, std::move(respond));
+    } else {
+      SmsStatus(req, std::move(respond));
+    }
+    return true;
+  }
+  bool chats = path == "/v1/user-chats" || path.rfind("/v1/user-chats/", 0) == 0;
+  bool users = path.rfind("/v1/users/", 0) == 0;
+  bool notes = path == "/v1/notifications";
+  if (!chats && !users && !notes) return false;
+
+  auth::Claims claims;
+  const ChannelEntry* entry = nullptr;
+  std::shared_ptr<const ChannelTable> table;
+  net::Response err;
+  if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) {
+    respond(std::move(err));
+    return true;
+  }
+  const std::string& m = req.method;
+  auto bad_method = [&](const char* allow) {
+    net::Response r = ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", std::string("use ") + allow);
+    r.headers.emplace_back("Allow", allow);
+    respond(std::move(r));
+  };
+  if (path == "/v1/user-chats") {
+    if (m == "POST") return OpenChat(req, std::move(respond), claims, *entry), true;
+    if (m == "GET") return ListChats(req, std::move(respond), *entry), true;
+    return bad_method("GET, POST"), true;
+  }
+  if (chats) {
+    // /v1/user-chats/{chat_id}/messages
+    std::string_view rest = path.substr(std::string_view("/v1/user-chats/").size());
+    size_t slash = rest.find('/');
+    std::string chat_id(rest.substr(0, slash));
+    if (slash == std::string_view::npos || rest.substr(slash) != "/messages" || !ValidId(chat_id)) {
+      respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
+      return true;
+    }
+    if (m == "POST") return PostMessage(req, std::move(respond), claims, *entry, chat_id), true;
+    if (m == "GET") return ListMessages(req, std::move(respond), *entry, chat_id), true;
+    return bad_method("GET, POST"), true;
+  }
+  if (users) {
+    std::string user_id(path.substr(std::string_view("/v1/users/").size()));
+    if (!ValidId(user_id)) {
+      respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad user id"));
+      return true;
+    }
+    if (m != "PUT") return bad_method("PUT"), true;
+    return PutUser(req, std::move(respond), *entry, user_id), true;
+  }
+  if (m != "GET") return bad_method("GET"), true;
+  ListNotifications(req, std::move(respond), *entry);
+  return true;
+}
+
+void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Claims&, const ChannelEntry& e) {
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  const json::object* o = !ec ? body.if_object() : nullptr;
+  const json::value* u = o ? o->if_contains("user_id") : nullptr;
+  if (u == nullptr || !u->is_string() || !ValidId(std::string_view(u->as_string()))) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"user_id\":\"...\"}"));
+  }
+  std::string channel = e.settings.id, user(u->as_string());
+  ctx_.store->Write<std::pair<store::Chat, bool>>(
+      [channel, user](store::Db& db) {
+        bool created = false;
+        store::Chat c = chat::OpenChat(db, channel, user, base::WallMs(), created);
+        return std::make_pair(c, created);
+      },
+      OnLoop<std::pair<store::Chat, bool>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        std::string out = R"({"chat_id":)";
+        proto::AppendJsonString(out, o.value->first.chat_id);
+        out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
+        respond(Json(201, std::move(out)));
+      }));
+}
+
+void ChatApi::ListChats(net::Request& req, net::Responder respond, const ChannelEntry& e) {
+  int64_t limit = 50;
+  std::string lim = QueryParam(req.Query(), "limit");
+  if (!lim.empty() && (!ParseInt(lim, limit) || limit < 1 || limit > 200)) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "limit must be 1..200"));
+  }
+  std::optional<std::pair<int64_t, std::string>> before;
+  std::string cursor = QueryParam(req.Query(), "cursor");
+  if (!cursor.empty()) {
+    std::pair<int64_t, std::string> c;
+    if (!DecodeCursor(cursor, c)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_cursor", "bad paging cursor"));
+    before = c;
+  }
+  std::string channel = e.settings.id;
+  presence::ChannelIdx idx = e.idx;
+  const size_t loop = req.loop;
+  const int64_t start_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+  ctx_.store->Read<store::ChatPage>(
+      [channel, before, limit](store::Db& db) {
+        store::ChatPage p;
+        p.chats = db.ListChats(channel, before, static_cast<int>(limit + 1));
+        if (p.chats.size() > static_cast<size_t>(limit)) {
+          p.chats.pop_back();
+          p.next_cursor = EncodeCursor(p.chats.back());
+        }
+        return p;
+      },
+      OnLoop<store::ChatPage>(ctx_, loop, [this, loop, idx, respond, start_us](store::Outcome<store::ChatPage> o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        auto page = std::make_shared<store::ChatPage>(std::move(*o.value));
+        std::vector<std::string> ids;
+        for (const auto& c : page->chats) ids.push_back(c.user_id);
+        // Online status from memory, never from the store.
+        ctx_.presence.Query(idx, std::move(ids), [this, loop, page, respond, start_us](std::vector<presence::UserInfo> pres) {
+          std::string out = R"({"user_chats":[)";
+          for (size_t i = 0; i < page->chats.size(); ++i) {
+            const store::Chat& c = page->chats[i];
+            if (i) out += ',';
+            out += R"({"chat_id":)";
+            proto::AppendJsonString(out, c.chat_id);
+            out += R"(,"user":{"id":)";
+            proto::AppendJsonString(out, c.user_id);
+            out += R"(,"name":)";
+            proto::AppendJsonString(out, c.user_id);
+            out += pres[i].online ? R"(,"online":true)" : R"(,"online":false)";
+            out += R"(,"last_seen":)";
+            if (pres[i].last_seen > 0) {
+              proto::AppendInt(out, pres[i].last_seen);
+            } else {
+              out += "null";
+            }
+            out += R"(},"last_message":)";
+            if (c.last_message) {
+              chat::AppendMessageJson(out, *c.last_message);
+            } else {
+              out += "null";
+            }
+            out += R"(,"unread":)";
+            proto::AppendInt(out, c.unread);
+            out += R"(,"last_seq":)";
+            proto::AppendInt(out, c.last_seq);
+            out += R"(,"user_ack_seq":)";
+            proto::AppendInt(out, c.user_ack_seq);
+            out += R"(,"user_read_seq":)";
+            proto::AppendInt(out, c.user_read_seq);
+            out += R"(,"updated_at":)";
+            proto::AppendInt(out, c.updated_at);
+            out += '}';
+          }
+          out += R"(],"next_cursor":)";
+          if (page->next_cursor.empty()) {
+            out += "null";
+          } else {
+            proto::AppendJsonString(out, page->next_cursor);
+          }
+          out += '}';
+          int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch()).count();
+          ctx_.metrics.Observe(loop, ctx_.m_chats_latency, (now_us - start_us) / 1e6);
+          respond(Json(200, std::move(out)));
+        });
+      }));
+}
+
+void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth::Claims& c, const ChannelEntry& e,
+                          const std::string& chat_id) {
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  const json::object* o = !ec ? body.if_object() : nullptr;
+  const json::value* t = o ? o->if_contains("text") : nullptr;
+  if (t == nullptr || !t->is_string()) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"text\":\"...\"}"));
+  }
+  std::string text(t->as_string());
+  auto s = ctx_.settings();
+  if (text.empty()) return respond(ErrorResponse(ctx_, req.loop, 400, "empty_text", "text is empty"));
+  if (static_cast<int64_t>(text.size()) > s->max_text_bytes) {
+    return respond(ErrorResponse(ctx_, req.loop, 413, "text_too_long",
+                                 "text is over " + std::to_string(s->max_text_bytes) + " bytes"));
+  }
+  std::string key(req.Header("idempotency-key"));
+  if (key.size() > 200) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "Idempotency-Key is too long"));
+  chat::SendInput in;
+  in.channel = e.settings.id;
+  in.chat_id = chat_id;
+  in.from = "manager";
+  in.sender_id = c.subject;
+  in.text = std::move(text);
+  in.idem_scope = "manager";
+  in.idem_key = key;
+  in.body_hash = chat::BodyHash(chat_id, in.text);
+  in.now = base::WallMs();
+  in.schedule_sms = true;
+  in.sms_delay_ms = int64_t{e.settings.sms_delay_s} * 1000;
+  in.ack_timeout_ms = int64_t{e.settings.ack_timeout_s} * 1000;
+  ctx_.SendMessage(std::move(in), e.idx, req.loop,
+                   [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
+                     if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+                     const chat::SendResult& r = *o.value;
+                     if (r.status == chat::SendStatus::kNoChat) {
+                       return respond(ErrorResponse(ctx_, loop, 404, "unknown_chat", "no such chat in this channel"));
+                     }
+                     if (r.status == chat::SendStatus::kConflict) {
+                       return respond(ErrorResponse(ctx_, loop, 409, "idempotency_conflict",
+                                                    "this Idempotency-Key was used for a different message"));
+                     }
+                     std::string out = R"({"id":)";
+                     proto::AppendJsonString(out, r.message.id);
+                     out += R"(,"chat_id":)";
+                     proto::AppendJsonString(out, r.message.chat_id);
+                     out += R"(,"seq":)";
+                     proto::AppendInt(out, r.message.seq);
+                     out += R"(,"created_at":)";
+                     proto::AppendInt(out, r.message.created_at);
+                     out += '}';
+                     respond(Json(201, std::move(out)));
+                   });
+}
+
+void ChatApi::ListMessages(net::Request& req, net::Responder respond, const ChannelEntry& e,
+                           const std::string& chat_id) {
+  int64_t after = 0, limit = 100;
+  std::string a = QueryParam(req.Query(), "after_seq"), l = QueryParam(req.Query(), "limit");
+  if ((!a.empty() && (!ParseInt(a, after) || after < 0)) || (!l.empty() && (!ParseInt(l, limit) || limit < 1 || limit > 1000))) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "after_seq >= 0, limit 1..1000"));
+  }
+  std::string channel = e.settings.id;
+  ctx_.store->Read<std::optional<std::vector<store::Message>>>(
+      [channel, chat_id, after, limit](store::Db& db) -> std::optional<std::vector<store::Message>> {
+        if (!db.GetChat(channel, chat_id)) return std::nullopt;
+        return db.ListMessages(chat_id, after, static_cast<int>(limit));
+      },
+      OnLoop<std::optional<std::vector<store::Message>>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        if (!*o.value) return respond(ErrorResponse(ctx_, loop, 404, "unknown_chat", "no such chat in this channel"));
+        std::string out = R"({"messages":[)";
+        bool first = true;
+        for (const auto& m : **o.value) {
+          if (!first) out += ',';
+          first = false;
+          chat::AppendMessageJson(out, m);
+        }
+        out += "]}";
+        respond(Json(200, std::move(out)));
+      }));
+}
+
+void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEntry& e, const std::string& user_id) {
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  const json::object* o = !ec ? body.if_object() : nullptr;
+  if (o == nullptr) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_json", "body must be a JSON object"));
+  store::UserProfile u;
+  u.channel = e.settings.id;
+  u.user_id = user_id;
+  if (const json::value* v = o->if_contains("name")) {
+    if (!v->is_string() || v->as_string().size() > 200) {
+      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "name must be a string of at most 200 bytes"));
+    }
+    u.name = std::string(v->as_string());
+  }
+  if (const json::value* v = o->if_contains("phone"); v && !v->is_null()) {
+    static const std::regex kE164(R"(^\+[1-9][0-9]{6,14}$)");
+    if (!v->is_string() || !std::regex_match(std::string(v->as_string()), kE164)) {
+      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_phone", "phone must be E.164, e.g. +15551234567"));
+    }
+    u.phone = std::string(v->as_string());
+  }
+  if (const json::value* v = o->if_contains("sms_opt_in")) {
+    if (!v->is_bool()) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "sms_opt_in must be true or false"));
+    u.sms_opt_in = v->as_bool();
+  }
+  u.updated_at = base::WallMs();
+  ctx_.store->Write<store::UserProfile>(
+      [u](store::Db& db) {
+        db.PutUser(u);
+        return u;
+      },
+      OnLoop<store::UserProfile>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<store::UserProfile> o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        std::string out = R"({"user_id":)";
+        proto::AppendJsonString(out, o.value->user_id);
+        out += R"(,"name":)";
+        proto::AppendJsonString(out, o.value->name);
+        out += R"(,"phone":)";
+        if (o.value->phone.empty()) {
+          out += "null";
+        } else {
+          proto::AppendJsonString(out, o.value->phone);
+        }
+        out += o.value->sms_opt_in ? R"(,"sms_opt_in":true})" : R"(,"sms_opt_in":false})";
+        respond(Json(200, std::move(out)));
+      }));
+}
+
+void ChatApi::ListNotifications(net::Request& req, net::Responder respond, const ChannelEntry& e) {
+  std::string user = QueryParam(req.Query(), "user_id");
+  if (!ValidId(user)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "user_id is required"));
+  std::string channel = e.settings.id;
+  ctx_.store->Read<std::vector<store::Notification>>(
+      [channel, user](store::Db& db) { return db.NotificationsOfUser(channel, user, 100); },
+      OnLoop<std::vector<store::Notification>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        std::string out = R"({"notifications":[)";
+        for (size_t i = 0; i < o.value->size(); ++i) {
+          if (i) out += ',';
+          chat::AppendNotificationJson(out, (*o.value)[i]);
+        }
+        out += "]}";
+        respond(Json(200, std::move(out)));
+      }));
+}
+
+bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form, net::Responder& respond) {
+  auto s = ctx_.settings();
+  std::string url = s->sms_public_url.empty() ? "http://" + std::string(req.Header("host")) : s->sms_public_url;
+  url += req.target;
+  if (s->sms_auth_token.empty() ||
+      !notify::CheckTwilioSignature(s->sms_auth_token, url, form, req.Header("x-twilio-signature"))) {
+    respond(ErrorResponse(ctx_, req.loop, 403, "bad_signature", "X-Twilio-Signature does not verify"));
+    return false;
+  }
+  return true;
+}
+
+void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
+  notify::Form form;
+  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad form body"));
+  if (!CheckSignature(req, form, respond)) return;
+  std::string from = notify::FormValue(form, "From");
+  std::optional<bool> opt = notify::OptInKeyword(notify::FormValue(form, "Body"));
+  auto twiml = [](net::Responder& r) {
+    net::Response x;
+    x.content_type = "text/xml";
+    x.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+    r(std::move(x));
+  };
+  if (!opt || from.empty()) return twiml(respond);
+  bool opt_in = *opt;
+  ctx_.store->Write<int>([from, opt_in](store::Db& db) { return db.SetOptInByPhone(from, opt_in, base::WallMs()); },
+                         OnLoop<int>(ctx_, req.loop, [this, loop = req.loop, respond, twiml, from, opt_in](store::Outcome<int> o) mutable {
+                           if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+                           spdlog::info("sms inbound from {}: opt-{} ({} user(s))", from, opt_in ? "in" : "out", *o.value);
+                           twiml(respond);
+                         }));
+}
+
+void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
+  notify::Form form;
+  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad form body"));
+  if (!CheckSignature(req, form, respond)) return;
+  std::string sid = notify::FormValue(form, "MessageSid"), status = notify::FormValue(form, "MessageStatus");
+  std::string code = notify::FormValue(form, "ErrorCode");
+  if (sid.empty() || notify::StatusRank(status) == 0) {
+    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "MessageSid and a known MessageStatus are required"));
+  }
+  ctx_.store->Write<bool>(
+      [sid, status, code](store::Db& db) {
+        auto n = db.NotificationBySid(sid);
+        if (!n) return false;
+        if (notify::StatusRank(status) <= notify::StatusRank(n->provider_status)) return true;  // never backward
+        n->provider_status = status;
+        if (status == "undelivered" || status == "failed") {
+          n->state = store::NotifyState::kFailed;
+          n->reason = "provider_" + status + (code.empty() ? "" : ":" + code);
+        }
+        n->updated_at = base::WallMs();
+        db.UpdateNotification(*n);
+        return true;
+      },
+      OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        if (!*o.value) return respond(ErrorResponse(ctx_, loop, 404, "unknown_sid", "no notification with this MessageSid"));
+        respond(Json(200, R"({"status":"ok"})"));
+      }));
+}
+
+}  // namespace onlined::api

@@ -1,0 +1,60 @@
+#pragma once
+// Chat logic over the store seam: user chats, per-chat `seq` without gaps,
+// idempotent sends, and the outbox entry a manager's message schedules.
+// Engine-agnostic: these functions take a store::Db and run inside the
+// writer's group transaction (so the message, its idempotency key and its
+// notification commit together, or not at all).
+#include <cstdint>
+#include <string>
+
+#include "store/db.h"
+
+namespace onlined::chat {
+
+struct SendInput {
+  std::string channel;
+  std::string chat_id;  // empty for a user's send: the user's chat (opened if none)
+  std::string user_id;  // the user, for user sends
+  std::string from;     // "user" | "manager"
+  std::string sender_id;
+  std::string text;
+  std::string idem_scope;  // whose key it is: "manager:<id>" or "user:<id>"
+  std::string idem_key;    // "" for none
+  std::string body_hash;   // of what identifies the request (chat + text)
+  int64_t now = 0;
+  // A manager's message schedules an SMS (see DESIGN.md "Offline fallback"):
+  // due at now + ack_timeout + sms_delay, pulled earlier to now + sms_delay
+  // when the user turns out to be offline. The decision is made at fire time.
+  bool schedule_sms = false;
+  int64_t sms_delay_ms = 120000;
+  int64_t ack_timeout_ms = 10000;
+};
+
+enum class SendStatus {
+  kCreated,    // stored now
+  kDuplicate,  // the same request again: the stored message is returned
+  kNoChat,     // no such chat in this channel (or not the user's)
+  kConflict,   // the idempotency key was used for a different request
+};
+
+struct SendResult {
+  SendStatus status = SendStatus::kCreated;
+  store::Message message;
+  std::string user_id;  // the chat's user
+  bool chat_created = false;
+  int64_t notification_id = 0;  // the outbox entry it joined or created (managers)
+};
+
+// Stores one message. Throws store::DbError on engine failure.
+SendResult Send(store::Db& db, const SendInput& in);
+
+// The user's chat in the channel, opened if there is none.
+store::Chat OpenChat(store::Db& db, const std::string& channel, const std::string& user_id, int64_t now,
+                     bool& created);
+
+// A random id with a prefix, e.g. "c_3f9a...". Thread-safe.
+std::string NewId(const char* prefix);
+// A short hex digest identifying a request body.
+std::string BodyHash(std::string_view a, std::string_view b);
+
+}  // namespace onlined::chat

@@ -1,0 +1,193 @@
+#include "notify/scheduler.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <random>
+
+#include "base/clock.h"
+
+namespace onlined::notify {
+
+namespace asio = boost::asio;
+
+Scheduler::Scheduler(store::Service& store, PolicyLookup policies, base::Metrics& metrics, Options opts)
+    : store_(store), policies_(std::move(policies)), metrics_(metrics), opts_(opts) {
+  m_sent_ = metrics.Counter("onlined_sms_sent_total", "SMS accepted by the provider.");
+  m_failed_ = metrics.Counter("onlined_sms_failed_total", "Notifications failed (provider refusal or retries exhausted).");
+  m_cancelled_ = metrics.Counter("onlined_sms_cancelled_total", "Notifications cancelled (read, delivered, no phone, opted out, rate limit).");
+  m_retried_ = metrics.Counter("onlined_sms_retries_total", "Provider errors retried with backoff.");
+  m_waiting_ = metrics.Counter("onlined_sms_quiet_hours_total", "Notifications held back by quiet hours.");
+  m_inflight_ = metrics.Gauge("onlined_sms_in_flight", "Provider requests under way.");
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Start(std::unique_ptr<Provider> provider) {
+  provider_ = std::move(provider);
+  // A crash may have left sends under way: each is tried again, once more.
+  store_.Write<int>([](store::Db& db) { return db.RequeueSending(base::WallMs()); },
+                    [](store::Outcome<int> o) {
+                      if (o.ok() && *o.value > 0) spdlog::warn("outbox: {} send(s) in flight at the last stop are retried", *o.value);
+                    });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "notify");
+    auto guard = asio::make_work_guard(io_);
+    Tick();
+    io_.run();
+  });
+}
+
+void Scheduler::Stop() {
+  if (stopping_.exchange(true)) return;
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::PullEarlier(int64_t id, int64_t due_at) {
+  store_.Write<bool>(
+      [id, due_at](store::Db& db) {
+        auto n = db.GetNotification(id);
+        if (!n || n->state != store::NotifyState::kScheduled || n->due_at <= due_at) return false;
+        n->due_at = due_at;
+        n->reason = "user_offline";
+        n->updated_at = base::WallMs();
+        db.UpdateNotification(*n);
+        return true;
+      },
+      [](store::Outcome<bool>) {});
+}
+
+void Scheduler::Tick() {
+  if (stopping_) return;
+  if (!claiming_) {
+    claiming_ = true;
+    const int batch = opts_.batch;
+    auto policies = policies_;
+    auto cancelled = std::make_shared<int>(0);
+    auto waiting = std::make_shared<int>(0);
+    store_.Write<std::vector<store::Notification>>(
+        [batch, policies, cancelled, waiting](store::Db& db) {
+          std::vector<store::Notification> sends;
+          const int64_t now = base::WallMs();
+          for (store::Notification& n : db.DueNotifications(now, batch)) {
+            n.updated_at = now;
+            std::optional<Policy> p = policies(n.channel);
+            std::optional<store::Chat> chat = db.GetChat(n.channel, n.chat_id);
+            if (!p || !chat) {
+              n.state = store::NotifyState::kCancelled;
+              n.reason = !p ? "channel_removed" : "chat_missing";
+              db.UpdateNotification(n);
+              ++*cancelled;
+              continue;
+            }
+            FireInput in;
+            in.n = n;
+            in.user = db.GetUser(n.channel, n.user_id);
+            in.chat = *chat;
+            in.window = db.ListMessages(n.chat_id, n.first_seq - 1, static_cast<int>(n.last_seq - n.first_seq + 1));
+            in.last_sms_at = db.LastSmsSentAt(n.channel, n.user_id);
+            in.now = now;
+            Decision d = Decide(in, *p);
+            switch (d.action) {
+              case Decision::Action::kCancel:
+                n.state = store::NotifyState::kCancelled;
+                n.reason = d.reason;
+                ++*cancelled;
+                break;
+              case Decision::Action::kWait:
+                n.due_at = d.wait_until;
+                n.reason = d.reason;
+                ++*waiting;
+                break;
+              case Decision::Action::kSend:
+                n.state = store::NotifyState::kSending;
+                n.reason = "sending";
+                n.phone = d.phone;
+                n.body = d.body;
+                ++n.attempts;
+                sends.push_back(n);
+                break;
+            }
+            db.UpdateNotification(n);
+          }
+          return sends;
+        },
+        [this, cancelled, waiting](store::Outcome<std::vector<store::Notification>> o) {
+          metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
+          metrics_.Add(metrics_.loops(), m_waiting_, *waiting);
+          asio::post(io_, [this, o = std::move(o)]() mutable {
+            claiming_ = false;
+            if (!o.ok()) {
+              spdlog::warn("outbox: cannot claim due notifications: {}", o.error);
+              return;
+            }
+            Claimed(std::move(*o.value));
+          });
+        });
+  }
+  timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Tick();
+  });
+}
+
+void Scheduler::Claimed(std::vector<store::Notification> sends) {
+  for (store::Notification& n : sends) {
+    metrics_.Add(metrics_.loops(), m_inflight_, 1);
+    int64_t id = n.id;
+    provider_->Send({n.id, n.phone, n.body}, [this, id](SmsResult r) {
+      metrics_.Add(metrics_.loops(), m_inflight_, -1);
+      Record(id, std::move(r));
+    });
+  }
+}
+
+void Scheduler::Record(int64_t id, SmsResult r) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  const double j = jitter(rng);
+  Options opts = opts_;
+  using K = SmsResult::Kind;
+  if (r.kind == K::kSent) metrics_.Add(metrics_.loops(), m_sent_);
+  store_.Write<int>(
+      [id, r, j, opts](store::Db& db) {
+        auto n = db.GetNotification(id);
+        if (!n) return 0;
+        const int64_t now = base::WallMs();
+        n->updated_at = now;
+        if (r.kind == K::kSent) {
+          n->state = store::NotifyState::kSent;
+          n->provider_sid = r.sid;
+          if (n->provider_status.empty()) n->provider_status = r.status;
+          n->reason = "sent";
+        } else if (r.kind == K::kRetry && n->attempts < opts.max_attempts) {
+          int64_t backoff = opts.backoff_base_ms << std::min(n->attempts - 1, 20);
+          backoff = static_cast<int64_t>(std::min<double>(static_cast<double>(opts.backoff_max_ms), backoff * j));
+          n->state = store::NotifyState::kScheduled;
+          n->due_at = now + backoff;
+          n->reason = "retry: " + r.reason;
+          db.UpdateNotification(*n);
+          return 1;
+        } else {
+          n->state = store::NotifyState::kFailed;
+          n->reason = r.kind == K::kRetry ? "retries_exhausted: " + r.reason : r.reason;
+        }
+        db.UpdateNotification(*n);
+        return r.kind == K::kSent ? 0 : 2;
+      },
+      [this, id, r](store::Outcome<int> o) {
+        if (!o.ok()) {
+          spdlog::error("outbox: cannot record the result of notification {}: {}", id, o.error);
+          return;
+        }
+        if (*o.value == 1) metrics_.Add(metrics_.loops(), m_retried_);
+        if (*o.value == 2) {
+          metrics_.Add(metrics_.loops(), m_failed_);
+          spdlog::warn("outbox: notification {} failed: {}", id, r.reason);
+        }
+      });
+}
+
+}  // namespace onlined::notify

@@ -1,0 +1,71 @@
+#pragma once
+// notify::Scheduler: works the durable outbox.
+//
+// Runs on its own thread ("notify", an io_context shared with the provider's
+// HTTP client). Every tick it asks the store writer, in one transaction, for
+// the notifications that are due and decides each (notify::Decide): cancel,
+// wait (quiet hours) or send; a send is marked `sending` in that same
+// transaction, before the provider is called, so a crash causes at most one
+// repeated request (sending -> scheduled at the next start). Provider
+// results are written back: sent, failed, or scheduled again with
+// exponential backoff and jitter.
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "base/metrics.h"
+#include "notify/decide.h"
+#include "notify/provider.h"
+#include "store/service.h"
+
+namespace onlined::notify {
+
+class Scheduler {
+ public:
+  using PolicyLookup = std::function<std::optional<Policy>(const std::string& channel)>;
+  struct Options {
+    int64_t tick_ms = 250;
+    int batch = 200;
+    int max_attempts = 8;
+    int64_t backoff_base_ms = 2000;
+    int64_t backoff_max_ms = 300000;
+  };
+
+  Scheduler(store::Service& store, PolicyLookup policies, base::Metrics& metrics, Options opts);
+  ~Scheduler();
+
+  // The io_context providers run on; valid for the scheduler's lifetime.
+  boost::asio::io_context& io() { return io_; }
+  // Takes the provider (built on io()) and starts the thread.
+  void Start(std::unique_ptr<Provider> provider);
+  void Stop();
+
+  // The user had no live session when a manager's message was stored: the
+  // notification is due `due_at` instead of after the ack timeout.
+  // Thread-safe; a durable write, best effort (a lost one only delays).
+  void PullEarlier(int64_t notification_id, int64_t due_at);
+
+ private:
+  void Tick();
+  void Claimed(std::vector<store::Notification> sends);
+  void Record(int64_t id, SmsResult r);
+
+  store::Service& store_;
+  PolicyLookup policies_;
+  base::Metrics& metrics_;
+  Options opts_;
+  boost::asio::io_context io_{1};
+  boost::asio::steady_timer timer_{io_};
+  std::unique_ptr<Provider> provider_;
+  std::thread thread_;
+  bool claiming_ = false;  // notify thread only
+  std::atomic<bool> stopping_{false};
+  base::Metrics::Id m_sent_, m_failed_, m_cancelled_, m_retried_, m_waiting_, m_inflight_;
+};
+
+}  // namespace onlined::notify

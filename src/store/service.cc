@@ -1,0 +1,145 @@
+#include "store/service.h"
+
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace onlined::store {
+
+Service::Service(Opener open, Options opts, base::Metrics& metrics) : opts_(opts), metrics_(metrics) {
+  writer_db_ = open(true);
+  for (int i = 0; i < opts_.readers; ++i) reader_dbs_.push_back(open(false));
+  m_commits_ = metrics.Counter("onlined_store_commits_total", "Store transactions committed (each one fsync).");
+  m_ops_ = metrics.Counter("onlined_store_writes_total", "Store write operations committed.");
+  m_failed_ = metrics.Counter("onlined_store_failed_total", "Store operations that failed in the engine.");
+  m_refused_ = metrics.Counter("onlined_store_refused_total", "Store operations refused: queue full.");
+  m_batch_ = metrics.Histogram("onlined_store_batch_size", "Write operations per committed transaction.",
+                               {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  m_commit_s_ = metrics.Histogram("onlined_store_commit_seconds", "Time of one group transaction incl. fsync.",
+                                  {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5});
+  threads_.emplace_back([this] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    WriterLoop();
+  });
+  for (auto& db : reader_dbs_) {
+    threads_.emplace_back([this, d = db.get()] {
+      pthread_setname_np(pthread_self(), "store-reader");
+      ReaderLoop(d);
+    });
+  }
+}
+
+Service::~Service() { Stop(); }
+
+void Service::Stop() {
+  for (Queue* q : {&writes_, &reads_}) {
+    std::lock_guard lock(q->mu);
+    q->stop = true;
+    q->cv.notify_all();
+  }
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+size_t Service::write_backlog() const {
+  std::lock_guard lock(writes_.mu);
+  return writes_.ops.size();
+}
+
+void Service::Enqueue(Queue& q, Op op) {
+  {
+    std::lock_guard lock(q.mu);
+    if (!q.stop && q.ops.size() < opts_.max_queue) {
+      q.ops.push_back(std::move(op));
+      q.cv.notify_one();
+      return;
+    }
+  }
+  metrics_.Add(metrics_.loops(), m_refused_);
+  static const std::string kOverloaded = "store is overloaded";
+  op.finish(&kOverloaded, true);
+}
+
+void Service::WriterLoop() {
+  std::vector<Op> batch;
+  std::vector<std::string> errors;
+  const size_t slot = metrics_.loops();
+  for (;;) {
+    batch.clear();
+    {
+      std::unique_lock lock(writes_.mu);
+      writes_.cv.wait(lock, [this] { return writes_.stop || !writes_.ops.empty(); });
+      if (writes_.ops.empty() && writes_.stop) return;
+      while (!writes_.ops.empty() && batch.size() < opts_.max_batch) {
+        batch.push_back(std::move(writes_.ops.front()));
+        writes_.ops.pop_front();
+      }
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    errors.assign(batch.size(), std::string());
+    std::string tx_error;
+    try {
+      writer_db_->Begin();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        writer_db_->Savepoint();
+        try {
+          batch[i].run(*writer_db_);
+          writer_db_->ReleaseSavepoint();
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+          writer_db_->RollbackToSavepoint();
+        }
+      }
+      writer_db_->Commit();
+    } catch (const std::exception& e) {
+      tx_error = e.what();
+      try {
+        writer_db_->Rollback();
+      } catch (...) {
+      }
+      spdlog::error("store: transaction of {} operations failed: {}", batch.size(), tx_error);
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (tx_error.empty()) {
+      metrics_.Add(slot, m_commits_);
+      metrics_.Observe(slot, m_batch_, static_cast<double>(batch.size()));
+      metrics_.Observe(slot, m_commit_s_, secs);
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const std::string* err = !tx_error.empty() ? &tx_error : errors[i].empty() ? nullptr : &errors[i];
+      metrics_.Add(slot, err ? m_failed_ : m_ops_);
+      batch[i].finish(err, false);
+    }
+  }
+}
+
+void Service::ReaderLoop(Db* db) {
+  for (;;) {
+    Op op;
+    {
+      std::unique_lock lock(reads_.mu);
+      reads_.cv.wait(lock, [this] { return reads_.stop || !reads_.ops.empty(); });
+      if (reads_.ops.empty() && reads_.stop) return;
+      op = std::move(reads_.ops.front());
+      reads_.ops.pop_front();
+    }
+    std::string err;
+    try {
+      db->Begin();  // a consistent snapshot for multi-statement reads
+      op.run(*db);
+      db->Commit();
+    } catch (const std::exception& e) {
+      err = e.what();
+      try {
+        db->Rollback();
+      } catch (...) {
+      }
+    }
+    op.finish(err.empty() ? nullptr : &err, false);
+  }
+}
+
+}  // namespace onlined::store

@@ -1,0 +1,115 @@
+#pragma once
+// store::Service: runs store operations off the event loops.
+//
+// Writes go to one writer thread that groups every operation waiting in its
+// queue into one transaction (each in its own savepoint, so one failing
+// operation does not undo the others) and commits once: one fsync for many
+// sends. Completions run on the writer thread, in commit order, after the
+// commit; a completion that needs a loop posts to it. Reads run on reader
+// threads with their own connections (WAL: readers never wait for the
+// writer). Queues are bounded: a full queue refuses at once (overloaded),
+// it never grows without limit.
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/metrics.h"
+#include "store/db.h"
+
+namespace onlined::store {
+
+// The outcome of one store operation: a value, or why there is none.
+template <class T>
+struct Outcome {
+  std::optional<T> value;
+  std::string error;  // "overloaded" (queue full) or the engine's message
+  bool overloaded = false;
+  bool ok() const { return value.has_value(); }
+};
+
+class Service {
+ public:
+  using Opener = std::function<std::unique_ptr<Db>(bool writer)>;
+  struct Options {
+    int readers = 2;
+    size_t max_queue = 20000;  // waiting writes (or reads) before refusing
+    size_t max_batch = 1024;   // operations per transaction
+  };
+
+  // Opens the connections now (throws DbError on failure) and starts threads.
+  Service(Opener open, Options opts, base::Metrics& metrics);
+  ~Service();
+  void Stop();
+
+  // `fn` runs inside the next group transaction on the writer thread; `done`
+  // runs there after the commit (or with the error). Never blocks the caller.
+  template <class T>
+  void Write(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
+    auto slot = std::make_shared<std::optional<T>>();
+    Op op;
+    op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
+    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
+      Outcome<T> o;
+      if (err) {
+        o.error = *err;
+        o.overloaded = overloaded;
+      } else {
+        o.value = std::move(*slot);
+      }
+      done(std::move(o));
+    };
+    Enqueue(writes_, std::move(op));
+  }
+
+  // `fn` runs on a reader thread; `done` runs there too.
+  template <class T>
+  void Read(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
+    auto slot = std::make_shared<std::optional<T>>();
+    Op op;
+    op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
+    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
+      Outcome<T> o;
+      if (err) {
+        o.error = *err;
+        o.overloaded = overloaded;
+      } else {
+        o.value = std::move(*slot);
+      }
+      done(std::move(o));
+    };
+    Enqueue(reads_, std::move(op));
+  }
+
+  size_t write_backlog() const;
+
+ private:
+  struct Op {
+    std::function<void(Db&)> run;
+    std::function<void(const std::string* err, bool overloaded)> finish;
+  };
+  struct Queue {
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Op> ops;
+    bool stop = false;
+  };
+  void Enqueue(Queue& q, Op op);
+  void WriterLoop();
+  void ReaderLoop(Db* db);
+
+  Options opts_;
+  base::Metrics& metrics_;
+  std::unique_ptr<Db> writer_db_;
+  std::vector<std::unique_ptr<Db>> reader_dbs_;
+  Queue writes_, reads_;
+  std::vector<std::thread> threads_;
+  base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_batch_, m_commit_s_;
+};
+
+}  // namespace onlined::store

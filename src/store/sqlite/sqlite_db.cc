@@ -1,0 +1,443 @@
+#include "store/sqlite/sqlite_db.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <unordered_map>
+
+namespace onlined::store {
+
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS chats(
+  chat_id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,
+  user_ack_seq INTEGER NOT NULL DEFAULT 0, user_read_seq INTEGER NOT NULL DEFAULT 0,
+  unread INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chats_newest ON chats(channel, updated_at DESC, chat_id DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS chats_of_user ON chats(channel, user_id);
+CREATE TABLE IF NOT EXISTS messages(
+  chat_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL, from_role TEXT NOT NULL,
+  sender_id TEXT NOT NULL, text TEXT NOT NULL, created_at INTEGER NOT NULL, acked_at INTEGER,
+  PRIMARY KEY(chat_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idem(
+  channel TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, chat_id TEXT NOT NULL,
+  seq INTEGER NOT NULL, body_hash TEXT NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY(channel, scope, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users(
+  channel TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '',
+  sms_opt_in INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,
+  PRIMARY KEY(channel, user_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS users_by_phone ON users(phone);
+CREATE TABLE IF NOT EXISTS notifications(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, user_id TEXT NOT NULL, chat_id TEXT NOT NULL,
+  first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+  due_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, provider_sid TEXT NOT NULL DEFAULT '',
+  provider_status TEXT NOT NULL DEFAULT '', phone TEXT NOT NULL DEFAULT '', body TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS notifications_due ON notifications(state, due_at);
+CREATE INDEX IF NOT EXISTS notifications_chat ON notifications(chat_id, state);
+CREATE INDEX IF NOT EXISTS notifications_user ON notifications(channel, user_id, id DESC);
+CREATE INDEX IF NOT EXISTS notifications_sid ON notifications(provider_sid);
+)sql";
+
+// A prepared statement, reset after each use.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt& Bind(int i, const std::string& v) {
+    Check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    Check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Stmt& BindNull(int i) {
+    Check(sqlite3_bind_null(s_, i));
+    return *this;
+  }
+  // Steps once; true if a row is available.
+  bool Step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw DbError(std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  void Run() {
+    while (Step()) {
+    }
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  std::string Text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
+    return p == nullptr ? std::string() : std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+  }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK) throw DbError(std::string("sqlite bind: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+};
+
+class SqliteDb final : public Db {
+ public:
+  SqliteDb(const std::string& path, bool writer) : writer_(writer) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw DbError("sqlite: cannot open " + path + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    Exec("PRAGMA journal_mode=WAL");
+    Exec("PRAGMA synchronous=FULL");
+    Exec("PRAGMA foreign_keys=OFF");
+    Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
+    if (writer) Exec(kSchema);
+  }
+  ~SqliteDb() override {
+    for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
+    sqlite3_close(db_);
+  }
+
+  // The writer takes the write lock up front; readers read a snapshot.
+  void Begin() override { Exec(writer_ ? "BEGIN IMMEDIATE" : "BEGIN"); }
+  void Commit() override { Exec("COMMIT"); }
+  void Rollback() override {
+    if (!sqlite3_get_autocommit(db_)) Exec("ROLLBACK");
+  }
+  void Savepoint() override { Exec("SAVEPOINT op"); }
+  void ReleaseSavepoint() override { Exec("RELEASE op"); }
+  void RollbackToSavepoint() override {
+    Exec("ROLLBACK TO op");
+    Exec("RELEASE op");
+  }
+
+  std::optional<Chat> GetChat(const std::string& channel, const std::string& chat_id) override {
+    Stmt s = Prepare(ChatSelect() + " WHERE c.chat_id=?1 AND c.channel=?2");
+    s.Bind(1, chat_id).Bind(2, channel);
+    if (!s.Step()) return std::nullopt;
+    return ReadChat(s);
+  }
+
+  std::optional<Chat> FindChatOfUser(const std::string& channel, const std::string& user_id) override {
+    Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 AND c.user_id=?2");
+    s.Bind(1, channel).Bind(2, user_id);
+    if (!s.Step()) return std::nullopt;
+    return ReadChat(s);
+  }
+
+  void InsertChat(const Chat& c) override {
+    Stmt s = Prepare(
+        "INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at) VALUES(?1,?2,?3,?4,0,?4)");
+    s.Bind(1, c.chat_id).Bind(2, c.channel).Bind(3, c.user_id).Bind(4, c.created_at).Run();
+  }
+
+  std::vector<Chat> ListChats(const std::string& channel, std::optional<std::pair<int64_t, std::string>> before,
+                              int limit) override {
+    std::vector<Chat> out;
+    if (before) {
+      Stmt s = Prepare(ChatSelect() +
+                       " WHERE c.channel=?1 AND (c.updated_at, c.chat_id) < (?2, ?3)"
+                       " ORDER BY c.updated_at DESC, c.chat_id DESC LIMIT ?4");
+      s.Bind(1, channel).Bind(2, before->first).Bind(3, before->second).Bind(4, limit);
+      while (s.Step()) out.push_back(ReadChat(s));
+    } else {
+      Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 ORDER BY c.updated_at DESC, c.chat_id DESC LIMIT ?2");
+      s.Bind(1, channel).Bind(2, limit);
+      while (s.Step()) out.push_back(ReadChat(s));
+    }
+    return out;
+  }
+
+  std::vector<Chat> ChatsOfUser(const std::string& channel, const std::string& user_id, int limit) override {
+    std::vector<Chat> out;
+    Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 AND c.user_id=?2 ORDER BY c.updated_at DESC LIMIT ?3");
+    s.Bind(1, channel).Bind(2, user_id).Bind(3, limit);
+    while (s.Step()) out.push_back(ReadChat(s));
+    return out;
+  }
+
+  void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at, bool from_user) override {
+    Stmt s = Prepare(
+        "UPDATE chats SET last_seq=?2, updated_at=MAX(updated_at, ?3),"
+        " unread=CASE WHEN ?4 THEN unread+1 ELSE 0 END WHERE chat_id=?1");
+    s.Bind(1, chat_id).Bind(2, seq).Bind(3, at).Bind(4, int64_t{from_user ? 1 : 0}).Run();
+  }
+
+  int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) override {
+    {
+      Stmt s = Prepare("UPDATE chats SET user_ack_seq=?2 WHERE chat_id=?1 AND user_ack_seq<?2 AND last_seq>=?2");
+      s.Bind(1, chat_id).Bind(2, seq).Run();
+    }
+    {
+      Stmt s = Prepare("UPDATE messages SET acked_at=?3 WHERE chat_id=?1 AND seq<=?2 AND acked_at IS NULL");
+      s.Bind(1, chat_id).Bind(2, seq).Bind(3, at).Run();
+    }
+    Stmt s = Prepare("SELECT user_ack_seq FROM chats WHERE chat_id=?1");
+    s.Bind(1, chat_id);
+    return s.Step() ? s.Int(0) : 0;
+  }
+
+  int64_t RaiseUserRead(const std::string& chat_id, int64_t seq) override {
+    {
+      Stmt s = Prepare(
+          "UPDATE chats SET user_read_seq=?2, user_ack_seq=MAX(user_ack_seq, ?2)"
+          " WHERE chat_id=?1 AND user_read_seq<?2 AND last_seq>=?2");
+      s.Bind(1, chat_id).Bind(2, seq).Run();
+    }
+    Stmt s = Prepare("SELECT user_read_seq FROM chats WHERE chat_id=?1");
+    s.Bind(1, chat_id);
+    return s.Step() ? s.Int(0) : 0;
+  }
+
+  void InsertMessage(const Message& m) override {
+    Stmt s = Prepare(
+        "INSERT INTO messages(chat_id, seq, id, from_role, sender_id, text, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Bind(1, m.chat_id).Bind(2, m.seq).Bind(3, m.id).Bind(4, m.from).Bind(5, m.sender_id).Bind(6, m.text);
+    s.Bind(7, m.created_at).Run();
+  }
+
+  std::vector<Message> ListMessages(const std::string& chat_id, int64_t after_seq, int limit) override {
+    std::vector<Message> out;
+    Stmt s = Prepare(MessageSelect() + " WHERE chat_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
+    s.Bind(1, chat_id).Bind(2, after_seq).Bind(3, limit);
+    while (s.Step()) out.push_back(ReadMessage(s, 0));
+    return out;
+  }
+
+  std::optional<Message> GetMessage(const std::string& chat_id, int64_t seq) override {
+    Stmt s = Prepare(MessageSelect() + " WHERE chat_id=?1 AND seq=?2");
+    s.Bind(1, chat_id).Bind(2, seq);
+    if (!s.Step()) return std::nullopt;
+    return ReadMessage(s, 0);
+  }
+
+  std::optional<IdemEntry> GetIdem(const std::string& channel, const std::string& scope,
+                                   const std::string& key) override {
+    Stmt s = Prepare("SELECT chat_id, seq, body_hash FROM idem WHERE channel=?1 AND scope=?2 AND key=?3");
+    s.Bind(1, channel).Bind(2, scope).Bind(3, key);
+    if (!s.Step()) return std::nullopt;
+    return IdemEntry{s.Text(0), s.Int(1), s.Text(2)};
+  }
+
+  void PutIdem(const std::string& channel, const std::string& scope, const std::string& key, const IdemEntry& e,
+               int64_t at) override {
+    Stmt s = Prepare(
+        "INSERT INTO idem(channel, scope, key, chat_id, seq, body_hash, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Bind(1, channel).Bind(2, scope).Bind(3, key).Bind(4, e.chat_id).Bind(5, e.seq).Bind(6, e.body_hash);
+    s.Bind(7, at).Run();
+  }
+
+  std::optional<UserProfile> GetUser(const std::string& channel, const std::string& user_id) override {
+    Stmt s = Prepare("SELECT name, phone, sms_opt_in, updated_at FROM users WHERE channel=?1 AND user_id=?2");
+    s.Bind(1, channel).Bind(2, user_id);
+    if (!s.Step()) return std::nullopt;
+    return UserProfile{channel, user_id, s.Text(0), s.Text(1), s.Int(2) != 0, s.Int(3)};
+  }
+
+  void PutUser(const UserProfile& u) override {
+    Stmt s = Prepare(
+        "INSERT INTO users(channel, user_id, name, phone, sms_opt_in, updated_at) VALUES(?1,?2,?3,?4,?5,?6)"
+        " ON CONFLICT(channel, user_id) DO UPDATE SET name=?3, phone=?4, sms_opt_in=?5, updated_at=?6");
+    s.Bind(1, u.channel).Bind(2, u.user_id).Bind(3, u.name).Bind(4, u.phone);
+    s.Bind(5, int64_t{u.sms_opt_in ? 1 : 0}).Bind(6, u.updated_at).Run();
+  }
+
+  int SetOptInByPhone(const std::string& phone, bool opt_in, int64_t at) override {
+    Stmt s = Prepare("UPDATE users SET sms_opt_in=?2, updated_at=?3 WHERE phone=?1 AND sms_opt_in<>?2");
+    s.Bind(1, phone).Bind(2, int64_t{opt_in ? 1 : 0}).Bind(3, at).Run();
+    return sqlite3_changes(db_);
+  }
+
+  int64_t InsertNotification(const Notification& n) override {
+    Stmt s = Prepare(
+        "INSERT INTO notifications(channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, attempts,"
+        " created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)");
+    s.Bind(1, n.channel).Bind(2, n.user_id).Bind(3, n.chat_id).Bind(4, n.first_seq).Bind(5, n.last_seq);
+    s.Bind(6, std::string(NotifyStateName(n.state))).Bind(7, n.reason).Bind(8, n.due_at);
+    s.Bind(9, int64_t{n.attempts}).Bind(10, n.created_at).Run();
+    return sqlite3_last_insert_rowid(db_);
+  }
+
+  void UpdateNotification(const Notification& n) override {
+    Stmt s = Prepare(
+        "UPDATE notifications SET first_seq=?2, last_seq=?3, state=?4, reason=?5, due_at=?6, attempts=?7,"
+        " provider_sid=?8, provider_status=?9, phone=?10, body=?11, updated_at=?12 WHERE id=?1");
+    s.Bind(1, n.id).Bind(2, n.first_seq).Bind(3, n.last_seq).Bind(4, std::string(NotifyStateName(n.state)));
+    s.Bind(5, n.reason).Bind(6, n.due_at).Bind(7, int64_t{n.attempts}).Bind(8, n.provider_sid);
+    s.Bind(9, n.provider_status).Bind(10, n.phone).Bind(11, n.body).Bind(12, n.updated_at).Run();
+  }
+
+  std::optional<Notification> GetNotification(int64_t id) override {
+    Stmt s = Prepare(NotificationSelect() + " WHERE id=?1");
+    s.Bind(1, id);
+    if (!s.Step()) return std::nullopt;
+    return ReadNotification(s);
+  }
+
+  std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) override {
+    Stmt s = Prepare(NotificationSelect() + " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
+    s.Bind(1, chat_id);
+    if (!s.Step()) return std::nullopt;
+    return ReadNotification(s);
+  }
+
+  std::optional<Notification> NotificationBySid(const std::string& sid) override {
+    Stmt s = Prepare(NotificationSelect() + " WHERE provider_sid=?1 LIMIT 1");
+    s.Bind(1, sid);
+    if (!s.Step()) return std::nullopt;
+    return ReadNotification(s);
+  }
+
+  std::vector<Notification> DueNotifications(int64_t now, int limit) override {
+    std::vector<Notification> out;
+    Stmt s = Prepare(NotificationSelect() + " WHERE state='scheduled' AND due_at<=?1 ORDER BY due_at LIMIT ?2");
+    s.Bind(1, now).Bind(2, limit);
+    while (s.Step()) out.push_back(ReadNotification(s));
+    return out;
+  }
+
+  std::vector<Notification> NotificationsOfUser(const std::string& channel, const std::string& user_id,
+                                                int limit) override {
+    std::vector<Notification> out;
+    Stmt s = Prepare(NotificationSelect() + " WHERE channel=?1 AND user_id=?2 ORDER BY id DESC LIMIT ?3");
+    s.Bind(1, channel).Bind(2, user_id).Bind(3, limit);
+    while (s.Step()) out.push_back(ReadNotification(s));
+    return out;
+  }
+
+  std::optional<int64_t> LastSmsSentAt(const std::string& channel, const std::string& user_id) override {
+    Stmt s = Prepare(
+        "SELECT MAX(updated_at) FROM notifications WHERE channel=?1 AND user_id=?2 AND state IN ('sent','sending')");
+    s.Bind(1, channel).Bind(2, user_id);
+    if (!s.Step() || s.IsNull(0)) return std::nullopt;
+    return s.Int(0);
+  }
+
+  int RequeueSending(int64_t now) override {
+    Stmt s = Prepare(
+        "UPDATE notifications SET state='scheduled', reason='retry_after_restart', due_at=?1, updated_at=?1"
+        " WHERE state='sending'");
+    s.Bind(1, now).Run();
+    return sqlite3_changes(db_);
+  }
+
+ private:
+  void Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown";
+      sqlite3_free(err);
+      throw DbError(std::string("sqlite: ") + msg);
+    }
+  }
+
+  Stmt Prepare(const std::string& sql) {
+    auto it = stmts_.find(sql);
+    if (it == stmts_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+        throw DbError(std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+      }
+      it = stmts_.emplace(sql, s).first;
+    }
+    return Stmt(db_, it->second);
+  }
+
+  static std::string ChatSelect() {
+    return "SELECT c.chat_id, c.channel, c.user_id, c.created_at, c.last_seq, c.updated_at, c.user_ack_seq,"
+           " c.user_read_seq, c.unread, m.id, m.from_role, m.sender_id, m.text, m.created_at, m.acked_at"
+           " FROM chats c LEFT JOIN messages m ON m.chat_id=c.chat_id AND m.seq=c.last_seq";
+  }
+  static Chat ReadChat(const Stmt& s) {
+    Chat c;
+    c.chat_id = s.Text(0);
+    c.channel = s.Text(1);
+    c.user_id = s.Text(2);
+    c.created_at = s.Int(3);
+    c.last_seq = s.Int(4);
+    c.updated_at = s.Int(5);
+    c.user_ack_seq = s.Int(6);
+    c.user_read_seq = s.Int(7);
+    c.unread = s.Int(8);
+    if (!s.IsNull(9)) {
+      Message m;
+      m.chat_id = c.chat_id;
+      m.seq = c.last_seq;
+      m.id = s.Text(9);
+      m.from = s.Text(10);
+      m.sender_id = s.Text(11);
+      m.text = s.Text(12);
+      m.created_at = s.Int(13);
+      if (!s.IsNull(14)) m.acked_at = s.Int(14);
+      c.last_message = std::move(m);
+    }
+    return c;
+  }
+  static std::string MessageSelect() {
+    return "SELECT chat_id, seq, id, from_role, sender_id, text, created_at, acked_at FROM messages";
+  }
+  static Message ReadMessage(const Stmt& s, int b) {
+    Message m;
+    m.chat_id = s.Text(b);
+    m.seq = s.Int(b + 1);
+    m.id = s.Text(b + 2);
+    m.from = s.Text(b + 3);
+    m.sender_id = s.Text(b + 4);
+    m.text = s.Text(b + 5);
+    m.created_at = s.Int(b + 6);
+    if (!s.IsNull(b + 7)) m.acked_at = s.Int(b + 7);
+    return m;
+  }
+  static std::string NotificationSelect() {
+    return "SELECT id, channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, attempts,"
+           " provider_sid, provider_status, phone, body, created_at, updated_at FROM notifications";
+  }
+  static Notification ReadNotification(const Stmt& s) {
+    Notification n;
+    n.id = s.Int(0);
+    n.channel = s.Text(1);
+    n.user_id = s.Text(2);
+    n.chat_id = s.Text(3);
+    n.first_seq = s.Int(4);
+    n.last_seq = s.Int(5);
+    ParseNotifyState(s.Text(6), n.state);
+    n.reason = s.Text(7);
+    n.due_at = s.Int(8);
+    n.attempts = static_cast<int>(s.Int(9));
+    n.provider_sid = s.Text(10);
+    n.provider_status = s.Text(11);
+    n.phone = s.Text(12);
+    n.body = s.Text(13);
+    n.created_at = s.Int(14);
+    n.updated_at = s.Int(15);
+    return n;
+  }
+
+  bool writer_;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> stmts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw DbError("cannot create data_dir '" + dir + "': " + ec.message());
+  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer);
+}
+
+}  // namespace onlined::store

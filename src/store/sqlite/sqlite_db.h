@@ -1,0 +1,16 @@
+#pragma once
+// The embedded engine: SQLite in WAL mode in `data_dir`. One SqliteDb is one
+// connection (see store::Db for the threading rules). The writer connection
+// commits with synchronous=FULL: a committed transaction survives a crash
+// or power loss; store::Service groups many operations per commit.
+#include <memory>
+#include <string>
+
+#include "store/db.h"
+
+namespace onlined::store {
+
+// Opens (creating and migrating if needed) `dir`/onlined.db. Throws DbError.
+std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer);
+
+}  // namespace onlined::store
