@@ -23,6 +23,7 @@
 
 #include "auth/token.h"
 #include "base/clock.h"
+#include <boost/json/serialize.hpp>
 
 extern char** environ;
 
@@ -35,7 +36,8 @@ namespace websocket = beast::websocket;
 namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
 
-ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& top_toml) {
+ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& top_toml,
+                             const std::string& acme_toml) {
   char tmpl[] = "/tmp/onlined-test-XXXXXX";
   dir_ = mkdtemp(tmpl);
   config_path_ = dir_ + "/onlined.toml";
@@ -49,9 +51,17 @@ ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& t
       << "threads = 2\n"
       << top_toml << "\n"
       << "[[channels]]\nid = \"acme\"\nsecret = \"" << kSecret << "\"\n"
+      << acme_toml << "\n"
       << "[[channels]]\nid = \"other\"\nsecret = \"" << kOtherSecret << "\"\n"
       << extra_toml << "\n";
   }
+  Start();
+}
+
+void ServerProcess::Restart() { Start(); }
+
+void ServerProcess::Start() {
+  port_ = 0;
   int out[2];
   if (pipe(out) != 0) throw std::runtime_error("pipe");
   posix_spawn_file_actions_t fa;
@@ -125,6 +135,54 @@ std::string ServerProcess::Stderr() const {
   return ss.str();
 }
 
+FakeSms::FakeSms() {
+  int in[2], out[2];
+  if (pipe(in) != 0 || pipe(out) != 0) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, in[1]);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  std::string script = FAKE_SMS_SCRIPT;
+  std::vector<std::string> args = {"python3", script};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawnp(&pid_, "python3", &fa, nullptr, argv.data(), environ) != 0) throw std::runtime_error("fake_sms");
+  posix_spawn_file_actions_destroy(&fa);
+  close(in[0]);
+  close(out[1]);
+  stdin_fd_ = in[1];
+  std::string line;
+  char c;
+  while (read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+  close(out[0]);
+  if (line.rfind("PORT ", 0) != 0) throw std::runtime_error("fake_sms did not start");
+  port_ = static_cast<uint16_t>(std::stoi(line.substr(5)));
+}
+
+FakeSms::~FakeSms() {
+  close(stdin_fd_);
+  kill(pid_, SIGTERM);
+  int status;
+  waitpid(pid_, &status, 0);
+}
+
+void FakeSms::Script(const std::vector<std::string>& responses) {
+  boost::json::array a;
+  for (const auto& r : responses) {
+    if (r == "hang" || r == "garbage") {
+      a.push_back(boost::json::string(r));
+    } else {
+      a.push_back(std::stoi(r));
+    }
+  }
+  Http(port_, "POST", "/_script", boost::json::serialize(boost::json::object{{"responses", a}}));
+}
+
+boost::json::array FakeSms::Requests() { return Http(port_, "GET", "/_requests").Json().as_array(); }
+
 std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel, int64_t ttl_s,
                       const std::string& secret) {
   auth::Role r;
@@ -143,7 +201,7 @@ std::string HttpResult::Header(const std::string& name) const {
 boost::json::value HttpResult::Json() const { return boost::json::parse(body); }
 
 HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
-                const std::string& token) {
+                const std::string& token, const std::vector<std::pair<std::string, std::string>>& headers) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -153,6 +211,7 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
   req.set(http::field::host, "127.0.0.1");
   if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
   if (!body.empty()) req.set(http::field::content_type, "application/json");
+  for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   req.prepare_payload();
   http::write(stream, req);

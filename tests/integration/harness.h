@@ -23,8 +23,13 @@ class ServerProcess {
  public:
   // `extra_toml` is appended to a config that defines channels "acme" and
   // "other" with short heartbeat and grace settings.
-  explicit ServerProcess(const std::string& extra_toml = "", const std::string& top_toml = "");
+  // `acme_toml` goes inside channel "acme"'s table.
+  explicit ServerProcess(const std::string& extra_toml = "", const std::string& top_toml = "",
+                         const std::string& acme_toml = "");
   ~ServerProcess();
+
+  // Starts the server again on the same config and data dir (after a kill).
+  void Restart();
 
   uint16_t port() const { return port_; }
   int pid() const { return pid_; }
@@ -35,6 +40,7 @@ class ServerProcess {
   std::string Stderr() const;
 
  private:
+  void Start();
   int pid_ = -1;
   uint16_t port_ = 0;
   std::string dir_, config_path_;
@@ -51,7 +57,25 @@ struct HttpResult {
   boost::json::value Json() const;
 };
 HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& token = "");
+                const std::string& token = "",
+                const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+// The fake SMS provider (fake_sms.py), started for one test.
+class FakeSms {
+ public:
+  FakeSms();
+  ~FakeSms();
+  uint16_t port() const { return port_; }
+  // The next answers, e.g. {"500", "201"} or {"400"} or {"hang"}.
+  void Script(const std::vector<std::string>& responses);
+  // What it received so far: [{"path","auth","form":{...},"at"}].
+  boost::json::array Requests();
+
+ private:
+  int pid_ = -1;
+  int stdin_fd_ = -1;
+  uint16_t port_ = 0;
+};
 
 // Raw TCP: sends `bytes`, then returns everything the server sends until
 // it closes or `timeout` passes.

@@ -1,0 +1,217 @@
+// Chat logic on the real SQLite engine in a temporary directory.
+#include "chat/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <future>
+#include <set>
+
+#include "base/metrics.h"
+#include "store/service.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace onlined::chat {
+namespace {
+
+class ChatTest : public ::testing::Test {
+ protected:
+  ChatTest() {
+    char tmpl[] = "/tmp/onlined-chat-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    db_ = store::OpenSqlite(dir_, true);
+  }
+  ~ChatTest() override {
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  SendInput Manager(const std::string& chat, const std::string& text, const std::string& key = "") {
+    SendInput in;
+    in.channel = "acme";
+    in.chat_id = chat;
+    in.from = "manager";
+    in.sender_id = "m1";
+    in.text = text;
+    in.idem_scope = "manager";
+    in.idem_key = key;
+    in.body_hash = BodyHash(chat, text);
+    in.now = ++now_;
+    in.schedule_sms = true;
+    return in;
+  }
+  std::string dir_;
+  std::unique_ptr<store::Db> db_;
+  int64_t now_ = 1000;
+};
+
+TEST_F(ChatTest, SeqHasNoGapsAndChatsAreSeparate) {
+  bool created = false;
+  store::Chat a = OpenChat(*db_, "acme", "alice", 1, created);
+  EXPECT_TRUE(created);
+  store::Chat again = OpenChat(*db_, "acme", "alice", 2, created);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(a.chat_id, again.chat_id);
+  store::Chat b = OpenChat(*db_, "acme", "bob", 3, created);
+  for (int i = 1; i <= 5; ++i) EXPECT_EQ(Send(*db_, Manager(a.chat_id, "a" + std::to_string(i))).message.seq, i);
+  EXPECT_EQ(Send(*db_, Manager(b.chat_id, "b1")).message.seq, 1);
+  auto msgs = db_->ListMessages(a.chat_id, 2, 100);
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].seq, 3);
+  EXPECT_EQ(msgs[2].text, "a5");
+  // Another channel cannot see the chat.
+  EXPECT_EQ(Send(*db_, [&] {
+              auto in = Manager(a.chat_id, "x");
+              in.channel = "other";
+              return in;
+            }()).status,
+            SendStatus::kNoChat);
+}
+
+TEST_F(ChatTest, IdempotencyKeyReturnsTheSameMessageOrConflicts) {
+  bool created;
+  store::Chat c = OpenChat(*db_, "acme", "alice", 1, created);
+  SendResult first = Send(*db_, Manager(c.chat_id, "hi", "k1"));
+  SendResult retry = Send(*db_, Manager(c.chat_id, "hi", "k1"));
+  EXPECT_EQ(retry.status, SendStatus::kDuplicate);
+  EXPECT_EQ(retry.message.id, first.message.id);
+  EXPECT_EQ(retry.message.seq, first.message.seq);
+  EXPECT_EQ(Send(*db_, Manager(c.chat_id, "different", "k1")).status, SendStatus::kConflict);
+  EXPECT_EQ(db_->ListMessages(c.chat_id, 0, 10).size(), 1u);
+}
+
+TEST_F(ChatTest, UserSendOpensItsChatAndCannotWriteInOthers) {
+  SendInput in;
+  in.channel = "acme";
+  in.from = "user";
+  in.user_id = in.sender_id = "carol";
+  in.text = "help";
+  in.now = 5;
+  SendResult r = Send(*db_, in);
+  EXPECT_EQ(r.status, SendStatus::kCreated);
+  EXPECT_TRUE(r.chat_created);
+  bool created;
+  store::Chat other = OpenChat(*db_, "acme", "dave", 6, created);
+  in.chat_id = other.chat_id;
+  EXPECT_EQ(Send(*db_, in).status, SendStatus::kNoChat);
+  auto chat = db_->GetChat("acme", r.message.chat_id);
+  ASSERT_TRUE(chat);
+  EXPECT_EQ(chat->unread, 1);
+}
+
+TEST_F(ChatTest, ManagerMessagesJoinOneScheduledNotification) {
+  bool created;
+  store::Chat c = OpenChat(*db_, "acme", "alice", 1, created);
+  int64_t n1 = Send(*db_, Manager(c.chat_id, "one")).notification_id;
+  int64_t n2 = Send(*db_, Manager(c.chat_id, "two")).notification_id;
+  EXPECT_NE(n1, 0);
+  EXPECT_EQ(n1, n2);
+  auto n = db_->GetNotification(n1);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->first_seq, 1);
+  EXPECT_EQ(n->last_seq, 2);
+  EXPECT_EQ(n->state, store::NotifyState::kScheduled);
+  // Once it is no longer scheduled, the next message starts a new one.
+  n->state = store::NotifyState::kSent;
+  db_->UpdateNotification(*n);
+  EXPECT_NE(Send(*db_, Manager(c.chat_id, "three")).notification_id, n1);
+}
+
+TEST_F(ChatTest, AcksAndReadsOnlyMoveForward) {
+  bool created;
+  store::Chat c = OpenChat(*db_, "acme", "alice", 1, created);
+  for (int i = 0; i < 3; ++i) Send(*db_, Manager(c.chat_id, "m"));
+  EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 2, 50), 2);
+  EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 1, 60), 2);
+  EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 9, 60), 2);  // beyond the last message: ignored
+  EXPECT_EQ(db_->RaiseUserRead(c.chat_id, 3), 3);
+  auto m = db_->GetMessage(c.chat_id, 1);
+  ASSERT_TRUE(m && m->acked_at);
+  EXPECT_EQ(*m->acked_at, 50);
+}
+
+TEST(StoreService, GroupCommitKeepsEveryWriteAndOrder) {
+  char tmpl[] = "/tmp/onlined-store-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  base::Metrics metrics(0);
+  {
+    store::Service svc([&](bool w) { return store::OpenSqlite(dir, w); }, {}, metrics);
+    std::promise<std::string> chat_p;
+    svc.Write<std::string>(
+        [](store::Db& db) {
+          bool created;
+          return OpenChat(db, "acme", "alice", 1, created).chat_id;
+        },
+        [&](store::Outcome<std::string> o) { chat_p.set_value(*o.value); });
+    std::string chat = chat_p.get_future().get();
+    constexpr int kN = 2000;
+    std::atomic<int> done{0};
+    std::mutex mu;
+    std::vector<int64_t> order;
+    std::promise<void> all;
+    for (int i = 0; i < kN; ++i) {
+      svc.Write<SendResult>(
+          [chat, i](store::Db& db) {
+            SendInput in;
+            in.channel = "acme";
+            in.chat_id = chat;
+            in.from = "manager";
+            in.sender_id = "m";
+            in.text = std::to_string(i);
+            in.now = i;
+            return Send(db, in);
+          },
+          [&](store::Outcome<SendResult> o) {
+            {
+              std::lock_guard lock(mu);
+              order.push_back(o.value->message.seq);
+            }
+            if (++done == kN) all.set_value();
+          });
+    }
+    all.get_future().wait();
+    // Completions come in commit order: seq 1..N.
+    for (int i = 0; i < kN; ++i) ASSERT_EQ(order[i], i + 1);
+    std::string rendered = metrics.Render();
+    auto pos = rendered.find("\nonlined_store_commits_total ");
+    ASSERT_NE(pos, std::string::npos);
+    long commits = std::stol(rendered.substr(pos + 29));
+    EXPECT_LT(commits, kN);  // grouped: fewer commits than writes
+  }
+  auto db = store::OpenSqlite(dir, false);
+  bool any = false;
+  for (const auto& c : db->ListChats("acme", std::nullopt, 10)) {
+    any = true;
+    EXPECT_EQ(c.last_seq, 2000);
+    EXPECT_EQ(db->ListMessages(c.chat_id, 0, 5000).size(), 2000u);
+  }
+  EXPECT_TRUE(any);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StoreService, FullQueueRefusesAtOnce) {
+  char tmpl[] = "/tmp/onlined-store-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  base::Metrics metrics(0);
+  store::Service::Options o;
+  o.max_queue = 1;
+  o.readers = 1;
+  store::Service svc([&](bool w) { return store::OpenSqlite(dir, w); }, o, metrics);
+  std::atomic<int> refused{0}, ok{0};
+  std::promise<void> gate;
+  auto gate_f = gate.get_future().share();
+  // The first write blocks the writer; the queue then holds one more.
+  svc.Write<int>([gate_f](store::Db&) { gate_f.wait(); return 1; }, [&](store::Outcome<int> r) { r.ok() ? ++ok : ++refused; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 5; ++i) {
+    svc.Write<int>([](store::Db&) { return 1; }, [&](store::Outcome<int> r) { r.overloaded ? ++refused : ++ok; });
+  }
+  EXPECT_EQ(refused.load(), 4);
+  gate.set_value();
+  svc.Stop();
+  EXPECT_EQ(ok.load(), 2);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace onlined::chat
