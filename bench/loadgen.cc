@@ -13,6 +13,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <functional>
+#include <unordered_map>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,6 +45,10 @@ struct Options {
   int query_conns = 4;
   int total_users = 0;      // ids to pick from for queries (default conns)
   bool wait_stdin = false;  // after the run, hold connections until stdin closes
+  std::string chats_file;   // "<user> <chat_id>" lines: where sends go
+  double send_rate = 0;     // manager messages per second (POST), to connected users' chats
+  int send_conns = 8;
+  double list_rate = 0;     // GET /v1/user-chats?limit=50 per second
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -121,8 +128,8 @@ class Loadgen {
 
   // Stats
   int live = 0, failed = 0, dead = 0;
-  uint64_t pings = 0, pongs = 0, frames_in = 0, queries_ok = 0, queries_err = 0;
-  Histogram hb_lat, q_lat, connect_lat;
+  uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0;
+  Histogram hb_lat, connect_lat, deliver_lat;
 
  private:
   friend struct Conn;
@@ -132,8 +139,10 @@ class Loadgen {
   void OnData(Conn* c);
   void Fail(Conn* c);
   void Tick();
-  void StartQueries();
-  void Query(size_t q);
+  struct HttpStream;
+  void StartStreams();
+  void Issue(HttpStream& s);
+  std::string QueryBody();
 
   Options o_;
   asio::io_context io_{1};
@@ -146,14 +155,27 @@ class Loadgen {
   size_t hb_cursor_ = 0;
   double hb_debt_ = 0;
 
-  struct QueryConn {
-    std::unique_ptr<tcp::socket> sock;
-    std::string req, resp;
-    int64_t sent_us = 0;
-    bool busy = false;
+  // One kind of HTTP load (presence queries, sends, chat lists): a rate,
+  // keep-alive connections each with one request at a time, a histogram.
+  struct HttpStream {
+    std::string name;
+    double rate = 0, debt = 0;
+    std::function<std::string()> build;  // the next request, whole
+    Histogram lat;
+    uint64_t ok = 0, err = 0;
+    struct Link {
+      std::unique_ptr<tcp::socket> sock;
+      std::string resp;
+      int64_t sent_us = 0;
+      bool busy = false;
+      bool dead = false;
+    };
+    std::vector<Link> links;
   };
-  std::vector<QueryConn> qconns_;
-  double q_debt_ = 0;
+  std::vector<std::unique_ptr<HttpStream>> streams_;
+  std::string desk_token_;
+  std::vector<std::string> chat_of_;  // by connection index
+  std::vector<int64_t> send_t_;       // send number -> time the POST was written
   std::mt19937 rng_{7};
 };
 
@@ -236,6 +258,16 @@ void Loadgen::OnData(Conn* c) {
       } else {
         return Fail(c);
       }
+    } else if (payload.size() > 16 && payload.substr(0, 17) == R"({"type":"message")") {
+      ++messages_in;
+      size_t t = payload.find(R"("text":"b)");
+      if (t != std::string_view::npos) {
+        size_t n = static_cast<size_t>(std::strtoull(payload.data() + t + 9, nullptr, 10));
+        if (n < send_t_.size() && send_t_[n] > 0) {
+          deliver_lat.Add(NowUs() - send_t_[n]);
+          send_t_[n] = 0;
+        }
+      }
     } else if (payload == R"({"type":"pong"})") {
       ++pongs;
       if (c->ping_sent_us) {
@@ -274,8 +306,8 @@ void Loadgen::StartMore() {
     printf("READY %d %.3f\n", live, (NowUs() - start_us_) / 1e6);
     fflush(stdout);
     steady_start_us_ = NowUs();
+    StartStreams();
     Tick();
-    if (o_.query_rate > 0) StartQueries();
   }
 }
 
@@ -301,14 +333,17 @@ void Loadgen::Tick() {
       if (ec) Fail(c);
     });
   }
-  if (o_.query_rate > 0) {
-    q_debt_ += o_.query_rate * kTickMs / 1000.0;
-    for (size_t q = 0; q < qconns_.size() && q_debt_ >= 1; ++q) {
-      if (qconns_[q].busy) continue;
-      q_debt_ -= 1;
-      Query(q);
+  for (auto& sp : streams_) {
+    HttpStream& s = *sp;
+    s.debt += s.rate * kTickMs / 1000.0;
+    for (auto& l : s.links) {
+      if (s.debt < 1) break;
+      if (l.busy || l.dead) continue;
+      s.debt -= 1;
+      l.busy = true;  // claimed: Issue sends on it
     }
-    if (q_debt_ > 100) q_debt_ = 100;  // closed loop when saturated: do not build a backlog
+    if (s.debt > 100) s.debt = 100;  // saturated: closed loop, no backlog
+    Issue(s);
   }
   tick_.expires_after(std::chrono::milliseconds(kTickMs));
   tick_.async_wait([this](auto ec) {
@@ -316,20 +351,7 @@ void Loadgen::Tick() {
   });
 }
 
-void Loadgen::StartQueries() {
-  std::string token = onlined::auth::Mint(
-      {o_.channel, "bench-desk", onlined::auth::Role::kManager, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
-  qconns_.resize(o_.query_conns);
-  for (auto& q : qconns_) {
-    q.sock = std::make_unique<tcp::socket>(io_);
-    q.sock->connect(tcp::endpoint(asio::ip::make_address(o_.host), o_.port));
-    q.sock->set_option(tcp::no_delay(true));
-    q.req = "Bearer " + token;  // kept; the request is built per query
-  }
-}
-
-void Loadgen::Query(size_t qi) {
-  QueryConn& q = qconns_[qi];
+std::string Loadgen::QueryBody() {
   int users = o_.total_users > 0 ? o_.total_users : o_.conns;
   std::uniform_int_distribution<int> pick(0, users - 1);
   std::string body = R"({"user_ids":[)";
@@ -338,46 +360,113 @@ void Loadgen::Query(size_t qi) {
     body += "\"u" + std::to_string(pick(rng_)) + "\"";
   }
   body += "]}";
-  auto req = std::make_shared<std::string>("POST /v1/presence/query HTTP/1.1\r\nHost: x\r\nAuthorization: " + q.req +
-                                           "\r\nContent-Type: application/json\r\nContent-Length: " +
-                                           std::to_string(body.size()) + "\r\n\r\n" + body);
-  q.busy = true;
-  q.sent_us = NowUs();
-  q.resp.clear();
-  asio::async_write(*q.sock, asio::buffer(*req), [this, qi, req](auto ec, size_t) {
-    if (ec) {
-      ++queries_err;
-      return;
+  return body;
+}
+
+void Loadgen::StartStreams() {
+  desk_token_ = "Bearer " + onlined::auth::Mint({o_.channel, "bench-desk", onlined::auth::Role::kManager,
+                                                 onlined::base::WallMs() / 1000 + 86400},
+                                                o_.secret);
+  auto add = [&](std::string name, double rate, int conns, std::function<std::string()> build) {
+    if (rate <= 0) return;
+    auto s = std::make_unique<HttpStream>();
+    s->name = std::move(name);
+    s->rate = rate;
+    s->build = std::move(build);
+    s->links.resize(static_cast<size_t>(conns));
+    for (auto& l : s->links) {
+      l.sock = std::make_unique<tcp::socket>(io_);
+      l.sock->connect(tcp::endpoint(asio::ip::make_address(o_.host), o_.port));
+      l.sock->set_option(tcp::no_delay(true));
     }
-    // Read until the whole body (Content-Length) is in.
-    auto buf = std::make_shared<std::array<char, 65536>>();
-    auto step = std::make_shared<std::function<void()>>();
-    *step = [this, qi, buf, step] {
-      QueryConn& q = qconns_[qi];
-      q.sock->async_read_some(asio::buffer(*buf), [this, qi, buf, step](auto ec, size_t n) {
-        QueryConn& q = qconns_[qi];
-        if (ec) {
-          ++queries_err;
-          return;
-        }
-        q.resp.append(buf->data(), n);
-        size_t he = q.resp.find("\r\n\r\n");
-        if (he != std::string::npos) {
-          size_t cl = q.resp.find("Content-Length: ");
-          if (cl == std::string::npos) cl = q.resp.find("content-length: ");
-          size_t len = cl == std::string::npos ? 0 : std::stoul(q.resp.substr(cl + 16));
-          if (q.resp.size() >= he + 4 + len) {
-            q_lat.Add(NowUs() - q.sent_us);
-            if (q.resp.compare(0, 12, "HTTP/1.1 200") == 0) ++queries_ok; else ++queries_err;
-            q.busy = false;
+    streams_.push_back(std::move(s));
+  };
+  auto request = [this](const std::string& method, const std::string& target, const std::string& body) {
+    return method + " " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: " + desk_token_ +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  add("query", o_.query_rate, o_.query_conns, [this, request] {
+    return request("POST", "/v1/presence/query", QueryBody());
+  });
+  add("list", o_.list_rate, 2, [request] { return request("GET", "/v1/user-chats?limit=50", ""); });
+  if (o_.send_rate > 0) {
+    std::ifstream f(o_.chats_file);
+    std::string user, chat;
+    std::unordered_map<std::string, std::string> by_user;
+    while (f >> user >> chat) by_user[user] = chat;
+    chat_of_.resize(conns_.size());
+    for (size_t i = 0; i < conns_.size(); ++i) {
+      auto it = by_user.find("u" + std::to_string(o_.offset + static_cast<int>(i)));
+      if (it != by_user.end()) chat_of_[i] = it->second;
+    }
+    send_t_.reserve(static_cast<size_t>(o_.send_rate * (o_.duration_s + 5)));
+    add("send", o_.send_rate, o_.send_conns, [this, request] {
+      std::uniform_int_distribution<size_t> pick(0, conns_.size() - 1);
+      size_t i = pick(rng_);
+      for (int tries = 0; tries < 8 && (chat_of_[i].empty() || conns_[i]->state != Conn::kLive); ++tries) {
+        i = pick(rng_);
+      }
+      size_t n = send_t_.size();
+      send_t_.push_back(NowUs());
+      return request("POST", "/v1/user-chats/" + chat_of_[i] + "/messages",
+                     "{\"text\":\"b" + std::to_string(n) + "\"}");
+    });
+  }
+}
+
+// Sends one request on every claimed (busy, not yet sent) link of `s`.
+void Loadgen::Issue(HttpStream& s) {
+  for (size_t k = 0; k < s.links.size(); ++k) {
+    auto& l = s.links[k];
+    if (!l.busy || l.sent_us != 0 || l.dead) continue;
+    auto req = std::make_shared<std::string>(s.build());
+    l.sent_us = NowUs();
+    l.resp.clear();
+    HttpStream* sp = &s;
+    asio::async_write(*l.sock, asio::buffer(*req), [this, sp, k, req](auto ec, size_t) {
+      auto& l = sp->links[k];
+      if (ec) {
+        ++sp->err;
+        l.dead = true;
+        return;
+      }
+      auto buf = std::make_shared<std::array<char, 65536>>();
+      auto step = std::make_shared<std::function<void()>>();
+      *step = [this, sp, k, buf, step] {
+        sp->links[k].sock->async_read_some(asio::buffer(*buf), [this, sp, k, buf, step](auto ec, size_t n) {
+          auto& l = sp->links[k];
+          if (ec) {
+            ++sp->err;
+            l.dead = true;
             return;
           }
-        }
-        (*step)();
-      });
-    };
-    (*step)();
-  });
+          l.resp.append(buf->data(), n);
+          size_t he = l.resp.find("\r\n\r\n");
+          if (he != std::string::npos) {
+            size_t cl = l.resp.find("Content-Length: ");
+            if (cl == std::string::npos) cl = l.resp.find("content-length: ");
+            size_t len = cl == std::string::npos ? 0 : std::stoul(l.resp.substr(cl + 16));
+            if (l.resp.size() >= he + 4 + len) {
+              sp->lat.Add(NowUs() - l.sent_us);
+              bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
+              good ? ++sp->ok : ++sp->err;
+              l.busy = false;
+              l.sent_us = 0;
+              (*step) = nullptr;  // break the self-reference
+              if (sp->debt >= 1 && !stopping_) {  // behind the rate: the next one now
+                sp->debt -= 1;
+                l.busy = true;
+                Issue(*sp);
+              }
+              return;
+            }
+          }
+          (*step)();
+        });
+      };
+      (*step)();
+    });
+  }
 }
 
 int Loadgen::Run() {
@@ -386,12 +475,20 @@ int Loadgen::Run() {
   StartMore();
   io_.run();
   double secs = (NowUs() - steady_start_us_) / 1e6;
+  std::string streams = "{";
+  for (size_t i = 0; i < streams_.size(); ++i) {
+    auto& s = *streams_[i];
+    if (i) streams += ",";
+    streams += "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) + ",\"err\":" + std::to_string(s.err) +
+               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) + ",\"latency\":" + s.lat.Json() + "}";
+  }
+  streams += "}";
   printf(R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
-         R"("heartbeat_rtt":%s,"queries_ok":%llu,"queries_err":%llu,"query_latency":%s,"handshake":%s})"
+         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"http":%s})"
          "\n",
          live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs, static_cast<unsigned long long>(pings),
-         static_cast<unsigned long long>(pongs), hb_lat.Json().c_str(), static_cast<unsigned long long>(queries_ok),
-         static_cast<unsigned long long>(queries_err), q_lat.Json().c_str(), connect_lat.Json().c_str());
+         static_cast<unsigned long long>(pongs), hb_lat.Json().c_str(), connect_lat.Json().c_str(),
+         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(), streams.c_str());
   fflush(stdout);
   if (o_.wait_stdin) {
     char b[64];
@@ -429,6 +526,10 @@ int main(int argc, char** argv) {
     else if (a == "--query-conns") o.query_conns = std::stoi(val());
     else if (a == "--total-users") o.total_users = std::stoi(val());
     else if (a == "--wait-stdin") o.wait_stdin = true;
+    else if (a == "--chats-file") o.chats_file = val();
+    else if (a == "--send-rate") o.send_rate = std::stod(val());
+    else if (a == "--send-conns") o.send_conns = std::stoi(val());
+    else if (a == "--list-rate") o.list_rate = std::stod(val());
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

@@ -109,8 +109,10 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   std::unique_ptr<store::Service> store;
   try {
     std::string dir = cfg.data_dir;
-    store = std::make_unique<store::Service>([dir](bool writer) { return store::OpenSqlite(dir, writer); },
-                                             store::Service::Options{}, metrics);
+    store::Service::Options sto;
+    sto.max_batch = static_cast<size_t>(cfg.store_max_batch);
+    store = std::make_unique<store::Service>([dir](bool writer) { return store::OpenSqlite(dir, writer); }, sto,
+                                             metrics);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the store in {}: {}", cfg.data_dir, e.what());
     return 1;

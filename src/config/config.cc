@@ -78,7 +78,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
       "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
-      "max_text_bytes", "notify_tick_ms"};
+      "max_text_bytes", "notify_tick_ms", "store_max_batch"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -96,6 +96,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "retry_after_ms") c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
     else if (key == "max_text_bytes") c.max_text_bytes = GetInt(v, key, where, 1, 1 << 20);
     else if (key == "notify_tick_ms") c.notify_tick_ms = GetInt(v, key, where, 10, 60000);
+    else if (key == "store_max_batch") c.store_max_batch = GetInt(v, key, where, 1, 100000);
     else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
     else if (key == "log_level") c.log_level = GetStr(v, key, where);
     else if (key == "sms") {
@@ -167,7 +168,8 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
   static const std::set<std::string> kIntKeys = {
       "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms", "hello_timeout_ms",
       "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
-      "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms"};
+      "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms",
+      "store_max_batch"};
   static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
