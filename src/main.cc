@@ -9,7 +9,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <random>
+
+#include "chat/messages.h"
 
 #include "api/connect.h"
 #include "api/context.h"
@@ -83,7 +86,8 @@ int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
 }
 
 // Runs the server until SIGTERM/SIGINT. `on_ready` runs once listening.
-int Serve(config::Config cfg, const std::function<void(const config::Config&, uint16_t)>& on_ready) {
+int Serve(config::Config cfg, const std::function<void(const config::Config&, uint16_t)>& on_ready,
+          const std::function<void(store::Db&)>& seed = {}) {
   SetLogLevel(cfg.log_level);
   // Signals are taken synchronously by this thread only.
   sigset_t sigs;
@@ -127,6 +131,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
     t.account_sid = cfg.sms.account_sid;
     t.auth_token = cfg.sms.auth_token;
     t.from = cfg.sms.from;
+    t.timeout_ms = cfg.sms.timeout_ms;
     if (!cfg.sms.public_url.empty()) t.status_callback_url = ToLive(cfg).sms_public_url + "/v1/sms/status";
     try {
       provider = notify::MakeTwilioProvider(scheduler.io(), t);
@@ -139,6 +144,19 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   }
   ctx.store = store.get();
   ctx.scheduler = &scheduler;
+  if (seed) {
+    std::promise<void> seeded;
+    store->Write<bool>(
+        [&seed](store::Db& db) {
+          seed(db);
+          return true;
+        },
+        [&seeded](store::Outcome<bool> o) {
+          if (!o.ok()) spdlog::error("demo seed: {}", o.error);
+          seeded.set_value();
+        });
+    seeded.get_future().wait();
+  }
   api::HttpApi http(ctx);
   api::ConnectEndpoint connect(ctx);
 
@@ -267,7 +285,28 @@ int main(int argc, char** argv) {
       ch.secret = RandomSecret();
       ch.sms_delay_s = 30;
       cfg.channels.push_back(ch);
-      return Serve(std::move(cfg), [](const config::Config& c, uint16_t port) {
+      auto seed = [](store::Db& db) {
+        // Users with chats and a little history, so the desk has something to show.
+        const int64_t now = base::WallMs();
+        const char* names[] = {"alice", "bob", "carol"};
+        const char* first[] = {"Hi! My order #1042 has not arrived yet.", "Can I change my delivery address?",
+                               "Do you ship to Canada?"};
+        for (int i = 0; i < 3; ++i) {
+          if (db.FindChatOfUser("demo", names[i])) continue;  // seeded by an earlier run
+          db.PutUser({"demo", names[i], std::string(1, static_cast<char>(names[i][0] - 32)) + (names[i] + 1),
+                      "+1555010000" + std::to_string(i), i != 2, now});
+          chat::SendInput in;
+          in.channel = "demo";
+          in.from = "user";
+          in.user_id = in.sender_id = names[i];
+          in.text = first[i];
+          in.now = now - (3 - i) * 60000;
+          chat::Send(db, in);
+        }
+      };
+      return Serve(
+          std::move(cfg),
+          [](const config::Config& c, uint16_t port) {
         const config::Channel& ch = c.channels.front();
         std::string host = c.listen_host == "0.0.0.0" ? "127.0.0.1" : c.listen_host;
         std::string base = "http://" + host + ":" + std::to_string(port);
@@ -278,11 +317,13 @@ int main(int argc, char** argv) {
         for (const char* u : {"alice", "bob", "carol"}) {
           std::printf("  user %-6s      %s\n", u, MintFor(ch, auth::Role::kUser, u, 86400).c_str());
         }
-        std::printf("\n  try: curl -s -H 'Authorization: Bearer <manager token>' -d '{\"user_ids\":[\"alice\"]}' "
-                    "%s/v1/presence/query\n\nCtrl-C stops it.\n",
-                    base.c_str());
+        std::printf("\n  try: curl -s -H 'Authorization: Bearer <manager token>' %s/v1/user-chats\n"
+                    "       curl -s -H 'Authorization: Bearer <manager token>' -d '{\"user_ids\":[\"alice\"]}' "
+                    "%s/v1/presence/query\n\nSMS go to the log (provider \"log\"). Ctrl-C stops it.\n",
+                    base.c_str(), base.c_str());
         std::fflush(stdout);
-      });
+      },
+          seed);
     }
     if (*token) {
       config::Config cfg = config::Load(token_config, config::EnvFromProcess(), {});

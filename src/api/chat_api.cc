@@ -213,7 +213,7 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
             out += R"(,"user":{"id":)";
             proto::AppendJsonString(out, c.user_id);
             out += R"(,"name":)";
-            proto::AppendJsonString(out, c.user_id);
+            proto::AppendJsonString(out, c.user_name.empty() ? c.user_id : c.user_name);
             out += pres[i].online ? R"(,"online":true)" : R"(,"online":false)";
             out += R"(,"last_seen":)";
             if (pres[i].last_seen > 0) {

@@ -104,6 +104,10 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       if (!st) Fail("sms", where, "must be a table");
       for (const auto& [sk, sv] : *st) {
         std::string name = "sms." + std::string(sk.str());
+        if (sk == "timeout_ms") {
+          c.sms.timeout_ms = GetInt(sv, name, where, 100, 120000);
+          continue;
+        }
         std::string s = GetStr(sv, name, where);
         if (sk == "provider") c.sms.provider = s;
         else if (sk == "base_url") c.sms.base_url = s;

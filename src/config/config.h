@@ -41,6 +41,7 @@ struct Sms {
   std::string auth_token;
   std::string from;
   std::string public_url;  // the base URL the provider calls back (webhook signatures)
+  int64_t timeout_ms = 10000;  // one provider request, connect to answer
 };
 
 struct Cluster {

@@ -24,6 +24,7 @@ struct Chat {
   std::string chat_id;
   std::string channel;
   std::string user_id;
+  std::string user_name;      // from the user's profile ("" if none)
   int64_t created_at = 0;
   int64_t last_seq = 0;
   int64_t updated_at = 0;     // the newest message's time (or created_at)

@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 std::string SmsToml(uint16_t fake_port) {
   return "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:" + std::to_string(fake_port) +
-         "\"\naccount_sid = \"ACtest\"\nauth_token = \"sms-token\"\nfrom = \"+15550000000\"\n";
+         "\"\naccount_sid = \"ACtest\"\nauth_token = \"sms-token\"\nfrom = \"+15550000000\"\ntimeout_ms = 700\n";
 }
 
 const char* kAcme = "sms_delay_s = 1\nack_timeout_s = 1\nquiet_hours = \"off\"\n";
@@ -188,6 +188,29 @@ TEST_F(Messages, Provider400FailsWithTheCodeAndIsNotRetried) {
   EXPECT_EQ(SmsTo("+15550000006"), 1u);
 }
 
+TEST_F(Messages, HangingProviderTimesOutAndIsRetried) {
+  fake_.Script({"hang"});  // the first request never gets an answer
+  Profile("hob", "+15550000008", true);
+  ASSERT_EQ(Post(OpenChat("hob"), "hello?").status, 201);
+  auto n = WaitState("hob", "sent", 12000ms);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->at("attempts").as_int64(), 2);
+  EXPECT_EQ(SmsTo("+15550000008"), 2u);
+  // The server kept serving meanwhile.
+  EXPECT_EQ(Http(server_.port(), "GET", "/healthz").status, 200);
+}
+
+TEST_F(Messages, GarbageAnswerIsNotSentTwice) {
+  fake_.Script({"garbage"});  // 200 with a body that is not JSON
+  Profile("ida", "+15550000009", true);
+  ASSERT_EQ(Post(OpenChat("ida"), "hi").status, 201);
+  auto n = WaitState("ida", "sent");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->at("provider_status").as_string(), "unknown");  // accepted, answer not understood
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(SmsTo("+15550000009"), 1u);  // a 2xx is never retried: that could send it twice
+}
+
 TEST_F(Messages, StatusCallbacksMoveForwardOnly) {
   Profile("gil", "+15550000007", true);
   ASSERT_EQ(Post(OpenChat("gil"), "status").status, 201);
@@ -300,6 +323,7 @@ TEST_F(Messages, UserChatsAreNewestFirstPagedAndCarryPresence) {
     ASSERT_EQ(Post(chats.back(), "hi " + std::to_string(i)).status, 201);
     std::this_thread::sleep_for(5ms);
   }
+  Profile("p4", "+15550001234", false);  // a name for p4
   auto p4 = UserConn("p4");
   std::vector<std::string> seen;
   std::string cursor;
@@ -312,6 +336,7 @@ TEST_F(Messages, UserChatsAreNewestFirstPagedAndCarryPresence) {
       seen.emplace_back(c.at("chat_id").as_string());
       bool online = c.at("user").at("online").as_bool();
       EXPECT_EQ(online, c.at("user").at("id").as_string() == "p4");
+      EXPECT_EQ(c.at("user").at("name"), c.at("user").at("id"));  // Profile() names users by their id
       EXPECT_EQ(std::string(c.at("last_message").at("text").as_string()).substr(0, 3), "hi ");
     }
     if (v.at("next_cursor").is_null()) break;

@@ -358,8 +358,9 @@ class SqliteDb final : public Db {
 
   static std::string ChatSelect() {
     return "SELECT c.chat_id, c.channel, c.user_id, c.created_at, c.last_seq, c.updated_at, c.user_ack_seq,"
-           " c.user_read_seq, c.unread, m.id, m.from_role, m.sender_id, m.text, m.created_at, m.acked_at"
-           " FROM chats c LEFT JOIN messages m ON m.chat_id=c.chat_id AND m.seq=c.last_seq";
+           " c.user_read_seq, c.unread, m.id, m.from_role, m.sender_id, m.text, m.created_at, m.acked_at, u.name"
+           " FROM chats c LEFT JOIN messages m ON m.chat_id=c.chat_id AND m.seq=c.last_seq"
+           " LEFT JOIN users u ON u.channel=c.channel AND u.user_id=c.user_id";
   }
   static Chat ReadChat(const Stmt& s) {
     Chat c;
@@ -372,6 +373,7 @@ class SqliteDb final : public Db {
     c.user_ack_seq = s.Int(6);
     c.user_read_seq = s.Int(7);
     c.unread = s.Int(8);
+    c.user_name = s.Text(15);
     if (!s.IsNull(9)) {
       Message m;
       m.chat_id = c.chat_id;
