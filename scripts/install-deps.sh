@@ -12,7 +12,7 @@ build_pkgs=(
   libssl-dev libsqlite3-dev libtomlplusplus-dev libjwt-dev
   libspdlog-dev libcli11-dev
 )
-test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev)
 bench_pkgs=(linux-perf)
 
 pkgs=("${build_pkgs[@]}")
@@ -23,17 +23,29 @@ case "$profile" in
   *) echo "install-deps: unknown profile '$profile' (build|test|bench)" >&2; exit 2 ;;
 esac
 
+node_ok() { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }
+
 missing=()
+if [ "$profile" != build ] && ! node_ok; then missing+=(nodejs npm); fi
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser tests drive Debian's Chromium with playwright-core (no browser download).
+if [ "$profile" != build ]; then
+  e2e="$(dirname "$0")/../tests/e2e"
+  if [ ! -d "$e2e/node_modules/playwright-core" ]; then
+    echo "install-deps: npm install (tests/e2e)"
+    (cd "$e2e" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+fi

@@ -157,7 +157,11 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
         });
     seeded.get_future().wait();
   }
-  api::HttpApi http(ctx);
+  api::StaticFiles web;
+  std::string web_dir = api::FindWebDir(cfg.web_dir);
+  size_t pages = web.Load(web_dir);
+  if (pages == 0) spdlog::warn("no web pages found (web_dir '{}'): /desk and /widget are off", web_dir);
+  api::HttpApi http(ctx, &web);
   api::ConnectEndpoint connect(ctx);
 
   net::ServerOptions sopts;

@@ -90,7 +90,14 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     if (only("POST")) PresenceQuery(std::move(req), std::move(respond));
     return;
   }
+  if (path == "/v1/presence/online") {
+    if (only("GET")) OnlineCount(std::move(req), std::move(respond));
+    return;
+  }
   if (chat_.Handle(req, respond)) return;
+  if (web_ != nullptr && (m == "GET" || m == "HEAD")) {
+    if (auto r = web_->Get(path)) return respond(std::move(*r));
+  }
   respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
 }
 
@@ -159,6 +166,23 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
                         ctx_.metrics.Observe(loop, ctx_.m_query_latency, (now_us - start_us) / 1e6);
                         respond(Json(200, std::move(out)));
                       });
+}
+
+void HttpApi::OnlineCount(net::Request&& req, net::Responder respond) {
+  auth::Claims claims;
+  const ChannelEntry* entry = nullptr;
+  std::shared_ptr<const ChannelTable> table;
+  net::Response err;
+  if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) return respond(std::move(err));
+  presence::ChannelIdx idx = entry->idx;
+  ctx_.presence.OnlineCounts([idx, respond = std::move(respond)](std::vector<int64_t> counts) {
+    std::string out = R"({"online":)";
+    proto::AppendInt(out, idx < counts.size() ? counts[idx] : 0);
+    out += '}';
+    net::Response r;
+    r.body = std::move(out);
+    respond(std::move(r));
+  });
 }
 
 void HttpApi::Metrics(net::Responder respond) {

@@ -4,13 +4,14 @@
 // never blocks it: lookups hop to the owning loops and answer later.
 #include "api/chat_api.h"
 #include "api/context.h"
+#include "api/static_files.h"
 #include "net/handler.h"
 
 namespace onlined::api {
 
 class HttpApi : public net::HttpHandler {
  public:
-  explicit HttpApi(Context& ctx) : ctx_(ctx), chat_(ctx) {}
+  HttpApi(Context& ctx, const StaticFiles* web) : ctx_(ctx), chat_(ctx), web_(web) {}
   void Handle(net::Request&& req, net::Responder respond) override;
 
   // Extra Prometheus lines, appended at scrape (e.g. by main).
@@ -19,9 +20,11 @@ class HttpApi : public net::HttpHandler {
  private:
   void PresenceQuery(net::Request&& req, net::Responder respond);
   void Metrics(net::Responder respond);
+  void OnlineCount(net::Request&& req, net::Responder respond);
 
   Context& ctx_;
   ChatApi chat_;
+  const StaticFiles* web_;  // may be null: no pages
 };
 
 // Builds the JSON error response of the contract, counting it.

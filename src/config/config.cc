@@ -78,7 +78,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
       "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
-      "max_text_bytes", "notify_tick_ms", "store_max_batch"};
+      "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -99,6 +99,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "store_max_batch") c.store_max_batch = GetInt(v, key, where, 1, 100000);
     else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
     else if (key == "log_level") c.log_level = GetStr(v, key, where);
+    else if (key == "web_dir") c.web_dir = GetStr(v, key, where);
     else if (key == "sms") {
       const toml::table* st = v.as_table();
       if (!st) Fail("sms", where, "must be a table");
@@ -174,7 +175,7 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
       "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms",
       "store_max_batch"};
-  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level"};
+  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level", "web_dir"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
     std::string rest = name.substr(8);
