@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <random>
 
@@ -286,7 +287,16 @@ int main(int argc, char** argv) {
       config::Config cfg = config::Load(std::nullopt, config::EnvFromProcess(), o);
       config::Channel ch;
       ch.id = "demo";
-      ch.secret = RandomSecret();
+      // Kept in the demo's data dir, so tokens (and open pages) survive a restart.
+      std::filesystem::create_directories(cfg.data_dir);
+      std::string secret_path = cfg.data_dir + "/demo-secret";
+      std::ifstream in(secret_path);
+      std::getline(in, ch.secret);
+      if (ch.secret.size() < 16) {
+        ch.secret = RandomSecret();
+        std::ofstream(secret_path) << ch.secret << "\n";
+        std::filesystem::permissions(secret_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+      }
       ch.sms_delay_s = 30;
       cfg.channels.push_back(ch);
       auto seed = [](store::Db& db) {
@@ -315,16 +325,16 @@ int main(int argc, char** argv) {
         std::string host = c.listen_host == "0.0.0.0" ? "127.0.0.1" : c.listen_host;
         std::string base = "http://" + host + ":" + std::to_string(port);
         std::printf("onlined demo is running (channel \"demo\", tokens valid 24 h)\n\n");
-        std::printf("  WebSocket:      ws://%s:%u/v1/connect\n", host.c_str(), port);
-        std::printf("  metrics:        %s/metrics\n\n", base.c_str());
-        std::printf("  manager token:  %s\n", MintFor(ch, auth::Role::kManager, "manager-1", 86400).c_str());
+        std::printf("  Desk (the support team's inbox):\n    %s/desk#token=%s\n\n", base.c_str(),
+                    MintFor(ch, auth::Role::kManager, "manager-1", 86400).c_str());
+        std::printf("  Chat widget, one per user (open a few tabs and watch the desk):\n");
         for (const char* u : {"alice", "bob", "carol"}) {
-          std::printf("  user %-6s      %s\n", u, MintFor(ch, auth::Role::kUser, u, 86400).c_str());
+          std::printf("    %-6s %s/widget#token=%s\n", u, base.c_str(), MintFor(ch, auth::Role::kUser, u, 86400).c_str());
         }
-        std::printf("\n  try: curl -s -H 'Authorization: Bearer <manager token>' %s/v1/user-chats\n"
-                    "       curl -s -H 'Authorization: Bearer <manager token>' -d '{\"user_ids\":[\"alice\"]}' "
-                    "%s/v1/presence/query\n\nSMS go to the log (provider \"log\"). Ctrl-C stops it.\n",
-                    base.c_str(), base.c_str());
+        std::printf("\n  API:  %s/v1/...   WebSocket: ws://%s:%u/v1/connect   metrics: %s/metrics\n", base.c_str(),
+                    host.c_str(), port, base.c_str());
+        std::printf("  SMS go to this log (provider \"log\"): close a widget, write to that user from the desk,\n"
+                    "  and the desk shows the SMS scheduled, then sent, 30 s later. Ctrl-C stops it.\n");
         std::fflush(stdout);
       },
           seed);
