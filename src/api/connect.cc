@@ -266,8 +266,9 @@ class ClientSession final : public net::WsSession,
           }
           return out;
         },
-        [this, alive, loop](store::Outcome<Batch> o) {
-          ctx_.loops.Post(loop, [this, alive, o = std::move(o)] {
+        // On a reader thread: `this` may be gone; touch it only on its loop.
+        [ctx = &ctx_, this, alive, loop](store::Outcome<Batch> o) {
+          ctx->loops.Post(loop, [this, alive, o = std::move(o)] {
             if (alive.expired() || phase_ != Phase::kLive) return;
             for (const auto& [id, seq] : resume_) {
               int64_t& have = delivered_[id];
@@ -351,14 +352,15 @@ class ClientSession final : public net::WsSession,
           m.ack = db.RaiseUserAck(chat_id, seq, base::WallMs());
           return m;
         },
-        [this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
+        // On the writer thread: `this` may be gone; touch it only on its loop.
+        [ctx = &ctx_, this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
           if (o.ok() && o.value->found) {
-            ctx_.presence.PublishToChannel(
+            ctx->presence.PublishToChannel(
                 ch, Share(chat::EncodeReceiptFrame(chat_id, user, o.value->ack, o.value->read)));
             return;
           }
           bool unknown = o.ok();
-          ctx_.loops.Post(loop, [this, alive, unknown] {
+          ctx->loops.Post(loop, [this, alive, unknown] {
             if (alive.expired() || phase_ != Phase::kLive) return;
             if (unknown) {
               Refuse("unknown_chat", "no such chat of yours", false);
