@@ -1,0 +1,157 @@
+/* floor: the least a server can do per heartbeat, as the benchmark's floor.
+ *
+ * One thread, epoll, edge-triggered. Answers the WebSocket upgrade with a 101
+ * (no key check), then for every client frame reads it and writes one reply:
+ * {"type":"welcome"} to the first (the hello), {"type":"pong"} to the rest.
+ * No JSON, no presence, no state beyond a partial frame. Not a server to use:
+ * a measure of read+reply cost on this machine.
+ *
+ *   floor PORT     prints "onlined: listening on http://127.0.0.1:PORT" (same line as onlined)
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { kMaxFd = 65536, kBuf = 4096 };
+
+struct conn {
+  unsigned char upgraded, hello_done;
+  unsigned short have;
+  unsigned char buf[512];
+};
+static struct conn* conns[kMaxFd];
+
+static const char kUpgrade[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: x\r\n\r\n";
+static unsigned char pong[2 + 15] = {0x81, 15};
+static unsigned char welcome[2 + 18] = {0x81, 18};
+
+static void drop(int ep, int fd) {
+  epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+  close(fd);
+  free(conns[fd]);
+  conns[fd] = NULL;
+}
+
+/* Consumes whole frames from c->buf; answers each. Returns -1 to drop. */
+static int frames(int fd, struct conn* c) {
+  size_t pos = 0;
+  while (c->have - pos >= 6) {
+    unsigned char* b = c->buf + pos;
+    size_t len = b[1] & 0x7f, hdr = 2;
+    if (len == 126) {
+      if (c->have - pos < 8) break;
+      len = ((size_t)b[2] << 8) | b[3];
+      hdr = 4;
+    } else if (len == 127) {
+      return -1;
+    }
+    if (hdr + 4 + len > sizeof c->buf) return -1;
+    if (c->have - pos < hdr + 4 + len) break;
+    pos += hdr + 4 + len;
+    if ((b[0] & 0x0f) == 8) return -1;
+    const unsigned char* r = c->hello_done ? pong : welcome;
+    size_t n = c->hello_done ? sizeof pong : sizeof welcome;
+    c->hello_done = 1;
+    if (write(fd, r, n) != (ssize_t)n) return -1;
+  }
+  memmove(c->buf, c->buf + pos, c->have - pos);
+  c->have -= (unsigned short)pos;
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  int port = argc > 1 ? atoi(argv[1]) : 0;
+  memcpy(pong + 2, "{\"type\":\"pong\"}", 15);
+  memcpy(welcome + 2, "{\"type\":\"welcome\"}", 18);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
+    perror("floor: bind");
+    return 1;
+  }
+  socklen_t al = sizeof a;
+  getsockname(ls, (struct sockaddr*)&a, &al);
+  printf("onlined: listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
+  fflush(stdout);
+  int ep = epoll_create1(0);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
+  epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+  struct epoll_event evs[256];
+  unsigned char scratch[kBuf];
+  for (;;) {
+    int n = epoll_wait(ep, evs, 256, -1);
+    for (int i = 0; i < n; ++i) {
+      int fd = evs[i].data.fd;
+      if (fd == ls) {
+        for (;;) {
+          int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
+          if (c < 0) break;
+          if (c >= kMaxFd) {
+            close(c);
+            continue;
+          }
+          setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          conns[c] = calloc(1, sizeof(struct conn));
+          struct epoll_event ce = {.events = EPOLLIN | EPOLLET, .data.fd = c};
+          epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
+        }
+        continue;
+      }
+      struct conn* c = conns[fd];
+      if (!c) continue;
+      for (;;) {
+        ssize_t r = read(fd, scratch, sizeof scratch);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (r <= 0) {
+          drop(ep, fd);
+          break;
+        }
+        if (!c->upgraded) {
+          /* The request ends with CRLFCRLF; anything after it is frames. */
+          unsigned char* end = memmem(scratch, (size_t)r, "\r\n\r\n", 4);
+          if (!end) continue; /* a long request: wait for its end (no state kept) */
+          c->upgraded = 1;
+          if (write(fd, kUpgrade, sizeof kUpgrade - 1) < 0) {
+            drop(ep, fd);
+            break;
+          }
+          size_t rest = (size_t)r - (size_t)(end + 4 - scratch);
+          if (rest > sizeof c->buf) {
+            drop(ep, fd);
+            break;
+          }
+          memcpy(c->buf, end + 4, rest);
+          c->have = (unsigned short)rest;
+        } else {
+          if (c->have + (size_t)r > sizeof c->buf) {
+            drop(ep, fd);
+            break;
+          }
+          memcpy(c->buf + c->have, scratch, (size_t)r);
+          c->have += (unsigned short)r;
+        }
+        if (frames(fd, c) < 0) {
+          drop(ep, fd);
+          break;
+        }
+      }
+    }
+  }
+}
