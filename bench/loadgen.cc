@@ -49,6 +49,7 @@ struct Options {
   double send_rate = 0;     // manager messages per second (POST), to connected users' chats
   int send_conns = 8;
   double list_rate = 0;     // GET /v1/user-chats?limit=50 per second
+  bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -117,12 +118,17 @@ struct Conn {
   int64_t ping_sent_us = 0;  // 0: no ping outstanding
   bool writing = false;
   std::string hello;  // upgrade + hello, freed once sent
+  std::string sio_hello;  // Socket.IO: namespace connect + hello, sent after the open packet
   explicit Conn(Loadgen* l, asio::io_context& io, int i) : lg(l), sock(io), index(i) {}
 };
 
 class Loadgen {
  public:
-  Loadgen(Options o) : o_(std::move(o)), ping_(ClientFrame(R"({"type":"ping"})")), tick_(io_) {}
+  Loadgen(Options o)
+      : o_(std::move(o)),
+        ping_(ClientFrame(o_.socketio ? R"(42["ping"])" : R"({"type":"ping"})")),
+        eio_pong_(ClientFrame("3")),
+        tick_(io_) {}
 
   int Run();
 
@@ -148,6 +154,7 @@ class Loadgen {
   asio::io_context io_{1};
   std::vector<std::unique_ptr<Conn>> conns_;
   std::string ping_;
+  std::string eio_pong_;  // Socket.IO: the answer to the server's Engine.IO ping
   asio::steady_timer tick_;
   int next_ = 0, in_flight_ = 0;
   int64_t start_us_ = 0, steady_start_us_ = 0;
@@ -193,10 +200,18 @@ void Loadgen::Connect(Conn* c) {
   std::string user = "u" + std::to_string(o_.offset + c->index);
   std::string token = onlined::auth::Mint(
       {o_.channel, user, onlined::auth::Role::kUser, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
-  c->hello = "GET /v1/connect HTTP/1.1\r\nHost: " + o_.host +
+  std::string path = o_.socketio ? "/socket.io/?EIO=4&transport=websocket" : "/v1/connect";
+  c->hello = "GET " + path + " HTTP/1.1\r\nHost: " + o_.host +
              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n" +
-             ClientFrame(R"({"type":"hello","token":")" + token + "\"}");
+             "Sec-WebSocket-Version: 13\r\n\r\n";
+  if (o_.socketio) {
+    // Engine.IO drops frames sent before its open packet, and Socket.IO drops
+    // a client whose event arrives before its namespace connect completed:
+    // "40" waits for the open packet, the hello for the connect's answer.
+    c->sio_hello = ClientFrame(R"(42["hello",{"token":")" + token + "\"}]");
+  } else {
+    c->hello += ClientFrame(R"({"type":"hello","token":")" + token + "\"}");
+  }
   c->sock.async_connect(tcp::endpoint(asio::ip::make_address(o_.host), o_.port), [this, c, t0](auto ec) {
     if (ec) return Fail(c);
     c->state = Conn::kUpgrading;
@@ -249,8 +264,30 @@ void Loadgen::OnData(Conn* c) {
     uint8_t opcode = b[0] & 0x0f;
     ++frames_in;
     if (opcode == 8) return Fail(c);  // close
-    if (c->state == Conn::kHello) {
-      if (payload.find("\"welcome\"") != std::string_view::npos) {
+    if (o_.socketio && payload == "2") {  // Engine.IO ping: answer or be dropped
+      if (!c->writing) {
+        c->writing = true;
+        asio::async_write(c->sock, asio::buffer(eio_pong_), [this, c](auto ec, size_t) {
+          c->writing = false;
+          if (ec) Fail(c);
+        });
+      }
+    } else if (c->state == Conn::kHello) {
+      if (o_.socketio && payload.find("welcome") == std::string_view::npos) {
+        // "0{...}" (open), then "40{...}" (namespace connected), then the welcome event.
+        std::shared_ptr<std::string> out;
+        if (payload.size() > 1 && payload[0] == '0' && payload[1] == '{') {
+          out = std::make_shared<std::string>(ClientFrame("40"));
+        } else if (payload.size() > 1 && payload.substr(0, 2) == "40" && !c->sio_hello.empty()) {
+          out = std::make_shared<std::string>(std::move(c->sio_hello));
+          c->sio_hello.clear();
+        }
+        if (out) {
+          asio::async_write(c->sock, asio::buffer(*out), [this, c, out](auto ec, size_t) {
+            if (ec) Fail(c);
+          });
+        }
+      } else if (payload.find("\"welcome\"") != std::string_view::npos) {
         c->state = Conn::kLive;
         ++live;
         --in_flight_;
@@ -268,7 +305,7 @@ void Loadgen::OnData(Conn* c) {
           send_t_[n] = 0;
         }
       }
-    } else if (payload == R"({"type":"pong"})") {
+    } else if (payload == R"({"type":"pong"})" || payload == R"(42["pong"])") {
       ++pongs;
       if (c->ping_sent_us) {
         hb_lat.Add(NowUs() - c->ping_sent_us);
@@ -530,6 +567,7 @@ int main(int argc, char** argv) {
     else if (a == "--send-rate") o.send_rate = std::stod(val());
     else if (a == "--send-conns") o.send_conns = std::stoi(val());
     else if (a == "--list-rate") o.list_rate = std::stod(val());
+    else if (a == "--socketio") o.socketio = true;
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

@@ -13,7 +13,7 @@ build_pkgs=(
   libspdlog-dev libcli11-dev
 )
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev)
-bench_pkgs=(linux-perf)
+bench_pkgs=(linux-perf redis-server)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
@@ -39,6 +39,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The peers of the benchmark (ws, Socket.IO, presence in Redis) are Node programs.
+if [ "$profile" = bench ]; then
+  peers="$(dirname "$0")/../bench/peers/node"
+  if [ ! -d "$peers/node_modules/socket.io" ]; then
+    echo "install-deps: npm install (bench/peers/node)"
+    (cd "$peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
 fi
 
 # The browser tests drive Debian's Chromium with playwright-core (no browser download).

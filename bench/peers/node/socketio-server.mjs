@@ -1,0 +1,56 @@
+// A presence server on Socket.IO (the stack the company in DESIGN.md ran),
+// written as a user of it would: "hello" and "ping" events, presence in a
+// Map, the same presence query over HTTP.
+//   node socketio-server.mjs   prints "onlined: listening on http://127.0.0.1:PORT"
+import http from 'node:http';
+import { Server } from 'socket.io';
+
+const users = new Map();
+
+function userOf(token) {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub;
+  } catch {
+    return null;
+  }
+}
+
+const server = http.createServer((req, res) => {
+  if (req.method !== 'POST' || req.url !== '/v1/presence/query') return;  // socket.io handles its own paths
+  let body = '';
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => {
+    const out = {};
+    for (const id of JSON.parse(body).user_ids || []) {
+      const u = users.get(id);
+      out[id] = { online: !!u && u.sessions > 0, sessions: u ? u.sessions : 0, last_seen: u ? u.lastSeen : null };
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ users: out }));
+  });
+});
+
+const io = new Server(server, { transports: ['websocket'], perMessageDeflate: false, serveClient: false });
+io.on('connection', (socket) => {
+  let user = null;
+  socket.on('hello', (f) => {
+    user = userOf(f && f.token);
+    if (!user) return socket.disconnect(true);
+    const u = users.get(user) || { sessions: 0, lastSeen: Date.now() };
+    u.sessions++;
+    u.lastSeen = Date.now();
+    users.set(user, u);
+    socket.emit('welcome', { heartbeat_s: 25 });
+  });
+  socket.on('ping', () => {
+    if (!user) return;
+    users.get(user).lastSeen = Date.now();
+    socket.emit('pong');
+  });
+  socket.on('disconnect', () => {
+    if (user) users.get(user).sessions--;
+  });
+});
+
+server.listen(0, '127.0.0.1', () => {
+  console.log(`onlined: listening on http://127.0.0.1:${server.address().port}`);
+});
