@@ -50,6 +50,7 @@ struct Options {
   int send_conns = 8;
   double list_rate = 0;     // GET /v1/user-chats?limit=50 per second
   bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
+  bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -159,6 +160,10 @@ class Loadgen {
   int next_ = 0, in_flight_ = 0;
   int64_t start_us_ = 0, steady_start_us_ = 0;
   bool ready_printed_ = false, stopping_ = false;
+  bool storming_ = false;
+  int64_t storm_start_us_ = 0;
+  double storm_s_ = -1;
+  std::vector<std::unique_ptr<Conn>> graveyard_;  // dropped by the storm; their handlers may still run
   size_t hb_cursor_ = 0;
   double hb_debt_ = 0;
 
@@ -337,6 +342,14 @@ void Loadgen::Fail(Conn* c) {
 
 void Loadgen::StartMore() {
   while (next_ < o_.conns && in_flight_ < o_.inflight) Connect(conns_[next_++].get());
+  if (storming_ && next_ == o_.conns && in_flight_ == 0) {
+    storm_s_ = (NowUs() - storm_start_us_) / 1e6;
+    fprintf(stderr, "loadgen: storm: %d back in %.3f s (%d failed)\n", live, storm_s_, failed);
+    storming_ = false;
+    stopping_ = true;
+    io_.stop();
+    return;
+  }
   if (!ready_printed_ && next_ == o_.conns && in_flight_ == 0) {
     ready_printed_ = true;
     fprintf(stderr, "loadgen: %d live, %d failed in %.2f s\n", live, failed, (NowUs() - start_us_) / 1e6);
@@ -352,6 +365,25 @@ void Loadgen::Tick() {
   constexpr int kTickMs = 10;
   int64_t now = NowUs();
   if (now - steady_start_us_ > o_.duration_s * 1e6) {
+    if (o_.storm && storm_start_us_ == 0) {
+      // Every connection drops at once (a network blip), then all reconnect.
+      storm_start_us_ = now;
+      storming_ = true;
+      for (auto& cp : conns_) {
+        cp->state = Conn::kDead;
+        boost::system::error_code ec;
+        cp->sock.close(ec);
+        graveyard_.push_back(std::move(cp));
+      }
+      conns_.clear();
+      for (int i = 0; i < o_.conns; ++i) conns_.push_back(std::make_unique<Conn>(this, io_, i));
+      live = 0;
+      next_ = 0;
+      in_flight_ = 0;
+      StartMore();
+      return;  // no more heartbeats: the storm ends the run
+    }
+    if (storming_) return;
     stopping_ = true;
     io_.stop();
     return;
@@ -521,11 +553,11 @@ int Loadgen::Run() {
   }
   streams += "}";
   printf(R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
-         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"http":%s})"
+         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"http":%s,"storm_s":%.3f})"
          "\n",
          live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs, static_cast<unsigned long long>(pings),
          static_cast<unsigned long long>(pongs), hb_lat.Json().c_str(), connect_lat.Json().c_str(),
-         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(), streams.c_str());
+         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(), streams.c_str(), storm_s_);
   fflush(stdout);
   if (o_.wait_stdin) {
     char b[64];
@@ -568,6 +600,7 @@ int main(int argc, char** argv) {
     else if (a == "--send-conns") o.send_conns = std::stoi(val());
     else if (a == "--list-rate") o.list_rate = std::stod(val());
     else if (a == "--socketio") o.socketio = true;
+    else if (a == "--storm") o.storm = true;
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;
