@@ -13,7 +13,7 @@ build_pkgs=(
   libspdlog-dev libcli11-dev
 )
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev)
-bench_pkgs=(linux-perf redis-server)
+bench_pkgs=(linux-perf redis-server gnuplot-nox)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in

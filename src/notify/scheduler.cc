@@ -63,6 +63,28 @@ void Scheduler::Tick() {
   if (stopping_) return;
   if (!claiming_) {
     claiming_ = true;
+    // A look on a reader first: an idle outbox costs no write transaction.
+    store_.Read<bool>(
+        [](store::Db& db) { return !db.DueNotifications(base::WallMs(), 1).empty(); },
+        [this](store::Outcome<bool> due) {
+          asio::post(io_, [this, any = due.ok() && *due.value] {
+            if (any) {
+              Claim();
+            } else {
+              claiming_ = false;
+            }
+          });
+        });
+  }
+  timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) Tick();
+  });
+}
+
+// Decides every due notification in one write transaction (notify thread).
+void Scheduler::Claim() {
+  {
     const int batch = opts_.batch;
     auto policies = policies_;
     auto cancelled = std::make_shared<int>(0);
@@ -127,10 +149,6 @@ void Scheduler::Tick() {
           });
         });
   }
-  timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) Tick();
-  });
 }
 
 void Scheduler::Claimed(std::vector<store::Notification> sends) {

@@ -52,6 +52,7 @@ class Scheduler {
 
  private:
   void Tick();
+  void Claim();
   void Claimed(std::vector<store::Notification> sends);
   void Record(int64_t id, SmsResult r);
 
