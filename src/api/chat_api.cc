@@ -211,7 +211,8 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
         std::vector<std::string> ids;
         for (const auto& c : page->chats) ids.push_back(c.user_id);
         // Online status from memory, never from the store.
-        ctx_.presence.Query(idx, std::move(ids), [this, loop, page, respond, start_us](std::vector<presence::UserInfo> pres) {
+        ctx_.presence.Query(idx, std::move(ids), [this, loop, page, respond, start_us](
+                                                     std::vector<presence::UserInfo> pres, std::vector<std::string>) {
           std::string out = R"({"user_chats":[)";
           for (size_t i = 0; i < page->chats.size(); ++i) {
             const store::Chat& c = page->chats[i];

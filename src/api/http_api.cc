@@ -136,17 +136,16 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   }
   const size_t loop = req.loop;
   ctx_.metrics.Add(loop, ctx_.m_query_ids, static_cast<int64_t>(ids.size()));
-  auto ids_ptr = std::make_shared<std::vector<std::string>>(ids);
   ctx_.presence.Query(entry->idx, std::move(ids),
-                      [this, loop, start_us, ids_ptr, respond = std::move(respond)](
-                          std::vector<presence::UserInfo> found) {
+                      [this, loop, start_us, respond = std::move(respond)](std::vector<presence::UserInfo> found,
+                                                                           std::vector<std::string> ids) {
                         std::string out;
-                        out.reserve(32 + ids_ptr->size() * 72);
+                        out.reserve(32 + ids.size() * 72);
                         out += R"({"users":{)";
                         for (size_t i = 0; i < found.size(); ++i) {
                           if (i) out += ',';
                           const presence::UserInfo& u = found[i];
-                          proto::AppendJsonString(out, (*ids_ptr)[i]);
+                          proto::AppendJsonString(out, ids[i]);
                           out += u.online ? R"(:{"online":true)" : R"(:{"online":false)";
                           out += R"(,"sessions":)";
                           proto::AppendInt(out, u.sessions);

@@ -90,15 +90,14 @@ void Service::StateChanged(ChannelIdx ch, std::string user_id) {
   });
 }
 
-void Service::Query(ChannelIdx ch, std::vector<std::string> ids,
-                    std::function<void(std::vector<UserInfo>)> done) {
+void Service::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done) {
   const size_t n = shards_.size();
   const size_t origin = base::Loop::Current()->index();
   struct Gather {
     std::vector<std::string> ids;
     std::vector<UserInfo> out;
     size_t pending = 0;  // touched only on the origin loop
-    std::function<void(std::vector<UserInfo>)> done;
+    QueryDone done;
   };
   auto g = std::make_shared<Gather>();
   g->out.resize(ids.size());
@@ -109,7 +108,7 @@ void Service::Query(ChannelIdx ch, std::vector<std::string> ids,
   g->ids = std::move(ids);
   for (const auto& p : parts) g->pending += p.empty() ? 0 : 1;
   if (g->pending == 0) {
-    g->done(std::move(g->out));
+    g->done(std::move(g->out), std::move(g->ids));
     return;
   }
   for (size_t s = 0; s < n; ++s) {
@@ -120,7 +119,7 @@ void Service::Query(ChannelIdx ch, std::vector<std::string> ids,
       for (size_t k = 0; k < idx.size(); ++k) found[k] = shards_[s]->table->Lookup(ch, g->ids[idx[k]]);
       RunOn(origin, [g, idx = std::move(idx), found = std::move(found)] {
         for (size_t k = 0; k < idx.size(); ++k) g->out[idx[k]] = found[k];
-        if (--g->pending == 0) g->done(std::move(g->out));
+        if (--g->pending == 0) g->done(std::move(g->out), std::move(g->ids));
       });
     });
   }

@@ -54,9 +54,10 @@ class Service {
   void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out);
   void StateChanged(ChannelIdx ch, std::string user_id);
 
-  // Resolves ids (in order) across shards; `done` runs on the caller's loop.
-  void Query(ChannelIdx ch, std::vector<std::string> ids,
-             std::function<void(std::vector<UserInfo>)> done);
+  // Resolves ids (in order) across shards; `done` runs on the caller's loop
+  // with the results and the ids given back (no copy needed to answer).
+  using QueryDone = std::function<void(std::vector<UserInfo> found, std::vector<std::string> ids)>;
+  void Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done);
 
   // Registers `sub` (living on the caller's loop) for the channel's events.
   // Events reach it only after OnSubscribed. Returns a handle for Unsubscribe.
