@@ -52,7 +52,7 @@ fuzz-smoke: deps
 
 bench: build
 	@scripts/install-deps.sh bench
-	bench/run
+	bench/run --scenario all --systems onlined,floor,ws,socketio,redis
 
 bench-smoke: build
 	bench/run --smoke
