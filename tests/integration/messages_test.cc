@@ -346,6 +346,36 @@ TEST_F(Messages, UserChatsAreNewestFirstPagedAndCarryPresence) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(seen[i], chats[4 - i]);  // newest first, no repeats
 }
 
+TEST(QuietHours, NotificationWaitsForTheirEnd) {
+  // Quiet hours from an hour ago to an hour from now, in UTC.
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char window[32];
+  snprintf(window, sizeof window, "%02d:%02d-%02d:%02d", (utc.tm_hour + 23) % 24, utc.tm_min, (utc.tm_hour + 1) % 24,
+           utc.tm_min);
+  FakeSms fake;
+  ServerProcess s(SmsToml(fake.port()), kTop,
+                  std::string("sms_delay_s = 1\nack_timeout_s = 1\ntime_zone = \"UTC\"\nquiet_hours = \"") + window +
+                      "\"\n");
+  std::string manager = MintToken("manager", "m1");
+  ASSERT_EQ(Http(s.port(), "PUT", "/v1/users/qui", R"({"phone":"+15550000077","sms_opt_in":true})", manager).status,
+            200);
+  HttpResult c = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"qui"})", manager);
+  std::string chat(c.Json().at("chat_id").as_string());
+  ASSERT_EQ(Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages", R"({"text":"late at night"})", manager).status,
+            201);
+  std::this_thread::sleep_for(2500ms);  // past sms_delay
+  auto ns = Http(s.port(), "GET", "/v1/notifications?user_id=qui", "", manager).Json().at("notifications").as_array();
+  ASSERT_EQ(ns.size(), 1u);
+  EXPECT_EQ(ns[0].at("state").as_string(), "scheduled");
+  EXPECT_EQ(ns[0].at("reason").as_string(), "quiet_hours");
+  int64_t due = ns[0].at("due_at").as_int64();
+  int64_t expect_end = (static_cast<int64_t>(now) + 3600) * 1000;
+  EXPECT_NEAR(static_cast<double>(due), static_cast<double>(expect_end), 61000.0);  // the end, to the minute
+  EXPECT_EQ(fake.Requests().size(), 0u);
+}
+
 TEST(Crash, Kill9LosesNoAcknowledgedMessageAndNotificationsStillFire) {
   FakeSms fake;
   ServerProcess s(SmsToml(fake.port()), kTop, "sms_delay_s = 2\nack_timeout_s = 1\nquiet_hours = \"off\"\n");
