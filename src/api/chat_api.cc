@@ -19,13 +19,6 @@ namespace json = boost::json;
 
 namespace {
 
-net::Response Json(int status, std::string body) {
-  net::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
-
 // A query parameter's raw value, or "".
 std::string QueryParam(std::string_view query, std::string_view key) {
   while (!query.empty()) {
@@ -173,7 +166,7 @@ void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Cl
         std::string out = R"({"chat_id":)";
         proto::AppendJsonString(out, o.value->first.chat_id);
         out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
-        respond(Json(201, std::move(out)));
+        respond(JsonResponse(201, std::move(out)));
       }));
 }
 
@@ -258,7 +251,7 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
           int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch()).count();
           ctx_.metrics.Observe(loop, ctx_.m_chats_latency, (now_us - start_us) / 1e6);
-          respond(Json(200, std::move(out)));
+          respond(JsonResponse(200, std::move(out)));
         });
       }));
 }
@@ -314,7 +307,7 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
                      out += R"(,"created_at":)";
                      proto::AppendInt(out, r.message.created_at);
                      out += '}';
-                     respond(Json(201, std::move(out)));
+                     respond(JsonResponse(201, std::move(out)));
                    });
 }
 
@@ -342,7 +335,7 @@ void ChatApi::ListMessages(net::Request& req, net::Responder respond, const Chan
           chat::AppendMessageJson(out, m);
         }
         out += "]}";
-        respond(Json(200, std::move(out)));
+        respond(JsonResponse(200, std::move(out)));
       }));
 }
 
@@ -389,7 +382,7 @@ void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEn
           proto::AppendJsonString(out, o.value->phone);
         }
         out += o.value->sms_opt_in ? R"(,"sms_opt_in":true})" : R"(,"sms_opt_in":false})";
-        respond(Json(200, std::move(out)));
+        respond(JsonResponse(200, std::move(out)));
       }));
 }
 
@@ -407,7 +400,7 @@ void ChatApi::ListNotifications(net::Request& req, net::Responder respond, const
           chat::AppendNotificationJson(out, (*o.value)[i]);
         }
         out += "]}";
-        respond(Json(200, std::move(out)));
+        respond(JsonResponse(200, std::move(out)));
       }));
 }
 
@@ -471,7 +464,7 @@ void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
       OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
         if (!*o.value) return respond(ErrorResponse(ctx_, loop, 404, "unknown_sid", "no notification with this MessageSid"));
-        respond(Json(200, R"({"status":"ok"})"));
+        respond(JsonResponse(200, R"({"status":"ok"})"));
       }));
 }
 

@@ -11,6 +11,13 @@ namespace onlined::api {
 
 namespace json = boost::json;
 
+net::Response JsonResponse(int status, std::string body) {
+  net::Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
                             std::string_view message) {
   ctx.CountRefusal(loop, code);
@@ -21,13 +28,6 @@ net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_v
 }
 
 namespace {
-
-net::Response Json(int status, std::string body) {
-  net::Response r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
 
 }  // namespace
 
@@ -63,13 +63,13 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     return false;
   };
   if (path == "/healthz") {
-    if (only("GET")) respond(Json(200, R"({"status":"ok"})"));
+    if (only("GET")) respond(JsonResponse(200, R"({"status":"ok"})"));
     return;
   }
   if (path == "/readyz") {
     if (!only("GET")) return;
     if (ctx_.ready.load()) {
-      respond(Json(200, R"({"status":"ready"})"));
+      respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {
       respond(ErrorResponse(ctx_, req.loop, 503, "overloaded", "not ready (starting or draining)"));
     }
@@ -163,7 +163,7 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
                                              std::chrono::steady_clock::now().time_since_epoch())
                                              .count();
                         ctx_.metrics.Observe(loop, ctx_.m_query_latency, (now_us - start_us) / 1e6);
-                        respond(Json(200, std::move(out)));
+                        respond(JsonResponse(200, std::move(out)));
                       });
 }
 

@@ -27,6 +27,9 @@ class HttpApi : public net::HttpHandler {
   const StaticFiles* web_;  // may be null: no pages
 };
 
+// A JSON response with `status`.
+net::Response JsonResponse(int status, std::string body);
+
 // Builds the JSON error response of the contract, counting it.
 net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
                             std::string_view message);

@@ -51,39 +51,13 @@ class Service {
   // runs there after the commit (or with the error). Never blocks the caller.
   template <class T>
   void Write(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
-    auto slot = std::make_shared<std::optional<T>>();
-    Op op;
-    op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
-    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
-      Outcome<T> o;
-      if (err) {
-        o.error = *err;
-        o.overloaded = overloaded;
-      } else {
-        o.value = std::move(*slot);
-      }
-      done(std::move(o));
-    };
-    Enqueue(writes_, std::move(op));
+    Enqueue(writes_, MakeOp<T>(std::move(fn), std::move(done)));
   }
 
   // `fn` runs on a reader thread; `done` runs there too.
   template <class T>
   void Read(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
-    auto slot = std::make_shared<std::optional<T>>();
-    Op op;
-    op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
-    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
-      Outcome<T> o;
-      if (err) {
-        o.error = *err;
-        o.overloaded = overloaded;
-      } else {
-        o.value = std::move(*slot);
-      }
-      done(std::move(o));
-    };
-    Enqueue(reads_, std::move(op));
+    Enqueue(reads_, MakeOp<T>(std::move(fn), std::move(done)));
   }
 
   size_t write_backlog() const;
@@ -100,6 +74,24 @@ class Service {
     bool stop = false;
   };
   void Enqueue(Queue& q, Op op);
+  // Erases T: the result travels from `run` to `finish` in a shared slot.
+  template <class T>
+  static Op MakeOp(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
+    auto slot = std::make_shared<std::optional<T>>();
+    Op op;
+    op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
+    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
+      Outcome<T> o;
+      if (err) {
+        o.error = *err;
+        o.overloaded = overloaded;
+      } else {
+        o.value = std::move(*slot);
+      }
+      done(std::move(o));
+    };
+    return op;
+  }
   void WriterLoop();
   void ReaderLoop(Db* db);
 
