@@ -22,8 +22,10 @@ std::shared_ptr<const std::string> Share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
 }
 
+// One pong per loop thread: sharing one across loops would make every
+// heartbeat bounce the same reference count between cores.
 const std::shared_ptr<const std::string>& PongPayload() {
-  static const auto p = std::make_shared<const std::string>(proto::kPongFrame);
+  thread_local const auto p = std::make_shared<const std::string>(proto::kPongFrame);
   return p;
 }
 
