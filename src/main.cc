@@ -298,6 +298,8 @@ int main(int argc, char** argv) {
         std::filesystem::permissions(secret_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
       }
       ch.sms_delay_s = 30;
+      ch.quiet_hours.enabled = false;  // the demo shows an SMS at any hour
+      ch.quiet_hours_text = "off";
       cfg.channels.push_back(ch);
       auto seed = [](store::Db& db) {
         // Users with chats and a little history, so the desk has something to show.
