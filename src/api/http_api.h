@@ -14,7 +14,7 @@ class HttpApi : public net::HttpHandler {
   HttpApi(Context& ctx, const StaticFiles* web) : ctx_(ctx), chat_(ctx), web_(web) {}
   void Handle(net::Request&& req, net::Responder respond) override;
 
-  // Extra Prometheus lines, appended at scrape (e.g. by main).
+  // The contract's limit on ids per presence query.
   static constexpr size_t kMaxQueryIds = 1000;
 
  private:

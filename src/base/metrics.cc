@@ -37,7 +37,6 @@ Metrics::Id Metrics::Histogram(std::string name, std::string help, std::vector<d
   return id;
 }
 
-void Metrics::Collector(std::function<void(std::string&)> fn) { collectors_.push_back(std::move(fn)); }
 
 void Metrics::Observe(size_t slot, Id hist, double value) {
   // `hist` is the first cell; find its series' bounds. Histograms are few,
@@ -92,7 +91,6 @@ std::string Metrics::Render() const {
     out += s.name + "_sum " + num + "\n";
     out += s.name + "_count " + std::to_string(sum(s.first_cell + s.bounds.size() + 2)) + "\n";
   }
-  for (const auto& c : collectors_) c(out);
   return out;
 }
 

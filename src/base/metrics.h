@@ -6,7 +6,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,10 +26,6 @@ class Metrics {
   Id Counter(std::string name, std::string help, std::string labels = "");
   Id Gauge(std::string name, std::string help, std::string labels = "");
   Id Histogram(std::string name, std::string help, std::vector<double> bounds);
-  // A value computed when scraped (e.g. online users per channel). The
-  // callback appends complete Prometheus lines; it runs on the scraping
-  // thread and must be thread-safe.
-  void Collector(std::function<void(std::string&)> fn);
 
   // slot: the loop index, or loops() for "not a loop thread".
   void Add(size_t slot, Id id, int64_t n = 1) {
@@ -56,7 +51,6 @@ class Metrics {
 
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<Series> series_;
-  std::vector<std::function<void(std::string&)>> collectors_;
   Id next_cell_ = 0;
 };
 

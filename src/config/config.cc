@@ -22,11 +22,6 @@ std::string Upper(std::string s) {
   return s;
 }
 
-// Where a value came from, for error messages.
-struct Source {
-  std::string where;  // "onlined.toml", "environment", "flag"
-};
-
 [[noreturn]] void Fail(const std::string& key, const std::string& where, const std::string& what) {
   throw ConfigError("config: " + key + " (" + where + "): " + what);
 }

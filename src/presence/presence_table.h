@@ -79,7 +79,7 @@ class PresenceTable {
 
   void set_options(Options opts) { opts_ = opts; }
 
-  // A session of the user became live. `steady_now` is the wheel's clock.
+  // A session of the user became live; `wall_now` becomes its last_seen.
   void Open(ChannelIdx ch, std::string_view user_id, std::shared_ptr<SessionCell> cell,
             int64_t wall_now);
   // A session ended. `timed_out`: it went silent past the heartbeat timeout;

@@ -148,15 +148,10 @@ void Service::Append(size_t home, Event&& e) {
 void Service::Deliver(size_t loop, ChannelIdx ch, const Payload& p) {
   auto it = shards_[loop]->subs.find(ch);
   if (it == shards_[loop]->subs.end()) return;
-  // A subscriber may unsubscribe from inside the callback (its write queue
-  // overflowed): iterate over a snapshot of the handles.
-  std::vector<uint64_t> handles;
-  handles.reserve(it->second.size());
-  for (const auto& s : it->second) {
-    if (!s.awaiting) handles.push_back(s.handle);
-  }
-  for (uint64_t h : handles) {
-    if (Shard::Sub* s = shards_[loop]->FindSub(h)) s->sub->OnChannelFrame(p);
+  // No subscriber leaves from inside OnChannelFrame (a full send queue aborts
+  // its connection, whose end runs later, posted): the list is stable here.
+  for (const Shard::Sub& s : it->second) {
+    if (!s.awaiting) s.sub->OnChannelFrame(p);
   }
 }
 
