@@ -4,7 +4,10 @@
 // driver (bench/run) starts several to stay under the per-process file limit.
 //
 // Output: progress on stderr; "READY <n>" on stdout once connected, then one
-// JSON line of results when done.
+// JSON line of results when done. SIGUSR1 prints "MARK <pongs>" (so the driver
+// can line a CPU sample up with a heartbeat count); with --streams-on-mark K
+// the HTTP load (queries, sends, lists) starts at the K-th mark, not at READY.
+// SIGINT ends the run early, with the usual report.
 #include <netinet/in.h>
 #include <sys/resource.h>
 
@@ -51,6 +54,7 @@ struct Options {
   double list_rate = 0;     // GET /v1/user-chats?limit=50 per second
   bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
   bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
+  int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -129,7 +133,8 @@ class Loadgen {
       : o_(std::move(o)),
         ping_(ClientFrame(o_.socketio ? R"(42["ping"])" : R"({"type":"ping"})")),
         eio_pong_(ClientFrame("3")),
-        tick_(io_) {}
+        tick_(io_),
+        marks_(io_, SIGUSR1, SIGINT) {}
 
   int Run();
 
@@ -146,6 +151,7 @@ class Loadgen {
   void OnData(Conn* c);
   void Fail(Conn* c);
   void Tick();
+  void WaitMark();
   struct HttpStream;
   void StartStreams();
   void Issue(HttpStream& s);
@@ -157,6 +163,9 @@ class Loadgen {
   std::string ping_;
   std::string eio_pong_;  // Socket.IO: the answer to the server's Engine.IO ping
   asio::steady_timer tick_;
+  asio::signal_set marks_;
+  int marks_seen_ = 0;
+  bool streams_started_ = false;
   int next_ = 0, in_flight_ = 0;
   int64_t start_us_ = 0, steady_start_us_ = 0;
   bool ready_printed_ = false, stopping_ = false;
@@ -356,9 +365,31 @@ void Loadgen::StartMore() {
     printf("READY %d %.3f\n", live, (NowUs() - start_us_) / 1e6);
     fflush(stdout);
     steady_start_us_ = NowUs();
-    StartStreams();
+    if (o_.streams_on_mark == 0) {
+      streams_started_ = true;
+      StartStreams();
+    }
     Tick();
   }
+}
+
+void Loadgen::WaitMark() {
+  marks_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGINT) {  // the driver ends the run: report now
+      stopping_ = true;
+      io_.stop();
+      return;
+    }
+    ++marks_seen_;
+    printf("MARK %llu\n", static_cast<unsigned long long>(pongs));
+    fflush(stdout);
+    if (!streams_started_ && marks_seen_ == o_.streams_on_mark) {
+      streams_started_ = true;
+      StartStreams();
+    }
+    WaitMark();
+  });
 }
 
 void Loadgen::Tick() {
@@ -541,6 +572,7 @@ void Loadgen::Issue(HttpStream& s) {
 int Loadgen::Run() {
   for (int i = 0; i < o_.conns; ++i) conns_.push_back(std::make_unique<Conn>(this, io_, i));
   start_us_ = NowUs();
+  WaitMark();
   StartMore();
   io_.run();
   double secs = (NowUs() - steady_start_us_) / 1e6;
@@ -601,6 +633,7 @@ int main(int argc, char** argv) {
     else if (a == "--list-rate") o.list_rate = std::stod(val());
     else if (a == "--socketio") o.socketio = true;
     else if (a == "--storm") o.storm = true;
+    else if (a == "--streams-on-mark") o.streams_on_mark = std::stoi(val());
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

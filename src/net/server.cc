@@ -207,7 +207,7 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.accept_errors = metrics.Counter("onlined_accept_errors_total", "Failed accept() calls (e.g. out of files).");
 }
 
-Server::~Server() = default;
+Server::~Server() { impl_->ReleaseSessions(); }
 
 void Server::Start() {
   auto addr = asio::ip::make_address(impl_->opts.host);
@@ -217,6 +217,7 @@ void Server::Start() {
     auto& io = impl_->loops.at(i).io();
     pl.acceptor = std::make_unique<tcp::acceptor>(io);
     pl.backoff = std::make_unique<asio::steady_timer>(io);
+    pl.poller = std::make_unique<Poller>(io);
     tcp::endpoint ep(addr, port);
     pl.acceptor->open(ep.protocol());
     pl.acceptor->set_option(asio::socket_base::reuse_address(true));

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <unordered_set>
 
+#include "net/poller.h"
 #include "net/server.h"
 
 namespace onlined::net {
@@ -38,6 +39,7 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
+    std::unique_ptr<Poller> poller;                // upgraded connections
     std::unordered_set<WsConn*> sessions;
     std::vector<char> scratch = std::vector<char>(64 * 1024);  // reads of this loop's connections
   };
@@ -50,6 +52,8 @@ struct Server::Impl {
 
   void Accept(size_t loop);
   void server_connections(int64_t d);
+  // Teardown, loops stopped: drops the connections' references to themselves.
+  void ReleaseSessions();
   // Takes over an upgraded socket. `req` is the upgrade request; `leftover`
   // what the client sent after it (frames pipelined behind the upgrade).
   void StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,

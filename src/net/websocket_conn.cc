@@ -3,22 +3,29 @@
 // Why not Beast's websocket::stream: it keeps a 1.5 KB read buffer and a
 // timer inline per stream and prepares another buffer before any data
 // arrives (~5 KB per idle connection measured). Here an idle connection
-// holds no buffer at all: it waits for readiness (async_wait), then reads
-// non-blocking into its loop's scratch buffer; only an incomplete frame is
-// kept per connection. Writes first try one non-blocking gather-write, so a
-// pong usually costs one syscall and no async operation.
+// holds no buffer at all. After the upgrade the socket leaves Asio for the
+// loop's Poller (net/poller.h): registered once, edge-triggered; when it is
+// readable the connection reads non-blocking into its loop's scratch buffer
+// and only an incomplete frame is kept per connection. Writes are one
+// non-blocking gather-write of what is queued, so a heartbeat costs one read
+// and one write, no epoll_ctl and no async operation.
 //
 // Scope: no extensions (permessage-deflate is not negotiated), no
 // subprotocols. Text and binary messages, fragmentation, ping/pong, close.
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstring>
 #include <span>
 #include <sstream>
 
+#include "net/poller.h"
 #include "net/server_impl.h"
 
 namespace onlined::net {
@@ -61,12 +68,17 @@ void Unmask(char* p, size_t n, const uint8_t mask[4]) {
 
 }  // namespace
 
-class WsConn : public WsConnection, public base::TimerEntry, public std::enable_shared_from_this<WsConn> {
+class WsConn : public WsConnection,
+               public base::TimerEntry,
+               public Poller::Handler,
+               public std::enable_shared_from_this<WsConn> {
  public:
   WsConn(Server::Impl& impl, size_t loop, tcp::socket socket, std::string remote)
       : impl_(impl), loop_(loop), sock_(std::move(socket)), remote_(std::move(remote)) {}
 
-  ~WsConn() override = default;
+  ~WsConn() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
 
   void Start(const http::request<http::string_body>& req, const Request& app_req, std::string leftover) {
     int64_t max = impl_.max_connections.load(std::memory_order_relaxed);
@@ -97,6 +109,12 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
         "Server: onlined\r\nSec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n");
     boost::system::error_code ec;
     sock_.non_blocking(true, ec);
+    if (!ec) fd_ = sock_.release(ec);
+    if (ec || !impl_.per_loop[loop_].poller->Add(fd_, this)) {
+      spdlog::warn("ws {}: cannot watch the socket: {}", remote_, ec ? ec.message() : std::strerror(errno));
+      return Finish(1011);
+    }
+    self_ = shared_from_this();  // the Poller holds a plain pointer: we keep ourselves until Finish
     state_ = State::kOpen;
     impl_.per_loop[loop_].sessions.insert(this);
     impl_.server_connections(+1);
@@ -112,7 +130,6 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
       first.swap(pending_);
       Consume(first.data(), first.size());
     }
-    if (state_ != State::kClosed) WaitRead();
   }
 
   bool Send(std::shared_ptr<const std::string> text) override {
@@ -137,10 +154,8 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
 
   void Abort() override {
     if (state_ == State::kClosed || aborting_) return;
-    aborting_ = true;
-    boost::system::error_code ec;
-    sock_.close(ec);  // pending operations complete with operation_aborted
-    asio::post(sock_.get_executor(), [self = shared_from_this()] { self->Finish(self->close_code_); });
+    aborting_ = true;  // nothing more is read or written
+    asio::post(impl_.loops.at(loop_).io(), [self = shared_from_this()] { self->Finish(self->close_code_); });
   }
 
   size_t loop() const override { return loop_; }
@@ -150,6 +165,26 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
   // base::TimerEntry: the close handshake took too long.
   void OnTimer(int64_t) override {
     if (state_ == State::kClosing) Finish(close_code_);
+  }
+
+  // Poller::Handler: the socket became readable and/or writable.
+  void OnEvents(uint32_t ev) override {
+    if (state_ == State::kClosed || aborting_) return;
+    if ((ev & EPOLLOUT) && writing_) {
+      writing_ = false;
+      Flush();
+      if (state_ == State::kClosed || aborting_) return;
+    }
+    constexpr uint32_t kEnd = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+    if (ev & (EPOLLIN | kEnd)) OnReadable((ev & kEnd) != 0);
+  }
+
+  // Drops the references the connection holds to itself (server teardown,
+  // loops stopped).
+  void Release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    self_.reset();
   }
 
  private:
@@ -190,67 +225,56 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
     if (!writing_) Flush();
   }
 
-  // Builds the buffers of up to kBatch queued frames, skipping `skip` bytes.
+  // Writes what is queued, kBatch frames per writev, until the queue is empty
+  // or the socket is full; then EPOLLOUT (edge-triggered) calls Flush again.
   static constexpr size_t kBatch = 32;
-  size_t Gather(std::array<asio::const_buffer, kBatch * 2>& bufs, size_t& nbufs, size_t skip) {
-    nbufs = 0;
-    size_t total = 0;
-    for (size_t i = head_; i < queue_.size() && i - head_ < kBatch; ++i) {
-      const Out& o = queue_[i];
-      asio::const_buffer parts[2] = {asio::buffer(o.hdr.data(), o.hdr_len), asio::buffer(*o.payload)};
-      for (auto& b : parts) {
-        if (b.size() == 0) continue;
-        if (skip >= b.size()) {
-          skip -= b.size();
-          continue;
-        }
-        bufs[nbufs++] = b + skip;
-        total += b.size() - skip;
-        skip = 0;
-      }
-    }
-    return total;
-  }
-
-  // Writes what is queued: first a non-blocking attempt, then async for the rest.
   void Flush() {
-    if (writing_ || head_ == queue_.size() || state_ == State::kClosed) return;
-    std::array<asio::const_buffer, kBatch * 2> bufs;
-    size_t nbufs = 0;
-    size_t frames = std::min(queue_.size() - head_, kBatch);
-    size_t total = Gather(bufs, nbufs, 0);
-    boost::system::error_code ec;
-    size_t n = sock_.write_some(std::span(bufs.data(), nbufs), ec);
-    if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Abort();
-    if (ec) n = 0;
-    if (n == total) return Written(frames);
-    // The socket is full: the rest goes out when it drains.
-    writing_ = true;
-    Gather(bufs, nbufs, n);
-    std::vector<asio::const_buffer> rest(bufs.begin(), bufs.begin() + static_cast<long>(nbufs));
-    asio::async_write(sock_, rest, [self = shared_from_this(), frames](boost::system::error_code ec, size_t) {
-      self->writing_ = false;
-      if (ec) return self->Abort();
-      self->Written(frames);
-    });
-  }
-
-  void Written(size_t frames) {
-    for (size_t i = 0; i < frames; ++i) {
-      if (queue_[head_].hdr_len != 0) impl_.metrics.Add(loop_, impl_.m.frames_out);
-      queue_[head_++].payload.reset();
-    }
-    if (head_ == queue_.size()) {
-      queue_.clear();
-      head_ = 0;
-      if (queue_.capacity() > 64) queue_.shrink_to_fit();
-      if (state_ == State::kClosing && close_sent_) {
-        boost::system::error_code ec;
-        sock_.shutdown(tcp::socket::shutdown_send, ec);
+    if (writing_ || state_ == State::kClosed || aborting_) return;
+    while (head_ < queue_.size()) {
+      std::array<iovec, kBatch * 2> iov;
+      int niov = 0;
+      size_t skip = sent_;
+      for (size_t i = head_; i < queue_.size() && i - head_ < kBatch; ++i) {
+        const Out& o = queue_[i];
+        std::pair<const void*, size_t> parts[2] = {{o.hdr.data(), o.hdr_len}, {o.payload->data(), o.payload->size()}};
+        for (auto [p, n] : parts) {
+          if (skip >= n) {
+            skip -= n;
+            continue;
+          }
+          iov[static_cast<size_t>(niov++)] = iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, n - skip};
+          skip = 0;
+        }
       }
-      return;
+      ssize_t n = ::writev(fd_, iov.data(), niov);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          writing_ = true;  // the socket is full: wait for it to drain
+          return;
+        }
+        return Abort();
+      }
+      // Retire the frames written whole; remember how far into the next.
+      size_t left = sent_ + static_cast<size_t>(n);
+      sent_ = 0;
+      while (head_ < queue_.size()) {
+        Out& o = queue_[head_];
+        size_t size = o.hdr_len + o.payload->size();
+        if (left < size) {
+          sent_ = left;
+          break;
+        }
+        left -= size;
+        if (o.hdr_len != 0) impl_.metrics.Add(loop_, impl_.m.frames_out);
+        o.payload.reset();
+        ++head_;
+      }
     }
-    Flush();
+    queue_.clear();
+    head_ = 0;
+    if (queue_.capacity() > 64) queue_.shrink_to_fit();
+    if (state_ == State::kClosing && close_sent_) ::shutdown(fd_, SHUT_WR);
   }
 
   void SendClose(uint16_t code, std::string_view reason) {
@@ -266,24 +290,20 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
     o.hdr[1] = static_cast<uint8_t>(o.payload->size());
     queue_.push_back(std::move(o));
     impl_.loops.at(loop_).wheel().Schedule(this, impl_.loops.at(loop_).now_ms() + kCloseLingerMs);
-    if (!writing_) Flush();
+    Flush();
   }
 
-  void WaitRead() {
-    sock_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
-      self->OnReadable(ec);
-    });
-  }
-
-  void OnReadable(boost::system::error_code ec) {
-    if (state_ == State::kClosed) return;
-    if (ec) return Finish(close_code_);
+  // Reads what has arrived. Edge-triggered: a short read means the socket is
+  // empty, unless the peer has shut down (`to_end`): then read to EOF.
+  void OnReadable(bool to_end) {
     std::vector<char>& scratch = impl_.per_loop[loop_].scratch;
     for (;;) {
-      size_t n = sock_.read_some(asio::buffer(scratch), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
-      impl_.metrics.Add(loop_, impl_.m.bytes_in, static_cast<int64_t>(n));
+      ssize_t r = ::read(fd_, scratch.data(), scratch.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (r <= 0) return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
+      size_t n = static_cast<size_t>(r);
+      impl_.metrics.Add(loop_, impl_.m.bytes_in, r);
       if (pending_.empty()) {
         Consume(scratch.data(), n);
       } else {
@@ -293,9 +313,8 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
         Consume(buf.data(), buf.size());
       }
       if (state_ == State::kClosed || aborting_) return;
-      if (n < scratch.size()) break;
+      if (n < scratch.size() && !to_end) return;
     }
-    WaitRead();
   }
 
   // Parses and handles the frames in [p, p+n); keeps an incomplete tail.
@@ -410,6 +429,10 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
     State was = state_;
     state_ = State::kClosed;
     impl_.loops.at(loop_).wheel().Cancel(this);
+    if (fd_ >= 0) {
+      ::close(fd_);  // leaves the Poller's set too
+      fd_ = -1;
+    }
     boost::system::error_code ec;
     sock_.close(ec);
     if (registered_) {
@@ -424,15 +447,20 @@ class WsConn : public WsConnection, public base::TimerEntry, public std::enable_
     head_ = 0;
     std::string().swap(pending_);
     std::string().swap(message_);
+    // Events of this batch may still name us: die after it.
+    if (self_) impl_.per_loop[loop_].poller->Defer(std::move(self_));
   }
 
   Server::Impl& impl_;
   size_t loop_;
-  tcp::socket sock_;
+  tcp::socket sock_;  // until the upgrade; then fd_
+  int fd_ = -1;
+  std::shared_ptr<WsConn> self_;  // while the Poller may name us
   std::string remote_;
   std::unique_ptr<WsSession> app_;
   std::vector<Out> queue_;
   size_t head_ = 0;
+  size_t sent_ = 0;      // bytes of queue_[head_] already written
   std::string pending_;  // an incomplete frame
   std::string message_;  // a fragmented message being assembled
   size_t max_message_ = 64 * 1024;
@@ -452,6 +480,14 @@ void Server::Impl::StartWebSocket(size_t loop, tcp::socket socket, http::request
                                   Request app_req, std::string leftover) {
   auto s = std::make_shared<WsConn>(*this, loop, std::move(socket), app_req.remote);
   s->Start(req, app_req, std::move(leftover));
+}
+
+void Server::Impl::ReleaseSessions() {
+  for (auto& pl : per_loop) {
+    std::vector<WsConn*> all(pl.sessions.begin(), pl.sessions.end());
+    pl.sessions.clear();
+    for (WsConn* s : all) s->Release();
+  }
 }
 
 void Server::Impl::server_connections(int64_t d) {
