@@ -55,6 +55,7 @@ struct Options {
   bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
   bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
+  int desks = 0;            // the first `desks` connections are managers ("desk<i>"): every message fans out to them
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -140,8 +141,8 @@ class Loadgen {
 
   // Stats
   int live = 0, failed = 0, dead = 0;
-  uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0;
-  Histogram hb_lat, connect_lat, deliver_lat;
+  uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0, desk_messages_in = 0;
+  Histogram hb_lat, connect_lat, deliver_lat, desk_lat;
 
  private:
   friend struct Conn;
@@ -197,6 +198,7 @@ class Loadgen {
   std::string desk_token_;
   std::vector<std::string> chat_of_;  // by connection index
   std::vector<int64_t> send_t_;       // send number -> time the POST was written
+  std::vector<uint8_t> user_got_;     // send number -> its user has it (replays do not count twice)
   std::mt19937 rng_{7};
 };
 
@@ -211,9 +213,11 @@ void Loadgen::Connect(Conn* c) {
   std::string src = "127.0.0." + std::to_string(2 + c->index % o_.sources);
   c->sock.bind(tcp::endpoint(asio::ip::make_address(src), 0), ec);
   if (ec) return Fail(c);
-  std::string user = "u" + std::to_string(o_.offset + c->index);
-  std::string token = onlined::auth::Mint(
-      {o_.channel, user, onlined::auth::Role::kUser, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
+  bool desk = c->index < o_.desks;
+  std::string user = desk ? "desk" + std::to_string(c->index) : "u" + std::to_string(o_.offset + c->index);
+  std::string token = onlined::auth::Mint({o_.channel, user, desk ? onlined::auth::Role::kManager : onlined::auth::Role::kUser,
+                                           onlined::base::WallMs() / 1000 + 86400},
+                                          o_.secret);
   std::string path = o_.socketio ? "/socket.io/?EIO=4&transport=websocket" : "/v1/connect";
   c->hello = "GET " + path + " HTTP/1.1\r\nHost: " + o_.host +
              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -309,14 +313,17 @@ void Loadgen::OnData(Conn* c) {
       } else {
         return Fail(c);
       }
-    } else if (payload.size() > 16 && payload.substr(0, 17) == R"({"type":"message")") {
-      ++messages_in;
+    } else if (payload.starts_with(R"({"type":"message")") || payload.starts_with(R"(42["message")")) {
+      bool desk = c->index < o_.desks;
+      ++(desk ? desk_messages_in : messages_in);
       size_t t = payload.find(R"("text":"b)");
       if (t != std::string_view::npos) {
         size_t n = static_cast<size_t>(std::strtoull(payload.data() + t + 9, nullptr, 10));
-        if (n < send_t_.size() && send_t_[n] > 0) {
+        if (n < send_t_.size() && desk) {
+          desk_lat.Add(NowUs() - send_t_[n]);
+        } else if (n < send_t_.size() && !user_got_[n]) {
           deliver_lat.Add(NowUs() - send_t_[n]);
-          send_t_[n] = 0;
+          user_got_[n] = 1;
         }
       }
     } else if (payload == R"({"type":"pong"})" || payload == R"(42["pong"])") {
@@ -495,7 +502,7 @@ void Loadgen::StartStreams() {
     std::unordered_map<std::string, std::string> by_user;
     while (f >> user >> chat) by_user[user] = chat;
     chat_of_.resize(conns_.size());
-    for (size_t i = 0; i < conns_.size(); ++i) {
+    for (size_t i = static_cast<size_t>(std::max(0, o_.desks)); i < conns_.size(); ++i) {
       auto it = by_user.find("u" + std::to_string(o_.offset + static_cast<int>(i)));
       if (it != by_user.end()) chat_of_[i] = it->second;
     }
@@ -508,6 +515,7 @@ void Loadgen::StartStreams() {
       }
       size_t n = send_t_.size();
       send_t_.push_back(NowUs());
+      user_got_.push_back(0);
       return request("POST", "/v1/user-chats/" + chat_of_[i] + "/messages",
                      "{\"text\":\"b" + std::to_string(n) + "\"}");
     });
@@ -585,11 +593,13 @@ int Loadgen::Run() {
   }
   streams += "}";
   printf(R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
-         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"http":%s,"storm_s":%.3f})"
+         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"desk_messages_in":%llu,)"
+         R"("desk_deliver_latency":%s,"http":%s,"storm_s":%.3f})"
          "\n",
          live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs, static_cast<unsigned long long>(pings),
          static_cast<unsigned long long>(pongs), hb_lat.Json().c_str(), connect_lat.Json().c_str(),
-         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(), streams.c_str(), storm_s_);
+         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(),
+         static_cast<unsigned long long>(desk_messages_in), desk_lat.Json().c_str(), streams.c_str(), storm_s_);
   fflush(stdout);
   if (o_.wait_stdin) {
     char b[64];
@@ -634,6 +644,7 @@ int main(int argc, char** argv) {
     else if (a == "--socketio") o.socketio = true;
     else if (a == "--storm") o.storm = true;
     else if (a == "--streams-on-mark") o.streams_on_mark = std::stoi(val());
+    else if (a == "--desks") o.desks = std::stoi(val());
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

@@ -41,6 +41,8 @@ struct Server::Impl {
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
     std::unique_ptr<Poller> poller;                // upgraded connections
     std::unordered_set<WsConn*> sessions;
+    std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
+    bool flush_posted = false;
     std::vector<char> scratch = std::vector<char>(64 * 1024);  // reads of this loop's connections
   };
   std::vector<PerLoop> per_loop;
@@ -52,6 +54,7 @@ struct Server::Impl {
 
   void Accept(size_t loop);
   void server_connections(int64_t d);
+  void FlushDirty(size_t loop);
   // Teardown, loops stopped: drops the connections' references to themselves.
   void ReleaseSessions();
   // Takes over an upgraded socket. `req` is the upgrade request; `leftover`

@@ -222,7 +222,20 @@ class WsConn : public WsConnection,
       o.hdr_len = 10;
     }
     queue_.push_back(std::move(o));
-    if (!writing_) Flush();
+    if (!writing_) ScheduleFlush();
+  }
+
+  // Frames queued by the handlers that run back to back on this loop (a batch
+  // of readable sockets, a group commit's messages) go out together: one
+  // writev per connection after them, not one per frame.
+  void ScheduleFlush() {
+    if (flush_scheduled_) return;
+    flush_scheduled_ = true;
+    Server::Impl::PerLoop& pl = impl_.per_loop[loop_];
+    pl.dirty.push_back(shared_from_this());
+    if (pl.flush_posted) return;
+    pl.flush_posted = true;
+    asio::post(impl_.loops.at(loop_).io(), [&impl = impl_, loop = loop_] { impl.FlushDirty(loop); });
   }
 
   // Writes what is queued, kBatch frames per writev, until the queue is empty
@@ -468,18 +481,33 @@ class WsConn : public WsConnection,
   uint16_t close_code_ = 1006;
   uint8_t message_op_ = 0;
   bool writing_ = false;
+  bool flush_scheduled_ = false;
   bool close_sent_ = false;
   bool aborting_ = false;
   bool registered_ = false;
   bool discard_ = false;
 
   friend class Server;
+  friend struct Server::Impl;
 };
 
 void Server::Impl::StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,
                                   Request app_req, std::string leftover) {
   auto s = std::make_shared<WsConn>(*this, loop, std::move(socket), app_req.remote);
   s->Start(req, app_req, std::move(leftover));
+}
+
+void Server::Impl::FlushDirty(size_t loop) {
+  PerLoop& pl = per_loop[loop];
+  pl.flush_posted = false;
+  std::vector<std::shared_ptr<WsConn>> dirty;
+  dirty.swap(pl.dirty);
+  for (auto& c : dirty) {
+    c->flush_scheduled_ = false;
+    c->Flush();
+  }
+  dirty.clear();
+  if (pl.dirty.empty()) dirty.swap(pl.dirty);  // keep the capacity
 }
 
 void Server::Impl::ReleaseSessions() {

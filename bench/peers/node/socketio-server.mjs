@@ -1,21 +1,40 @@
 // A presence server on Socket.IO (the stack the company in DESIGN.md ran),
 // written as a user of it would: "hello" and "ping" events, presence in a
-// Map, the same presence query over HTTP.
+// Map, the same presence query over HTTP. Messages: POST
+// /v1/user-chats/<chat>/messages relays an emit to the chat's user (a room
+// per user; here a chat id is its user's id) and to the desks (managers, one
+// room), in memory: nothing is stored.
 //   node socketio-server.mjs   prints "onlined: listening on http://127.0.0.1:PORT"
 import http from 'node:http';
 import { Server } from 'socket.io';
 
 const users = new Map();
 
-function userOf(token) {
+function claimsOf(token) {
   try {
-    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub;
+    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
   } catch {
     return null;
   }
 }
 
+let seq = 0;
+
 const server = http.createServer((req, res) => {
+  const send = req.method === 'POST' && req.url.match(/^\/v1\/user-chats\/([^/]+)\/messages$/);
+  if (send) {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const chat = decodeURIComponent(send[1]);
+      const m = { chat_id: chat, seq: ++seq, id: `m${seq}`, from: 'manager', text: JSON.parse(body).text,
+                  created_at: Date.now() };
+      io.to(chat).emit('message', m);
+      io.to('desk').emit('message', m);
+      res.writeHead(201, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: m.id, seq: m.seq }));
+    });
+    return;
+  }
   if (req.method !== 'POST' || req.url !== '/v1/presence/query') return;  // socket.io handles its own paths
   let body = '';
   req.on('data', (d) => { body += d; });
@@ -33,8 +52,10 @@ const io = new Server(server, { transports: ['websocket'], perMessageDeflate: fa
 io.on('connection', (socket) => {
   let user = null;
   socket.on('hello', (f) => {
-    user = userOf(f && f.token);
+    const claims = claimsOf(f && f.token);
+    user = claims && claims.sub;
     if (!user) return socket.disconnect(true);
+    socket.join(claims.role === 'manager' ? 'desk' : user);
     const u = users.get(user) || { sessions: 0, lastSeen: Date.now() };
     u.sessions++;
     u.lastSeen = Date.now();
