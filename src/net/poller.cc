@@ -54,7 +54,6 @@ void Poller::Drain() {
   do {
     n = epoll_wait(epfd_, evs, kBatch, 0);
   } while (n < 0 && errno == EINTR);
-  ++wakeups_;
   for (int i = 0; i < n; ++i) static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events);
   if (n == kBatch) {
     // More may be ready: come back after other work, without a syscall.

@@ -41,8 +41,6 @@ class Poller {
   // Keeps `p` alive until the running batch (if any) has ended.
   void Defer(std::shared_ptr<void> p);
 
-  uint64_t wakeups() const { return wakeups_; }
-
  private:
   static constexpr int kBatch = 256;
   void Arm();
@@ -53,7 +51,6 @@ class Poller {
   boost::asio::posix::stream_descriptor watch_;
   std::vector<std::shared_ptr<void>> graveyard_;
   bool sweep_posted_ = false;
-  uint64_t wakeups_ = 0;
 };
 
 }  // namespace onlined::net
