@@ -1,5 +1,7 @@
 #include "api/context.h"
 
+#include <unordered_map>
+
 #include "base/clock.h"
 #include "chat/codec.h"
 #include "notify/scheduler.h"
@@ -66,17 +68,54 @@ void Context::SendMessage(chat::SendInput in, presence::ChannelIdx ch, size_t re
       });
 }
 
+namespace {
+
+// The tokens this thread has verified against one channel table. A desk
+// sends the same bearer token with every request: its signature (HMAC, JSON,
+// base64) is checked once per thread, later uses check only the expiry. A
+// reload brings a new table and empties the cache, so a rotated secret or a
+// removed channel takes effect at once.
+struct TokenCache {
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::shared_ptr<const ChannelTable> table;
+  std::unordered_map<std::string, auth::Claims, Hash, std::equal_to<>> verified;
+};
+thread_local TokenCache tls_tokens;
+constexpr size_t kTokenCacheMax = 4096;  // per thread; emptied when full
+
+}  // namespace
+
 bool Context::Authenticate(std::string_view token, std::shared_ptr<const ChannelTable>& table,
                            auth::Claims& claims, const ChannelEntry*& entry, auth::TokenError& err) const {
   table = channels.Get();
   const ChannelTable* t = table.get();
+  const int64_t now_s = base::WallMs() / 1000;
+  TokenCache& cache = tls_tokens;
+  if (cache.table != table) {
+    cache.verified.clear();
+    cache.table = table;
+  }
+  if (auto it = cache.verified.find(token); it != cache.verified.end()) {
+    if (it->second.exp > now_s) {
+      claims = it->second;
+      entry = t->Find(claims.channel);
+      return entry != nullptr;
+    }
+    cache.verified.erase(it);  // expired: Verify below says so
+  }
   auto lookup = [t](std::string_view ch) -> const std::string* {
     const ChannelEntry* e = t->Find(ch);
     return e == nullptr ? nullptr : &e->settings.secret;
   };
-  if (!auth::Verify(token, lookup, base::WallMs() / 1000, claims, err)) return false;
+  if (!auth::Verify(token, lookup, now_s, claims, err)) return false;
   entry = t->Find(claims.channel);
-  return entry != nullptr;
+  if (entry == nullptr) return false;
+  if (cache.verified.size() >= kTokenCacheMax) cache.verified.clear();
+  cache.verified.emplace(std::string(token), claims);
+  return true;
 }
 
 void Context::CountRefusal(size_t loop, std::string_view code) {

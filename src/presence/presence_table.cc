@@ -21,20 +21,23 @@ size_t ShardOf(ChannelIdx ch, std::string_view user_id, size_t shards) {
   return static_cast<size_t>(Fnv1a(h, user_id) % shards);
 }
 
-size_t PresenceTable::KeyHash::operator()(const Key& k) const {
-  return std::hash<std::string_view>{}(k.id) ^ (static_cast<size_t>(k.ch) * 0x9E3779B97F4A7C15ull);
+uint64_t PresenceTable::Hash(ChannelIdx ch, std::string_view id) {
+  uint64_t h = std::hash<std::string_view>{}(id) ^ (static_cast<uint64_t>(ch) * 0x9E3779B97F4A7C15ull);
+  return h | 1;  // never 0, so a match is never an empty slot's hash
 }
 
 // One user of the shard. Its timer is the offline grace while online with no
 // session, and the expiry of the record while offline.
+// What a lookup reads sits in its first 128 bytes (LookupMany prefetches
+// them).
 struct PresenceTable::User : base::TimerEntry {
   PresenceTable* table = nullptr;
   ChannelIdx ch = 0;
+  bool online = false;
+  bool idle = false;
   std::string id;
   std::vector<std::shared_ptr<SessionCell>> sessions;
   int64_t last_seen = 0;  // from ended sessions and opens
-  bool online = false;
-  bool idle = false;
 
   int64_t LastSeen() const {
     int64_t t = last_seen;
@@ -60,11 +63,62 @@ struct PresenceTable::User : base::TimerEntry {
 PresenceTable::PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink)
     : wheel_(wheel), opts_(opts), sink_(std::move(sink)) {}
 
-PresenceTable::~PresenceTable() = default;
+PresenceTable::~PresenceTable() {
+  for (Slot& s : slots_) delete s.user;
+}
 
 PresenceTable::User* PresenceTable::Find(ChannelIdx ch, std::string_view user_id) const {
-  auto it = users_.find(Key{ch, user_id});
-  return it == users_.end() ? nullptr : it->second.get();
+  return FindHashed(Hash(ch, user_id), ch, user_id);
+}
+
+PresenceTable::User* PresenceTable::FindHashed(uint64_t h, ChannelIdx ch, std::string_view user_id) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.user == nullptr) return nullptr;
+    if (s.hash == h && s.user->ch == ch && s.user->id == user_id) return s.user;
+  }
+}
+
+void PresenceTable::Insert(uint64_t h, User* u) {
+  if ((count_ + 1) * 2 > slots_.size()) Grow();
+  const size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  while (slots_[i].user != nullptr) i = (i + 1) & mask;
+  slots_[i] = Slot{h, u};
+  ++count_;
+}
+
+void PresenceTable::Grow() {
+  std::vector<Slot> old(slots_.size() * 2);
+  old.swap(slots_);
+  const size_t mask = slots_.size() - 1;
+  for (const Slot& s : old) {
+    if (s.user == nullptr) continue;
+    size_t i = s.hash & mask;
+    while (slots_[i].user != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+// Deletes the record; later entries of the probe run move back into the
+// hole (no tombstones), so lookups stay short after churn.
+void PresenceTable::Erase(uint64_t h, const User* u) {
+  const size_t mask = slots_.size() - 1;
+  size_t i = h & mask;
+  while (slots_[i].user != u) i = (i + 1) & mask;
+  delete slots_[i].user;
+  slots_[i] = Slot{};
+  --count_;
+  for (size_t j = (i + 1) & mask; slots_[j].user != nullptr; j = (j + 1) & mask) {
+    size_t home = slots_[j].hash & mask;
+    // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
+    bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    slots_[j] = Slot{};
+    i = j;
+  }
 }
 
 void PresenceTable::AddOnline(ChannelIdx ch, int64_t d) {
@@ -78,14 +132,14 @@ void PresenceTable::Emit(const User& u) {
 
 void PresenceTable::Open(ChannelIdx ch, std::string_view user_id, std::shared_ptr<SessionCell> cell,
                          int64_t wall_now) {
-  User* u = Find(ch, user_id);
+  const uint64_t h = Hash(ch, user_id);
+  User* u = FindHashed(h, ch, user_id);
   if (u == nullptr) {
-    auto rec = std::make_unique<User>();
-    rec->table = this;
-    rec->ch = ch;
-    rec->id.assign(user_id);
-    u = rec.get();
-    users_.emplace(Key{ch, u->id}, std::move(rec));
+    u = new User();
+    u->table = this;
+    u->ch = ch;
+    u->id.assign(user_id);
+    Insert(h, u);
   }
   wheel_.Cancel(u);  // grace or expiry
   u->last_seen = std::max(u->last_seen, wall_now);
@@ -142,13 +196,57 @@ void PresenceTable::GoOffline(User& u) {
 
 void PresenceTable::Expire(User& u) {
   assert(!u.online && u.sessions.empty());
-  users_.erase(Key{u.ch, u.id});  // destroys u
+  Erase(Hash(u.ch, u.id), &u);  // destroys u
 }
 
 UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
   const User* u = Find(ch, user_id);
   if (u == nullptr) return {};
   return UserInfo{u->online, static_cast<uint32_t>(u->sessions.size()), u->LastSeen(), u->idle};
+}
+
+// A lookup is a chain of dependent cache misses (slot, record, session list,
+// session cell), and on a busy server none of them is cached. Done for a
+// group of ids stage by stage, with each stage prefetching what the next
+// reads, the misses of the group overlap instead of adding up.
+void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n, UserInfo* out) const {
+  constexpr size_t kGroup = 16;
+  uint64_t h[kGroup];
+  const User* u[kGroup];
+  const size_t mask = slots_.size() - 1;
+  for (size_t base = 0; base < n; base += kGroup) {
+    const size_t m = std::min(kGroup, n - base);
+    for (size_t k = 0; k < m; ++k) {
+      h[k] = Hash(ch, ids[base + k]);
+      __builtin_prefetch(&slots_[h[k] & mask]);
+    }
+    for (size_t k = 0; k < m; ++k) {
+      u[k] = nullptr;
+      for (size_t i = h[k] & mask; slots_[i].user != nullptr; i = (i + 1) & mask) {
+        if (slots_[i].hash == h[k]) {
+          u[k] = slots_[i].user;
+          auto* p = reinterpret_cast<const char*>(u[k]);
+          __builtin_prefetch(p);
+          __builtin_prefetch(p + 64);
+          __builtin_prefetch(p + 127);
+          break;
+        }
+      }
+    }
+    for (size_t k = 0; k < m; ++k) {
+      // A 64-bit hash that matches another user's: rare, take the slow path.
+      if (u[k] != nullptr && (u[k]->ch != ch || u[k]->id != ids[base + k])) u[k] = FindHashed(h[k], ch, ids[base + k]);
+      if (u[k] != nullptr && !u[k]->sessions.empty()) __builtin_prefetch(u[k]->sessions.data());
+    }
+    for (size_t k = 0; k < m; ++k) {
+      if (u[k] != nullptr && !u[k]->sessions.empty()) __builtin_prefetch(u[k]->sessions.front().get());
+    }
+    for (size_t k = 0; k < m; ++k) {
+      const User* x = u[k];
+      out[base + k] = x == nullptr ? UserInfo{}
+                                   : UserInfo{x->online, static_cast<uint32_t>(x->sessions.size()), x->LastSeen(), x->idle};
+    }
+  }
 }
 
 const std::vector<std::shared_ptr<SessionCell>>& PresenceTable::Sessions(ChannelIdx ch,

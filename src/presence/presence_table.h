@@ -90,25 +90,32 @@ class PresenceTable {
   void StateChanged(ChannelIdx ch, std::string_view user_id);
 
   UserInfo Lookup(ChannelIdx ch, std::string_view user_id) const;
+  // Lookup of many users at once (a presence query's part): out[i] for
+  // ids[i]. Overlaps the cache misses of the ids instead of taking them one
+  // after another.
+  void LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n, UserInfo* out) const;
   // The user's live sessions (empty if none). Valid until the next call.
   const std::vector<std::shared_ptr<SessionCell>>& Sessions(ChannelIdx ch, std::string_view user_id) const;
   int64_t OnlineCount(ChannelIdx ch) const;
   // Channel indexes [0, channel_slots()) may have online users.
   size_t channel_slots() const { return online_by_channel_.size(); }
-  size_t size() const { return users_.size(); }
+  size_t size() const { return count_; }
 
  private:
   struct User;
-  struct Key {
-    ChannelIdx ch;
-    std::string_view id;  // points into the User record
-    bool operator==(const Key&) const = default;
+  // The index: open addressing, linear probing, at most half full. A slot
+  // holds the key's full hash beside the record, so a probe touches the
+  // record only on a hash match.
+  struct Slot {
+    uint64_t hash = 0;
+    User* user = nullptr;  // owned; nullptr: empty
   };
-  struct KeyHash {
-    size_t operator()(const Key& k) const;
-  };
-
+  static uint64_t Hash(ChannelIdx ch, std::string_view id);
   User* Find(ChannelIdx ch, std::string_view user_id) const;
+  User* FindHashed(uint64_t h, ChannelIdx ch, std::string_view user_id) const;
+  void Insert(uint64_t h, User* u);
+  void Erase(uint64_t h, const User* u);
+  void Grow();
   void Emit(const User& u);
   void GoOffline(User& u);
   void Expire(User& u);
@@ -117,7 +124,8 @@ class PresenceTable {
   base::TimingWheel& wheel_;
   Options opts_;
   EventSink sink_;
-  std::unordered_map<Key, std::unique_ptr<User>, KeyHash> users_;
+  std::vector<Slot> slots_ = std::vector<Slot>(64);
+  size_t count_ = 0;
   std::vector<int64_t> online_by_channel_;
 };
 

@@ -46,6 +46,35 @@ TEST_F(PresenceTableTest, OpenEmitsOnlineOnce) {
   EXPECT_EQ(table_.OnlineCount(1), 1);
 }
 
+// Many users, half of them forgotten (the index deletes with backward
+// shifts): every remaining one is still found, alone and in a batch, and
+// no forgotten one is.
+TEST_F(PresenceTableTest, ManyUsersSurviveChurn) {
+  constexpr int kUsers = 3000;
+  std::vector<std::shared_ptr<SessionCell>> cells;
+  for (int i = 0; i < kUsers; ++i) {
+    cells.push_back(NewCell(1000 + i));
+    table_.Open(1, "user-" + std::to_string(i), cells.back(), 1000);
+  }
+  for (int i = 0; i < kUsers; i += 2) table_.Close(1, "user-" + std::to_string(i), cells[i].get(), true);
+  Advance(60000 + 100);  // past retain_offline_ms: the closed ones are forgotten
+  EXPECT_EQ(table_.size(), static_cast<size_t>(kUsers / 2));
+  std::vector<std::string> names;
+  for (int i = 0; i < kUsers; ++i) names.push_back("user-" + std::to_string(i));
+  std::vector<std::string_view> views(names.begin(), names.end());
+  std::vector<UserInfo> many(kUsers);
+  table_.LookupMany(1, views.data(), views.size(), many.data());
+  for (int i = 0; i < kUsers; ++i) {
+    UserInfo one = table_.Lookup(1, names[i]);
+    bool kept = i % 2 == 1;
+    ASSERT_EQ(one.online, kept) << names[i];
+    ASSERT_EQ(many[i].online, kept) << names[i];
+    ASSERT_EQ(many[i].sessions, kept ? 1u : 0u);
+    ASSERT_EQ(many[i].last_seen, kept ? 1000 + i : 0) << names[i];
+  }
+  EXPECT_FALSE(table_.Lookup(2, "user-1").online);  // same id, other channel
+}
+
 TEST_F(PresenceTableTest, ChannelsAreSeparate) {
   table_.Open(1, "u", NewCell(1), 1);
   EXPECT_FALSE(table_.Lookup(2, "u").online);

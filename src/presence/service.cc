@@ -115,8 +115,10 @@ void Service::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done)
     if (parts[s].empty()) continue;
     RunOn(s, [this, g, s, ch, origin, idx = std::move(parts[s])]() mutable {
       // Read on the shard's loop; `g->ids` is immutable after dispatch.
+      std::vector<std::string_view> ids(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k) ids[k] = g->ids[idx[k]];
       std::vector<UserInfo> found(idx.size());
-      for (size_t k = 0; k < idx.size(); ++k) found[k] = shards_[s]->table->Lookup(ch, g->ids[idx[k]]);
+      shards_[s]->table->LookupMany(ch, ids.data(), ids.size(), found.data());
       RunOn(origin, [g, idx = std::move(idx), found = std::move(found)] {
         for (size_t k = 0; k < idx.size(); ++k) g->out[idx[k]] = found[k];
         if (--g->pending == 0) g->done(std::move(g->out), std::move(g->ids));
