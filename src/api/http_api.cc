@@ -1,5 +1,6 @@
 #include "api/http_api.h"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -112,7 +113,11 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) return respond(std::move(err));
 
   boost::system::error_code ec;
-  json::value body = json::parse(req.body, ec);
+  // The parsed body lives only in this function: its memory comes from the
+  // stack (and one block beyond for big queries), freed all at once.
+  unsigned char arena[16 * 1024];
+  json::monotonic_resource mr(arena, sizeof arena);
+  json::value body = json::parse(req.body, ec, &mr);
   if (ec) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_json", "body is not valid JSON"));
   const json::object* o = body.if_object();
   const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;

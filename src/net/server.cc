@@ -28,8 +28,7 @@ std::string_view Request::Query() const {
   return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
 }
 
-Request ToAppRequest(const http::request<http::string_body>& req, std::string remote, size_t loop,
-                     bool with_body) {
+Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop, bool with_body) {
   Request r;
   r.method = std::string(req.method_string());
   r.target = std::string(req.target());
@@ -39,7 +38,7 @@ Request ToAppRequest(const http::request<http::string_body>& req, std::string re
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     r.headers.emplace_back(std::move(name), std::string(f.value()));
   }
-  if (with_body) r.body = req.body();
+  if (with_body) r.body = std::move(req.body());
   r.remote = std::move(remote);
   r.loop = loop;
   return r;
@@ -123,8 +122,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     unsigned version = req.version();
     stream_.expires_never();  // the application may answer later
     Responder respond = [self = shared_from_this(), version](Response r) {
-      auto& io = self->impl_.loops.at(self->loop_).io();
-      asio::post(io, [self, version, r = std::move(r)]() mutable { self->Write(std::move(r), version); });
+      base::Loop& loop = self->impl_.loops.at(self->loop_);
+      if (base::Loop::Current() == &loop) return self->Write(std::move(r), version);
+      asio::post(loop.io(), [self, version, r = std::move(r)]() mutable { self->Write(std::move(r), version); });
     };
     impl_.http.Handle(ToAppRequest(req, remote_, loop_, true), std::move(respond));
   }

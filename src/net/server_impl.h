@@ -64,8 +64,8 @@ struct Server::Impl {
 };
 
 // Converts a Beast request into the application's Request.
-Request ToAppRequest(const http::request<http::string_body>& req, std::string remote, size_t loop,
-                     bool with_body);
+// With `with_body` the body is moved out of `req`.
+Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop, bool with_body);
 // Converts the application's Response into a Beast response.
 http::response<http::string_body> ToBeastResponse(Response r, unsigned version, bool keep_alive);
 

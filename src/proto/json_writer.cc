@@ -29,6 +29,18 @@ void AppendJsonString(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (size_t i = 0; i < s.size();) {
+    // A run of characters that need no escape goes out in one append.
+    size_t j = i;
+    while (j < s.size()) {
+      unsigned char p = static_cast<unsigned char>(s[j]);
+      if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') break;
+      ++j;
+    }
+    if (j > i) {
+      out.append(s.data() + i, j - i);
+      i = j;
+      continue;
+    }
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t n = Utf8SeqLen(s, i);
