@@ -55,7 +55,7 @@ struct Options {
   bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
   bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
-  int desks = 0;            // the first `desks` connections are managers ("desk<i>"): every message fans out to them
+  int desks = 0;            // the first `desks` connections are managers ("desk<i>"), who get every message
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -214,10 +214,11 @@ void Loadgen::Connect(Conn* c) {
   c->sock.bind(tcp::endpoint(asio::ip::make_address(src), 0), ec);
   if (ec) return Fail(c);
   bool desk = c->index < o_.desks;
-  std::string user = desk ? "desk" + std::to_string(c->index) : "u" + std::to_string(o_.offset + c->index);
-  std::string token = onlined::auth::Mint({o_.channel, user, desk ? onlined::auth::Role::kManager : onlined::auth::Role::kUser,
-                                           onlined::base::WallMs() / 1000 + 86400},
-                                          o_.secret);
+  std::string user =
+      desk ? "desk" + std::to_string(c->index) : "u" + std::to_string(o_.offset + c->index);
+  auto role = desk ? onlined::auth::Role::kManager : onlined::auth::Role::kUser;
+  std::string token =
+      onlined::auth::Mint({o_.channel, user, role, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
   std::string path = o_.socketio ? "/socket.io/?EIO=4&transport=websocket" : "/v1/connect";
   c->hello = "GET " + path + " HTTP/1.1\r\nHost: " + o_.host +
              "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -313,7 +314,8 @@ void Loadgen::OnData(Conn* c) {
       } else {
         return Fail(c);
       }
-    } else if (payload.starts_with(R"({"type":"message")") || payload.starts_with(R"(42["message")")) {
+    } else if (payload.starts_with(R"({"type":"message")") ||
+               payload.starts_with(R"(42["message")")) {
       bool desk = c->index < o_.desks;
       ++(desk ? desk_messages_in : messages_in);
       size_t t = payload.find(R"("text":"b)");

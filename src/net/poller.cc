@@ -17,7 +17,9 @@ int MakeEpoll() {
 }
 }  // namespace
 
-Poller::Poller(boost::asio::io_context& io) : io_(io), epfd_(MakeEpoll()), watch_(io, epfd_) { Arm(); }
+Poller::Poller(boost::asio::io_context& io) : io_(io), epfd_(MakeEpoll()), watch_(io, epfd_) {
+  Arm();
+}
 
 Poller::~Poller() {
   boost::system::error_code ec;
@@ -43,9 +45,10 @@ void Poller::Defer(std::shared_ptr<void> p) {
 }
 
 void Poller::Arm() {
-  watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-    if (!ec) Drain();
-  });
+  watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                    [this](boost::system::error_code ec) {
+                      if (!ec) Drain();
+                    });
 }
 
 void Poller::Drain() {

@@ -28,7 +28,8 @@ std::string_view Request::Query() const {
   return q == std::string_view::npos ? std::string_view{} : t.substr(q + 1);
 }
 
-Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop, bool with_body) {
+Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop,
+                     bool with_body) {
   Request r;
   r.method = std::string(req.method_string());
   r.target = std::string(req.target());
@@ -124,7 +125,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Responder respond = [self = shared_from_this(), version](Response r) {
       base::Loop& loop = self->impl_.loops.at(self->loop_);
       if (base::Loop::Current() == &loop) return self->Write(std::move(r), version);
-      asio::post(loop.io(), [self, version, r = std::move(r)]() mutable { self->Write(std::move(r), version); });
+      asio::post(loop.io(), [self, version, r = std::move(r)]() mutable {
+        self->Write(std::move(r), version);
+      });
     };
     impl_.http.Handle(ToAppRequest(req, remote_, loop_, true), std::move(respond));
   }

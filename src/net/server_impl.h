@@ -39,7 +39,7 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
-    std::unique_ptr<Poller> poller;                // upgraded connections
+    std::unique_ptr<Poller> poller;               // upgraded connections
     std::unordered_set<WsConn*> sessions;
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
     bool flush_posted = false;
@@ -65,7 +65,8 @@ struct Server::Impl {
 
 // Converts a Beast request into the application's Request.
 // With `with_body` the body is moved out of `req`.
-Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop, bool with_body);
+Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop,
+                     bool with_body);
 // Converts the application's Response into a Beast response.
 http::response<http::string_body> ToBeastResponse(Response r, unsigned version, bool keep_alive);
 

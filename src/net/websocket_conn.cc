@@ -111,7 +111,8 @@ class WsConn : public WsConnection,
     sock_.non_blocking(true, ec);
     if (!ec) fd_ = sock_.release(ec);
     if (ec || !impl_.per_loop[loop_].poller->Add(fd_, this)) {
-      spdlog::warn("ws {}: cannot watch the socket: {}", remote_, ec ? ec.message() : std::strerror(errno));
+      spdlog::warn("ws {}: cannot watch the socket: {}", remote_,
+                   ec ? ec.message() : std::strerror(errno));
       return Finish(1011);
     }
     self_ = shared_from_this();  // the Poller holds a plain pointer: we keep ourselves until Finish
@@ -155,7 +156,8 @@ class WsConn : public WsConnection,
   void Abort() override {
     if (state_ == State::kClosed || aborting_) return;
     aborting_ = true;  // nothing more is read or written
-    asio::post(impl_.loops.at(loop_).io(), [self = shared_from_this()] { self->Finish(self->close_code_); });
+    asio::post(impl_.loops.at(loop_).io(),
+               [self = shared_from_this()] { self->Finish(self->close_code_); });
   }
 
   size_t loop() const override { return loop_; }
@@ -235,7 +237,8 @@ class WsConn : public WsConnection,
     pl.dirty.push_back(shared_from_this());
     if (pl.flush_posted) return;
     pl.flush_posted = true;
-    asio::post(impl_.loops.at(loop_).io(), [&impl = impl_, loop = loop_] { impl.FlushDirty(loop); });
+    asio::post(impl_.loops.at(loop_).io(),
+               [&impl = impl_, loop = loop_] { impl.FlushDirty(loop); });
   }
 
   // Writes what is queued, kBatch frames per writev, until the queue is empty
@@ -249,13 +252,15 @@ class WsConn : public WsConnection,
       size_t skip = sent_;
       for (size_t i = head_; i < queue_.size() && i - head_ < kBatch; ++i) {
         const Out& o = queue_[i];
-        std::pair<const void*, size_t> parts[2] = {{o.hdr.data(), o.hdr_len}, {o.payload->data(), o.payload->size()}};
+        std::pair<const void*, size_t> parts[2] = {{o.hdr.data(), o.hdr_len},
+                                                   {o.payload->data(), o.payload->size()}};
         for (auto [p, n] : parts) {
           if (skip >= n) {
             skip -= n;
             continue;
           }
-          iov[static_cast<size_t>(niov++)] = iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, n - skip};
+          iov[static_cast<size_t>(niov++)] =
+              iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, n - skip};
           skip = 0;
         }
       }

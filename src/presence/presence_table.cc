@@ -22,7 +22,8 @@ size_t ShardOf(ChannelIdx ch, std::string_view user_id, size_t shards) {
 }
 
 uint64_t PresenceTable::Hash(ChannelIdx ch, std::string_view id) {
-  uint64_t h = std::hash<std::string_view>{}(id) ^ (static_cast<uint64_t>(ch) * 0x9E3779B97F4A7C15ull);
+  uint64_t h =
+      std::hash<std::string_view>{}(id) ^ (static_cast<uint64_t>(ch) * 0x9E3779B97F4A7C15ull);
   return h | 1;  // never 0, so a match is never an empty slot's hash
 }
 
@@ -71,7 +72,8 @@ PresenceTable::User* PresenceTable::Find(ChannelIdx ch, std::string_view user_id
   return FindHashed(Hash(ch, user_id), ch, user_id);
 }
 
-PresenceTable::User* PresenceTable::FindHashed(uint64_t h, ChannelIdx ch, std::string_view user_id) const {
+PresenceTable::User* PresenceTable::FindHashed(uint64_t h, ChannelIdx ch,
+                                               std::string_view user_id) const {
   const size_t mask = slots_.size() - 1;
   for (size_t i = h & mask;; i = (i + 1) & mask) {
     const Slot& s = slots_[i];
@@ -209,7 +211,8 @@ UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
 // session cell), and on a busy server none of them is cached. Done for a
 // group of ids stage by stage, with each stage prefetching what the next
 // reads, the misses of the group overlap instead of adding up.
-void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n, UserInfo* out) const {
+void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n,
+                               UserInfo* out) const {
   constexpr size_t kGroup = 16;
   uint64_t h[kGroup];
   const User* u[kGroup];
@@ -235,16 +238,19 @@ void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_
     }
     for (size_t k = 0; k < m; ++k) {
       // A 64-bit hash that matches another user's: rare, take the slow path.
-      if (u[k] != nullptr && (u[k]->ch != ch || u[k]->id != ids[base + k])) u[k] = FindHashed(h[k], ch, ids[base + k]);
+      if (u[k] != nullptr && (u[k]->ch != ch || u[k]->id != ids[base + k]))
+        u[k] = FindHashed(h[k], ch, ids[base + k]);
       if (u[k] != nullptr && !u[k]->sessions.empty()) __builtin_prefetch(u[k]->sessions.data());
     }
     for (size_t k = 0; k < m; ++k) {
-      if (u[k] != nullptr && !u[k]->sessions.empty()) __builtin_prefetch(u[k]->sessions.front().get());
+      if (u[k] != nullptr && !u[k]->sessions.empty())
+        __builtin_prefetch(u[k]->sessions.front().get());
     }
     for (size_t k = 0; k < m; ++k) {
       const User* x = u[k];
       out[base + k] = x == nullptr ? UserInfo{}
-                                   : UserInfo{x->online, static_cast<uint32_t>(x->sessions.size()), x->LastSeen(), x->idle};
+                                   : UserInfo{x->online, static_cast<uint32_t>(x->sessions.size()),
+                                              x->LastSeen(), x->idle};
     }
   }
 }

@@ -56,7 +56,8 @@ TEST_F(PresenceTableTest, ManyUsersSurviveChurn) {
     cells.push_back(NewCell(1000 + i));
     table_.Open(1, "user-" + std::to_string(i), cells.back(), 1000);
   }
-  for (int i = 0; i < kUsers; i += 2) table_.Close(1, "user-" + std::to_string(i), cells[i].get(), true);
+  for (int i = 0; i < kUsers; i += 2)
+    table_.Close(1, "user-" + std::to_string(i), cells[i].get(), true);
   Advance(60000 + 100);  // past retain_offline_ms: the closed ones are forgotten
   EXPECT_EQ(table_.size(), static_cast<size_t>(kUsers / 2));
   std::vector<std::string> names;

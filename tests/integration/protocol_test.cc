@@ -33,7 +33,9 @@ class StallingClient {
   }
   ~StallingClient() { ::close(fd_); }
   bool ok() const { return ok_; }
-  void Write(const std::string& bytes) { ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), 0), ssize_t(bytes.size())); }
+  void Write(const std::string& bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), 0), ssize_t(bytes.size()));
+  }
   // Reads until `want` text messages have been parsed or `timeout` passes;
   // returns the text messages (the 101 response is skipped).
   std::vector<std::string> Read(size_t want, Ms timeout) {
@@ -104,7 +106,8 @@ TEST(Protocol, AStalledReaderGetsEverythingInOrderOnceItReads) {
     std::string body = R"({"text":"m)" + std::to_string(i) + "-" + filler + "\"}";
     HttpResult r = Http(s.port(), "POST", "/v1/user-chats/" + chat_id + "/messages", body, manager);
     ASSERT_EQ(r.status, 201) << r.body;
-    if (i % 5 == 0) c.Write(MaskedFrame(0x81, R"({"type":"ping"})"));  // still alive, still not reading
+    if (i % 5 == 0)
+      c.Write(MaskedFrame(0x81, R"({"type":"ping"})"));  // still alive, still not reading
   }
   std::vector<std::string> texts = c.Read(1 + kMessages + kMessages / 5, 15000ms);
   int next = 0;
