@@ -40,6 +40,9 @@ struct PresenceTable::User : base::TimerEntry {
   std::vector<std::shared_ptr<SessionCell>> sessions;
   int64_t last_seen = 0;  // from ended sessions and opens
 
+  // What a lookup answers for `u` (nullptr: an unknown user).
+  static UserInfo Info(const User* u);
+
   int64_t LastSeen() const {
     int64_t t = last_seen;
     for (const auto& s : sessions) t = std::max(t, s->last_frame_ms.load(std::memory_order_relaxed));
@@ -201,10 +204,13 @@ void PresenceTable::Expire(User& u) {
   Erase(Hash(u.ch, u.id), &u);  // destroys u
 }
 
-UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
-  const User* u = Find(ch, user_id);
+UserInfo PresenceTable::User::Info(const User* u) {
   if (u == nullptr) return {};
   return UserInfo{u->online, static_cast<uint32_t>(u->sessions.size()), u->LastSeen(), u->idle};
+}
+
+UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
+  return User::Info(Find(ch, user_id));
 }
 
 // A lookup is a chain of dependent cache misses (slot, record, session list,
@@ -246,12 +252,7 @@ void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_
       if (u[k] != nullptr && !u[k]->sessions.empty())
         __builtin_prefetch(u[k]->sessions.front().get());
     }
-    for (size_t k = 0; k < m; ++k) {
-      const User* x = u[k];
-      out[base + k] = x == nullptr ? UserInfo{}
-                                   : UserInfo{x->online, static_cast<uint32_t>(x->sessions.size()),
-                                              x->LastSeen(), x->idle};
-    }
+    for (size_t k = 0; k < m; ++k) out[base + k] = User::Info(u[k]);
   }
 }
 

@@ -356,9 +356,12 @@ class SqliteDb final : public Db {
     return Stmt(db_, it->second);
   }
 
+  // A chat row, then its last message in ReadMessage's columns (from 9;
+  // NULL when the chat has none), then the user's name.
   static std::string ChatSelect() {
     return "SELECT c.chat_id, c.channel, c.user_id, c.created_at, c.last_seq, c.updated_at, c.user_ack_seq,"
-           " c.user_read_seq, c.unread, m.id, m.from_role, m.sender_id, m.text, m.created_at, m.acked_at, u.name"
+           " c.user_read_seq, c.unread, m.chat_id, m.seq, m.id, m.from_role, m.sender_id, m.text, m.created_at,"
+           " m.acked_at, u.name"
            " FROM chats c LEFT JOIN messages m ON m.chat_id=c.chat_id AND m.seq=c.last_seq"
            " LEFT JOIN users u ON u.channel=c.channel AND u.user_id=c.user_id";
   }
@@ -373,19 +376,8 @@ class SqliteDb final : public Db {
     c.user_ack_seq = s.Int(6);
     c.user_read_seq = s.Int(7);
     c.unread = s.Int(8);
-    c.user_name = s.Text(15);
-    if (!s.IsNull(9)) {
-      Message m;
-      m.chat_id = c.chat_id;
-      m.seq = c.last_seq;
-      m.id = s.Text(9);
-      m.from = s.Text(10);
-      m.sender_id = s.Text(11);
-      m.text = s.Text(12);
-      m.created_at = s.Int(13);
-      if (!s.IsNull(14)) m.acked_at = s.Int(14);
-      c.last_message = std::move(m);
-    }
+    if (!s.IsNull(9)) c.last_message = ReadMessage(s, 9);
+    c.user_name = s.Text(17);
     return c;
   }
   static std::string MessageSelect() {
