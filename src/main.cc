@@ -52,6 +52,8 @@ api::LiveSettings ToLive(const config::Config& c) {
   s.max_text_bytes = c.max_text_bytes;
   s.sms_auth_token = c.sms.auth_token;
   s.sms_public_url = c.sms.public_url;
+  s.metrics_token = c.metrics_token;
+  s.frame_ancestors = c.frame_ancestors;
   while (!s.sms_public_url.empty() && s.sms_public_url.back() == '/') s.sms_public_url.pop_back();
   return s;
 }
@@ -83,7 +85,24 @@ void SetLogLevel(const std::string& level) { spdlog::set_level(spdlog::level::fr
 
 int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
   if (c.max_connections > 0) return c.max_connections;
-  return std::max<int64_t>(64, file_limit - 256);  // leave room for HTTP, files, the store
+  return std::max<int64_t>(64, file_limit - 256);  // leave room for files, the store, the reserve
+}
+
+net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit) {
+  net::ServerOptions o;
+  o.host = cfg.listen_host;
+  o.port = cfg.listen_port;
+  o.max_frame_bytes = static_cast<size_t>(cfg.max_frame_bytes);
+  o.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
+  o.send_queue_max = static_cast<size_t>(cfg.send_queue_max);
+  o.max_connections = MaxConnections(cfg, file_limit);
+  o.max_connections_per_ip = cfg.max_connections_per_ip;
+  o.handshakes_per_s = cfg.handshakes_per_s;
+  o.handshake_burst = cfg.handshake_burst;
+  o.max_http_in_flight = cfg.max_http_in_flight;
+  o.retry_after_ms = cfg.retry_after_ms;
+  o.http_idle_timeout_ms = cfg.http_idle_timeout_ms;
+  return o;
 }
 
 // Runs the server until SIGTERM/SIGINT. `on_ready` runs once listening.
@@ -165,20 +184,33 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   api::HttpApi http(ctx, &web);
   api::ConnectEndpoint connect(ctx);
 
-  net::ServerOptions sopts;
-  sopts.host = cfg.listen_host;
-  sopts.port = cfg.listen_port;
-  sopts.max_frame_bytes = static_cast<size_t>(cfg.max_frame_bytes);
-  sopts.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
-  sopts.send_queue_max = static_cast<size_t>(cfg.send_queue_max);
-  sopts.max_connections = MaxConnections(cfg, file_limit);
-  sopts.retry_after_ms = cfg.retry_after_ms;
+  net::ServerOptions sopts = ServerOptionsOf(cfg, file_limit);
   net::Server server(loops, metrics, sopts, http, connect);
   try {
     server.Start();
   } catch (const std::exception& e) {
     spdlog::critical("cannot listen on {}: {}", cfg.listen, e.what());
     return 1;
+  }
+  // /metrics apart from the public listener. Not being able to bind it is
+  // not fatal (another process has the default port): said, and counted off.
+  api::MetricsHttp metrics_http(http);
+  std::unique_ptr<net::Server> metrics_server;
+  if (!cfg.metrics_listen.empty()) {
+    net::ServerOptions mo;
+    mo.host = cfg.metrics_host;
+    mo.port = cfg.metrics_port;
+    mo.http_only = true;
+    mo.max_connections = 64;
+    mo.max_connections_per_ip = 0;
+    metrics_server = std::make_unique<net::Server>(loops, metrics, mo, metrics_http, connect);
+    try {
+      metrics_server->Start();
+      spdlog::info("metrics on http://{}:{}/metrics", cfg.metrics_host, metrics_server->port());
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics_listen {}: {}; /metrics is not served apart", cfg.metrics_listen, e.what());
+      metrics_server.reset();
+    }
   }
   loops.Start();
   scheduler.Start(std::move(provider));
@@ -205,8 +237,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
       channels.Replace(next.channels);
       ctx.set_settings(ToLive(next));
       presence.SetTableOptions(TableOptions(next));
-      server.SetLimits(MaxConnections(next, file_limit), static_cast<size_t>(next.send_queue_max),
-                       static_cast<size_t>(next.max_frame_bytes));
+      server.SetLimits(ServerOptionsOf(next, file_limit));
       spdlog::info("SIGHUP: settings reloaded ({} channel(s)); listen and data_dir need a restart",
                    next.channels.size());
       cfg = std::move(next);
@@ -217,6 +248,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   spdlog::info("draining: closing connections with 1001");
   ctx.ready = false;
   server.Stop();
+  if (metrics_server) metrics_server->Stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   scheduler.Stop();
   loops.Stop();

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <unordered_map>
 
@@ -17,6 +18,9 @@ constexpr uint16_t kClosePolicy = 1008;
 constexpr int kMaxRefusedFrames = 50;  // then the connection is cut
 constexpr int kReplayChats = 50;        // a user's most recent chats replayed on hello
 constexpr int kReplayMessages = 500;    // messages per chat replayed on hello
+// A session's `state` changes reach the shard at most this often; toggles in
+// between are coalesced into the last one (a user cannot flood the desks).
+constexpr int64_t kStateIntervalMs = 1000;
 
 std::shared_ptr<const std::string> Share(std::string s) {
   return std::make_shared<const std::string>(std::move(s));
@@ -125,6 +129,13 @@ class ClientSession final : public net::WsSession,
   void OnSubscribed(std::vector<presence::Payload> replay, bool reset, uint64_t last_seq) override {
     if (phase_ != Phase::kAuthing || closing_) return;
     GoLive(last_seq);
+    // A replay that cannot go out within the send queue's cap would cut the
+    // desk as a slow consumer, and it would resume from the same number
+    // again, forever. Half the room stays for the live events that follow.
+    if (!reset && replay.size() > conn_.send_room() / 2) {
+      reset = true;
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_replay_too_long);
+    }
     if (reset) {
       conn_.Send(Share(proto::EncodePresenceReset(last_seq)));
       return;
@@ -141,9 +152,10 @@ class ClientSession final : public net::WsSession,
       return Refuse("hello_timeout", "no hello within the time allowed", true);
     }
     if (phase_ != Phase::kLive) return;
+    if (state_dirty_ && now >= state_next_ms_) PublishState(now);
     int64_t deadline = last_frame_ + settings_->heartbeat_timeout_ms;
     if (now < deadline) {
-      loop_.wheel().Schedule(this, deadline);
+      ArmTimer();
       return;
     }
     // Silent past the timeout: the peer is gone. No close handshake with a
@@ -209,7 +221,33 @@ class ClientSession final : public net::WsSession,
     phase_ = Phase::kLive;
     conn_.Send(Share(proto::EncodeWelcome(session_id_, settings_->heartbeat_s,
                                           settings_->heartbeat_timeout_ms, event_seq)));
-    loop_.wheel().Schedule(this, last_frame_ + settings_->heartbeat_timeout_ms);
+    ArmTimer();
+  }
+
+  // The one timer of a live session: the heartbeat deadline, or earlier a
+  // coalesced state change that is due.
+  void ArmTimer() {
+    int64_t at = last_frame_ + settings_->heartbeat_timeout_ms;
+    if (state_dirty_) at = std::min(at, state_next_ms_);
+    loop_.wheel().Schedule(this, at);
+  }
+
+  // A `state` frame: the session's state changes now; the shard hears of it
+  // at most once per kStateIntervalMs, with the latest state.
+  void OnState(bool idle) {
+    cell_->idle.store(idle, std::memory_order_relaxed);
+    int64_t now = loop_.now_ms();
+    if (now >= state_next_ms_) return PublishState(now);
+    if (!state_dirty_) {
+      state_dirty_ = true;
+      ArmTimer();
+    }
+  }
+
+  void PublishState(int64_t now) {
+    state_dirty_ = false;
+    state_next_ms_ = now + kStateIntervalMs;
+    ctx_.presence.StateChanged(entry_idx_, claims_.subject);
   }
 
   void OnLiveFrame(const proto::ClientFrame& f) {
@@ -221,10 +259,7 @@ class ClientSession final : public net::WsSession,
         return Refuse("already_hello", "hello was already accepted", false);
       case proto::FrameType::kState:
         if (!cell_) return Refuse("forbidden", "state is a user's frame", false);
-        if (f.idle != cell_->idle.load(std::memory_order_relaxed)) {
-          cell_->idle.store(f.idle, std::memory_order_relaxed);
-          ctx_.presence.StateChanged(entry_idx_, claims_.subject);
-        }
+        if (f.idle != cell_->idle.load(std::memory_order_relaxed)) OnState(f.idle);
         return;
       case proto::FrameType::kAck:
       case proto::FrameType::kRead:
@@ -386,6 +421,8 @@ class ClientSession final : public net::WsSession,
   int64_t last_frame_ = 0;                       // loop steady ms
   int refused_ = 0;
   bool timed_out_ = false;
+  bool state_dirty_ = false;  // a state change waits for state_next_ms_
+  int64_t state_next_ms_ = 0;  // loop steady ms
   // Users: the highest seq sent per chat, and live messages held back while
   // the replay of what was missed is read.
   struct Held {

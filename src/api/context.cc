@@ -34,6 +34,9 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Service& p, Cha
   m_frames_refused = metrics.Counter("onlined_frames_refused_total", "Client frames answered with an error frame.");
   m_chats_latency = metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
                                       {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  m_replay_too_long = metrics.Counter(
+      "onlined_presence_replay_too_long_total",
+      "Desk resumes answered with presence_reset because the replay would not fit the send queue.");
   m_messages = metrics.Counter("onlined_messages_stored_total", "Messages stored (users and managers).");
   m_send_latency = metrics.Histogram("onlined_send_seconds", "From a send request to its durable commit.",
                                      {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});

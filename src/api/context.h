@@ -32,6 +32,8 @@ struct LiveSettings {
   int64_t max_text_bytes = 4000;
   std::string sms_auth_token;   // checks X-Twilio-Signature
   std::string sms_public_url;   // the URL the provider calls ("" = from Host)
+  std::string metrics_token;    // /metrics on the public listener ("" = not there)
+  std::string frame_ancestors = "'none'";  // who may frame /desk and /widget
 };
 
 class Context {
@@ -68,7 +70,7 @@ class Context {
 
   std::atomic<bool> ready{false};
   base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency, m_messages,
-      m_send_latency;
+      m_send_latency, m_replay_too_long;
 
  private:
   std::atomic<std::shared_ptr<const LiveSettings>> settings_;

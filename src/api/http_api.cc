@@ -30,7 +30,26 @@ net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_v
 
 namespace {
 
+// Compares without an early exit, so the time taken tells nothing of where
+// a guessed token first differs.
+bool SameSecret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return d == 0;
+}
+
 }  // namespace
+
+void MetricsHttp::Handle(net::Request&& req, net::Responder respond) {
+  std::string_view path = req.Path();
+  if (req.method != "GET" && req.method != "HEAD") {
+    return respond(JsonResponse(405, proto::EncodeHttpError("method_not_allowed", "use GET")));
+  }
+  if (path == "/metrics") return api_.Metrics(std::move(respond));
+  if (path == "/healthz") return respond(JsonResponse(200, R"({"status":"ok"})"));
+  respond(JsonResponse(404, proto::EncodeHttpError("not_found", "this listener serves /metrics and /healthz")));
+}
 
 bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
                    std::shared_ptr<const ChannelTable>& table, net::Response& err) {
@@ -77,7 +96,21 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     return;
   }
   if (path == "/metrics") {
-    if (only("GET")) Metrics(std::move(respond));
+    // It names every channel: on the public listener only with the metrics
+    // token (metrics_listen serves it apart, on a private address).
+    if (!only("GET")) return;
+    const std::string& want = ctx_.settings()->metrics_token;
+    if (want.empty()) {
+      return respond(ErrorResponse(ctx_, req.loop, 404, "not_found",
+                                   "metrics are served on metrics_listen (or set metrics_token)"));
+    }
+    std::string_view h = req.Header("authorization");
+    if (h.size() < 8 || h.substr(0, 7) != "Bearer " || !SameSecret(h.substr(7), want)) {
+      net::Response r = ErrorResponse(ctx_, req.loop, 401, "unauthorized", "/metrics needs the metrics token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      return respond(std::move(r));
+    }
+    Metrics(std::move(respond));
     return;
   }
   if (path == "/v1/connect") {
@@ -97,7 +130,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   }
   if (chat_.Handle(req, respond)) return;
   if (web_ != nullptr && (m == "GET" || m == "HEAD")) {
-    if (auto r = web_->Get(path)) return respond(std::move(*r));
+    if (auto r = web_->Get(path, ctx_.settings()->frame_ancestors)) return respond(std::move(*r));
   }
   respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
 }

@@ -17,14 +17,27 @@ class HttpApi : public net::HttpHandler {
   // The contract's limit on ids per presence query.
   static constexpr size_t kMaxQueryIds = 1000;
 
+  // GET /metrics: the Prometheus text. Any loop.
+  void Metrics(net::Responder respond);
+
  private:
   void PresenceQuery(net::Request&& req, net::Responder respond);
-  void Metrics(net::Responder respond);
   void OnlineCount(net::Request&& req, net::Responder respond);
 
   Context& ctx_;
   ChatApi chat_;
   const StaticFiles* web_;  // may be null: no pages
+};
+
+// The metrics listener (metrics_listen): /metrics without a token, /healthz;
+// nothing else. Meant for a loopback or private address.
+class MetricsHttp : public net::HttpHandler {
+ public:
+  explicit MetricsHttp(HttpApi& api) : api_(api) {}
+  void Handle(net::Request&& req, net::Responder respond) override;
+
+ private:
+  HttpApi& api_;
 };
 
 // A JSON response with `status`.

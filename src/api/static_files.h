@@ -15,8 +15,9 @@ class StaticFiles {
   // Loads every file under `dir` as "/<relative path>". Returns how many.
   size_t Load(const std::string& dir);
   // The response for `path` (GET), or nullopt. "/desk" and "/widget" are
-  // their index.html.
-  std::optional<net::Response> Get(std::string_view path) const;
+  // their index.html. `frame_ancestors` is the CSP source list of who may
+  // frame the pages ("'none'": nobody).
+  std::optional<net::Response> Get(std::string_view path, std::string_view frame_ancestors = "'none'") const;
   bool empty() const { return files_.empty(); }
 
  private:

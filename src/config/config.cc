@@ -49,16 +49,22 @@ std::string GetStr(const toml::node& n, const std::string& key, const std::strin
   return *n.value<std::string>();
 }
 
-void ParseListen(Config& c, const std::string& where) {
-  const std::string& s = c.listen;
+// "HOST:PORT" (IPv6 in brackets) of setting `key`.
+void ParseHostPort(const std::string& s, const std::string& key, const std::string& where, std::string& host_out,
+                   uint16_t& port_out) {
   size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) Fail("listen", where, "must be HOST:PORT, got '" + s + "'");
+  if (colon == std::string::npos || colon == 0) Fail(key, where, "must be HOST:PORT, got '" + s + "'");
   std::string host = s.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  int64_t port = ParseIntText("listen", where, s.substr(colon + 1));
-  if (port < 0 || port > 65535) Fail("listen", where, "port must be 0..65535");
-  c.listen_host = host;
-  c.listen_port = static_cast<uint16_t>(port);
+  int64_t port = ParseIntText(key, where, s.substr(colon + 1));
+  if (port < 0 || port > 65535) Fail(key, where, "port must be 0..65535");
+  host_out = host;
+  port_out = static_cast<uint16_t>(port);
+}
+
+void ParseListen(Config& c, const std::string& where) {
+  ParseHostPort(c.listen, "listen", where, c.listen_host, c.listen_port);
+  if (!c.metrics_listen.empty()) ParseHostPort(c.metrics_listen, "metrics_listen", "config", c.metrics_host, c.metrics_port);
 }
 
 bool ValidId(const std::string& id) {
@@ -73,7 +79,9 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
       "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
-      "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir"};
+      "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir", "max_connections_per_ip",
+      "handshakes_per_s", "handshake_burst", "max_http_in_flight", "http_idle_timeout_ms",
+      "metrics_listen", "metrics_token", "frame_ancestors"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -95,6 +103,21 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
     else if (key == "log_level") c.log_level = GetStr(v, key, where);
     else if (key == "web_dir") c.web_dir = GetStr(v, key, where);
+    else if (key == "max_connections_per_ip") c.max_connections_per_ip = GetInt(v, key, where, 0, 10000000);
+    else if (key == "handshakes_per_s") c.handshakes_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "handshake_burst") c.handshake_burst = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "max_http_in_flight") c.max_http_in_flight = GetInt(v, key, where, 0, 10000000);
+    else if (key == "http_idle_timeout_ms") c.http_idle_timeout_ms = GetInt(v, key, where, 100, 600000);
+    else if (key == "metrics_listen") c.metrics_listen = GetStr(v, key, where);
+    else if (key == "metrics_token") c.metrics_token = GetStr(v, key, where);
+    else if (key == "frame_ancestors") {
+      c.frame_ancestors = GetStr(v, key, where);
+      // It goes into a header: no line breaks, no ';' that would end the directive.
+      if (c.frame_ancestors.empty() ||
+          c.frame_ancestors.find_first_of(";\r\n,") != std::string::npos) {
+        Fail(key, where, "must be a CSP source list such as 'none', 'self' or https://example.com");
+      }
+    }
     else if (key == "sms") {
       const toml::table* st = v.as_table();
       if (!st) Fail("sms", where, "must be a table");
@@ -169,8 +192,10 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
       "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms", "hello_timeout_ms",
       "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms",
-      "store_max_batch"};
-  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level", "web_dir"};
+      "store_max_batch", "max_connections_per_ip", "handshakes_per_s", "handshake_burst",
+      "max_http_in_flight", "http_idle_timeout_ms"};
+  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level", "web_dir",
+                                                    "metrics_listen", "metrics_token", "frame_ancestors"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
     std::string rest = name.substr(8);

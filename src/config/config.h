@@ -60,7 +60,17 @@ struct Config {
   int64_t hello_timeout_ms = 10000;
   int64_t max_frame_bytes = 64 * 1024;
   int64_t max_body_bytes = 1024 * 1024;
-  int64_t max_connections = 0;  // 0: derived from the open-file limit
+  int64_t max_connections = 0;  // every socket; 0: derived from the open-file limit
+  int64_t max_connections_per_ip = 1024;  // sockets from one source address; 0: unlimited
+  double handshakes_per_s = 0;     // WebSocket upgrades admitted per second; 0: unlimited
+  double handshake_burst = 0;      // the bucket's size; 0: one second's worth
+  int64_t max_http_in_flight = 4096;  // requests waiting for an answer; 0: unlimited
+  int64_t http_idle_timeout_ms = 10000;  // for a request's headers and between requests
+  std::string metrics_listen = "127.0.0.1:9464";  // /metrics apart; "" for none
+  std::string metrics_host;  // parsed from metrics_listen
+  uint16_t metrics_port = 0;
+  std::string metrics_token;       // if set, /metrics on `listen` with this Bearer token
+  std::string frame_ancestors = "'none'";  // CSP frame-ancestors of /desk and /widget
   int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
   int64_t retry_after_ms = 5000;  // the wait handed to refused clients

@@ -52,6 +52,10 @@ class WsConnection {
   // the queue is over its cap the connection is closed with 1008
   // ("slow consumer") and false is returned.
   virtual bool Send(std::shared_ptr<const std::string> text) = 0;
+  // How many more frames Send() would take before the cap (every queued
+  // frame counts, pongs too). A batch that would not fit (a desk's replay)
+  // must be replaced by something smaller instead of cutting the client.
+  virtual size_t send_room() const = 0;
   // Sends a close frame after what is queued, then ends the connection.
   virtual void Close(uint16_t code, std::string_view reason) = 0;
   // Ends the connection now, without a close handshake (dead peers).

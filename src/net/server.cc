@@ -1,6 +1,9 @@
 // Listener and HTTP sessions. One acceptor per loop on the same port
 // (SO_REUSEPORT); each accepted socket stays on its loop.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/socket_base.hpp>
 #include <cctype>
@@ -65,6 +68,55 @@ std::string Peer(const tcp::socket& s) {
   return ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+Admission::Address AddressOf(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  Admission::Address a{};
+  if (ec) return a;
+  asio::ip::address ip = ep.address();
+  a = ip.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes() : ip.to_v6().to_bytes();
+  return a;
+}
+
+// A lingering close: see WriteAndLinger.
+class Linger : public std::enable_shared_from_this<Linger> {
+ public:
+  static constexpr size_t kMaxDrain = 256 * 1024;
+  Linger(tcp::socket s, std::string bytes)
+      : sock_(std::move(s)), bytes_(std::move(bytes)), timer_(sock_.get_executor()) {}
+  void Run() {
+    timer_.expires_after(std::chrono::seconds(1));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Close();
+    });
+    asio::async_write(sock_, asio::buffer(bytes_), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->Close();
+      beast::error_code ignore;
+      self->sock_.shutdown(tcp::socket::shutdown_send, ignore);
+      self->Drain();
+    });
+  }
+
+ private:
+  void Drain() {
+    sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ > kMaxDrain) return self->Close();
+      self->Drain();
+    });
+  }
+  void Close() {
+    beast::error_code ignore;
+    timer_.cancel();
+    sock_.close(ignore);
+  }
+  tcp::socket sock_;
+  std::string bytes_;
+  asio::steady_timer timer_;
+  std::array<char, 4096> buf_;
+  size_t drained_ = 0;
+};
+
 Response JsonError(int status, std::string_view code, std::string_view message) {
   Response r;
   r.status = status;
@@ -73,11 +125,12 @@ Response JsonError(int status, std::string_view code, std::string_view message) 
 }
 
 // One HTTP/1.1 connection: reads requests one at a time, hands them to the
-// application, writes its answers; on an upgrade it hands the socket over.
+// application, writes its answers; on an upgrade it hands the socket (and
+// its admission slot) over.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(Server::Impl& impl, size_t loop, tcp::socket socket)
-      : impl_(impl), loop_(loop), stream_(std::move(socket)) {
+  HttpSession(Server::Impl& impl, size_t loop, tcp::socket socket, Admission::Slot slot)
+      : impl_(impl), loop_(loop), stream_(std::move(socket)), slot_(std::move(slot)) {
     remote_ = Peer(stream_.socket());
     impl_.metrics.Add(loop_, impl_.m.http_open, 1);
   }
@@ -96,6 +149,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void OnRead(beast::error_code ec) {
+    if (ec == beast::error::timeout) impl_.metrics.Add(loop_, impl_.m.http_timeouts);
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
       return Shutdown();
@@ -111,18 +165,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     http::request<http::string_body> req = parser_->release();
     impl_.metrics.Add(loop_, impl_.m.http_requests);
-    if (websocket::is_upgrade(req)) {
+    if (websocket::is_upgrade(req) && !impl_.opts.http_only) {
       stream_.expires_never();
       Request app_req = ToAppRequest(req, remote_, loop_, false);
       std::string leftover = beast::buffers_to_string(buf_.data());
-      impl_.StartWebSocket(loop_, stream_.release_socket(), std::move(req), std::move(app_req),
-                           std::move(leftover));
+      impl_.StartWebSocket(loop_, stream_.release_socket(), std::move(slot_), std::move(req),
+                           std::move(app_req), std::move(leftover));
       return;
     }
     keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
     unsigned version = req.version();
+    if (!impl_.admission.BeginRequest()) {
+      impl_.metrics.Add(loop_, impl_.m.refused_in_flight);
+      Response r = JsonError(503, "overloaded", "too many requests in flight; retry later");
+      r.headers.emplace_back("Retry-After", std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
+      return Write(std::move(r), version);
+    }
     stream_.expires_never();  // the application may answer later
     Responder respond = [self = shared_from_this(), version](Response r) {
+      self->impl_.admission.EndRequest();
       base::Loop& loop = self->impl_.loops.at(self->loop_);
       if (base::Loop::Current() == &loop) return self->Write(std::move(r), version);
       asio::post(loop.io(), [self, version, r = std::move(r)]() mutable {
@@ -136,6 +198,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (impl_.stopping.load(std::memory_order_relaxed)) keep_alive_ = false;
     auto res = std::make_shared<http::response<http::string_body>>(
         ToBeastResponse(std::move(r), version, keep_alive_));
+    // HEAD: the headers GET would have (Content-Length included), no body
+    // (RFC 9110 9.3.2); a body would be read as the next response.
+    if (head_) res->body().clear();
     stream_.expires_after(std::chrono::seconds(30));
     http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
       if (ec || !self->keep_alive_) return self->Shutdown();
@@ -155,10 +220,42 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string remote_;
+  Admission::Slot slot_;
   bool keep_alive_ = true;
+  bool head_ = false;
 };
 
 }  // namespace
+
+void WriteAndLinger(tcp::socket socket, std::string bytes) {
+  std::make_shared<Linger>(std::move(socket), std::move(bytes))->Run();
+}
+
+std::string Server::Impl::RefusalBytes(std::string_view message) const {
+  int64_t retry = retry_after_ms.load(std::memory_order_relaxed);
+  std::string body = R"({"error":{"code":"overloaded","message":")" + std::string(message) +
+                     R"(","retry_after_ms":)" + std::to_string(retry) + "}}";
+  return "HTTP/1.1 503 Service Unavailable\r\nServer: onlined\r\nContent-Type: application/json\r\n"
+         "Cache-Control: no-store\r\nConnection: close\r\nRetry-After: " +
+         std::to_string((retry + 999) / 1000) + "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+void Server::Impl::ShedOne(size_t loop) {
+  PerLoop& pl = per_loop[loop];
+  if (pl.reserve_fd < 0) return;
+  ::close(pl.reserve_fd);
+  pl.reserve_fd = -1;
+  int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0) {
+    std::string bytes = RefusalBytes("server is out of file descriptors");
+    [[maybe_unused]] ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    ::close(fd);  // no linger: a descriptor is what we lack
+    metrics.Add(loop, m.refused_fd);
+    metrics.Add(loop, m.refused_total);
+  }
+  pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 void Server::Impl::Accept(size_t loop) {
   PerLoop& pl = per_loop[loop];
@@ -167,12 +264,14 @@ void Server::Impl::Accept(size_t loop) {
     if (ec == asio::error::operation_aborted || stopping.load()) return;
     if (ec) {
       metrics.Add(loop, m.accept_errors);
-      // Out of descriptors (or a passing error): pause instead of spinning.
+      // Out of descriptors (or a passing error): answer one waiting client
+      // with the reserve descriptor, then pause instead of spinning.
       if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space) {
         static std::atomic<int64_t> last_log{0};
         int64_t now = base::SteadyMs();
-        if (now - last_log.exchange(now) > 5000) spdlog::warn("accept: {} (pausing accepts)", ec.message());
-        pl.backoff->expires_after(std::chrono::milliseconds(50));
+        if (now - last_log.exchange(now) > 5000) spdlog::warn("accept: {} (shedding, pausing accepts)", ec.message());
+        ShedOne(loop);
+        pl.backoff->expires_after(std::chrono::milliseconds(20));
         pl.backoff->async_wait([this, loop](beast::error_code e) {
           if (!e) Accept(loop);
         });
@@ -181,9 +280,20 @@ void Server::Impl::Accept(size_t loop) {
       Accept(loop);
       return;
     }
+    Admission::Slot slot;
+    Admission::Verdict v = stopping.load() ? Admission::Verdict::kTooMany : admission.Admit(AddressOf(s), &slot);
+    if (v != Admission::Verdict::kAdmitted) {
+      metrics.Add(loop, m.refused_total);
+      if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
+      WriteAndLinger(std::move(s), RefusalBytes(v == Admission::Verdict::kTooMany
+                                                    ? "server is at its connection limit"
+                                                    : "too many connections from this address"));
+      Accept(loop);
+      return;
+    }
     beast::error_code ignore;
     s.set_option(tcp::no_delay(true), ignore);
-    std::make_shared<HttpSession>(*this, loop, std::move(s))->Run();
+    std::make_shared<HttpSession>(*this, loop, std::move(s), std::move(slot))->Run();
     Accept(loop);
   });
 }
@@ -191,9 +301,7 @@ void Server::Impl::Accept(size_t loop) {
 Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opts, HttpHandler& http,
                WsAcceptor& ws)
     : impl_(std::make_unique<Impl>(*this, loops, metrics, opts, http, ws)) {
-  impl_->max_connections = opts.max_connections;
-  impl_->send_queue_max = opts.send_queue_max;
-  impl_->max_frame_bytes = opts.max_frame_bytes;
+  SetLimits(opts);
   impl_->per_loop.resize(loops.size());
   auto& m = impl_->m;
   m.ws_open = metrics.Gauge("onlined_connections", "Open WebSocket connections.");
@@ -208,38 +316,67 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.http_requests = metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
   m.http_errors = metrics.Counter("onlined_http_malformed_total", "Malformed HTTP requests.");
   m.accept_errors = metrics.Counter("onlined_accept_errors_total", "Failed accept() calls (e.g. out of files).");
+  const char* kRefused = "onlined_admission_refused_total";
+  const char* kRefusedHelp = "Sockets, handshakes and requests refused by admission control, by reason.";
+  m.refused_total = metrics.Counter("onlined_admission_refused_sockets_total",
+                                    "Accepted sockets answered 503 and closed at once (every reason).");
+  m.refused_per_ip = metrics.Counter(kRefused, kRefusedHelp, "reason=\"per_ip\"");
+  m.refused_fd = metrics.Counter(kRefused, kRefusedHelp, "reason=\"out_of_descriptors\"");
+  m.refused_handshake = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_rate\"");
+  m.refused_in_flight = metrics.Counter(kRefused, kRefusedHelp, "reason=\"http_in_flight\"");
+  m.http_timeouts = metrics.Counter("onlined_http_idle_timeouts_total",
+                                    "HTTP connections closed for sending no (complete) request in time.");
 }
 
-Server::~Server() { impl_->ReleaseSessions(); }
+Server::~Server() {
+  impl_->ReleaseSessions();
+  for (auto& pl : impl_->per_loop) {
+    if (pl.reserve_fd >= 0) ::close(pl.reserve_fd);
+  }
+}
 
 void Server::Start() {
   auto addr = asio::ip::make_address(impl_->opts.host);
   uint16_t port = impl_->opts.port;
+  // An HTTP-only listener (metrics) has one acceptor, without SO_REUSEPORT:
+  // a second process on the same address must fail to bind, not share it.
+  const size_t acceptors = impl_->opts.http_only ? 1 : impl_->loops.size();
   for (size_t i = 0; i < impl_->loops.size(); ++i) {
     auto& pl = impl_->per_loop[i];
     auto& io = impl_->loops.at(i).io();
+    pl.poller = std::make_unique<Poller>(io);
+    if (i >= acceptors) continue;
     pl.acceptor = std::make_unique<tcp::acceptor>(io);
     pl.backoff = std::make_unique<asio::steady_timer>(io);
-    pl.poller = std::make_unique<Poller>(io);
+    pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     tcp::endpoint ep(addr, port);
     pl.acceptor->open(ep.protocol());
     pl.acceptor->set_option(asio::socket_base::reuse_address(true));
-    pl.acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    if (!impl_->opts.http_only) {
+      pl.acceptor->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    }
     pl.acceptor->bind(ep);
     pl.acceptor->listen(asio::socket_base::max_listen_connections);
     // With port 0 the first bind picks the port; the others share it.
     port = pl.acceptor->local_endpoint().port();
   }
   port_ = port;
-  for (size_t i = 0; i < impl_->loops.size(); ++i) {
+  for (size_t i = 0; i < acceptors; ++i) {
     impl_->loops.Post(i, [this, i] { impl_->Accept(i); });
   }
 }
 
-void Server::SetLimits(int64_t max_connections, size_t send_queue_max, size_t max_frame_bytes) {
-  impl_->max_connections = max_connections;
-  impl_->send_queue_max = send_queue_max;
-  impl_->max_frame_bytes = max_frame_bytes;
+void Server::SetLimits(const ServerOptions& o) {
+  Admission::Limits l;
+  l.max_connections = o.max_connections;
+  l.max_per_ip = o.max_connections_per_ip;
+  l.handshakes_per_s = o.handshakes_per_s;
+  l.handshake_burst = o.handshake_burst;
+  l.max_http_in_flight = o.max_http_in_flight;
+  impl_->admission.SetLimits(l);
+  impl_->retry_after_ms = o.retry_after_ms;
+  impl_->send_queue_max = o.send_queue_max;
+  impl_->max_frame_bytes = o.max_frame_bytes;
 }
 
 }  // namespace onlined::net

@@ -3,9 +3,13 @@
 // (SO_REUSEPORT, the kernel spreads connections), shared-nothing: a
 // connection lives and dies on the loop that accepted it.
 //
-// Admission control: past max_connections an upgrade is refused with 503 and
-// Retry-After; when the process runs out of file descriptors accepting pauses
-// briefly instead of spinning.
+// Admission control (net/admission.h): every accepted socket counts against
+// max_connections and max_connections_per_ip (past them: 503 + Retry-After
+// and close); handshakes are rate-limited (past it: close 1013 with
+// retry_after_ms); HTTP requests in flight are capped (503). Idle HTTP
+// sockets time out. One descriptor per loop is kept in reserve, so that when
+// the process runs out of them a connection is still accepted, answered 503
+// and closed, instead of waiting unanswered in the backlog.
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -24,9 +28,15 @@ struct ServerOptions {
   size_t max_frame_bytes = 64 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   size_t send_queue_max = 1024;
-  int64_t max_connections = 0;  // 0: unlimited
+  int64_t max_connections = 0;  // every socket, HTTP or WebSocket; 0: unlimited
+  int64_t max_connections_per_ip = 0;  // 0: unlimited
+  double handshakes_per_s = 0;         // 0: unlimited
+  double handshake_burst = 0;          // 0: one second's worth
+  int64_t max_http_in_flight = 0;      // 0: unlimited
   int64_t retry_after_ms = 5000;
-  int64_t http_idle_timeout_ms = 30000;
+  int64_t http_idle_timeout_ms = 10000;  // a request's headers, and keep-alive between requests
+  // HTTP only: no WebSocket upgrades (the metrics listener).
+  bool http_only = false;
 };
 
 class Server {
@@ -43,10 +53,12 @@ class Server {
   void Stop();
 
   uint16_t port() const { return port_; }
+  // Open WebSocket connections.
   int64_t connections() const { return ws_connections_.load(std::memory_order_relaxed); }
 
-  // Options that can change live (SIGHUP).
-  void SetLimits(int64_t max_connections, size_t send_queue_max, size_t max_frame_bytes);
+  // Options that can change live (SIGHUP): the admission limits, the send
+  // queue cap and the frame limit. Other fields of `o` are ignored.
+  void SetLimits(const ServerOptions& o);
 
   struct Impl;
 

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <unordered_set>
 
+#include "net/admission.h"
 #include "net/poller.h"
 #include "net/server.h"
 
@@ -31,7 +32,8 @@ struct Server::Impl {
   ServerOptions opts;
   HttpHandler& http;
   WsAcceptor& ws;
-  std::atomic<int64_t> max_connections{0};
+  Admission admission;
+  std::atomic<int64_t> retry_after_ms{5000};
   std::atomic<size_t> send_queue_max{1024};
   std::atomic<size_t> max_frame_bytes{64 * 1024};
   std::atomic<bool> stopping{false};
@@ -39,6 +41,7 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
+    int reserve_fd = -1;  // given up for a moment to answer when out of descriptors
     std::unique_ptr<Poller> poller;               // upgraded connections
     std::unordered_set<WsConn*> sessions;
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
@@ -49,19 +52,30 @@ struct Server::Impl {
 
   struct Ids {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
-        bytes_in, http_requests, http_errors, accept_errors, http_open;
+        bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total, refused_per_ip,
+        refused_fd, refused_handshake, refused_in_flight, http_timeouts;
   } m{};
 
   void Accept(size_t loop);
+  // Out of descriptors: frees the reserve, accepts one socket, answers it 503
+  // and closes it, takes the reserve back.
+  void ShedOne(size_t loop);
   void server_connections(int64_t d);
   void FlushDirty(size_t loop);
   // Teardown, loops stopped: drops the connections' references to themselves.
   void ReleaseSessions();
   // Takes over an upgraded socket. `req` is the upgrade request; `leftover`
   // what the client sent after it (frames pipelined behind the upgrade).
-  void StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,
-                      Request app_req, std::string leftover);
+  void StartWebSocket(size_t loop, tcp::socket socket, Admission::Slot slot,
+                      http::request<http::string_body> req, Request app_req, std::string leftover);
+  // The 503 + Retry-After answer of a socket refused before any request.
+  std::string RefusalBytes(std::string_view message) const;
 };
+
+// Writes `bytes`, shuts down the sending side and reads what the peer still
+// sends (up to a bound, for at most a second) before closing, so the peer sees
+// the answer instead of a reset (a lingering close).
+void WriteAndLinger(tcp::socket socket, std::string bytes);
 
 // Converts a Beast request into the application's Request.
 // With `with_body` the body is moved out of `req`.

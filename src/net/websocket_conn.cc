@@ -25,14 +25,16 @@
 #include <span>
 #include <sstream>
 
+#include "base/clock.h"
 #include "net/poller.h"
 #include "net/server_impl.h"
+#include "net/ws_reader.h"
 
 namespace onlined::net {
 
 namespace {
 
-constexpr uint8_t kOpCont = 0x0, kOpText = 0x1, kOpBinary = 0x2, kOpClose = 0x8, kOpPing = 0x9, kOpPong = 0xA;
+constexpr uint8_t kOpText = 0x1, kOpClose = 0x8, kOpPong = 0xA;
 constexpr int64_t kCloseLingerMs = 2000;  // wait this long for the peer's close
 
 std::string AcceptKey(std::string_view key) {
@@ -51,58 +53,65 @@ std::string Serialize(Response r, unsigned version) {
   return os.str();
 }
 
-// Unmasks `n` bytes in place.
-void Unmask(char* p, size_t n, const uint8_t mask[4]) {
-  uint32_t m32;
-  std::memcpy(&m32, mask, 4);
-  uint64_t m64 = (static_cast<uint64_t>(m32) << 32) | m32;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    std::memcpy(&v, p + i, 8);
-    v ^= m64;
-    std::memcpy(p + i, &v, 8);
-  }
-  for (; i < n; ++i) p[i] = static_cast<char>(p[i] ^ mask[i & 3]);
-}
-
 }  // namespace
 
 class WsConn : public WsConnection,
                public base::TimerEntry,
                public Poller::Handler,
+               private WsReader::Sink,
                public std::enable_shared_from_this<WsConn> {
  public:
   WsConn(Server::Impl& impl, size_t loop, tcp::socket socket, std::string remote)
-      : impl_(impl), loop_(loop), sock_(std::move(socket)), remote_(std::move(remote)) {}
+      : impl_(impl),
+        loop_(loop),
+        sock_(std::move(socket)),
+        remote_(std::move(remote)),
+        reader_(impl.max_frame_bytes.load(std::memory_order_relaxed)) {}
 
   ~WsConn() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  void Start(const http::request<http::string_body>& req, const Request& app_req, std::string leftover) {
-    int64_t max = impl_.max_connections.load(std::memory_order_relaxed);
-    if (impl_.stopping.load() || (max > 0 && impl_.server.connections() >= max)) {
+  void Start(Admission::Slot slot, const http::request<http::string_body>& req, const Request& app_req,
+             std::string leftover) {
+    slot_ = std::move(slot);
+    if (impl_.stopping.load()) {
       Response r;
       r.status = 503;
-      r.headers.emplace_back("Retry-After", std::to_string((impl_.opts.retry_after_ms + 999) / 1000));
-      r.body = R"({"error":{"code":"overloaded","message":"server is at its connection limit","retry_after_ms":)" +
-               std::to_string(impl_.opts.retry_after_ms) + "}}";
+      r.headers.emplace_back("Retry-After", std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
+      r.body = R"({"error":{"code":"overloaded","message":"server is shutting down"}})";
       return Refuse(std::move(r), req.version());
     }
     std::string_view key = req[http::field::sec_websocket_key];
-    if (req[http::field::sec_websocket_version] != "13" || key.size() != 24) {
+    if (req[http::field::sec_websocket_version] != "13" || !ValidWebSocketKey(key)) {
       Response r;
       r.status = 400;
       r.headers.emplace_back("Sec-WebSocket-Version", "13");
       r.body = R"({"error":{"code":"bad_request","message":"WebSocket version 13 with a valid Sec-WebSocket-Key is required"}})";
       return Refuse(std::move(r), req.version());
     }
+    if (!impl_.admission.TakeHandshake(base::SteadyMs())) {
+      // Over the handshake rate: a browser cannot read an HTTP refusal of an
+      // upgrade, so it gets the upgrade and at once a close 1013 (try again
+      // later) whose reason carries the wait.
+      impl_.metrics.Add(loop_, impl_.m.refused_handshake);
+      impl_.metrics.Add(loop_, impl_.m.ws_refused);
+      std::string reason = R"({"code":"overloaded","retry_after_ms":)" +
+                           std::to_string(impl_.retry_after_ms.load()) + "}";
+      std::string bytes = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          "Server: onlined\r\nSec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n";
+      bytes.push_back(static_cast<char>(0x80 | kOpClose));
+      bytes.push_back(static_cast<char>(2 + reason.size()));
+      bytes.push_back(static_cast<char>(1013 >> 8));
+      bytes.push_back(static_cast<char>(1013 & 0xff));
+      bytes += reason;
+      slot_.Release();
+      WriteAndLinger(std::move(sock_), std::move(bytes));
+      return;
+    }
     WsAcceptor::Decision d = impl_.ws.Upgrade(app_req, *this);
     if (!d.session) return Refuse(std::move(d.refusal), req.version());
     app_ = std::move(d.session);
-    max_message_ = impl_.max_frame_bytes.load(std::memory_order_relaxed);
-    pending_ = std::move(leftover);
 
     auto reply = std::make_shared<std::string>(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -126,25 +135,18 @@ class WsConn : public WsConnection,
     queue_.push_back(Out{std::move(reply), {}, 0});
     Flush();
     app_->OnOpen();
-    if (!pending_.empty()) {
-      std::string first;
-      first.swap(pending_);
-      Consume(first.data(), first.size());
-    }
+    if (!leftover.empty()) Consume(leftover.data(), leftover.size());
   }
 
   bool Send(std::shared_ptr<const std::string> text) override {
     if (state_ != State::kOpen) return false;
-    if (queue_.size() - head_ >= impl_.send_queue_max.load(std::memory_order_relaxed)) {
-      // A peer that does not read cannot take a close frame either.
-      impl_.metrics.Add(loop_, impl_.m.ws_slow);
-      spdlog::info("ws {}: send queue full, cutting slow consumer", remote_);
-      close_code_ = 1008;
-      Abort();
-      return false;
-    }
-    Enqueue(kOpText, std::move(text));
-    return true;
+    return Enqueue(kOpText, std::move(text));
+  }
+
+  size_t send_room() const override {
+    size_t cap = impl_.send_queue_max.load(std::memory_order_relaxed);
+    size_t queued = queue_.size() - head_;
+    return queued >= cap ? 0 : cap - queued;
   }
 
   void Close(uint16_t code, std::string_view reason) override {
@@ -197,17 +199,24 @@ class WsConn : public WsConnection,
     uint8_t hdr_len;  // 0: raw bytes (the handshake)
   };
 
+  // An upgrade refused with an HTTP answer; the socket's slot goes with it.
   void Refuse(Response r, unsigned version) {
     impl_.metrics.Add(loop_, impl_.m.ws_refused);
-    auto bytes = std::make_shared<std::string>(Serialize(std::move(r), version));
-    asio::async_write(sock_, asio::buffer(*bytes), [self = shared_from_this(), bytes](boost::system::error_code, size_t) {
-      boost::system::error_code ec;
-      self->sock_.shutdown(tcp::socket::shutdown_send, ec);
-      self->sock_.close(ec);
-    });
+    slot_.Release();
+    WriteAndLinger(std::move(sock_), Serialize(std::move(r), version));
   }
 
-  void Enqueue(uint8_t opcode, std::shared_ptr<const std::string> payload) {
+  // Queues one frame. Every frame counts against send_queue_max (text,
+  // pong): past it the peer is cut as a slow consumer, and false returned.
+  bool Enqueue(uint8_t opcode, std::shared_ptr<const std::string> payload) {
+    if (queue_.size() - head_ >= impl_.send_queue_max.load(std::memory_order_relaxed)) {
+      // A peer that does not read cannot take a close frame either.
+      impl_.metrics.Add(loop_, impl_.m.ws_slow);
+      if (!aborting_) spdlog::info("ws {}: send queue full, cutting slow consumer", remote_);
+      close_code_ = 1008;
+      Abort();
+      return false;
+    }
     Out o{std::move(payload), {}, 2};
     size_t n = o.payload->size();
     o.hdr[0] = static_cast<uint8_t>(0x80 | opcode);
@@ -225,6 +234,7 @@ class WsConn : public WsConnection,
     }
     queue_.push_back(std::move(o));
     if (!writing_) ScheduleFlush();
+    return true;
   }
 
   // Frames queued by the handlers that run back to back on this loop (a batch
@@ -322,120 +332,60 @@ class WsConn : public WsConnection,
       if (r <= 0) return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
       size_t n = static_cast<size_t>(r);
       impl_.metrics.Add(loop_, impl_.m.bytes_in, r);
-      if (pending_.empty()) {
-        Consume(scratch.data(), n);
-      } else {
-        pending_.append(scratch.data(), n);
-        std::string buf;
-        buf.swap(pending_);
-        Consume(buf.data(), buf.size());
-      }
+      Consume(scratch.data(), n);
       if (state_ == State::kClosed || aborting_) return;
       if (n < scratch.size() && !to_end) return;
     }
   }
 
-  // Parses and handles the frames in [p, p+n); keeps an incomplete tail.
+  // Hands [p, p+n) to the frame reader; a protocol error closes with the
+  // reader's code (1002, 1007, 1009).
   void Consume(char* p, size_t n) {
-    if (discard_) return;  // after a protocol error the rest is noise
-    size_t pos = 0;
-    while (pos < n && state_ != State::kClosed && !aborting_) {
-      size_t avail = n - pos;
-      if (avail < 2) break;
-      auto* b = reinterpret_cast<uint8_t*>(p + pos);
-      bool fin = b[0] & 0x80;
-      uint8_t opcode = b[0] & 0x0f;
-      if (b[0] & 0x70) return ProtocolError(1002, "reserved bits set");
-      if (!(b[1] & 0x80)) return ProtocolError(1002, "client frames must be masked");
-      uint64_t len = b[1] & 0x7f;
-      size_t hdr = 2;
-      if (len == 126) {
-        if (avail < 4) break;
-        len = (uint64_t{b[2]} << 8) | b[3];
-        hdr = 4;
-      } else if (len == 127) {
-        if (avail < 10) break;
-        len = 0;
-        for (int i = 0; i < 8; ++i) len = (len << 8) | b[2 + i];
-        hdr = 10;
-      }
-      bool control = opcode & 0x8;
-      if (control && (!fin || len > 125)) return ProtocolError(1002, "bad control frame");
-      if (!control && len + message_.size() > max_message_) {
-        return ProtocolError(1009, "message too big");
-      }
-      if (avail < hdr + 4 + len) break;
-      uint8_t mask[4];
-      std::memcpy(mask, p + pos + hdr, 4);
-      char* payload = p + pos + hdr + 4;
-      Unmask(payload, static_cast<size_t>(len), mask);
-      pos += hdr + 4 + static_cast<size_t>(len);
-      OnFrame(fin, opcode, std::string_view(payload, static_cast<size_t>(len)));
-    }
-    if (pos < n && state_ != State::kClosed && !aborting_ && !discard_) pending_.assign(p + pos, n - pos);
+    if (reader_.failed()) return;  // after a protocol error the rest is noise
+    if (!reader_.Feed(p, n, *this)) ProtocolError(reader_.error_code(), reader_.error_reason());
   }
 
-  void OnFrame(bool fin, uint8_t opcode, std::string_view payload) {
+  bool reading() const { return state_ != State::kClosed && !aborting_; }
+
+  // WsReader::Sink: one complete frame or message, on the loop.
+  bool OnMessage(bool text, std::string_view payload) override {
     impl_.metrics.Add(loop_, impl_.m.frames_in);
-    switch (opcode) {
-      case kOpText:
-      case kOpBinary:
-        if (message_op_ != 0) return ProtocolError(1002, "new message inside a fragmented one");
-        if (state_ != State::kOpen) return;  // closing: ignore data
-        if (fin) return Deliver(opcode, payload);
-        message_op_ = opcode;
-        message_.assign(payload);
-        return;
-      case kOpCont:
-        if (message_op_ == 0) return ProtocolError(1002, "continuation without a message");
-        message_.append(payload);
-        if (fin) {
-          std::string m;
-          m.swap(message_);
-          uint8_t op = message_op_;
-          message_op_ = 0;
-          if (state_ == State::kOpen) Deliver(op, m);
-        }
-        return;
-      case kOpPing:
-        if (state_ != State::kOpen) return;
-        app_->OnOtherFrame(false);
-        if (state_ == State::kOpen) Enqueue(kOpPong, std::make_shared<const std::string>(payload));
-        return;
-      case kOpPong:
-        if (state_ == State::kOpen) app_->OnOtherFrame(false);
-        return;
-      case kOpClose: {
-        uint16_t code = 1005;  // no status received
-        if (payload.size() >= 2) {
-          code = static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]));
-        }
-        if (!close_sent_) {
-          close_code_ = code;
-          SendClose(code == 1005 ? 1000 : code, "");  // echo, then the peer closes TCP
-          return;
-        }
-        // Our close was answered.
-        return Finish(close_code_);
-      }
-      default:
-        return ProtocolError(1002, "unknown opcode");
-    }
-  }
-
-  void Deliver(uint8_t opcode, std::string_view payload) {
-    if (opcode == kOpText) {
+    if (state_ != State::kOpen) return reading();  // closing: ignore data
+    if (text) {
       app_->OnText(payload);
     } else {
       app_->OnOtherFrame(true);
     }
+    return reading();
+  }
+
+  bool OnPing(std::string_view payload) override {
+    impl_.metrics.Add(loop_, impl_.m.frames_in);
+    if (state_ != State::kOpen) return reading();
+    app_->OnOtherFrame(false);
+    if (state_ == State::kOpen) Enqueue(kOpPong, std::make_shared<const std::string>(payload));
+    return reading();
+  }
+
+  bool OnPong() override {
+    impl_.metrics.Add(loop_, impl_.m.frames_in);
+    if (state_ == State::kOpen) app_->OnOtherFrame(false);
+    return reading();
+  }
+
+  bool OnClose(uint16_t code, std::string_view) override {
+    impl_.metrics.Add(loop_, impl_.m.frames_in);
+    if (!close_sent_) {
+      close_code_ = code;
+      SendClose(code == 1005 ? 1000 : code, "");  // echo (5.5.1), then the peer closes TCP
+      return reading();
+    }
+    // Our close was answered.
+    Finish(close_code_);
+    return false;
   }
 
   void ProtocolError(uint16_t code, std::string_view why) {
-    discard_ = true;
-    pending_.clear();
-    message_.clear();
-    message_op_ = 0;
     if (state_ != State::kOpen) return Abort();
     close_code_ = code;
     SendClose(code, why);
@@ -453,6 +403,7 @@ class WsConn : public WsConnection,
     }
     boost::system::error_code ec;
     sock_.close(ec);
+    slot_.Release();
     if (registered_) {
       impl_.per_loop[loop_].sessions.erase(this);
       impl_.server_connections(-1);
@@ -463,8 +414,7 @@ class WsConn : public WsConnection,
     // app_ lives until this object dies: later callbacks hold lifetime().
     queue_.clear();
     head_ = 0;
-    std::string().swap(pending_);
-    std::string().swap(message_);
+    reader_.Clear();
     // Events of this batch may still name us: die after it.
     if (self_) impl_.per_loop[loop_].poller->Defer(std::move(self_));
   }
@@ -472,6 +422,7 @@ class WsConn : public WsConnection,
   Server::Impl& impl_;
   size_t loop_;
   tcp::socket sock_;  // until the upgrade; then fd_
+  Admission::Slot slot_;  // this socket's place in the connection limits
   int fd_ = -1;
   std::shared_ptr<WsConn> self_;  // while the Poller may name us
   std::string remote_;
@@ -479,27 +430,23 @@ class WsConn : public WsConnection,
   std::vector<Out> queue_;
   size_t head_ = 0;
   size_t sent_ = 0;      // bytes of queue_[head_] already written
-  std::string pending_;  // an incomplete frame
-  std::string message_;  // a fragmented message being assembled
-  size_t max_message_ = 64 * 1024;
+  WsReader reader_;  // frames in; holds at most one incomplete frame
   State state_ = State::kNew;
   uint16_t close_code_ = 1006;
-  uint8_t message_op_ = 0;
   bool writing_ = false;
   bool flush_scheduled_ = false;
   bool close_sent_ = false;
   bool aborting_ = false;
   bool registered_ = false;
-  bool discard_ = false;
 
   friend class Server;
   friend struct Server::Impl;
 };
 
-void Server::Impl::StartWebSocket(size_t loop, tcp::socket socket, http::request<http::string_body> req,
-                                  Request app_req, std::string leftover) {
+void Server::Impl::StartWebSocket(size_t loop, tcp::socket socket, Admission::Slot slot,
+                                  http::request<http::string_body> req, Request app_req, std::string leftover) {
   auto s = std::make_shared<WsConn>(*this, loop, std::move(socket), app_req.remote);
-  s->Start(req, app_req, std::move(leftover));
+  s->Start(std::move(slot), req, app_req, std::move(leftover));
 }
 
 void Server::Impl::FlushDirty(size_t loop) {

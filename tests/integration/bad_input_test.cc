@@ -48,7 +48,7 @@ class BadInput : public ::testing::Test {
   }
 
   void ExpectCounted(const std::string& code) {
-    std::string m = Http(server_.port(), "GET", "/metrics").body;
+    std::string m = Http(server_.port(), "GET", "/metrics", "", kMetricsToken).body;
     std::string needle = "onlined_refusals_total{code=\"" + code + "\"} ";
     auto pos = m.find(needle);
     ASSERT_NE(pos, std::string::npos) << needle;

@@ -49,6 +49,8 @@ ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& t
       << "offline_grace_ms = 800\n"
       << "hello_timeout_ms = 1500\n"
       << "threads = 2\n"
+      << "metrics_listen = \"\"\n"
+      << "metrics_token = \"" << kMetricsToken << "\"\n"
       << top_toml << "\n"
       << "[[channels]]\nid = \"acme\"\nsecret = \"" << kSecret << "\"\n"
       << acme_toml << "\n"

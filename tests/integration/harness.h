@@ -17,6 +17,7 @@ using Ms = std::chrono::milliseconds;
 
 constexpr const char* kSecret = "acme-secret-0123456789";
 constexpr const char* kOtherSecret = "other-secret-0123456789";
+constexpr const char* kMetricsToken = "metrics-test-token";
 
 // One `onlined serve` process. Killed (TERM, then KILL) when destroyed.
 class ServerProcess {

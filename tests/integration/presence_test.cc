@@ -251,7 +251,7 @@ TEST(Metrics, ExposesTheSeries) {
   ServerProcess s;
   auto alice = User(s, "alice");
   Query(s, {"alice"});
-  HttpResult m = Http(s.port(), "GET", "/metrics");
+  HttpResult m = Http(s.port(), "GET", "/metrics", "", kMetricsToken);
   ASSERT_EQ(m.status, 200);
   for (const char* needle :
        {"onlined_connections 1", "onlined_online_users{channel=\"acme\"} 1", "onlined_online_users{channel=\"other\"} 0",

@@ -290,8 +290,16 @@ function onReceipt(r) {
 
 const conn = new Connection({
   token,
-  hello: () => (state.eventSeq !== null ? { presence_after: state.eventSeq } : {}),
+  hello() {
+    // A resume that did not reach welcome is not tried again with the same
+    // number: the next hello asks for the current state instead (the list is
+    // reloaded on every welcome anyway), so the desk can never loop on it.
+    if (state.resumeTried) state.eventSeq = null;
+    state.resumeTried = state.eventSeq !== null;
+    return state.eventSeq !== null ? { presence_after: state.eventSeq } : {};
+  },
   onState(s, detail) {
+    if (s === 'online') state.resumeTried = false;
     const st = $('status');
     st.dataset.state = s;
     if (s === 'online') {
