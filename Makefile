@@ -46,9 +46,8 @@ test-tsan: deps
 fuzz-smoke: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_CXX_COMPILER=clang++ -DONLINED_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target frames_fuzz
-	mkdir -p build-fuzz/corpus && cp fuzz/corpus/frames/* build-fuzz/corpus/
-	./build-fuzz/fuzz/frames_fuzz -max_total_time=30 -max_len=4096 build-fuzz/corpus
+	@cmake --build build-fuzz -j $(JOBS) --target ws_reader_fuzz http_fuzz frames_fuzz jwt_fuzz config_fuzz webhook_fuzz
+	scripts/fuzz-smoke.sh build-fuzz
 
 bench: build
 	@scripts/install-deps.sh bench

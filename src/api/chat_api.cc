@@ -280,7 +280,9 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
   in.from = "manager";
   in.sender_id = c.subject;
   in.text = std::move(text);
-  in.idem_scope = "manager";
+  // Each sender's keys are its own: two managers who both use key "1" send
+  // two messages.
+  in.idem_scope = (c.role == auth::Role::kServer ? "server:" : "manager:") + c.subject;
   in.idem_key = key;
   in.body_hash = chat::BodyHash(chat_id, in.text);
   in.now = base::WallMs();
@@ -428,14 +430,29 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
     x.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
     r(std::move(x));
   };
+  // The provider's id makes each inbound message count once: a signed
+  // request has no time in it, so a replayed STOP (or START) would
+  // otherwise undo what the user said since.
+  std::string sid = notify::FormValue(form, "MessageSid");
+  if (sid.empty()) sid = notify::FormValue(form, "SmsSid");
+  if (sid.empty()) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "MessageSid is required"));
   if (!opt || from.empty()) return twiml(respond);
   bool opt_in = *opt;
-  ctx_.store->Write<int>([from, opt_in](store::Db& db) { return db.SetOptInByPhone(from, opt_in, base::WallMs()); },
-                         OnLoop<int>(ctx_, req.loop, [this, loop = req.loop, respond, twiml, from, opt_in](store::Outcome<int> o) mutable {
-                           if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-                           spdlog::info("sms inbound from {}: opt-{} ({} user(s))", from, opt_in ? "in" : "out", *o.value);
-                           twiml(respond);
-                         }));
+  ctx_.store->Write<int>(
+      [from, opt_in, sid](store::Db& db) {
+        int64_t now = base::WallMs();
+        if (!db.RecordInboundSms(sid, now)) return -1;  // seen before: a replay
+        return db.SetOptInByPhone(from, opt_in, now);
+      },
+      OnLoop<int>(ctx_, req.loop, [this, loop = req.loop, respond, twiml, from, opt_in, sid](store::Outcome<int> o) mutable {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        if (*o.value < 0) {
+          spdlog::warn("sms inbound {}: already applied, ignored (replay)", sid);
+        } else {
+          spdlog::info("sms inbound from {}: opt-{} ({} user(s))", from, opt_in ? "in" : "out", *o.value);
+        }
+        twiml(respond);
+      }));
 }
 
 void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {

@@ -82,8 +82,8 @@ Admission::Address AddressOf(const tcp::socket& s) {
 class Linger : public std::enable_shared_from_this<Linger> {
  public:
   static constexpr size_t kMaxDrain = 256 * 1024;
-  Linger(tcp::socket s, std::string bytes)
-      : sock_(std::move(s)), bytes_(std::move(bytes)), timer_(sock_.get_executor()) {}
+  Linger(tcp::socket s, std::string bytes, Admission::Slot slot)
+      : sock_(std::move(s)), bytes_(std::move(bytes)), timer_(sock_.get_executor()), slot_(std::move(slot)) {}
   void Run() {
     timer_.expires_after(std::chrono::seconds(1));
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -109,10 +109,12 @@ class Linger : public std::enable_shared_from_this<Linger> {
     beast::error_code ignore;
     timer_.cancel();
     sock_.close(ignore);
+    slot_.Release();
   }
   tcp::socket sock_;
   std::string bytes_;
   asio::steady_timer timer_;
+  Admission::Slot slot_;  // the socket counts until it is closed
   std::array<char, 4096> buf_;
   size_t drained_ = 0;
 };
@@ -227,8 +229,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
 }  // namespace
 
-void WriteAndLinger(tcp::socket socket, std::string bytes) {
-  std::make_shared<Linger>(std::move(socket), std::move(bytes))->Run();
+void WriteAndLinger(tcp::socket socket, std::string bytes, Admission::Slot slot) {
+  std::make_shared<Linger>(std::move(socket), std::move(bytes), std::move(slot))->Run();
+}
+
+// A socket refused at accept holds no descriptor beyond this call (a flood of
+// them must not exhaust what it is refused for): what the client already
+// sent is read, so that the close is a FIN and not a reset that could
+// destroy the answer, then the answer is written and the socket closed.
+void RefuseNow(tcp::socket& s, const std::string& bytes) {
+  int fd = s.native_handle();
+  char buf[4096];
+  for (int i = 0; i < 16 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
+  }
+  [[maybe_unused]] ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  for (int i = 0; i < 16 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
+  }
+  beast::error_code ignore;
+  s.close(ignore);
 }
 
 std::string Server::Impl::RefusalBytes(std::string_view message) const {
@@ -248,9 +267,8 @@ void Server::Impl::ShedOne(size_t loop) {
   pl.reserve_fd = -1;
   int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0) {
-    std::string bytes = RefusalBytes("server is out of file descriptors");
-    [[maybe_unused]] ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    ::close(fd);  // no linger: a descriptor is what we lack
+    tcp::socket sock(loops.at(loop).io(), tcp::v6(), fd);
+    RefuseNow(sock, RefusalBytes("server is out of file descriptors"));
     metrics.Add(loop, m.refused_fd);
     metrics.Add(loop, m.refused_total);
   }
@@ -285,9 +303,8 @@ void Server::Impl::Accept(size_t loop) {
     if (v != Admission::Verdict::kAdmitted) {
       metrics.Add(loop, m.refused_total);
       if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
-      WriteAndLinger(std::move(s), RefusalBytes(v == Admission::Verdict::kTooMany
-                                                    ? "server is at its connection limit"
-                                                    : "too many connections from this address"));
+      RefuseNow(s, RefusalBytes(v == Admission::Verdict::kTooMany ? "server is at its connection limit"
+                                                                  : "too many connections from this address"));
       Accept(loop);
       return;
     }

@@ -75,7 +75,8 @@ struct Server::Impl {
 // Writes `bytes`, shuts down the sending side and reads what the peer still
 // sends (up to a bound, for at most a second) before closing, so the peer sees
 // the answer instead of a reset (a lingering close).
-void WriteAndLinger(tcp::socket socket, std::string bytes);
+// `slot` is given back when the socket is closed.
+void WriteAndLinger(tcp::socket socket, std::string bytes, Admission::Slot slot = {});
 
 // Converts a Beast request into the application's Request.
 // With `with_body` the body is moved out of `req`.

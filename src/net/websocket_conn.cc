@@ -105,8 +105,7 @@ class WsConn : public WsConnection,
       bytes.push_back(static_cast<char>(1013 >> 8));
       bytes.push_back(static_cast<char>(1013 & 0xff));
       bytes += reason;
-      slot_.Release();
-      WriteAndLinger(std::move(sock_), std::move(bytes));
+      WriteAndLinger(std::move(sock_), std::move(bytes), std::move(slot_));
       return;
     }
     WsAcceptor::Decision d = impl_.ws.Upgrade(app_req, *this);
@@ -202,8 +201,7 @@ class WsConn : public WsConnection,
   // An upgrade refused with an HTTP answer; the socket's slot goes with it.
   void Refuse(Response r, unsigned version) {
     impl_.metrics.Add(loop_, impl_.m.ws_refused);
-    slot_.Release();
-    WriteAndLinger(std::move(sock_), Serialize(std::move(r), version));
+    WriteAndLinger(std::move(sock_), Serialize(std::move(r), version), std::move(slot_));
   }
 
   // Queues one frame. Every frame counts against send_queue_max (text,

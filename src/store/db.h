@@ -69,6 +69,9 @@ class Db {
   // Sets sms_opt_in for every user with this phone (inbound STOP/START).
   // Returns how many users changed.
   virtual int SetOptInByPhone(const std::string& phone, bool opt_in, int64_t at) = 0;
+  // Records the provider's id of an inbound SMS. False if it was recorded
+  // before: a replayed webhook, which must not be applied again.
+  virtual bool RecordInboundSms(const std::string& sid, int64_t at) = 0;
 
   // The outbox.
   virtual int64_t InsertNotification(const Notification& n) = 0;

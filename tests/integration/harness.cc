@@ -37,7 +37,8 @@ namespace fs = std::filesystem;
 using tcp = asio::ip::tcp;
 
 ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& top_toml,
-                             const std::string& acme_toml) {
+                             const std::string& acme_toml, int file_limit)
+    : file_limit_(file_limit) {
   char tmpl[] = "/tmp/onlined-test-XXXXXX";
   dir_ = mkdtemp(tmpl);
   config_path_ = dir_ + "/onlined.toml";
@@ -49,8 +50,10 @@ ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& t
       << "offline_grace_ms = 800\n"
       << "hello_timeout_ms = 1500\n"
       << "threads = 2\n"
-      << "metrics_listen = \"\"\n"
-      << "metrics_token = \"" << kMetricsToken << "\"\n"
+      << (top_toml.find("metrics_listen") == std::string::npos ? "metrics_listen = \"\"\n" : "")
+      << (top_toml.find("metrics_token") == std::string::npos
+              ? std::string("metrics_token = \"") + kMetricsToken + "\"\n"
+              : std::string())
       << top_toml << "\n"
       << "[[channels]]\nid = \"acme\"\nsecret = \"" << kSecret << "\"\n"
       << acme_toml << "\n"
@@ -74,10 +77,16 @@ void ServerProcess::Start() {
   posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   std::string bin = ONLINED_BINARY;
   std::vector<std::string> args = {bin, "serve", "--config", config_path_};
+  std::string exe = bin;
+  if (file_limit_ > 0) {
+    exe = "/usr/bin/prlimit";
+    std::string n = std::to_string(file_limit_);
+    args.insert(args.begin(), {exe, "--nofile=" + n + ":" + n, "--"});
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) {
+  if (posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ) != 0) {
     throw std::runtime_error("cannot start " + bin);
   }
   posix_spawn_file_actions_destroy(&fa);
@@ -254,6 +263,46 @@ std::string UpgradeRequest() {
          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 }
 
+int64_t RssBytes(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+int ServerFrame::close_code() const {
+  if (payload.size() < 2) return 1005;
+  return (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);
+}
+
+std::vector<ServerFrame> ParseServerFrames(const std::string& raw) {
+  std::vector<ServerFrame> out;
+  size_t pos = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.1 101", 0) != 0 || pos == std::string::npos) return out;
+  pos += 4;
+  while (raw.size() - pos >= 2) {
+    auto b0 = static_cast<uint8_t>(raw[pos]), b1 = static_cast<uint8_t>(raw[pos + 1]);
+    uint64_t len = b1 & 0x7f;
+    size_t hdr = 2;
+    if (len == 126) {
+      if (raw.size() - pos < 4) break;
+      len = (uint64_t{static_cast<uint8_t>(raw[pos + 2])} << 8) | static_cast<uint8_t>(raw[pos + 3]);
+      hdr = 4;
+    } else if (len == 127) {
+      if (raw.size() - pos < 10) break;
+      len = 0;
+      for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<uint8_t>(raw[pos + 2 + i]);
+      hdr = 10;
+    }
+    if (raw.size() - pos - hdr < len) break;
+    out.push_back({static_cast<uint8_t>(b0 & 0x0f), raw.substr(pos + hdr, static_cast<size_t>(len))});
+    pos += hdr + static_cast<size_t>(len);
+  }
+  return out;
+}
+
 std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool masked) {
   static const uint8_t mask[4] = {1, 2, 3, 4};
   std::string f;
@@ -261,10 +310,13 @@ std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool mas
   uint8_t m = masked ? 0x80 : 0;
   if (payload.size() < 126) {
     f.push_back(static_cast<char>(m | payload.size()));
-  } else {
+  } else if (payload.size() < 65536) {
     f.push_back(static_cast<char>(m | 126));
     f.push_back(static_cast<char>(payload.size() >> 8));
     f.push_back(static_cast<char>(payload.size() & 0xff));
+  } else {
+    f.push_back(static_cast<char>(m | 127));
+    for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>(static_cast<uint64_t>(payload.size()) >> (8 * i)));
   }
   if (masked) f.append(reinterpret_cast<const char*>(mask), 4);
   for (size_t i = 0; i < payload.size(); ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ mask[i % 4]) : payload[i]);

@@ -25,8 +25,9 @@ class ServerProcess {
   // `extra_toml` is appended to a config that defines channels "acme" and
   // "other" with short heartbeat and grace settings.
   // `acme_toml` goes inside channel "acme"'s table.
+  // `file_limit` > 0 runs the server under that RLIMIT_NOFILE (soft and hard).
   explicit ServerProcess(const std::string& extra_toml = "", const std::string& top_toml = "",
-                         const std::string& acme_toml = "");
+                         const std::string& acme_toml = "", int file_limit = 0);
   ~ServerProcess();
 
   // Starts the server again on the same config and data dir (after a kill).
@@ -44,8 +45,12 @@ class ServerProcess {
   void Start();
   int pid_ = -1;
   uint16_t port_ = 0;
+  int file_limit_ = 0;
   std::string dir_, config_path_;
 };
+
+// The resident memory of a process, in bytes (VmRSS), or -1.
+int64_t RssBytes(int pid);
 
 std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel = "acme",
                       int64_t ttl_s = 3600, const std::string& secret = "");
@@ -83,7 +88,17 @@ class FakeSms {
 std::string RawExchange(uint16_t port, const std::string& bytes, Ms timeout = 1500ms);
 // The upgrade request for /v1/connect, and a masked client frame.
 std::string UpgradeRequest();
+// A masked client frame; payloads of any size (16- and 64-bit lengths).
 std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool masked = true);
+
+// The frames a server sent, parsed from raw bytes after the 101 response.
+struct ServerFrame {
+  uint8_t opcode = 0;
+  std::string payload;
+  // For a close frame: its code (1005 if it carried none).
+  int close_code() const;
+};
+std::vector<ServerFrame> ParseServerFrames(const std::string& raw);
 
 // A WebSocket client with its own I/O thread; messages queue up for Next().
 class WsClient {

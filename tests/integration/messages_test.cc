@@ -80,7 +80,11 @@ class Messages : public ::testing::Test {
     c->AutoPing();
     return c;
   }
-  HttpResult Webhook(const std::string& path, const notify::Form& form, const std::string& token = "sms-token") {
+  HttpResult Webhook(const std::string& path, notify::Form form, const std::string& token = "sms-token") {
+    // Inbound messages carry the provider's id, as the provider sends them.
+    if (path == "/v1/sms/inbound" && notify::FormValue(form, "MessageSid").empty()) {
+      form.emplace_back("MessageSid", "SMin" + std::to_string(++inbound_seq_));
+    }
     std::string url = "http://127.0.0.1:" + std::to_string(server_.port()) + path;
     return Http(server_.port(), "POST", path, notify::FormEncode(form), "",
                 {{"Content-Type", "application/x-www-form-urlencoded"},
@@ -90,6 +94,7 @@ class Messages : public ::testing::Test {
 
   FakeSms fake_;
   ServerProcess server_;
+  int inbound_seq_ = 0;
 };
 
 TEST_F(Messages, OnlineUserWhoAcksGetsNoSms) {
@@ -165,6 +170,32 @@ TEST_F(Messages, OptedOutUserGetsNoneAndStartOptsBackIn) {
   ASSERT_EQ(Post(chat, "now?").status, 201);
   EXPECT_TRUE(WaitState("dan", "sent"));
   EXPECT_EQ(SmsTo("+15550000004"), 1u);
+}
+
+TEST_F(Messages, AReplayedInboundWebhookIsNotAppliedAgain) {
+  // A signed webhook carries no time: replaying yesterday's STOP after
+  // today's START must not opt the user out again.
+  Profile("rex", "+15550000014", true);
+  ASSERT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}}).status, 200);
+  ASSERT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "START"}, {"MessageSid", "SMstart1"}}).status, 200);
+  HttpResult replay = Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}});
+  EXPECT_EQ(replay.status, 200);  // answered, so the provider does not retry, but not applied
+  ASSERT_EQ(Post(OpenChat("rex"), "still opted in?").status, 201);
+  EXPECT_TRUE(WaitState("rex", "sent"));
+  EXPECT_EQ(SmsTo("+15550000014"), 1u);
+}
+
+TEST_F(Messages, IdempotencyKeysAreEachManagersOwn) {
+  std::string chat = OpenChat("kim");
+  auto send_as = [&](const std::string& manager) {
+    return Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages", R"({"text":"on my way"})",
+                MintToken("manager", manager), {{"Idempotency-Key", "1"}});
+  };
+  HttpResult a = send_as("m1"), b = send_as("m2"), a2 = send_as("m1");
+  ASSERT_EQ(a.status, 201) << a.body;
+  ASSERT_EQ(b.status, 201) << b.body;
+  EXPECT_NE(a.Json().at("id"), b.Json().at("id")) << "two managers' messages were merged into one";
+  EXPECT_EQ(a.Json().at("id"), a2.Json().at("id")) << "a manager's retry is still the same message";
 }
 
 TEST_F(Messages, ProviderErrorIsRetriedOnceThenSent) {

@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS notifications_due ON notifications(state, due_at);
 CREATE INDEX IF NOT EXISTS notifications_chat ON notifications(chat_id, state);
 CREATE INDEX IF NOT EXISTS notifications_user ON notifications(channel, user_id, id DESC);
 CREATE INDEX IF NOT EXISTS notifications_sid ON notifications(provider_sid);
+CREATE TABLE IF NOT EXISTS inbound_sms(sid TEXT PRIMARY KEY, received_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
 
 // A prepared statement, reset after each use.
@@ -259,6 +260,12 @@ class SqliteDb final : public Db {
     Stmt s = Prepare("UPDATE users SET sms_opt_in=?2, updated_at=?3 WHERE phone=?1 AND sms_opt_in<>?2");
     s.Bind(1, phone).Bind(2, int64_t{opt_in ? 1 : 0}).Bind(3, at).Run();
     return sqlite3_changes(db_);
+  }
+
+  bool RecordInboundSms(const std::string& sid, int64_t at) override {
+    Stmt s = Prepare("INSERT INTO inbound_sms(sid, received_at) VALUES(?1,?2) ON CONFLICT(sid) DO NOTHING");
+    s.Bind(1, sid).Bind(2, at).Run();
+    return sqlite3_changes(db_) == 1;
   }
 
   int64_t InsertNotification(const Notification& n) override {
