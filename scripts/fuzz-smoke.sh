@@ -24,7 +24,7 @@ for t in "${targets[@]}"; do
   rc=0
   "$bin" -max_total_time="$seconds" -max_len=8192 -artifact_prefix="$crashes/" "$work" \
     >"$build/$t.log" 2>&1 || rc=$?
-  grep -E "^#[0-9]+ +DONE" "$build/$t.log" || true
+  grep -E "^Done [0-9]+ runs" "$build/$t.log" || true
   if [ "$rc" -ne 0 ]; then
     tail -40 "$build/$t.log" >&2
     echo "fuzz $t: FAILED (exit $rc), inputs in $crashes" >&2

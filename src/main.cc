@@ -27,6 +27,7 @@
 #include "notify/scheduler.h"
 #include "presence/service.h"
 #include "store/service.h"
+#include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace {
@@ -135,8 +136,17 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
     std::string dir = cfg.data_dir;
     store::Service::Options sto;
     sto.max_batch = static_cast<size_t>(cfg.store_max_batch);
-    store = std::make_unique<store::Service>([dir](bool writer) { return store::OpenSqlite(dir, writer); }, sto,
-                                             metrics);
+    // store_faults (tests only) puts the files behind the fault VFS.
+    const bool faults = !cfg.store_faults.empty();
+    if (faults) {
+      store::FaultSpec spec;
+      std::string err;
+      if (!store::ParseFaultSpec(cfg.store_faults, spec, err)) throw std::runtime_error("store_faults: " + err);
+      store::SetFaults(spec);
+      spdlog::warn("store_faults is set: the store fails on purpose ({})", cfg.store_faults);
+    }
+    store = std::make_unique<store::Service>(
+        [dir, faults](bool writer) { return store::OpenSqlite(dir, writer, faults); }, sto, metrics);
   } catch (const std::exception& e) {
     spdlog::critical("cannot open the store in {}: {}", cfg.data_dir, e.what());
     return 1;
@@ -238,6 +248,19 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
       ctx.set_settings(ToLive(next));
       presence.SetTableOptions(TableOptions(next));
       server.SetLimits(ServerOptionsOf(next, file_limit));
+      if (next.store_faults != cfg.store_faults) {
+        store::FaultSpec spec;
+        std::string err;
+        if (cfg.store_faults.empty()) {
+          spdlog::warn("SIGHUP: store_faults needs a restart to take effect");
+        } else if (!store::ParseFaultSpec(next.store_faults.empty() ? "none" : next.store_faults, spec, err)) {
+          spdlog::error("SIGHUP: store_faults: {}", err);
+        } else {
+          store::SetFaults(spec);
+          spdlog::warn("SIGHUP: store faults now '{}'", next.store_faults);
+          next.store_faults = next.store_faults.empty() ? "none" : next.store_faults;
+        }
+      }
       spdlog::info("SIGHUP: settings reloaded ({} channel(s)); listen and data_dir need a restart",
                    next.channels.size());
       cfg = std::move(next);

@@ -78,7 +78,9 @@ net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bo
     return r;
   }
   spdlog::error("store: {}", error);
-  return ErrorResponse(ctx, loop, 503, "store_unavailable", "the store failed this request; retry later");
+  net::Response r = ErrorResponse(ctx, loop, 503, "store_unavailable", "the store failed this request; retry later");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
       "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir", "max_connections_per_ip",
       "handshakes_per_s", "handshake_burst", "max_http_in_flight", "http_idle_timeout_ms",
-      "metrics_listen", "metrics_token", "frame_ancestors"};
+      "metrics_listen", "metrics_token", "frame_ancestors", "store_faults"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -110,6 +110,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "http_idle_timeout_ms") c.http_idle_timeout_ms = GetInt(v, key, where, 100, 600000);
     else if (key == "metrics_listen") c.metrics_listen = GetStr(v, key, where);
     else if (key == "metrics_token") c.metrics_token = GetStr(v, key, where);
+    else if (key == "store_faults") c.store_faults = GetStr(v, key, where);
     else if (key == "frame_ancestors") {
       c.frame_ancestors = GetStr(v, key, where);
       // It goes into a header: no line breaks, no ';' that would end the directive.

@@ -71,6 +71,7 @@ struct Config {
   uint16_t metrics_port = 0;
   std::string metrics_token;       // if set, /metrics on `listen` with this Bearer token
   std::string frame_ancestors = "'none'";  // CSP frame-ancestors of /desk and /widget
+  std::string store_faults;        // testing only: "" off; "none", "write=N", "sync=N", "full"
   int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
   int64_t retry_after_ms = 5000;  // the wait handed to refused clients

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "store/sqlite/fault_vfs.h"
+
 namespace onlined::store {
 
 namespace {
@@ -93,9 +95,9 @@ class Stmt {
 
 class SqliteDb final : public Db {
  public:
-  SqliteDb(const std::string& path, bool writer) : writer_(writer) {
+  SqliteDb(const std::string& path, bool writer, const char* vfs) : writer_(writer) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, vfs) != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw DbError("sqlite: cannot open " + path + ": " + msg);
@@ -434,11 +436,11 @@ class SqliteDb final : public Db {
 
 }  // namespace
 
-std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer) {
+std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw DbError("cannot create data_dir '" + dir + "': " + ec.message());
-  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer);
+  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer, fault_injection ? FaultVfsName() : nullptr);
 }
 
 }  // namespace onlined::store

@@ -11,6 +11,7 @@
 namespace onlined::store {
 
 // Opens (creating and migrating if needed) `dir`/onlined.db. Throws DbError.
-std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer);
+// With `fault_injection` the file goes through the fault VFS (fault_vfs.h).
+std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection = false);
 
 }  // namespace onlined::store
