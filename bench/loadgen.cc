@@ -56,6 +56,8 @@ struct Options {
   bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
   int desks = 0;            // the first `desks` connections are managers ("desk<i>"), who get every message
+  double churn_rate = 0;    // > 0: open-loop handshakes at this rate for `duration`, each closed after its
+                            // welcome or refusal (admission under overload); no steady phase
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -125,6 +127,7 @@ struct Conn {
   bool writing = false;
   std::string hello;  // upgrade + hello, freed once sent
   std::string sio_hello;  // Socket.IO: namespace connect + hello, sent after the open packet
+  int64_t t0_us = 0;      // when the connect began
   explicit Conn(Loadgen* l, asio::io_context& io, int i) : lg(l), sock(io), index(i) {}
 };
 
@@ -143,6 +146,11 @@ class Loadgen {
   int live = 0, failed = 0, dead = 0;
   uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0, desk_messages_in = 0;
   Histogram hb_lat, connect_lat, deliver_lat, desk_lat;
+  // Churn: handshakes admitted (welcome) and their latency; refusals that
+  // carried a retry hint (HTTP 503 + Retry-After, close 1013 + retry_after_ms).
+  Histogram welcome_lat;
+  uint64_t churn_offered = 0, churn_skipped = 0, admitted = 0, refused_503 = 0, refused_1013 = 0;
+  int64_t churn_last_us_ = 0;
 
  private:
   friend struct Conn;
@@ -153,6 +161,9 @@ class Loadgen {
   void Fail(Conn* c);
   void Tick();
   void WaitMark();
+  void ChurnTick();
+  enum class ChurnEnd { kWelcome, k503WithHint, k1013WithHint, kOther };
+  void EndChurn(Conn* c, ChurnEnd how);
   struct HttpStream;
   void StartStreams();
   void Issue(HttpStream& s);
@@ -183,8 +194,8 @@ class Loadgen {
     std::string name;
     double rate = 0, debt = 0;
     std::function<std::string()> build;  // the next request, whole
-    Histogram lat;
-    uint64_t ok = 0, err = 0;
+    Histogram lat, ok_lat;  // every answer; the 2xx ones
+    uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
     struct Link {
       std::unique_ptr<tcp::socket> sock;
       std::string resp;
@@ -205,6 +216,7 @@ class Loadgen {
 void Loadgen::Connect(Conn* c) {
   ++in_flight_;
   int64_t t0 = NowUs();
+  c->t0_us = t0;
   boost::system::error_code ec;
   c->sock.open(tcp::v4(), ec);
   int one = 1;
@@ -261,7 +273,13 @@ void Loadgen::OnData(Conn* c) {
       if (c->have == sizeof c->buf) Fail(c);
       return;
     }
-    if (s.substr(0, 12) != "HTTP/1.1 101") return Fail(c);
+    if (s.substr(0, 12) != "HTTP/1.1 101") {
+      if (o_.churn_rate > 0 && s.substr(0, 12) == "HTTP/1.1 503") {
+        return EndChurn(c, s.find("Retry-After: ") != std::string_view::npos ? ChurnEnd::k503WithHint
+                                                                              : ChurnEnd::kOther);
+      }
+      return Fail(c);
+    }
     pos = end + 4;
     c->state = Conn::kHello;
   }
@@ -282,6 +300,11 @@ void Loadgen::OnData(Conn* c) {
     std::string_view payload(c->buf + pos + hdr, len);
     uint8_t opcode = b[0] & 0x0f;
     ++frames_in;
+    if (opcode == 8 && o_.churn_rate > 0 && c->state == Conn::kHello && payload.size() >= 2 &&
+        ((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1])) == 1013) {
+      return EndChurn(c, payload.find("retry_after_ms") != std::string_view::npos ? ChurnEnd::k1013WithHint
+                                                                                   : ChurnEnd::kOther);
+    }
     if (opcode == 8) return Fail(c);  // close
     if (o_.socketio && payload == "2") {  // Engine.IO ping: answer or be dropped
       if (!c->writing) {
@@ -306,6 +329,9 @@ void Loadgen::OnData(Conn* c) {
             if (ec) Fail(c);
           });
         }
+      } else if (payload.find("\"welcome\"") != std::string_view::npos && o_.churn_rate > 0) {
+        welcome_lat.Add(NowUs() - c->t0_us);
+        return EndChurn(c, ChurnEnd::kWelcome);
       } else if (payload.find("\"welcome\"") != std::string_view::npos) {
         c->state = Conn::kLive;
         ++live;
@@ -345,6 +371,14 @@ void Loadgen::OnData(Conn* c) {
 
 void Loadgen::Fail(Conn* c) {
   if (c->state == Conn::kDead) return;
+  if (o_.churn_rate > 0) {
+    ++failed;
+    --in_flight_;
+    c->state = Conn::kDead;
+    boost::system::error_code ec;
+    c->sock.close(ec);
+    return;
+  }
   if (c->state == Conn::kLive) {
     --live;
     ++dead;
@@ -380,6 +414,59 @@ void Loadgen::StartMore() {
     }
     Tick();
   }
+}
+
+// Churn: one connection ends (welcome, or a refusal): it is closed and kept
+// until the run ends (its handlers may still be queued).
+void Loadgen::EndChurn(Conn* c, ChurnEnd how) {
+  switch (how) {
+    case ChurnEnd::kWelcome: ++admitted; break;
+    case ChurnEnd::k503WithHint: ++refused_503; break;
+    case ChurnEnd::k1013WithHint: ++refused_1013; break;
+    case ChurnEnd::kOther: ++failed; break;
+  }
+  c->state = Conn::kDead;
+  --in_flight_;
+  boost::system::error_code ec;
+  c->sock.close(ec);
+}
+
+// Churn: handshakes at o_.churn_rate, open loop: they go out on time whatever
+// the server answers, up to o_.inflight at once (beyond: counted as skipped).
+void Loadgen::ChurnTick() {
+  constexpr int kTickMs = 5;
+  int64_t now = NowUs();
+  if (now - start_us_ > o_.duration_s * 1e6) {
+    // Let the last handshakes finish (bounded), then report.
+    if (in_flight_ > 0 && now - start_us_ < (o_.duration_s + 3) * 1e6) {
+      tick_.expires_after(std::chrono::milliseconds(kTickMs));
+      tick_.async_wait([this](auto ec) {
+        if (!ec) ChurnTick();
+      });
+      return;
+    }
+    stopping_ = true;
+    io_.stop();
+    return;
+  }
+  // By the time that passed, not the ticks: a late tick must not lower the rate.
+  if (churn_last_us_ == 0) churn_last_us_ = now;
+  hb_debt_ += o_.churn_rate * static_cast<double>(now - churn_last_us_) / 1e6;
+  churn_last_us_ = now;
+  while (hb_debt_ >= 1) {
+    hb_debt_ -= 1;
+    ++churn_offered;
+    if (in_flight_ >= o_.inflight) {
+      ++churn_skipped;
+      continue;
+    }
+    conns_.push_back(std::make_unique<Conn>(this, io_, static_cast<int>(conns_.size())));
+    Connect(conns_.back().get());
+  }
+  tick_.expires_after(std::chrono::milliseconds(kTickMs));
+  tick_.async_wait([this](auto ec) {
+    if (!ec) ChurnTick();
+  });
 }
 
 void Loadgen::WaitMark() {
@@ -560,6 +647,11 @@ void Loadgen::Issue(HttpStream& s) {
               sp->lat.Add(NowUs() - l.sent_us);
               bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
               good ? ++sp->ok : ++sp->err;
+              if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
+              if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
+                  l.resp.find("Retry-After: ") < he) {
+                ++sp->refused;
+              }
               l.busy = false;
               l.sent_us = 0;
               (*step) = nullptr;  // break the self-reference
@@ -580,9 +672,26 @@ void Loadgen::Issue(HttpStream& s) {
 }
 
 int Loadgen::Run() {
-  for (int i = 0; i < o_.conns; ++i) conns_.push_back(std::make_unique<Conn>(this, io_, i));
   start_us_ = NowUs();
   WaitMark();
+  if (o_.churn_rate > 0) {
+    conns_.reserve(static_cast<size_t>(o_.churn_rate * o_.duration_s) + 16);
+    steady_start_us_ = start_us_;
+    printf("READY 0 0\n");
+    fflush(stdout);
+    ChurnTick();
+    io_.run();
+    double secs = (NowUs() - start_us_) / 1e6;
+    printf(R"({"churn":{"offered":%llu,"skipped":%llu,"admitted":%llu,"refused_503":%llu,"refused_1013":%llu,)"
+           R"("failed":%d,"seconds":%.3f,"welcome_latency":%s}})"
+           "\n",
+           static_cast<unsigned long long>(churn_offered), static_cast<unsigned long long>(churn_skipped),
+           static_cast<unsigned long long>(admitted), static_cast<unsigned long long>(refused_503),
+           static_cast<unsigned long long>(refused_1013), failed, secs, welcome_lat.Json().c_str());
+    fflush(stdout);
+    return 0;
+  }
+  for (int i = 0; i < o_.conns; ++i) conns_.push_back(std::make_unique<Conn>(this, io_, i));
   StartMore();
   io_.run();
   double secs = (NowUs() - steady_start_us_) / 1e6;
@@ -591,7 +700,9 @@ int Loadgen::Run() {
     auto& s = *streams_[i];
     if (i) streams += ",";
     streams += "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) + ",\"err\":" + std::to_string(s.err) +
-               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) + ",\"latency\":" + s.lat.Json() + "}";
+               ",\"refused\":" + std::to_string(s.refused) +
+               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) + ",\"latency\":" + s.lat.Json() +
+               ",\"ok_latency\":" + s.ok_lat.Json() + "}";
   }
   streams += "}";
   printf(R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
@@ -647,6 +758,7 @@ int main(int argc, char** argv) {
     else if (a == "--storm") o.storm = true;
     else if (a == "--streams-on-mark") o.streams_on_mark = std::stoi(val());
     else if (a == "--desks") o.desks = std::stoi(val());
+    else if (a == "--churn-rate") o.churn_rate = std::stod(val());
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

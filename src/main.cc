@@ -89,6 +89,10 @@ int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
   return std::max<int64_t>(64, file_limit - 256);  // leave room for files, the store, the reserve
 }
 
+// The node's send bucket saves up 50 ms worth: a second's worth let through
+// at once would be a latency spike of its own.
+double SendBurst(const config::Config& c) { return std::max(1.0, c.max_sends_per_s / 20); }
+
 net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit) {
   net::ServerOptions o;
   o.host = cfg.listen_host;
@@ -129,6 +133,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   presence::Service presence(loops, metrics, popts);
   api::Channels channels(cfg.channels);
   api::Context ctx(loops, metrics, presence, channels, ToLive(cfg));
+  ctx.sends.Set(cfg.max_sends_per_s, SendBurst(cfg));
 
   // The durable store (SQLite in data_dir) and the outbox worker.
   std::unique_ptr<store::Service> store;
@@ -136,6 +141,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
     std::string dir = cfg.data_dir;
     store::Service::Options sto;
     sto.max_batch = static_cast<size_t>(cfg.store_max_batch);
+    sto.max_queue_delay_ms = cfg.store_max_queue_delay_ms;
     // store_faults (tests only) puts the files behind the fault VFS.
     const bool faults = !cfg.store_faults.empty();
     if (faults) {
@@ -246,6 +252,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
       SetLogLevel(next.log_level);
       channels.Replace(next.channels);
       ctx.set_settings(ToLive(next));
+      ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
       presence.SetTableOptions(TableOptions(next));
       server.SetLimits(ServerOptionsOf(next, file_limit));
       if (next.store_faults != cfg.store_faults) {

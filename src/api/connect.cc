@@ -334,6 +334,12 @@ class ClientSession final : public net::WsSession,
     const ChannelEntry* e = table->Find(claims_.channel);
     if (e == nullptr) return Refuse("unknown_channel", "this channel was removed", true);
     if (f.text.empty()) return Refuse("empty_text", "text is empty", false);
+    if (!ctx_.sends.Take(base::SteadyMs())) {
+      ctx_.CountRefusal(conn_.loop(), "overloaded");
+      conn_.Send(Share(proto::EncodeError("overloaded", "too many sends on this node; send it again later",
+                                          ctx_.settings()->retry_after_ms)));
+      return;
+    }
     if (static_cast<int64_t>(f.text.size()) > ctx_.settings()->max_text_bytes) {
       return Refuse("text_too_long", "text is over the limit", false);
     }

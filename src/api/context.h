@@ -11,6 +11,7 @@
 #include "api/channels.h"
 #include "auth/token.h"
 #include "base/loops.h"
+#include "base/token_bucket.h"
 #include "base/metrics.h"
 #include "chat/messages.h"
 #include "net/handler.h"
@@ -69,6 +70,9 @@ class Context {
                    std::function<void(store::Outcome<chat::SendResult>)> done);
 
   std::atomic<bool> ready{false};
+  // Sends admitted per second on this node, users' and managers' together
+  // (max_sends_per_s; unlimited by default). Any thread.
+  base::SharedTokenBucket sends;
   base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency, m_messages,
       m_send_latency, m_replay_too_long;
 

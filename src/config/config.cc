@@ -81,7 +81,8 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
       "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
       "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir", "max_connections_per_ip",
       "handshakes_per_s", "handshake_burst", "max_http_in_flight", "http_idle_timeout_ms",
-      "metrics_listen", "metrics_token", "frame_ancestors", "store_faults"};
+      "metrics_listen", "metrics_token", "frame_ancestors", "store_faults", "store_max_queue_delay_ms",
+      "max_sends_per_s"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
@@ -111,6 +112,8 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     else if (key == "metrics_listen") c.metrics_listen = GetStr(v, key, where);
     else if (key == "metrics_token") c.metrics_token = GetStr(v, key, where);
     else if (key == "store_faults") c.store_faults = GetStr(v, key, where);
+    else if (key == "max_sends_per_s") c.max_sends_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "store_max_queue_delay_ms") c.store_max_queue_delay_ms = GetInt(v, key, where, 0, 600000);
     else if (key == "frame_ancestors") {
       c.frame_ancestors = GetStr(v, key, where);
       // It goes into a header: no line breaks, no ';' that would end the directive.
@@ -194,7 +197,7 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
       "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
       "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms",
       "store_max_batch", "max_connections_per_ip", "handshakes_per_s", "handshake_burst",
-      "max_http_in_flight", "http_idle_timeout_ms"};
+      "max_http_in_flight", "http_idle_timeout_ms", "store_max_queue_delay_ms", "max_sends_per_s"};
   static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level", "web_dir",
                                                     "metrics_listen", "metrics_token", "frame_ancestors"};
   for (const auto& [name, value] : env) {

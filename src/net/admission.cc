@@ -31,14 +31,17 @@ size_t Admission::AddressHash::operator()(const Address& a) const {
 void Admission::SetLimits(const Limits& l) {
   std::lock_guard lock(mu_);
   limits_ = l;
-  if (limits_.handshake_burst <= 0) limits_.handshake_burst = std::max(1.0, limits_.handshakes_per_s);
-  tokens_ = std::min(tokens_, limits_.handshake_burst);
-  if (refill_ms_ < 0) tokens_ = limits_.handshake_burst;
+  handshakes_.Set(l.handshakes_per_s, l.handshake_burst);
+  refusals_.Set(l.handshakes_per_s, l.handshake_burst);
+  if (l.handshakes_per_s <= 0) flooded_until_ms_ = 0;
   max_in_flight_.store(l.max_http_in_flight, std::memory_order_relaxed);
 }
 
-Admission::Verdict Admission::Admit(const Address& addr, Slot* slot) {
+Admission::Verdict Admission::Admit(const Address& addr, Slot* slot, int64_t now_ms) {
   std::lock_guard lock(mu_);
+  // Flooded: a socket that could not get a handshake now is refused before
+  // its request is read (the cheapest refusal); one that could goes on.
+  if (now_ms < flooded_until_ms_ && !handshakes_.Available(now_ms)) return Verdict::kFlooded;
   if (limits_.max_connections > 0 && open_.load(std::memory_order_relaxed) >= limits_.max_connections) {
     return Verdict::kTooMany;
   }
@@ -64,16 +67,10 @@ void Admission::Give(const Address& addr) {
 
 bool Admission::TakeHandshake(int64_t now_ms) {
   std::lock_guard lock(mu_);
-  if (limits_.handshakes_per_s <= 0) return true;
-  if (refill_ms_ < 0) refill_ms_ = now_ms;
-  if (now_ms > refill_ms_) {
-    tokens_ = std::min(limits_.handshake_burst,
-                       tokens_ + static_cast<double>(now_ms - refill_ms_) * limits_.handshakes_per_s / 1000.0);
-    refill_ms_ = now_ms;
-  }
-  if (tokens_ < 1.0) return false;
-  tokens_ -= 1.0;
-  return true;
+  if (handshakes_.Take(now_ms)) return true;
+  // Refused with 1013; past that budget too, refuse at accept for a while.
+  if (!refusals_.Take(now_ms)) flooded_until_ms_ = now_ms + kFloodMs;
+  return false;
 }
 
 bool Admission::BeginRequest() {

@@ -7,6 +7,11 @@
 //   count, and time out (ServerOptions::http_idle_timeout_ms).
 // - Handshakes take a token from a bucket (handshakes_per_s, burst): past it
 //   an upgrade is told to come back later (close 1013 with retry_after_ms).
+//   Those refusals have a budget of their own (as many a second): once it is
+//   spent too, the server is flooded, and for the next kFloodMs a new socket
+//   that arrives while no handshake token is left is refused at accept (503,
+//   no request read): the cheapest refusal, so that what is admitted keeps
+//   its latency.
 // - HTTP requests handed to the application and not answered yet are capped
 //   (max_http_in_flight): past it a request gets 503 at once.
 //
@@ -18,6 +23,8 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+
+#include "base/token_bucket.h"
 
 namespace onlined::net {
 
@@ -33,7 +40,8 @@ class Admission {
   // A source address: 16 bytes (IPv4 mapped into IPv6).
   using Address = std::array<uint8_t, 16>;
 
-  enum class Verdict { kAdmitted, kTooMany, kTooManyFromAddress };
+  enum class Verdict { kAdmitted, kTooMany, kTooManyFromAddress, kFlooded };
+  static constexpr int64_t kFloodMs = 200;
 
   // One accepted socket's place. Move-only; gives the place back when
   // destroyed or Release()d. Owned by the connection that holds the socket.
@@ -58,8 +66,9 @@ class Admission {
   // Takes effect for new sockets and requests (SIGHUP); open ones stay.
   void SetLimits(const Limits& l);
 
-  // Decides on a socket just accepted from `addr`. On kAdmitted fills `slot`.
-  Verdict Admit(const Address& addr, Slot* slot);
+  // Decides on a socket just accepted from `addr` at `now_ms` (steady). On
+  // kAdmitted fills `slot`.
+  Verdict Admit(const Address& addr, Slot* slot, int64_t now_ms = 0);
   // Takes one handshake token at `now_ms` (steady). False: over the rate.
   bool TakeHandshake(int64_t now_ms);
   // Counts a request handed to the application; false (and not counted)
@@ -79,8 +88,9 @@ class Admission {
   std::mutex mu_;
   Limits limits_;  // guarded by mu_
   std::unordered_map<Address, int64_t, AddressHash> per_addr_;  // guarded by mu_
-  double tokens_ = 0;       // guarded by mu_
-  int64_t refill_ms_ = -1;  // guarded by mu_
+  base::TokenBucket handshakes_;  // guarded by mu_
+  base::TokenBucket refusals_;    // guarded by mu_: the 1013 refusals' budget
+  int64_t flooded_until_ms_ = 0;  // guarded by mu_
   std::atomic<int64_t> open_{0};
   std::atomic<int64_t> in_flight_{0};
   std::atomic<int64_t> max_in_flight_{0};

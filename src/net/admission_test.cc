@@ -51,6 +51,25 @@ TEST(Admission, HandshakeBucketRefills) {
   EXPECT_FALSE(a.TakeHandshake(5000));
 }
 
+TEST(Admission, PastTheRefusalBudgetSocketsAreRefusedAtAccept) {
+  Admission a;
+  a.SetLimits({.handshakes_per_s = 10, .handshake_burst = 2});
+  Admission::Slot s;
+  EXPECT_TRUE(a.TakeHandshake(1000));
+  EXPECT_TRUE(a.TakeHandshake(1000));
+  EXPECT_FALSE(a.TakeHandshake(1000));  // refused with 1013: budget 2
+  EXPECT_FALSE(a.TakeHandshake(1000));
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1000), Admission::Verdict::kAdmitted);
+  s.Release();
+  EXPECT_FALSE(a.TakeHandshake(1000));  // the budget is spent: flooded
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1050), Admission::Verdict::kFlooded);  // no token yet
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1100), Admission::Verdict::kAdmitted);  // a token again: it may try
+  s.Release();
+  EXPECT_TRUE(a.TakeHandshake(1100));
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1100), Admission::Verdict::kFlooded);
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1000 + Admission::kFloodMs), Admission::Verdict::kAdmitted);  // over
+}
+
 TEST(Admission, UnlimitedByDefault) {
   Admission a;
   Admission::Slot s[100];

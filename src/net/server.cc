@@ -185,8 +185,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Write(std::move(r), version);
     }
     stream_.expires_never();  // the application may answer later
-    Responder respond = [self = shared_from_this(), version](Response r) {
-      self->impl_.admission.EndRequest();
+    // The request counts as in flight until its responder is called or
+    // dropped (a handler that loses it must not leak a place).
+    struct InFlight {
+      explicit InFlight(Admission& adm) : a(adm) {}
+      InFlight(const InFlight&) = delete;
+      InFlight& operator=(const InFlight&) = delete;
+      ~InFlight() { a.EndRequest(); }
+      Admission& a;
+    };
+    auto in_flight = std::make_shared<InFlight>(impl_.admission);
+    Responder respond = [self = shared_from_this(), version, in_flight](Response r) mutable {
+      in_flight.reset();
       base::Loop& loop = self->impl_.loops.at(self->loop_);
       if (base::Loop::Current() == &loop) return self->Write(std::move(r), version);
       asio::post(loop.io(), [self, version, r = std::move(r)]() mutable {
@@ -267,7 +277,9 @@ void Server::Impl::ShedOne(size_t loop) {
   pl.reserve_fd = -1;
   int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0) {
-    tcp::socket sock(loops.at(loop).io(), tcp::v6(), fd);
+    boost::system::error_code ec;
+    tcp::endpoint local = pl.acceptor->local_endpoint(ec);
+    tcp::socket sock(loops.at(loop).io(), local.protocol(), fd);
     RefuseNow(sock, RefusalBytes("server is out of file descriptors"));
     metrics.Add(loop, m.refused_fd);
     metrics.Add(loop, m.refused_total);
@@ -299,12 +311,15 @@ void Server::Impl::Accept(size_t loop) {
       return;
     }
     Admission::Slot slot;
-    Admission::Verdict v = stopping.load() ? Admission::Verdict::kTooMany : admission.Admit(AddressOf(s), &slot);
+    Admission::Verdict v =
+        stopping.load() ? Admission::Verdict::kTooMany : admission.Admit(AddressOf(s), &slot, base::SteadyMs());
     if (v != Admission::Verdict::kAdmitted) {
       metrics.Add(loop, m.refused_total);
       if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
-      RefuseNow(s, RefusalBytes(v == Admission::Verdict::kTooMany ? "server is at its connection limit"
-                                                                  : "too many connections from this address"));
+      if (v == Admission::Verdict::kFlooded) metrics.Add(loop, m.refused_flood);
+      RefuseNow(s, RefusalBytes(v == Admission::Verdict::kTooMany            ? "server is at its connection limit"
+                                : v == Admission::Verdict::kTooManyFromAddress ? "too many connections from this address"
+                                                                               : "too many handshakes; retry later"));
       Accept(loop);
       return;
     }
@@ -340,6 +355,7 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.refused_per_ip = metrics.Counter(kRefused, kRefusedHelp, "reason=\"per_ip\"");
   m.refused_fd = metrics.Counter(kRefused, kRefusedHelp, "reason=\"out_of_descriptors\"");
   m.refused_handshake = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_rate\"");
+  m.refused_flood = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_flood\"");
   m.refused_in_flight = metrics.Counter(kRefused, kRefusedHelp, "reason=\"http_in_flight\"");
   m.http_timeouts = metrics.Counter("onlined_http_idle_timeouts_total",
                                     "HTTP connections closed for sending no (complete) request in time.");

@@ -53,7 +53,7 @@ struct Server::Impl {
   struct Ids {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
         bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total, refused_per_ip,
-        refused_fd, refused_handshake, refused_in_flight, http_timeouts;
+        refused_fd, refused_handshake, refused_flood, refused_in_flight, http_timeouts;
   } m{};
 
   void Accept(size_t loop);

@@ -5,6 +5,8 @@
 
 #include <chrono>
 
+#include "base/clock.h"
+
 namespace onlined::store {
 
 Service::Service(Opener open, Options opts, base::Metrics& metrics) : opts_(opts), metrics_(metrics) {
@@ -14,6 +16,8 @@ Service::Service(Opener open, Options opts, base::Metrics& metrics) : opts_(opts
   m_ops_ = metrics.Counter("onlined_store_writes_total", "Store write operations committed.");
   m_failed_ = metrics.Counter("onlined_store_failed_total", "Store operations that failed in the engine.");
   m_refused_ = metrics.Counter("onlined_store_refused_total", "Store operations refused: queue full.");
+  m_refused_delay_ = metrics.Counter("onlined_store_refused_delay_total",
+                                     "Store operations refused: the oldest queued one waited past max_queue_delay_ms.");
   m_batch_ = metrics.Histogram("onlined_store_batch_size", "Write operations per committed transaction.",
                                {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   m_commit_s_ = metrics.Histogram("onlined_store_commit_seconds", "Time of one group transaction incl. fsync.",
@@ -50,15 +54,19 @@ size_t Service::write_backlog() const {
 }
 
 void Service::Enqueue(Queue& q, Op op) {
+  const int64_t now = base::SteadyMs();
+  bool late = false;
   {
     std::lock_guard lock(q.mu);
-    if (!q.stop && q.ops.size() < opts_.max_queue) {
+    late = opts_.max_queue_delay_ms > 0 && !q.ops.empty() && now - q.ops.front().enqueued_ms > opts_.max_queue_delay_ms;
+    if (!q.stop && q.ops.size() < opts_.max_queue && !late) {
+      op.enqueued_ms = now;
       q.ops.push_back(std::move(op));
       q.cv.notify_one();
       return;
     }
   }
-  metrics_.Add(metrics_.loops(), m_refused_);
+  metrics_.Add(metrics_.loops(), late ? m_refused_delay_ : m_refused_);
   static const std::string kOverloaded = "store is overloaded";
   op.finish(&kOverloaded, true);
 }

@@ -7,8 +7,11 @@
 // sends. Completions run on the writer thread, in commit order, after the
 // commit; a completion that needs a loop posts to it. Reads run on reader
 // threads with their own connections (WAL: readers never wait for the
-// writer). Queues are bounded: a full queue refuses at once (overloaded),
-// it never grows without limit.
+// writer). Queues are bounded twice: a full queue refuses at once
+// (overloaded), it never grows without limit; and a queue whose oldest
+// operation has waited longer than max_queue_delay_ms refuses new ones, so
+// that what is admitted under overload still completes in about that time
+// (the queue holds what can be done soon, not the whole backlog).
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -40,6 +43,7 @@ class Service {
     int readers = 2;
     size_t max_queue = 20000;  // waiting writes (or reads) before refusing
     size_t max_batch = 1024;   // operations per transaction
+    int64_t max_queue_delay_ms = 50;  // refuse while the oldest waits longer (0: no such limit)
   };
 
   // Opens the connections now (throws DbError on failure) and starts threads.
@@ -66,6 +70,7 @@ class Service {
   struct Op {
     std::function<void(Db&)> run;
     std::function<void(const std::string* err, bool overloaded)> finish;
+    int64_t enqueued_ms = 0;  // steady
   };
   struct Queue {
     mutable std::mutex mu;
@@ -101,7 +106,7 @@ class Service {
   std::vector<std::unique_ptr<Db>> reader_dbs_;
   Queue writes_, reads_;
   std::vector<std::thread> threads_;
-  base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_batch_, m_commit_s_;
+  base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_, m_commit_s_;
 };
 
 }  // namespace onlined::store

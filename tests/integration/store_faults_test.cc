@@ -20,8 +20,26 @@ class StoreFaults : public ::testing::Test {
  protected:
   StoreFaults() : server_("", "store_faults = \"none\"\n") {}
 
+  // Store writes committed so far (a send to an offline user is followed by
+  // a write of its own, after the 201: a fault must not be spent on it).
+  int64_t Commits() {
+    std::string m = Http(server_.port(), "GET", "/metrics", "", kMetricsToken).body;
+    size_t at = m.find("\nonlined_store_commits_total ");
+    return at == std::string::npos ? -1 : std::stoll(m.substr(at + 29));
+  }
+  void WaitStoreIdle() {
+    int64_t last = Commits();
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(100ms);
+      int64_t now = Commits();
+      if (now == last) return;
+      last = now;
+    }
+  }
+
   // Replaces the running faults (SIGHUP) and waits until they apply.
   void Faults(const std::string& spec) {
+    WaitStoreIdle();
     std::string text;
     {
       std::ifstream f(server_.config_path());
