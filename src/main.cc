@@ -60,22 +60,6 @@ api::LiveSettings ToLive(const config::Config& c) {
 }
 
 // The SMS policy of a channel, from the current channel table.
-notify::Scheduler::PolicyLookup Policies(api::Channels& channels) {
-  return [&channels](const std::string& id) -> std::optional<notify::Policy> {
-    auto table = channels.Get();
-    const api::ChannelEntry* e = table->Find(id);
-    if (e == nullptr) return std::nullopt;
-    notify::Policy p;
-    p.channel_name = e->settings.id;
-    p.ack_timeout_ms = int64_t{e->settings.ack_timeout_s} * 1000;
-    p.min_interval_ms = int64_t{e->settings.sms_min_interval_s} * 1000;
-    p.quiet = e->settings.quiet_hours;
-    p.tz = notify::TimeZone::Load(e->settings.time_zone);
-    if (!p.tz) p.tz = notify::TimeZone::Utc();
-    return p;
-  };
-}
-
 presence::PresenceTable::Options TableOptions(const config::Config& c) {
   presence::PresenceTable::Options o;
   o.offline_grace_ms = c.offline_grace_ms;
@@ -159,7 +143,8 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
   }
   notify::Scheduler::Options nopts;
   nopts.tick_ms = cfg.notify_tick_ms;
-  notify::Scheduler scheduler(*store, Policies(channels), metrics, nopts);
+  notify::PolicySource policies(notify::Policies::Build(cfg.channels));
+  notify::Scheduler scheduler(*store, policies, metrics, nopts);
   std::unique_ptr<notify::Provider> provider;
   if (cfg.sms.provider == "twilio") {
     notify::TwilioOptions t;
@@ -251,6 +236,7 @@ int Serve(config::Config cfg, const std::function<void(const config::Config&, ui
       config::Config next = config::Load(cfg.path, config::EnvFromProcess(), keep);
       SetLogLevel(next.log_level);
       channels.Replace(next.channels);
+      policies.Set(notify::Policies::Build(next.channels));  // time zones read here, once
       ctx.set_settings(ToLive(next));
       ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
       presence.SetTableOptions(TableOptions(next));

@@ -143,6 +143,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     } else if (key == "cluster") {
       const toml::table* ct = v.as_table();
       if (!ct) Fail("cluster", where, "must be a table");
+      c.cluster.present = true;
       for (const auto& [ck, cv] : *ct) {
         std::string name = "cluster." + std::string(ck.str());
         if (ck == "nats_urls") {
@@ -237,6 +238,11 @@ Config Finish(Config c, const Overrides& flags) {
   if (flags.data_dir) c.data_dir = *flags.data_dir;
   if (flags.log_level) c.log_level = *flags.log_level;
   ParseListen(c, flags.listen ? "flag --listen" : "config");
+  // Parsed so that a typo is named, but not yet served: say so instead of
+  // starting a node that silently ignores them.
+  if (!c.cluster.nats_urls.empty() || !c.cluster.postgres_url.empty() || c.cluster.present) {
+    Fail("cluster", "config", "cluster mode (NATS, PostgreSQL) is not available in this version; remove [cluster]");
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level)) Fail("log_level", "config", "must be one of trace, debug, info, warn, error, off");
   if (c.sms.provider != "log" && c.sms.provider != "twilio") {

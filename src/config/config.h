@@ -1,5 +1,5 @@
 #pragma once
-// Settings of onlined, v1 (DESIGN.md "Configuration and command line").
+// Settings of onlined, v1 (docs/protocol.md "Configuration"; README lists them all).
 // Sources, later wins: defaults, the TOML file, ONLINED_* environment, flags.
 // Loading throws ConfigError whose message names the key and its source;
 // errors are a start-up (or SIGHUP) matter, never a hot path.
@@ -44,9 +44,11 @@ struct Sms {
   int64_t timeout_ms = 10000;  // one provider request, connect to answer
 };
 
+// [cluster]: refused until cluster mode exists (Load fails naming it).
 struct Cluster {
   std::vector<std::string> nats_urls;
   std::string postgres_url;
+  bool present = false;  // the table was given
 };
 
 struct Config {

@@ -67,6 +67,26 @@ TEST(Config, ErrorsNameTheKey) {
               "twice");
 }
 
+TEST(Config, ClusterSettingsAreRefusedUntilClusterModeExists) {
+  ExpectError("[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]", "cluster mode");
+  ExpectError("[cluster]\n", "cluster mode");
+  ExpectError("", "cluster mode", {{"ONLINED_CLUSTER_POSTGRES_URL", "postgresql://x"}});
+}
+
+TEST(Config, NewLimitsParseAndAreChecked) {
+  Config c = LoadFromString(
+      "max_connections_per_ip = 7\nhandshakes_per_s = 100\nmax_sends_per_s = 50\nmetrics_listen = \"\"\n"
+      "frame_ancestors = \"'self'\"\nhttp_idle_timeout_ms = 2000\n",
+      {}, {});
+  EXPECT_EQ(c.max_connections_per_ip, 7);
+  EXPECT_EQ(c.handshakes_per_s, 100);
+  EXPECT_EQ(c.max_sends_per_s, 50);
+  EXPECT_EQ(c.metrics_listen, "");
+  EXPECT_EQ(c.frame_ancestors, "'self'");
+  ExpectError("frame_ancestors = \"'self'; script-src *\"", "frame_ancestors");
+  ExpectError("metrics_listen = \"nope\"", "metrics_listen");
+}
+
 TEST(Config, QuietHoursOff) {
   EXPECT_FALSE(ParseQuietHours("off", "k").enabled);
   EXPECT_TRUE(ParseQuietHours("21:00-08:00", "k").enabled);

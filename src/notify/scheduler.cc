@@ -12,8 +12,8 @@ namespace onlined::notify {
 
 namespace asio = boost::asio;
 
-Scheduler::Scheduler(store::Service& store, PolicyLookup policies, base::Metrics& metrics, Options opts)
-    : store_(store), policies_(std::move(policies)), metrics_(metrics), opts_(opts) {
+Scheduler::Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics, Options opts)
+    : store_(store), policies_(policies), metrics_(metrics), opts_(opts) {
   m_sent_ = metrics.Counter("onlined_sms_sent_total", "SMS accepted by the provider.");
   m_failed_ = metrics.Counter("onlined_sms_failed_total", "Notifications failed (provider refusal or retries exhausted).");
   m_cancelled_ = metrics.Counter("onlined_sms_cancelled_total", "Notifications cancelled (read, delivered, no phone, opted out, rate limit).");
@@ -86,7 +86,7 @@ void Scheduler::Tick() {
 void Scheduler::Claim() {
   {
     const int batch = opts_.batch;
-    auto policies = policies_;
+    std::shared_ptr<const Policies> policies = policies_.Get();  // time zones read at load, not here
     auto cancelled = std::make_shared<int>(0);
     auto waiting = std::make_shared<int>(0);
     store_.Write<std::vector<store::Notification>>(
@@ -95,7 +95,7 @@ void Scheduler::Claim() {
           const int64_t now = base::WallMs();
           for (store::Notification& n : db.DueNotifications(now, batch)) {
             n.updated_at = now;
-            std::optional<Policy> p = policies(n.channel);
+            const Policy* p = policies->Find(n.channel);
             std::optional<store::Chat> chat = db.GetChat(n.channel, n.chat_id);
             if (!p || !chat) {
               n.state = store::NotifyState::kCancelled;

@@ -20,6 +20,7 @@
 
 #include "base/metrics.h"
 #include "notify/decide.h"
+#include "notify/policy.h"
 #include "notify/provider.h"
 #include "store/service.h"
 
@@ -27,7 +28,6 @@ namespace onlined::notify {
 
 class Scheduler {
  public:
-  using PolicyLookup = std::function<std::optional<Policy>(const std::string& channel)>;
   struct Options {
     int64_t tick_ms = 250;
     int batch = 200;
@@ -36,7 +36,9 @@ class Scheduler {
     int64_t backoff_max_ms = 300000;
   };
 
-  Scheduler(store::Service& store, PolicyLookup policies, base::Metrics& metrics, Options opts);
+  // `policies` must outlive the scheduler; each claim takes its current
+  // snapshot once, outside the store transaction.
+  Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics, Options opts);
   ~Scheduler();
 
   // The io_context providers run on; valid for the scheduler's lifetime.
@@ -57,7 +59,7 @@ class Scheduler {
   void Record(int64_t id, SmsResult r);
 
   store::Service& store_;
-  PolicyLookup policies_;
+  const PolicySource& policies_;
   base::Metrics& metrics_;
   Options opts_;
   boost::asio::io_context io_{1};
