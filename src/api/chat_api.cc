@@ -11,6 +11,7 @@
 #include "chat/codec.h"
 #include "chat/messages.h"
 #include "notify/webhook.h"
+#include "notify/webhook_rules.h"
 #include "proto/json_writer.h"
 
 namespace onlined::api {
@@ -73,12 +74,12 @@ std::function<void(store::Outcome<T>)> OnLoop(Context& ctx, size_t loop, Fn fn) 
 
 net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bool overloaded) {
   if (overloaded) {
-    net::Response r = ErrorResponse(ctx, loop, 503, "overloaded", "the store is busy; retry later");
+    net::Response r = ErrorResponse(ctx, loop, Error::kOverloaded, "the store is busy; retry later");
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
   spdlog::error("store: {}", error);
-  net::Response r = ErrorResponse(ctx, loop, 503, "store_unavailable", "the store failed this request; retry later");
+  net::Response r = ErrorResponse(ctx, loop, Error::kStoreUnavailable, "the store failed this request; retry later");
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -89,7 +90,7 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   std::string_view path = req.Path();
   if (path == "/v1/sms/inbound" || path == "/v1/sms/status") {
     if (req.method != "POST") {
-      respond(ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", "use POST"));
+      respond(ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, "use POST"));
     } else if (path == "/v1/sms/inbound") {
       SmsInbound(req, std::move(respond));
     } else {
@@ -112,7 +113,7 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   }
   const std::string& m = req.method;
   auto bad_method = [&](const char* allow) {
-    net::Response r = ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", std::string("use ") + allow);
+    net::Response r = ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, std::string("use ") + allow);
     r.headers.emplace_back("Allow", allow);
     respond(std::move(r));
   };
@@ -127,7 +128,7 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     size_t slash = rest.find('/');
     std::string chat_id(rest.substr(0, slash));
     if (slash == std::string_view::npos || rest.substr(slash) != "/messages" || !ValidId(chat_id)) {
-      respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
+      respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
       return true;
     }
     if (m == "POST") return PostMessage(req, std::move(respond), claims, *entry, chat_id), true;
@@ -137,7 +138,7 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   if (users) {
     std::string user_id(path.substr(std::string_view("/v1/users/").size()));
     if (!ValidId(user_id)) {
-      respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad user id"));
+      respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad user id"));
       return true;
     }
     if (m != "PUT") return bad_method("PUT"), true;
@@ -154,10 +155,10 @@ void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Cl
   const json::object* o = !ec ? body.if_object() : nullptr;
   const json::value* u = o ? o->if_contains("user_id") : nullptr;
   if (u == nullptr || !u->is_string() || !ValidId(std::string_view(u->as_string()))) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"user_id\":\"...\"}"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_id\":\"...\"}"));
   }
   std::string channel = e.settings.id, user(u->as_string());
-  ctx_.store->Write<std::pair<store::Chat, bool>>(
+  ctx_.store.Write<std::pair<store::Chat, bool>>(
       [channel, user](store::Db& db) {
         bool created = false;
         store::Chat c = chat::OpenChat(db, channel, user, base::WallMs(), created);
@@ -176,13 +177,13 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
   int64_t limit = 50;
   std::string lim = QueryParam(req.Query(), "limit");
   if (!lim.empty() && (!ParseInt(lim, limit) || limit < 1 || limit > 200)) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "limit must be 1..200"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "limit must be 1..200"));
   }
   std::optional<std::pair<int64_t, std::string>> before;
   std::string cursor = QueryParam(req.Query(), "cursor");
   if (!cursor.empty()) {
     std::pair<int64_t, std::string> c;
-    if (!DecodeCursor(cursor, c)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_cursor", "bad paging cursor"));
+    if (!DecodeCursor(cursor, c)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadCursor, "bad paging cursor"));
     before = c;
   }
   std::string channel = e.settings.id;
@@ -190,7 +191,7 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
   const size_t loop = req.loop;
   const int64_t start_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch()).count();
-  ctx_.store->Read<store::ChatPage>(
+  ctx_.store.Read<store::ChatPage>(
       [channel, before, limit](store::Db& db) {
         store::ChatPage p;
         p.chats = db.ListChats(channel, before, static_cast<int>(limit + 1));
@@ -262,7 +263,7 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
                           const std::string& chat_id) {
   // The node's send rate (max_sends_per_s): past it the cheapest answer, before the body is looked at.
   if (!ctx_.sends.Take(base::SteadyMs())) {
-    net::Response r = ErrorResponse(ctx_, req.loop, 503, "overloaded", "too many sends on this node; retry later");
+    net::Response r = ErrorResponse(ctx_, req.loop, Error::kOverloaded, "too many sends on this node; retry later");
     r.headers.emplace_back("Retry-After", std::to_string((ctx_.settings()->retry_after_ms + 999) / 1000));
     return respond(std::move(r));
   }
@@ -271,17 +272,17 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
   const json::object* o = !ec ? body.if_object() : nullptr;
   const json::value* t = o ? o->if_contains("text") : nullptr;
   if (t == nullptr || !t->is_string()) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"text\":\"...\"}"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"text\":\"...\"}"));
   }
   std::string text(t->as_string());
   auto s = ctx_.settings();
-  if (text.empty()) return respond(ErrorResponse(ctx_, req.loop, 400, "empty_text", "text is empty"));
+  if (text.empty()) return respond(ErrorResponse(ctx_, req.loop, Error::kEmptyText, "text is empty"));
   if (static_cast<int64_t>(text.size()) > s->max_text_bytes) {
-    return respond(ErrorResponse(ctx_, req.loop, 413, "text_too_long",
+    return respond(ErrorResponse(ctx_, req.loop, Error::kTextTooLong,
                                  "text is over " + std::to_string(s->max_text_bytes) + " bytes"));
   }
   std::string key(req.Header("idempotency-key"));
-  if (key.size() > 200) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "Idempotency-Key is too long"));
+  if (key.size() > 200) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "Idempotency-Key is too long"));
   chat::SendInput in;
   in.channel = e.settings.id;
   in.chat_id = chat_id;
@@ -297,15 +298,15 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
   in.schedule_sms = true;
   in.sms_delay_ms = int64_t{e.settings.sms_delay_s} * 1000;
   in.ack_timeout_ms = int64_t{e.settings.ack_timeout_s} * 1000;
-  ctx_.SendMessage(std::move(in), e.idx, req.loop,
+  ctx_.messenger.Send(std::move(in), e.idx, req.loop,
                    [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
                      if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
                      const chat::SendResult& r = *o.value;
                      if (r.status == chat::SendStatus::kNoChat) {
-                       return respond(ErrorResponse(ctx_, loop, 404, "unknown_chat", "no such chat in this channel"));
+                       return respond(ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
                      }
                      if (r.status == chat::SendStatus::kConflict) {
-                       return respond(ErrorResponse(ctx_, loop, 409, "idempotency_conflict",
+                       return respond(ErrorResponse(ctx_, loop, Error::kIdempotencyConflict,
                                                     "this Idempotency-Key was used for a different message"));
                      }
                      std::string out = R"({"id":)";
@@ -326,17 +327,17 @@ void ChatApi::ListMessages(net::Request& req, net::Responder respond, const Chan
   int64_t after = 0, limit = 100;
   std::string a = QueryParam(req.Query(), "after_seq"), l = QueryParam(req.Query(), "limit");
   if ((!a.empty() && (!ParseInt(a, after) || after < 0)) || (!l.empty() && (!ParseInt(l, limit) || limit < 1 || limit > 1000))) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "after_seq >= 0, limit 1..1000"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "after_seq >= 0, limit 1..1000"));
   }
   std::string channel = e.settings.id;
-  ctx_.store->Read<std::optional<std::vector<store::Message>>>(
+  ctx_.store.Read<std::optional<std::vector<store::Message>>>(
       [channel, chat_id, after, limit](store::Db& db) -> std::optional<std::vector<store::Message>> {
         if (!db.GetChat(channel, chat_id)) return std::nullopt;
         return db.ListMessages(chat_id, after, static_cast<int>(limit));
       },
       OnLoop<std::optional<std::vector<store::Message>>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        if (!*o.value) return respond(ErrorResponse(ctx_, loop, 404, "unknown_chat", "no such chat in this channel"));
+        if (!*o.value) return respond(ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
         std::string out = R"({"messages":[)";
         bool first = true;
         for (const auto& m : **o.value) {
@@ -353,28 +354,28 @@ void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEn
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);
   const json::object* o = !ec ? body.if_object() : nullptr;
-  if (o == nullptr) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_json", "body must be a JSON object"));
+  if (o == nullptr) return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body must be a JSON object"));
   store::UserProfile u;
   u.channel = e.settings.id;
   u.user_id = user_id;
   if (const json::value* v = o->if_contains("name")) {
     if (!v->is_string() || v->as_string().size() > 200) {
-      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "name must be a string of at most 200 bytes"));
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "name must be a string of at most 200 bytes"));
     }
     u.name = std::string(v->as_string());
   }
   if (const json::value* v = o->if_contains("phone"); v && !v->is_null()) {
     if (!v->is_string() || !ValidPhone(std::string_view(v->as_string()))) {
-      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_phone", "phone must be E.164, e.g. +15551234567"));
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadPhone, "phone must be E.164, e.g. +15551234567"));
     }
     u.phone = std::string(v->as_string());
   }
   if (const json::value* v = o->if_contains("sms_opt_in")) {
-    if (!v->is_bool()) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "sms_opt_in must be true or false"));
+    if (!v->is_bool()) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "sms_opt_in must be true or false"));
     u.sms_opt_in = v->as_bool();
   }
   u.updated_at = base::WallMs();
-  ctx_.store->Write<store::UserProfile>(
+  ctx_.store.Write<store::UserProfile>(
       [u](store::Db& db) {
         db.PutUser(u);
         return u;
@@ -398,9 +399,9 @@ void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEn
 
 void ChatApi::ListNotifications(net::Request& req, net::Responder respond, const ChannelEntry& e) {
   std::string user = QueryParam(req.Query(), "user_id");
-  if (!ValidId(user)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "user_id is required"));
+  if (!ValidId(user)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "user_id is required"));
   std::string channel = e.settings.id;
-  ctx_.store->Read<std::vector<store::Notification>>(
+  ctx_.store.Read<std::vector<store::Notification>>(
       [channel, user](store::Db& db) { return db.NotificationsOfUser(channel, user, 100); },
       OnLoop<std::vector<store::Notification>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
@@ -420,7 +421,7 @@ bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form, 
   url += req.target;
   if (s->sms_auth_token.empty() ||
       !notify::CheckTwilioSignature(s->sms_auth_token, url, form, req.Header("x-twilio-signature"))) {
-    respond(ErrorResponse(ctx_, req.loop, 403, "bad_signature", "X-Twilio-Signature does not verify"));
+    respond(ErrorResponse(ctx_, req.loop, Error::kBadSignature, "X-Twilio-Signature does not verify"));
     return false;
   }
   return true;
@@ -428,7 +429,7 @@ bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form, 
 
 void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
   notify::Form form;
-  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad form body"));
+  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
   if (!CheckSignature(req, form, respond)) return;
   std::string from = notify::FormValue(form, "From");
   std::optional<bool> opt = notify::OptInKeyword(notify::FormValue(form, "Body"));
@@ -443,15 +444,11 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
   // otherwise undo what the user said since.
   std::string sid = notify::FormValue(form, "MessageSid");
   if (sid.empty()) sid = notify::FormValue(form, "SmsSid");
-  if (sid.empty()) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "MessageSid is required"));
+  if (sid.empty()) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "MessageSid is required"));
   if (!opt || from.empty()) return twiml(respond);
   bool opt_in = *opt;
-  ctx_.store->Write<int>(
-      [from, opt_in, sid](store::Db& db) {
-        int64_t now = base::WallMs();
-        if (!db.RecordInboundSms(sid, now)) return -1;  // seen before: a replay
-        return db.SetOptInByPhone(from, opt_in, now);
-      },
+  ctx_.store.Write<int>(
+      [from, opt_in, sid](store::Db& db) { return notify::ApplyInboundSms(db, sid, from, opt_in, base::WallMs()); },
       OnLoop<int>(ctx_, req.loop, [this, loop = req.loop, respond, twiml, from, opt_in, sid](store::Outcome<int> o) mutable {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
         if (*o.value < 0) {
@@ -465,30 +462,18 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
 
 void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
   notify::Form form;
-  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "bad form body"));
+  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
   if (!CheckSignature(req, form, respond)) return;
   std::string sid = notify::FormValue(form, "MessageSid"), status = notify::FormValue(form, "MessageStatus");
   std::string code = notify::FormValue(form, "ErrorCode");
   if (sid.empty() || notify::StatusRank(status) == 0) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "MessageSid and a known MessageStatus are required"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "MessageSid and a known MessageStatus are required"));
   }
-  ctx_.store->Write<bool>(
-      [sid, status, code](store::Db& db) {
-        auto n = db.NotificationBySid(sid);
-        if (!n) return false;
-        if (notify::StatusRank(status) <= notify::StatusRank(n->provider_status)) return true;  // never backward
-        n->provider_status = status;
-        if (status == "undelivered" || status == "failed") {
-          n->state = store::NotifyState::kFailed;
-          n->reason = "provider_" + status + (code.empty() ? "" : ":" + code);
-        }
-        n->updated_at = base::WallMs();
-        db.UpdateNotification(*n);
-        return true;
-      },
+  ctx_.store.Write<bool>(
+      [sid, status, code](store::Db& db) { return notify::ApplyStatusCallback(db, sid, status, code, base::WallMs()); },
       OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        if (!*o.value) return respond(ErrorResponse(ctx_, loop, 404, "unknown_sid", "no notification with this MessageSid"));
+        if (!*o.value) return respond(ErrorResponse(ctx_, loop, Error::kUnknownSid, "no notification with this MessageSid"));
         respond(JsonResponse(200, R"({"status":"ok"})"));
       }));
 }

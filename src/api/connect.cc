@@ -7,7 +7,10 @@
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "api/errors.h"
+#include "api/http_api.h"
 #include "chat/codec.h"
+#include "chat/session_rules.h"
 #include "proto/frames.h"
 
 namespace onlined::api {
@@ -16,8 +19,6 @@ namespace {
 
 constexpr uint16_t kClosePolicy = 1008;
 constexpr int kMaxRefusedFrames = 50;  // then the connection is cut
-constexpr int kReplayChats = 50;        // a user's most recent chats replayed on hello
-constexpr int kReplayMessages = 500;    // messages per chat replayed on hello
 // A session's `state` changes reach the shard at most this often; toggles in
 // between are coalesced into the last one (a user cannot flood the desks).
 constexpr int64_t kStateIntervalMs = 1000;
@@ -71,17 +72,17 @@ class ClientSession final : public net::WsSession,
     proto::ClientFrame f;
     proto::FrameError err;
     if (!proto::ParseClientFrame(text, f, err)) {
-      if (phase_ != Phase::kLive) return Refuse(err.code, err.message, true);
-      return Refuse(err.code, err.message, false);
+      if (phase_ != Phase::kLive) return Refuse(FromCode(err.code), err.message, true);
+      return Refuse(FromCode(err.code), err.message, false);
     }
     switch (phase_) {
       case Phase::kHello:
         if (f.type != proto::FrameType::kHello) {
-          return Refuse("hello_required", "the first frame must be hello", true);
+          return Refuse(Error::kHelloRequired, "the first frame must be hello", true);
         }
         return OnHello(f);
       case Phase::kAuthing:
-        return Refuse("hello_required", "wait for welcome before sending frames", false);
+        return Refuse(Error::kHelloRequired, "wait for welcome before sending frames", false);
       case Phase::kLive:
         return OnLiveFrame(f);
       case Phase::kClosed:
@@ -92,11 +93,11 @@ class ClientSession final : public net::WsSession,
   void OnOtherFrame(bool binary) override {
     if (closing_) return;
     Touch();
-    if (binary) Refuse("bad_frame", "binary frames are not part of the contract", phase_ != Phase::kLive);
+    if (binary) Refuse(Error::kBadFrame, "binary frames are not part of the contract", phase_ != Phase::kLive);
   }
 
   void OnClosed(uint16_t code) override {
-    if (code == 1009) ctx_.CountRefusal(conn_.loop(), "frame_too_large");
+    if (code == 1009) ctx_.CountRefusal(conn_.loop(), Error::kFrameTooLarge);
     Phase was = phase_;
     phase_ = Phase::kClosed;
     loop_.wheel().Cancel(this);
@@ -149,7 +150,7 @@ class ClientSession final : public net::WsSession,
   void OnTimer(int64_t now) override {
     if (closing_) return;
     if (phase_ == Phase::kHello || phase_ == Phase::kAuthing) {
-      return Refuse("hello_timeout", "no hello within the time allowed", true);
+      return Refuse(Error::kHelloTimeout, "no hello within the time allowed", true);
     }
     if (phase_ != Phase::kLive) return;
     if (state_dirty_ && now >= state_next_ms_) PublishState(now);
@@ -172,17 +173,25 @@ class ClientSession final : public net::WsSession,
     if (cell_) cell_->last_frame_ms.store(base::WallMs(), std::memory_order_relaxed);
   }
 
-  // Sends an error frame; with `close`, ends the connection after it.
-  void Refuse(std::string_view code, std::string_view message, bool close) {
-    ctx_.CountRefusal(conn_.loop(), code);
+  // Sends an error frame; with `close`, ends the connection after it (1008).
+  void Refuse(Error e, std::string_view message, bool close) {
+    ctx_.CountRefusal(conn_.loop(), e);
     ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
     if (closing_ || phase_ == Phase::kClosed) return;
-    conn_.Send(Share(proto::EncodeError(code, message)));
+    conn_.Send(Share(proto::EncodeError(Code(e), message)));
     if (close || ++refused_ > kMaxRefusedFrames) {
-      if (!close) ctx_.CountRefusal(conn_.loop(), "too_many_errors");
-      conn_.Close(kClosePolicy, code);
+      if (!close) ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
+      conn_.Close(kClosePolicy, Code(e));
       closing_ = true;  // no more frames are looked at; OnClosed follows
     }
+  }
+
+  // An error frame that keeps the connection (a store failure, overload),
+  // counted like every refusal.
+  void SendError(Error e, std::string_view message, std::optional<int64_t> retry_after_ms = std::nullopt) {
+    ctx_.CountRefusal(conn_.loop(), e);
+    if (closing_ || phase_ == Phase::kClosed) return;
+    conn_.Send(Share(proto::EncodeError(Code(e), message, retry_after_ms)));
   }
 
   void OnHello(const proto::ClientFrame& f) {
@@ -190,8 +199,8 @@ class ClientSession final : public net::WsSession,
     const ChannelEntry* entry = nullptr;
     auth::TokenError err;
     if (!ctx_.Authenticate(f.token, table, claims_, entry, err)) {
-      if (err.code.empty()) err = {"unknown_channel", "token names an unknown channel"};
-      return Refuse(err.code, err.message, true);
+      if (err.code.empty()) err = {Code(Error::kUnknownChannel), "token names an unknown channel"};
+      return Refuse(FromCode(err.code), err.message, true);
     }
     entry_idx_ = entry->idx;
     phase_ = Phase::kAuthing;
@@ -256,17 +265,17 @@ class ClientSession final : public net::WsSession,
         conn_.Send(PongPayload());
         return;
       case proto::FrameType::kHello:
-        return Refuse("already_hello", "hello was already accepted", false);
+        return Refuse(Error::kAlreadyHello, "hello was already accepted", false);
       case proto::FrameType::kState:
-        if (!cell_) return Refuse("forbidden", "state is a user's frame", false);
+        if (!cell_) return Refuse(Error::kForbidden, "state is a user's frame", false);
         if (f.idle != cell_->idle.load(std::memory_order_relaxed)) OnState(f.idle);
         return;
       case proto::FrameType::kAck:
       case proto::FrameType::kRead:
-        if (!cell_) return Refuse("forbidden", "ack and read are a user's frames", false);
+        if (!cell_) return Refuse(Error::kForbidden, "ack and read are a user's frames", false);
         return Receipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
       case proto::FrameType::kSend:
-        if (!cell_) return Refuse("forbidden", "managers send with POST /v1/user-chats/{chat_id}/messages", false);
+        if (!cell_) return Refuse(Error::kForbidden, "managers send with POST /v1/user-chats/{chat_id}/messages", false);
         return UserSend(f);
     }
   }
@@ -290,19 +299,8 @@ class ClientSession final : public net::WsSession,
     auto resume = resume_;
     size_t loop = conn_.loop();
     using Batch = std::vector<store::Message>;
-    ctx_.store->Read<Batch>(
-        [channel, user, resume](store::Db& db) {
-          Batch out;
-          for (const store::Chat& chat : db.ChatsOfUser(channel, user, kReplayChats)) {
-            int64_t after = 0;
-            for (const auto& [id, seq] : resume) {
-              if (id == chat.chat_id) after = seq;
-            }
-            auto msgs = db.ListMessages(chat.chat_id, after, kReplayMessages);
-            out.insert(out.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
-          }
-          return out;
-        },
+    ctx_.store.Read<Batch>(
+        [channel, user, resume](store::Db& db) { return chat::Missed(db, channel, user, resume); },
         // On a reader thread: `this` may be gone; touch it only on its loop.
         [ctx = &ctx_, this, alive, loop](store::Outcome<Batch> o) {
           ctx->loops.Post(loop, [this, alive, o = std::move(o)] {
@@ -317,7 +315,7 @@ class ClientSession final : public net::WsSession,
               }
             } else {
               spdlog::warn("replay for {}: {}", claims_.subject, o.error);
-              conn_.Send(Share(proto::EncodeError("replay_failed", "missed messages could not be read; reconnect")));
+              SendError(Error::kReplayFailed, "missed messages could not be read; reconnect");
             }
             replaying_ = false;
             auto held = std::move(held_);
@@ -332,16 +330,14 @@ class ClientSession final : public net::WsSession,
   void UserSend(const proto::ClientFrame& f) {
     auto table = ctx_.channels.Get();
     const ChannelEntry* e = table->Find(claims_.channel);
-    if (e == nullptr) return Refuse("unknown_channel", "this channel was removed", true);
-    if (f.text.empty()) return Refuse("empty_text", "text is empty", false);
+    if (e == nullptr) return Refuse(Error::kUnknownChannel, "this channel was removed", true);
+    if (f.text.empty()) return Refuse(Error::kEmptyText, "text is empty", false);
     if (!ctx_.sends.Take(base::SteadyMs())) {
-      ctx_.CountRefusal(conn_.loop(), "overloaded");
-      conn_.Send(Share(proto::EncodeError("overloaded", "too many sends on this node; send it again later",
-                                          ctx_.settings()->retry_after_ms)));
-      return;
+      return SendError(Error::kOverloaded, "too many sends on this node; send it again later",
+                       ctx_.settings()->retry_after_ms);
     }
     if (static_cast<int64_t>(f.text.size()) > ctx_.settings()->max_text_bytes) {
-      return Refuse("text_too_long", "text is over the limit", false);
+      return Refuse(Error::kTextTooLong, "text is over the limit", false);
     }
     chat::SendInput in;
     in.channel = claims_.channel;
@@ -356,21 +352,20 @@ class ClientSession final : public net::WsSession,
     in.now = base::WallMs();
     std::weak_ptr<void> alive = conn_.lifetime();
     std::string client_msg_id = f.client_msg_id;
-    ctx_.SendMessage(std::move(in), e->idx, conn_.loop(),
+    ctx_.messenger.Send(std::move(in), e->idx, conn_.loop(),
                      [this, alive, client_msg_id](store::Outcome<chat::SendResult> o) {
                        if (alive.expired() || phase_ != Phase::kLive) return;
                        if (!o.ok()) {
                          std::optional<int64_t> retry;
                          if (o.overloaded) retry = ctx_.settings()->retry_after_ms;
-                         conn_.Send(Share(proto::EncodeError(o.overloaded ? "overloaded" : "store_unavailable",
-                                                             "the message was not stored; send it again", retry)));
-                         return;
+                         return SendError(o.overloaded ? Error::kOverloaded : Error::kStoreUnavailable,
+                                          "the message was not stored; send it again", retry);
                        }
                        if (o.value->status == chat::SendStatus::kNoChat) {
-                         return Refuse("unknown_chat", "no such chat of yours", false);
+                         return Refuse(Error::kUnknownChat, "no such chat of yours", false);
                        }
                        if (o.value->status == chat::SendStatus::kConflict) {
-                         return Refuse("idempotency_conflict", "client_msg_id was used for a different message", false);
+                         return Refuse(Error::kIdempotencyConflict, "client_msg_id was used for a different message", false);
                        }
                        conn_.Send(Share(chat::EncodeSentFrame(client_msg_id, o.value->message)));
                      });
@@ -381,34 +376,25 @@ class ClientSession final : public net::WsSession,
     std::weak_ptr<void> alive = conn_.lifetime();
     size_t loop = conn_.loop();
     presence::ChannelIdx ch = entry_idx_;
-    struct Marks {
-      bool found = false;
-      int64_t ack = 0, read = 0;
-    };
-    ctx_.store->Write<Marks>(
+    using Marks = std::optional<chat::Marks>;
+    ctx_.store.Write<Marks>(
         [channel, user, chat_id, seq, read](store::Db& db) {
-          Marks m;
-          auto chat = db.GetChat(channel, chat_id);
-          if (!chat || chat->user_id != user) return m;
-          m.found = true;
-          m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
-          m.ack = db.RaiseUserAck(chat_id, seq, base::WallMs());
-          return m;
+          return chat::Receipt(db, channel, user, chat_id, seq, read, base::WallMs());
         },
         // On the writer thread: `this` may be gone; touch it only on its loop.
         [ctx = &ctx_, this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
-          if (o.ok() && o.value->found) {
-            ctx->presence.PublishToChannel(
-                ch, Share(chat::EncodeReceiptFrame(chat_id, user, o.value->ack, o.value->read)));
+          if (o.ok() && o.value->has_value()) {
+            const chat::Marks& m = **o.value;
+            ctx->router.PublishToChannel(ch, Share(chat::EncodeReceiptFrame(chat_id, user, m.ack, m.read)));
             return;
           }
           bool unknown = o.ok();
           ctx->loops.Post(loop, [this, alive, unknown] {
             if (alive.expired() || phase_ != Phase::kLive) return;
             if (unknown) {
-              Refuse("unknown_chat", "no such chat of yours", false);
+              Refuse(Error::kUnknownChat, "no such chat of yours", false);
             } else {
-              conn_.Send(Share(proto::EncodeError("store_unavailable", "the receipt was not stored")));
+              SendError(Error::kStoreUnavailable, "the receipt was not stored");
             }
           });
         });
@@ -448,17 +434,13 @@ class ClientSession final : public net::WsSession,
 net::WsAcceptor::Decision ConnectEndpoint::Upgrade(const net::Request& req, net::WsConnection& conn) {
   Decision d;
   if (req.Path() != "/v1/connect") {
-    ctx_.CountRefusal(conn.loop(), "not_found");
-    d.refusal.status = 404;
-    d.refusal.body = proto::EncodeHttpError("not_found", "no WebSocket endpoint at this path");
+    d.refusal = ErrorResponse(ctx_, conn.loop(), Error::kNotFound, "no WebSocket endpoint at this path");
     return d;
   }
   if (!ctx_.ready.load(std::memory_order_relaxed)) {
-    ctx_.CountRefusal(conn.loop(), "overloaded");
     auto s = ctx_.settings();
-    d.refusal.status = 503;
+    d.refusal = ErrorResponse(ctx_, conn.loop(), Error::kOverloaded, "server is not ready");
     d.refusal.headers.emplace_back("Retry-After", std::to_string((s->retry_after_ms + 999) / 1000));
-    d.refusal.body = proto::EncodeHttpError("overloaded", "server is not ready");
     return d;
   }
   d.session = std::make_unique<ClientSession>(ctx_, conn);

@@ -1,7 +1,9 @@
 #pragma once
-// api::Context: what the contract's handlers share. Built once in main and
-// outliving every connection. Settings that may change live are atomics or
-// snapshots; everything else is fixed after start.
+// api::Context: what the contract's handlers share: the engines they call
+// (presence, the message path, the store), the channel table and the live
+// settings. Built whole by the node (app/node.h), outliving every connection;
+// settings that may change live are atomics or snapshots, everything else is
+// fixed after construction.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -9,18 +11,15 @@
 #include <unordered_map>
 
 #include "api/channels.h"
+#include "api/errors.h"
 #include "auth/token.h"
 #include "base/loops.h"
 #include "base/token_bucket.h"
 #include "base/metrics.h"
-#include "chat/messages.h"
+#include "chat/delivery.h"
 #include "net/handler.h"
-#include "presence/service.h"
+#include "presence/seams.h"
 #include "store/service.h"
-
-namespace onlined::notify {
-class Scheduler;
-}
 
 namespace onlined::api {
 
@@ -39,15 +38,17 @@ struct LiveSettings {
 
 class Context {
  public:
-  Context(base::LoopGroup& loops, base::Metrics& metrics, presence::Service& presence, Channels& channels,
-          LiveSettings settings);
+  // Everything given must outlive the context.
+  Context(base::LoopGroup& loops, base::Metrics& metrics, presence::Presence& presence, presence::Router& router,
+          Channels& channels, store::Service& store, chat::Messenger& messenger, LiveSettings settings);
 
   base::LoopGroup& loops;
   base::Metrics& metrics;
-  presence::Service& presence;
+  presence::Presence& presence;  // sessions, queries, the channels' event streams
+  presence::Router& router;      // frames to a channel's desks (receipts)
   Channels& channels;
-  store::Service* store = nullptr;          // set by main before serving
-  notify::Scheduler* scheduler = nullptr;   // set by main before serving
+  store::Service& store;         // reads and writes off the loops
+  chat::Messenger& messenger;    // a message's one path: store, desks, sessions, outbox
 
   std::shared_ptr<const LiveSettings> settings() const { return settings_.load(std::memory_order_acquire); }
   void set_settings(LiveSettings s) {
@@ -59,26 +60,19 @@ class Context {
   bool Authenticate(std::string_view token, std::shared_ptr<const ChannelTable>& table, auth::Claims& claims,
                     const ChannelEntry*& entry, auth::TokenError& err) const;
 
-  // Counts a refused frame or request by its error code (metrics).
-  void CountRefusal(size_t loop, std::string_view code);
-
-  // Stores a message (one durable group commit), then, on the store writer
-  // in commit order: sends it to the channel's managers and the user's live
-  // sessions, and pulls the SMS earlier if the user had none. `done` runs on
-  // loop `reply_loop`. The send path waits for nothing else.
-  void SendMessage(chat::SendInput in, presence::ChannelIdx ch, size_t reply_loop,
-                   std::function<void(store::Outcome<chat::SendResult>)> done);
+  // Counts a refused frame or request by its error code
+  // (onlined_refusals_total{code}). Any loop.
+  void CountRefusal(size_t loop, Error e) { metrics.Add(loop, refusal_ids_[static_cast<size_t>(e)]); }
 
   std::atomic<bool> ready{false};
   // Sends admitted per second on this node, users' and managers' together
   // (max_sends_per_s; unlimited by default). Any thread.
   base::SharedTokenBucket sends;
-  base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency, m_messages,
-      m_send_latency, m_replay_too_long;
+  base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency, m_replay_too_long;
 
  private:
   std::atomic<std::shared_ptr<const LiveSettings>> settings_;
-  std::unordered_map<std::string, base::Metrics::Id> refusal_ids_;
+  std::vector<base::Metrics::Id> refusal_ids_;  // by Error
 };
 
 // Checks the Bearer token of a desk call: manager or server role. On

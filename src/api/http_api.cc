@@ -19,12 +19,11 @@ net::Response JsonResponse(int status, std::string body) {
   return r;
 }
 
-net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
-                            std::string_view message) {
-  ctx.CountRefusal(loop, code);
+net::Response ErrorResponse(Context& ctx, size_t loop, Error e, std::string_view message) {
+  ctx.CountRefusal(loop, e);
   net::Response r;
-  r.status = status;
-  r.body = proto::EncodeHttpError(code, message);
+  r.status = HttpStatus(e);
+  r.body = proto::EncodeHttpError(Code(e), message);
   return r;
 }
 
@@ -44,29 +43,31 @@ bool SameSecret(std::string_view a, std::string_view b) {
 void MetricsHttp::Handle(net::Request&& req, net::Responder respond) {
   std::string_view path = req.Path();
   if (req.method != "GET" && req.method != "HEAD") {
-    return respond(JsonResponse(405, proto::EncodeHttpError("method_not_allowed", "use GET")));
+    return respond(JsonResponse(HttpStatus(Error::kMethodNotAllowed),
+                                proto::EncodeHttpError(Code(Error::kMethodNotAllowed), "use GET")));
   }
   if (path == "/metrics") return api_.Metrics(std::move(respond));
   if (path == "/healthz") return respond(JsonResponse(200, R"({"status":"ok"})"));
-  respond(JsonResponse(404, proto::EncodeHttpError("not_found", "this listener serves /metrics and /healthz")));
+  respond(JsonResponse(HttpStatus(Error::kNotFound),
+                       proto::EncodeHttpError(Code(Error::kNotFound), "this listener serves /metrics and /healthz")));
 }
 
 bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
                    std::shared_ptr<const ChannelTable>& table, net::Response& err) {
   std::string_view h = req.Header("authorization");
   if (h.size() < 8 || h.substr(0, 7) != "Bearer ") {
-    err = ErrorResponse(ctx, req.loop, 401, "unauthorized", "missing Bearer token");
+    err = ErrorResponse(ctx, req.loop, Error::kUnauthorized, "missing Bearer token");
     err.headers.emplace_back("WWW-Authenticate", "Bearer");
     return false;
   }
   auth::TokenError te;
   if (!ctx.Authenticate(h.substr(7), table, claims, entry, te)) {
-    err = ErrorResponse(ctx, req.loop, 401, te.code.empty() ? "unknown_channel" : te.code, te.message);
+    err = ErrorResponse(ctx, req.loop, te.code.empty() ? Error::kUnknownChannel : FromCode(te.code), te.message);
     err.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
     return false;
   }
   if (claims.role == auth::Role::kUser) {
-    err = ErrorResponse(ctx, req.loop, 403, "forbidden", "this call needs a manager or server token");
+    err = ErrorResponse(ctx, req.loop, Error::kForbidden, "this call needs a manager or server token");
     return false;
   }
   return true;
@@ -77,7 +78,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   const std::string& m = req.method;
   auto only = [&](std::string_view method) {
     if (m == method) return true;
-    net::Response r = ErrorResponse(ctx_, req.loop, 405, "method_not_allowed", "use " + std::string(method));
+    net::Response r = ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, "use " + std::string(method));
     r.headers.emplace_back("Allow", std::string(method));
     respond(std::move(r));
     return false;
@@ -91,7 +92,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     if (ctx_.ready.load()) {
       respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {
-      respond(ErrorResponse(ctx_, req.loop, 503, "overloaded", "not ready (starting or draining)"));
+      respond(ErrorResponse(ctx_, req.loop, Error::kOverloaded, "not ready (starting or draining)"));
     }
     return;
   }
@@ -101,12 +102,12 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     if (!only("GET")) return;
     const std::string& want = ctx_.settings()->metrics_token;
     if (want.empty()) {
-      return respond(ErrorResponse(ctx_, req.loop, 404, "not_found",
+      return respond(ErrorResponse(ctx_, req.loop, Error::kNotFound,
                                    "metrics are served on metrics_listen (or set metrics_token)"));
     }
     std::string_view h = req.Header("authorization");
     if (h.size() < 8 || h.substr(0, 7) != "Bearer " || !SameSecret(h.substr(7), want)) {
-      net::Response r = ErrorResponse(ctx_, req.loop, 401, "unauthorized", "/metrics needs the metrics token");
+      net::Response r = ErrorResponse(ctx_, req.loop, Error::kUnauthorized, "/metrics needs the metrics token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       return respond(std::move(r));
     }
@@ -114,7 +115,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     return;
   }
   if (path == "/v1/connect") {
-    net::Response r = ErrorResponse(ctx_, req.loop, 426, "not_websocket",
+    net::Response r = ErrorResponse(ctx_, req.loop, Error::kNotWebSocket,
                                     "GET /v1/connect must be a WebSocket upgrade");
     r.headers.emplace_back("Upgrade", "websocket");
     respond(std::move(r));
@@ -132,7 +133,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   if (web_ != nullptr && (m == "GET" || m == "HEAD")) {
     if (auto r = web_->Get(path, ctx_.settings()->frame_ancestors)) return respond(std::move(*r));
   }
-  respond(ErrorResponse(ctx_, req.loop, 404, "not_found", "no such endpoint"));
+  respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
 }
 
 void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
@@ -151,15 +152,15 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   unsigned char arena[16 * 1024];
   json::monotonic_resource mr(arena, sizeof arena);
   json::value body = json::parse(req.body, ec, &mr);
-  if (ec) return respond(ErrorResponse(ctx_, req.loop, 400, "bad_json", "body is not valid JSON"));
+  if (ec) return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body is not valid JSON"));
   const json::object* o = body.if_object();
   const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;
   const json::array* ids_a = ids_v ? ids_v->if_array() : nullptr;
   if (ids_a == nullptr) {
-    return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request", "body must be {\"user_ids\":[...]}"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
   }
   if (ids_a->size() > kMaxQueryIds) {
-    return respond(ErrorResponse(ctx_, req.loop, 413, "too_many_ids",
+    return respond(ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
                                  "at most 1000 user_ids per query, got " + std::to_string(ids_a->size())));
   }
   std::vector<std::string> ids;
@@ -167,7 +168,7 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   for (const json::value& v : *ids_a) {
     const json::string* s = v.if_string();
     if (s == nullptr || s->empty() || s->size() > 128) {
-      return respond(ErrorResponse(ctx_, req.loop, 400, "bad_request",
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
                                    "user_ids must be non-empty strings of at most 128 bytes"));
     }
     ids.emplace_back(s->data(), s->size());

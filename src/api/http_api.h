@@ -1,9 +1,10 @@
 #pragma once
-// The contract's HTTP calls (DESIGN.md, "Contract v1"), thin over the
+// The contract's HTTP calls (docs/protocol.md), thin over the
 // engines: routing, auth, JSON in and out. Runs on the request's loop and
 // never blocks it: lookups hop to the owning loops and answer later.
 #include "api/chat_api.h"
 #include "api/context.h"
+#include "api/errors.h"
 #include "api/static_files.h"
 #include "net/handler.h"
 
@@ -43,8 +44,8 @@ class MetricsHttp : public net::HttpHandler {
 // A JSON response with `status`.
 net::Response JsonResponse(int status, std::string body);
 
-// Builds the JSON error response of the contract, counting it.
-net::Response ErrorResponse(Context& ctx, size_t loop, int status, std::string_view code,
-                            std::string_view message);
+// Builds the JSON error response of the contract (the status from the error
+// table, api/errors.h), counting it.
+net::Response ErrorResponse(Context& ctx, size_t loop, Error e, std::string_view message);
 
 }  // namespace onlined::api

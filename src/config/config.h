@@ -81,7 +81,7 @@ struct Config {
   int64_t notify_tick_ms = 250;   // how often the outbox is looked at
   int64_t store_max_batch = 1024; // writes per group commit (1: each commits alone)
   double max_sends_per_s = 0;      // messages stored per second on this node (users' and managers'); 0: unlimited
-  int64_t store_max_queue_delay_ms = 50;  // refuse store work while the oldest queued waits longer (0: off)
+  int64_t store_max_queue_delay_ms = 100;  // refuse store work while the oldest queued waits longer (0: off)
   std::string web_dir;            // the desk and widget pages ("": found next to the binary)
   int threads = 0;  // 0: one loop per core
   std::string log_level = "info";

@@ -21,20 +21,9 @@
 #include "base/metrics.h"
 #include "presence/event_log.h"
 #include "presence/presence_table.h"
+#include "presence/seams.h"
 
 namespace onlined::presence {
-
-// A manager connection's view of the channel: presence events, messages,
-// receipts. Lives on one loop; called only there.
-class Subscriber {
- public:
-  virtual ~Subscriber() = default;
-  virtual void OnChannelFrame(const Payload& frame) = 0;
-  // The answer to Subscribe: `replay` holds the events after the asked
-  // number (empty if none was asked), or `reset` is true when they are no
-  // longer kept. `last_seq` is the channel's newest event number.
-  virtual void OnSubscribed(std::vector<Payload> replay, bool reset, uint64_t last_seq) = 0;
-};
 
 struct ServiceOptions {
   PresenceTable::Options table;
@@ -42,41 +31,42 @@ struct ServiceOptions {
   uint64_t first_seq = 0;
 };
 
-class Service {
+// The in-process engine behind the seams (presence/seams.h): one shard per
+// loop of this process.
+class Service final : public Presence, public Router {
  public:
   Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions opts);
-  ~Service();
+  ~Service() override;
 
   // The user's session is live; `done` runs on the caller's loop once the
   // shard knows it (so a query issued after `done` sees it).
   void Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
-            std::function<void()> done);
-  void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out);
-  void StateChanged(ChannelIdx ch, std::string user_id);
+            std::function<void()> done) override;
+  void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out) override;
+  void StateChanged(ChannelIdx ch, std::string user_id) override;
 
   // Resolves ids (in order) across shards; `done` runs on the caller's loop
   // with the results and the ids given back (no copy needed to answer).
-  using QueryDone = std::function<void(std::vector<UserInfo> found, std::vector<std::string> ids)>;
-  void Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done);
+  void Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done) override;
 
   // Registers `sub` (living on the caller's loop) for the channel's events.
   // Events reach it only after OnSubscribed. Returns a handle for Unsubscribe.
-  uint64_t Subscribe(ChannelIdx ch, Subscriber* sub, std::optional<uint64_t> after);
+  uint64_t Subscribe(ChannelIdx ch, Subscriber* sub, std::optional<uint64_t> after) override;
   // Caller's loop only; after it returns `sub` is never called again.
-  void Unsubscribe(uint64_t handle);
+  void Unsubscribe(uint64_t handle) override;
 
   // Delivers a message frame to every live session of the user, in the
   // order of calls from one thread (the store writer calls in commit order).
   // `done(had_sessions)` runs on the user's shard loop. Any thread.
   void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
-                     std::function<void(bool had_sessions)> done);
+                     std::function<void(bool had_sessions)> done) override;
   // Sends a frame to every manager connection of the channel, in the order
   // of calls from one thread. Any thread.
-  void PublishToChannel(ChannelIdx ch, Payload frame);
+  void PublishToChannel(ChannelIdx ch, Payload frame) override;
 
   // Online users per channel index, summed over shards; `done` runs on an
   // unspecified loop. Callable from any thread.
-  void OnlineCounts(std::function<void(std::vector<int64_t>)> done);
+  void OnlineCounts(std::function<void(std::vector<int64_t>)> done) override;
 
   // Applies new options on every loop (grace, retention) without a restart.
   void SetTableOptions(PresenceTable::Options opts);

@@ -43,7 +43,7 @@ class Service {
     int readers = 2;
     size_t max_queue = 20000;  // waiting writes (or reads) before refusing
     size_t max_batch = 1024;   // operations per transaction
-    int64_t max_queue_delay_ms = 50;  // refuse while the oldest waits longer (0: no such limit)
+    int64_t max_queue_delay_ms = 100;  // refuse while the oldest waits longer (0: no such limit)
   };
 
   // Opens the connections now (throws DbError on failure) and starts threads.

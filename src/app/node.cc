@@ -1,0 +1,308 @@
+#include "app/node.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <future>
+#include <stdexcept>
+#include <thread>
+
+#include "api/connect.h"
+#include "api/context.h"
+#include "api/http_api.h"
+#include "api/static_files.h"
+#include "base/clock.h"
+#include "base/loops.h"
+#include "base/metrics.h"
+#include "chat/delivery.h"
+#include "net/server.h"
+#include "notify/policy.h"
+#include "notify/provider.h"
+#include "notify/scheduler.h"
+#include "presence/service.h"
+#include "store/service.h"
+#include "store/sqlite/fault_vfs.h"
+#include "store/sqlite/sqlite_db.h"
+
+namespace onlined::app {
+
+namespace {
+
+// Raises the open-file soft limit to the hard one; returns the limit.
+int64_t RaiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return static_cast<int64_t>(rl.rlim_cur);
+}
+
+api::LiveSettings ToLive(const config::Config& c) {
+  api::LiveSettings s;
+  s.heartbeat_s = c.heartbeat_s;
+  s.heartbeat_timeout_ms = c.EffectiveHeartbeatTimeoutMs();
+  s.hello_timeout_ms = c.hello_timeout_ms;
+  s.retry_after_ms = c.retry_after_ms;
+  s.max_text_bytes = c.max_text_bytes;
+  s.sms_auth_token = c.sms.auth_token;
+  s.sms_public_url = c.sms.public_url;
+  s.metrics_token = c.metrics_token;
+  s.frame_ancestors = c.frame_ancestors;
+  while (!s.sms_public_url.empty() && s.sms_public_url.back() == '/') s.sms_public_url.pop_back();
+  return s;
+}
+
+presence::PresenceTable::Options TableOptions(const config::Config& c) {
+  presence::PresenceTable::Options o;
+  o.offline_grace_ms = c.offline_grace_ms;
+  return o;
+}
+
+int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
+  if (c.max_connections > 0) return c.max_connections;
+  return std::max<int64_t>(64, file_limit - 256);  // leave room for files, the store, the reserve
+}
+
+// The node's send bucket saves up 50 ms worth: a second's worth let through
+// at once would be a latency spike of its own.
+double SendBurst(const config::Config& c) { return std::max(1.0, c.max_sends_per_s / 20); }
+
+net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit) {
+  net::ServerOptions o;
+  o.host = cfg.listen_host;
+  o.port = cfg.listen_port;
+  o.max_frame_bytes = static_cast<size_t>(cfg.max_frame_bytes);
+  o.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
+  o.send_queue_max = static_cast<size_t>(cfg.send_queue_max);
+  o.max_connections = MaxConnections(cfg, file_limit);
+  o.max_connections_per_ip = cfg.max_connections_per_ip;
+  o.handshakes_per_s = cfg.handshakes_per_s;
+  o.handshake_burst = cfg.handshake_burst;
+  o.max_http_in_flight = cfg.max_http_in_flight;
+  o.retry_after_ms = cfg.retry_after_ms;
+  o.http_idle_timeout_ms = cfg.http_idle_timeout_ms;
+  return o;
+}
+
+std::unique_ptr<store::Service> OpenStore(const config::Config& cfg, base::Metrics& metrics) {
+  store::Service::Options o;
+  o.max_batch = static_cast<size_t>(cfg.store_max_batch);
+  o.max_queue_delay_ms = cfg.store_max_queue_delay_ms;
+  // store_faults (tests only) puts the files behind the fault VFS.
+  const bool faults = !cfg.store_faults.empty();
+  if (faults) {
+    store::FaultSpec spec;
+    std::string err;
+    if (!store::ParseFaultSpec(cfg.store_faults, spec, err)) throw std::runtime_error("store_faults: " + err);
+    store::SetFaults(spec);
+    spdlog::warn("store_faults is set: the store fails on purpose ({})", cfg.store_faults);
+  }
+  std::string dir = cfg.data_dir;
+  try {
+    return std::make_unique<store::Service>([dir, faults](bool writer) { return store::OpenSqlite(dir, writer, faults); },
+                                            o, metrics);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot open the store in " + dir + ": " + e.what());
+  }
+}
+
+std::unique_ptr<notify::Provider> MakeProvider(const config::Config& cfg, notify::Scheduler& scheduler) {
+  if (cfg.sms.provider != "twilio") return notify::MakeLogProvider(scheduler.io());
+  notify::TwilioOptions t;
+  t.base_url = cfg.sms.base_url;
+  t.account_sid = cfg.sms.account_sid;
+  t.auth_token = cfg.sms.auth_token;
+  t.from = cfg.sms.from;
+  t.timeout_ms = cfg.sms.timeout_ms;
+  if (!cfg.sms.public_url.empty()) t.status_callback_url = ToLive(cfg).sms_public_url + "/v1/sms/status";
+  try {
+    return notify::MakeTwilioProvider(scheduler.io(), t);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("sms: ") + e.what());
+  }
+}
+
+// The outbox worker as the message path sees it.
+class SchedulerClock final : public chat::SmsClock {
+ public:
+  explicit SchedulerClock(notify::Scheduler& s) : s_(s) {}
+  void PullEarlier(int64_t id, int64_t due_at) override { s_.PullEarlier(id, due_at); }
+
+ private:
+  notify::Scheduler& s_;
+};
+
+}  // namespace
+
+// Declared in the order they are built; destroyed in reverse.
+struct Node::Parts {
+  explicit Parts(config::Config c)
+      : cfg(std::move(c)),
+        file_limit(RaiseFileLimit()),
+        loops(static_cast<size_t>(cfg.threads)),
+        metrics(loops.size()),
+        presence(loops, metrics, PresenceOptions(cfg)),
+        channels(cfg.channels),
+        store(OpenStore(cfg, metrics)),
+        policies(notify::Policies::Build(cfg.channels)),
+        scheduler(*store, policies, metrics, SchedulerOptions(cfg)),
+        sms_clock(scheduler),
+        messenger(loops, metrics, *store, presence, &sms_clock),
+        ctx(loops, metrics, presence, presence, channels, *store, messenger, ToLive(cfg)),
+        http(ctx, &web),
+        connect(ctx) {}
+
+  static presence::ServiceOptions PresenceOptions(const config::Config& c) {
+    presence::ServiceOptions o;
+    o.table = TableOptions(c);
+    o.event_log_capacity = static_cast<size_t>(c.presence_event_buffer);
+    o.first_seq = static_cast<uint64_t>(base::WallMs()) * 1000;  // see EventLog
+    return o;
+  }
+  static notify::Scheduler::Options SchedulerOptions(const config::Config& c) {
+    notify::Scheduler::Options o;
+    o.tick_ms = c.notify_tick_ms;
+    return o;
+  }
+
+  config::Config cfg;
+  int64_t file_limit;
+  base::LoopGroup loops;
+  base::Metrics metrics;
+  presence::Service presence;
+  api::Channels channels;
+  std::unique_ptr<store::Service> store;
+  notify::PolicySource policies;
+  notify::Scheduler scheduler;
+  SchedulerClock sms_clock;
+  chat::Messenger messenger;
+  api::Context ctx;
+  api::StaticFiles web;
+  api::HttpApi http;
+  api::ConnectEndpoint connect;
+  std::unique_ptr<net::Server> server;
+  std::unique_ptr<api::MetricsHttp> metrics_http;
+  std::unique_ptr<net::Server> metrics_server;
+  bool stopped = false;
+};
+
+Node::Node(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
+
+Node::~Node() { Stop(); }
+
+std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(store::Db&)>& seed) {
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  signal(SIGPIPE, SIG_IGN);
+  auto p = std::make_unique<Parts>(std::move(cfg));
+  Parts& n = *p;
+  n.ctx.sends.Set(n.cfg.max_sends_per_s, SendBurst(n.cfg));
+  std::unique_ptr<notify::Provider> provider = MakeProvider(n.cfg, n.scheduler);
+  if (seed) {
+    std::promise<void> seeded;
+    n.store->Write<bool>(
+        [&seed](store::Db& db) {
+          seed(db);
+          return true;
+        },
+        [&seeded](store::Outcome<bool> o) {
+          if (!o.ok()) spdlog::error("seed: {}", o.error);
+          seeded.set_value();
+        });
+    seeded.get_future().wait();
+  }
+  std::string web_dir = api::FindWebDir(n.cfg.web_dir);
+  if (n.web.Load(web_dir) == 0) spdlog::warn("no web pages found (web_dir '{}'): /desk and /widget are off", web_dir);
+
+  net::ServerOptions sopts = ServerOptionsOf(n.cfg, n.file_limit);
+  n.server = std::make_unique<net::Server>(n.loops, n.metrics, sopts, n.http, n.connect);
+  try {
+    n.server->Start();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot listen on " + n.cfg.listen + ": " + e.what());
+  }
+  // /metrics apart from the public listener. Not being able to bind it is
+  // not fatal (another process has the default port): said, and served off.
+  if (!n.cfg.metrics_listen.empty()) {
+    net::ServerOptions mo;
+    mo.host = n.cfg.metrics_host;
+    mo.port = n.cfg.metrics_port;
+    mo.http_only = true;
+    mo.max_connections = 64;
+    n.metrics_http = std::make_unique<api::MetricsHttp>(n.http);
+    n.metrics_server = std::make_unique<net::Server>(n.loops, n.metrics, mo, *n.metrics_http, n.connect);
+    try {
+      n.metrics_server->Start();
+      spdlog::info("metrics on http://{}:{}/metrics", n.cfg.metrics_host, n.metrics_server->port());
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics_listen {}: {}; /metrics is not served apart", n.cfg.metrics_listen, e.what());
+      n.metrics_server.reset();
+    }
+  }
+  n.loops.Start();
+  n.scheduler.Start(std::move(provider));
+  n.ctx.ready = true;
+  spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections", ONLINED_VERSION,
+               n.cfg.listen_host, n.server->port(), n.loops.size(), n.cfg.channels.size(), sopts.max_connections);
+  return std::unique_ptr<Node>(new Node(std::move(p)));
+}
+
+uint16_t Node::port() const { return p_->server->port(); }
+
+std::optional<uint16_t> Node::metrics_port() const {
+  if (!p_->metrics_server) return std::nullopt;
+  return p_->metrics_server->port();
+}
+
+const config::Config& Node::config() const { return p_->cfg; }
+
+void Node::Reload(config::Config next) {
+  Parts& n = *p_;
+  next.listen = n.cfg.listen;
+  next.listen_host = n.cfg.listen_host;
+  next.listen_port = n.cfg.listen_port;
+  next.data_dir = n.cfg.data_dir;
+  spdlog::set_level(spdlog::level::from_str(next.log_level));
+  n.channels.Replace(next.channels);
+  n.policies.Set(notify::Policies::Build(next.channels));  // time zones read here, once
+  n.ctx.set_settings(ToLive(next));
+  n.ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
+  n.presence.SetTableOptions(TableOptions(next));
+  n.server->SetLimits(ServerOptionsOf(next, n.file_limit));
+  if (next.store_faults != n.cfg.store_faults) {
+    store::FaultSpec spec;
+    std::string err;
+    if (n.cfg.store_faults.empty()) {
+      spdlog::warn("SIGHUP: store_faults needs a restart to take effect");
+      next.store_faults.clear();
+    } else if (!store::ParseFaultSpec(next.store_faults.empty() ? "none" : next.store_faults, spec, err)) {
+      spdlog::error("SIGHUP: store_faults: {}", err);
+      next.store_faults = n.cfg.store_faults;
+    } else {
+      store::SetFaults(spec);
+      spdlog::warn("SIGHUP: store faults now '{}'", next.store_faults);
+      if (next.store_faults.empty()) next.store_faults = "none";
+    }
+  }
+  spdlog::info("SIGHUP: settings reloaded ({} channel(s)); listen and data_dir need a restart",
+               next.channels.size());
+  n.cfg = std::move(next);
+}
+
+void Node::Stop() {
+  Parts& n = *p_;
+  if (n.stopped) return;
+  n.stopped = true;
+  spdlog::info("draining: closing connections with 1001");
+  n.ctx.ready = false;
+  n.server->Stop();
+  if (n.metrics_server) n.metrics_server->Stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  n.scheduler.Stop();
+  n.loops.Stop();
+  n.store->Stop();  // completes what was queued: every acknowledged write is committed
+  spdlog::info("stopped");
+}
+
+}  // namespace onlined::app

@@ -1,0 +1,29 @@
+#include "chat/session_rules.h"
+
+namespace onlined::chat {
+
+std::vector<store::Message> Missed(store::Db& db, const std::string& channel, const std::string& user_id,
+                                   const std::vector<std::pair<std::string, int64_t>>& resume) {
+  std::vector<store::Message> out;
+  for (const store::Chat& chat : db.ChatsOfUser(channel, user_id, kReplayChats)) {
+    int64_t after = 0;
+    for (const auto& [id, seq] : resume) {
+      if (id == chat.chat_id) after = seq;
+    }
+    auto msgs = db.ListMessages(chat.chat_id, after, kReplayMessages);
+    out.insert(out.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+  }
+  return out;
+}
+
+std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const std::string& user_id,
+                             const std::string& chat_id, int64_t seq, bool read, int64_t now) {
+  auto chat = db.GetChat(channel, chat_id);
+  if (!chat || chat->user_id != user_id) return std::nullopt;
+  Marks m;
+  m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
+  m.ack = db.RaiseUserAck(chat_id, seq, now);
+  return m;
+}
+
+}  // namespace onlined::chat
