@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_JOBS ?= 2
 
-.PHONY: all deps build demo test test-release test-asan test-tsan fuzz-smoke bench bench-smoke clean
+.PHONY: all deps build demo test test-release test-asan test-tsan fuzz-smoke format-check tidy bench bench-smoke clean
 
 all: build
 
@@ -22,8 +22,23 @@ demo: build
 # Every test. In CI (CI=true) also the sanitizer builds and the fuzz smoke run.
 test: test-release
 ifeq ($(CI),true)
-test: test-asan test-tsan fuzz-smoke
+test: format-check tidy test-asan test-tsan fuzz-smoke
 endif
+
+CXX_SOURCES = $(shell git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'bench/*.cc' 'fuzz/*.cc')
+
+# The house style (.clang-format): a file that is not formatted fails.
+format-check:
+	@clang-format --dry-run -Werror $(CXX_SOURCES) && echo "format-check: $(words $(CXX_SOURCES)) files formatted"
+
+# clang-tidy (.clang-tidy) on the translation units that do not include Beast
+# (those take ~30 s each); warnings fail the run.
+TIDY_SOURCES = $(shell git ls-files 'src/*.cc' | grep -v -e '_test.cc' -e '^src/net/server.cc' -e '^src/net/websocket_conn.cc' \
+  -e '^src/net/poller.cc' -e '^src/notify/twilio_provider.cc' -e '^src/main.cc' -e '^src/app/')
+tidy: build
+	@printf '%s\n' $(TIDY_SOURCES) | xargs -P $(JOBS) -n 4 clang-tidy -p build --quiet --warnings-as-errors='*' 2>&1 \
+	  | grep -v -e '^[0-9]* warnings generated' -e 'Suppressed' -e 'Use -header-filter' -e 'Use -system-headers' ; \
+	  test $${PIPESTATUS[1]} -eq 0 && echo "tidy: $(words $(TIDY_SOURCES)) files clean"
 
 test-release: build
 	ctest --test-dir build --output-on-failure -j $(CTEST_JOBS)

@@ -18,9 +18,9 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <unordered_map>
 #include <random>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "auth/token.h"
@@ -38,12 +38,12 @@ struct Options {
   std::string channel = "bench";
   std::string secret;
   int conns = 1000;
-  int offset = 0;           // first user index
-  int sources = 4;          // 127.0.0.2 .. 127.0.0.(1+sources)
-  int inflight = 256;       // handshakes in flight
-  double hb_per_conn = 1.0; // heartbeats per connection per second
+  int offset = 0;            // first user index
+  int sources = 4;           // 127.0.0.2 .. 127.0.0.(1+sources)
+  int inflight = 256;        // handshakes in flight
+  double hb_per_conn = 1.0;  // heartbeats per connection per second
   double duration_s = 10;
-  double query_rate = 0;    // presence queries per second (100 ids each)
+  double query_rate = 0;  // presence queries per second (100 ids each)
   int query_ids = 100;
   int query_conns = 4;
   int total_users = 0;      // ids to pick from for queries (default conns)
@@ -51,13 +51,15 @@ struct Options {
   std::string chats_file;   // "<user> <chat_id>" lines: where sends go
   double send_rate = 0;     // manager messages per second (POST), to connected users' chats
   int send_conns = 8;
-  double list_rate = 0;     // GET /v1/user-chats?limit=50 per second
-  bool socketio = false;    // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
-  bool storm = false;       // after the steady phase, drop every connection at once and reconnect all
+  double list_rate = 0;  // GET /v1/user-chats?limit=50 per second
+  bool socketio =
+      false;           // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
+  bool storm = false;  // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
-  int desks = 0;            // the first `desks` connections are managers ("desk<i>"), who get every message
-  double churn_rate = 0;    // > 0: open-loop handshakes at this rate for `duration`, each closed after its
-                            // welcome or refusal (admission under overload); no steady phase
+  int desks = 0;  // the first `desks` connections are managers ("desk<i>"), who get every message
+  double churn_rate =
+      0;  // > 0: open-loop handshakes at this rate for `duration`, each closed after its
+          // welcome or refusal (admission under overload); no steady phase
 };
 
 // Latency samples in microseconds (bounded reservoir).
@@ -82,8 +84,10 @@ struct Histogram {
       return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))] / 1000.0;
     };
     char buf[256];
-    snprintf(buf, sizeof buf, R"({"count":%llu,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"max_ms":%.3f})",
-             static_cast<unsigned long long>(count), q(0.5), q(0.99), q(0.999), v.empty() ? 0.0 : v.back() / 1000.0);
+    snprintf(buf, sizeof buf,
+             R"({"count":%llu,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"max_ms":%.3f})",
+             static_cast<unsigned long long>(count), q(0.5), q(0.99), q(0.999),
+             v.empty() ? 0.0 : v.back() / 1000.0);
     return buf;
   }
 };
@@ -103,7 +107,8 @@ std::string ClientFrame(std::string_view payload) {
     f.push_back(static_cast<char>(n & 0xff));
   } else {
     f.push_back(static_cast<char>(0x80 | 127));
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>((static_cast<uint64_t>(n) >> (8 * i)) & 0xff));
+    for (int i = 7; i >= 0; --i)
+      f.push_back(static_cast<char>((static_cast<uint64_t>(n) >> (8 * i)) & 0xff));
   }
   f.append(reinterpret_cast<const char*>(kMask), 4);
   for (size_t i = 0; i < n; ++i) f.push_back(static_cast<char>(payload[i] ^ kMask[i % 4]));
@@ -111,7 +116,8 @@ std::string ClientFrame(std::string_view payload) {
 }
 
 int64_t NowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 class Loadgen;
@@ -125,7 +131,7 @@ struct Conn {
   size_t have = 0;
   int64_t ping_sent_us = 0;  // 0: no ping outstanding
   bool writing = false;
-  std::string hello;  // upgrade + hello, freed once sent
+  std::string hello;      // upgrade + hello, freed once sent
   std::string sio_hello;  // Socket.IO: namespace connect + hello, sent after the open packet
   int64_t t0_us = 0;      // when the connect began
   explicit Conn(Loadgen* l, asio::io_context& io, int i) : lg(l), sock(io), index(i) {}
@@ -184,7 +190,8 @@ class Loadgen {
   bool storming_ = false;
   int64_t storm_start_us_ = 0;
   double storm_s_ = -1;
-  std::vector<std::unique_ptr<Conn>> graveyard_;  // dropped by the storm; their handlers may still run
+  std::vector<std::unique_ptr<Conn>>
+      graveyard_;  // dropped by the storm; their handlers may still run
   size_t hb_cursor_ = 0;
   double hb_debt_ = 0;
 
@@ -193,8 +200,8 @@ class Loadgen {
   struct HttpStream {
     std::string name;
     double rate = 0, debt = 0;
-    std::function<std::string()> build;  // the next request, whole
-    Histogram lat, ok_lat;  // every answer; the 2xx ones
+    std::function<std::string()> build;     // the next request, whole
+    Histogram lat, ok_lat;                  // every answer; the 2xx ones
     uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
     struct Link {
       std::unique_ptr<tcp::socket> sock;
@@ -229,11 +236,12 @@ void Loadgen::Connect(Conn* c) {
   std::string user =
       desk ? "desk" + std::to_string(c->index) : "u" + std::to_string(o_.offset + c->index);
   auto role = desk ? onlined::auth::Role::kManager : onlined::auth::Role::kUser;
-  std::string token =
-      onlined::auth::Mint({o_.channel, user, role, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
+  std::string token = onlined::auth::Mint(
+      {o_.channel, user, role, onlined::base::WallMs() / 1000 + 86400}, o_.secret);
   std::string path = o_.socketio ? "/socket.io/?EIO=4&transport=websocket" : "/v1/connect";
   c->hello = "GET " + path + " HTTP/1.1\r\nHost: " + o_.host +
-             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+             "dGhlIHNhbXBsZSBub25jZQ==\r\n"
              "Sec-WebSocket-Version: 13\r\n\r\n";
   if (o_.socketio) {
     // Engine.IO drops frames sent before its open packet, and Socket.IO drops
@@ -243,25 +251,27 @@ void Loadgen::Connect(Conn* c) {
   } else {
     c->hello += ClientFrame(R"({"type":"hello","token":")" + token + "\"}");
   }
-  c->sock.async_connect(tcp::endpoint(asio::ip::make_address(o_.host), o_.port), [this, c, t0](auto ec) {
-    if (ec) return Fail(c);
-    c->state = Conn::kUpgrading;
-    asio::async_write(c->sock, asio::buffer(c->hello), [this, c, t0](auto ec, size_t) {
-      if (ec) return Fail(c);
-      std::string().swap(c->hello);
-      connect_lat.Add(NowUs() - t0);
-      Read(c);
-    });
-  });
+  c->sock.async_connect(
+      tcp::endpoint(asio::ip::make_address(o_.host), o_.port), [this, c, t0](auto ec) {
+        if (ec) return Fail(c);
+        c->state = Conn::kUpgrading;
+        asio::async_write(c->sock, asio::buffer(c->hello), [this, c, t0](auto ec, size_t) {
+          if (ec) return Fail(c);
+          std::string().swap(c->hello);
+          connect_lat.Add(NowUs() - t0);
+          Read(c);
+        });
+      });
 }
 
 void Loadgen::Read(Conn* c) {
-  c->sock.async_read_some(asio::buffer(c->buf + c->have, sizeof c->buf - c->have), [this, c](auto ec, size_t n) {
-    if (ec) return Fail(c);
-    c->have += n;
-    OnData(c);
-    if (c->state != Conn::kDead) Read(c);
-  });
+  c->sock.async_read_some(asio::buffer(c->buf + c->have, sizeof c->buf - c->have),
+                          [this, c](auto ec, size_t n) {
+                            if (ec) return Fail(c);
+                            c->have += n;
+                            OnData(c);
+                            if (c->state != Conn::kDead) Read(c);
+                          });
 }
 
 void Loadgen::OnData(Conn* c) {
@@ -275,8 +285,9 @@ void Loadgen::OnData(Conn* c) {
     }
     if (s.substr(0, 12) != "HTTP/1.1 101") {
       if (o_.churn_rate > 0 && s.substr(0, 12) == "HTTP/1.1 503") {
-        return EndChurn(c, s.find("Retry-After: ") != std::string_view::npos ? ChurnEnd::k503WithHint
-                                                                              : ChurnEnd::kOther);
+        return EndChurn(c, s.find("Retry-After: ") != std::string_view::npos
+                               ? ChurnEnd::k503WithHint
+                               : ChurnEnd::kOther);
       }
       return Fail(c);
     }
@@ -302,10 +313,11 @@ void Loadgen::OnData(Conn* c) {
     ++frames_in;
     if (opcode == 8 && o_.churn_rate > 0 && c->state == Conn::kHello && payload.size() >= 2 &&
         ((static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1])) == 1013) {
-      return EndChurn(c, payload.find("retry_after_ms") != std::string_view::npos ? ChurnEnd::k1013WithHint
-                                                                                   : ChurnEnd::kOther);
+      return EndChurn(c, payload.find("retry_after_ms") != std::string_view::npos
+                             ? ChurnEnd::k1013WithHint
+                             : ChurnEnd::kOther);
     }
-    if (opcode == 8) return Fail(c);  // close
+    if (opcode == 8) return Fail(c);      // close
     if (o_.socketio && payload == "2") {  // Engine.IO ping: answer or be dropped
       if (!c->writing) {
         c->writing = true;
@@ -404,7 +416,8 @@ void Loadgen::StartMore() {
   }
   if (!ready_printed_ && next_ == o_.conns && in_flight_ == 0) {
     ready_printed_ = true;
-    fprintf(stderr, "loadgen: %d live, %d failed in %.2f s\n", live, failed, (NowUs() - start_us_) / 1e6);
+    fprintf(stderr, "loadgen: %d live, %d failed in %.2f s\n", live, failed,
+            (NowUs() - start_us_) / 1e6);
     printf("READY %d %.3f\n", live, (NowUs() - start_us_) / 1e6);
     fflush(stdout);
     steady_start_us_ = NowUs();
@@ -420,10 +433,18 @@ void Loadgen::StartMore() {
 // until the run ends (its handlers may still be queued).
 void Loadgen::EndChurn(Conn* c, ChurnEnd how) {
   switch (how) {
-    case ChurnEnd::kWelcome: ++admitted; break;
-    case ChurnEnd::k503WithHint: ++refused_503; break;
-    case ChurnEnd::k1013WithHint: ++refused_1013; break;
-    case ChurnEnd::kOther: ++failed; break;
+    case ChurnEnd::kWelcome:
+      ++admitted;
+      break;
+    case ChurnEnd::k503WithHint:
+      ++refused_503;
+      break;
+    case ChurnEnd::k1013WithHint:
+      ++refused_1013;
+      break;
+    case ChurnEnd::kOther:
+      ++failed;
+      break;
   }
   c->state = Conn::kDead;
   --in_flight_;
@@ -560,9 +581,10 @@ std::string Loadgen::QueryBody() {
 }
 
 void Loadgen::StartStreams() {
-  desk_token_ = "Bearer " + onlined::auth::Mint({o_.channel, "bench-desk", onlined::auth::Role::kManager,
-                                                 onlined::base::WallMs() / 1000 + 86400},
-                                                o_.secret);
+  desk_token_ =
+      "Bearer " + onlined::auth::Mint({o_.channel, "bench-desk", onlined::auth::Role::kManager,
+                                       onlined::base::WallMs() / 1000 + 86400},
+                                      o_.secret);
   auto add = [&](std::string name, double rate, int conns, std::function<std::string()> build) {
     if (rate <= 0) return;
     auto s = std::make_unique<HttpStream>();
@@ -577,13 +599,14 @@ void Loadgen::StartStreams() {
     }
     streams_.push_back(std::move(s));
   };
-  auto request = [this](const std::string& method, const std::string& target, const std::string& body) {
+  auto request = [this](const std::string& method, const std::string& target,
+                        const std::string& body) {
     return method + " " + target + " HTTP/1.1\r\nHost: x\r\nAuthorization: " + desk_token_ +
-           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
   };
-  add("query", o_.query_rate, o_.query_conns, [this, request] {
-    return request("POST", "/v1/presence/query", QueryBody());
-  });
+  add("query", o_.query_rate, o_.query_conns,
+      [this, request] { return request("POST", "/v1/presence/query", QueryBody()); });
   add("list", o_.list_rate, 2, [request] { return request("GET", "/v1/user-chats?limit=50", ""); });
   if (o_.send_rate > 0) {
     std::ifstream f(o_.chats_file);
@@ -599,7 +622,8 @@ void Loadgen::StartStreams() {
     add("send", o_.send_rate, o_.send_conns, [this, request] {
       std::uniform_int_distribution<size_t> pick(0, conns_.size() - 1);
       size_t i = pick(rng_);
-      for (int tries = 0; tries < 8 && (chat_of_[i].empty() || conns_[i]->state != Conn::kLive); ++tries) {
+      for (int tries = 0; tries < 8 && (chat_of_[i].empty() || conns_[i]->state != Conn::kLive);
+           ++tries) {
         i = pick(rng_);
       }
       size_t n = send_t_.size();
@@ -630,41 +654,42 @@ void Loadgen::Issue(HttpStream& s) {
       auto buf = std::make_shared<std::array<char, 65536>>();
       auto step = std::make_shared<std::function<void()>>();
       *step = [this, sp, k, buf, step] {
-        sp->links[k].sock->async_read_some(asio::buffer(*buf), [this, sp, k, buf, step](auto ec, size_t n) {
-          auto& l = sp->links[k];
-          if (ec) {
-            ++sp->err;
-            l.dead = true;
-            return;
-          }
-          l.resp.append(buf->data(), n);
-          size_t he = l.resp.find("\r\n\r\n");
-          if (he != std::string::npos) {
-            size_t cl = l.resp.find("Content-Length: ");
-            if (cl == std::string::npos) cl = l.resp.find("content-length: ");
-            size_t len = cl == std::string::npos ? 0 : std::stoul(l.resp.substr(cl + 16));
-            if (l.resp.size() >= he + 4 + len) {
-              sp->lat.Add(NowUs() - l.sent_us);
-              bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
-              good ? ++sp->ok : ++sp->err;
-              if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
-              if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
-                  l.resp.find("Retry-After: ") < he) {
-                ++sp->refused;
+        sp->links[k].sock->async_read_some(
+            asio::buffer(*buf), [this, sp, k, buf, step](auto ec, size_t n) {
+              auto& l = sp->links[k];
+              if (ec) {
+                ++sp->err;
+                l.dead = true;
+                return;
               }
-              l.busy = false;
-              l.sent_us = 0;
-              (*step) = nullptr;  // break the self-reference
-              if (sp->debt >= 1 && !stopping_) {  // behind the rate: the next one now
-                sp->debt -= 1;
-                l.busy = true;
-                Issue(*sp);
+              l.resp.append(buf->data(), n);
+              size_t he = l.resp.find("\r\n\r\n");
+              if (he != std::string::npos) {
+                size_t cl = l.resp.find("Content-Length: ");
+                if (cl == std::string::npos) cl = l.resp.find("content-length: ");
+                size_t len = cl == std::string::npos ? 0 : std::stoul(l.resp.substr(cl + 16));
+                if (l.resp.size() >= he + 4 + len) {
+                  sp->lat.Add(NowUs() - l.sent_us);
+                  bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
+                  good ? ++sp->ok : ++sp->err;
+                  if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
+                  if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
+                      l.resp.find("Retry-After: ") < he) {
+                    ++sp->refused;
+                  }
+                  l.busy = false;
+                  l.sent_us = 0;
+                  (*step) = nullptr;                  // break the self-reference
+                  if (sp->debt >= 1 && !stopping_) {  // behind the rate: the next one now
+                    sp->debt -= 1;
+                    l.busy = true;
+                    Issue(*sp);
+                  }
+                  return;
+                }
               }
-              return;
-            }
-          }
-          (*step)();
-        });
+              (*step)();
+            });
       };
       (*step)();
     });
@@ -682,12 +707,14 @@ int Loadgen::Run() {
     ChurnTick();
     io_.run();
     double secs = (NowUs() - start_us_) / 1e6;
-    printf(R"({"churn":{"offered":%llu,"skipped":%llu,"admitted":%llu,"refused_503":%llu,"refused_1013":%llu,)"
-           R"("failed":%d,"seconds":%.3f,"welcome_latency":%s}})"
-           "\n",
-           static_cast<unsigned long long>(churn_offered), static_cast<unsigned long long>(churn_skipped),
-           static_cast<unsigned long long>(admitted), static_cast<unsigned long long>(refused_503),
-           static_cast<unsigned long long>(refused_1013), failed, secs, welcome_lat.Json().c_str());
+    printf(
+        R"({"churn":{"offered":%llu,"skipped":%llu,"admitted":%llu,"refused_503":%llu,"refused_1013":%llu,)"
+        R"("failed":%d,"seconds":%.3f,"welcome_latency":%s}})"
+        "\n",
+        static_cast<unsigned long long>(churn_offered),
+        static_cast<unsigned long long>(churn_skipped), static_cast<unsigned long long>(admitted),
+        static_cast<unsigned long long>(refused_503), static_cast<unsigned long long>(refused_1013),
+        failed, secs, welcome_lat.Json().c_str());
     fflush(stdout);
     return 0;
   }
@@ -699,20 +726,23 @@ int Loadgen::Run() {
   for (size_t i = 0; i < streams_.size(); ++i) {
     auto& s = *streams_[i];
     if (i) streams += ",";
-    streams += "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) + ",\"err\":" + std::to_string(s.err) +
-               ",\"refused\":" + std::to_string(s.refused) +
-               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) + ",\"latency\":" + s.lat.Json() +
-               ",\"ok_latency\":" + s.ok_lat.Json() + "}";
+    streams += "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
+               ",\"err\":" + std::to_string(s.err) + ",\"refused\":" + std::to_string(s.refused) +
+               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) +
+               ",\"latency\":" + s.lat.Json() + ",\"ok_latency\":" + s.ok_lat.Json() + "}";
   }
   streams += "}";
-  printf(R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
-         R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"desk_messages_in":%llu,)"
-         R"("desk_deliver_latency":%s,"http":%s,"storm_s":%.3f})"
-         "\n",
-         live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs, static_cast<unsigned long long>(pings),
-         static_cast<unsigned long long>(pongs), hb_lat.Json().c_str(), connect_lat.Json().c_str(),
-         static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(),
-         static_cast<unsigned long long>(desk_messages_in), desk_lat.Json().c_str(), streams.c_str(), storm_s_);
+  printf(
+      R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
+      R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"desk_messages_in":%llu,)"
+      R"("desk_deliver_latency":%s,"http":%s,"storm_s":%.3f})"
+      "\n",
+      live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs,
+      static_cast<unsigned long long>(pings), static_cast<unsigned long long>(pongs),
+      hb_lat.Json().c_str(), connect_lat.Json().c_str(),
+      static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(),
+      static_cast<unsigned long long>(desk_messages_in), desk_lat.Json().c_str(), streams.c_str(),
+      storm_s_);
   fflush(stdout);
   if (o_.wait_stdin) {
     char b[64];
@@ -735,30 +765,54 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--host") o.host = val();
-    else if (a == "--port") o.port = static_cast<uint16_t>(std::stoi(val()));
-    else if (a == "--channel") o.channel = val();
-    else if (a == "--secret") o.secret = val();
-    else if (a == "--conns") o.conns = std::stoi(val());
-    else if (a == "--offset") o.offset = std::stoi(val());
-    else if (a == "--sources") o.sources = std::stoi(val());
-    else if (a == "--inflight") o.inflight = std::stoi(val());
-    else if (a == "--hb-per-conn") o.hb_per_conn = std::stod(val());
-    else if (a == "--duration") o.duration_s = std::stod(val());
-    else if (a == "--query-rate") o.query_rate = std::stod(val());
-    else if (a == "--query-ids") o.query_ids = std::stoi(val());
-    else if (a == "--query-conns") o.query_conns = std::stoi(val());
-    else if (a == "--total-users") o.total_users = std::stoi(val());
-    else if (a == "--wait-stdin") o.wait_stdin = true;
-    else if (a == "--chats-file") o.chats_file = val();
-    else if (a == "--send-rate") o.send_rate = std::stod(val());
-    else if (a == "--send-conns") o.send_conns = std::stoi(val());
-    else if (a == "--list-rate") o.list_rate = std::stod(val());
-    else if (a == "--socketio") o.socketio = true;
-    else if (a == "--storm") o.storm = true;
-    else if (a == "--streams-on-mark") o.streams_on_mark = std::stoi(val());
-    else if (a == "--desks") o.desks = std::stoi(val());
-    else if (a == "--churn-rate") o.churn_rate = std::stod(val());
+    if (a == "--host")
+      o.host = val();
+    else if (a == "--port")
+      o.port = static_cast<uint16_t>(std::stoi(val()));
+    else if (a == "--channel")
+      o.channel = val();
+    else if (a == "--secret")
+      o.secret = val();
+    else if (a == "--conns")
+      o.conns = std::stoi(val());
+    else if (a == "--offset")
+      o.offset = std::stoi(val());
+    else if (a == "--sources")
+      o.sources = std::stoi(val());
+    else if (a == "--inflight")
+      o.inflight = std::stoi(val());
+    else if (a == "--hb-per-conn")
+      o.hb_per_conn = std::stod(val());
+    else if (a == "--duration")
+      o.duration_s = std::stod(val());
+    else if (a == "--query-rate")
+      o.query_rate = std::stod(val());
+    else if (a == "--query-ids")
+      o.query_ids = std::stoi(val());
+    else if (a == "--query-conns")
+      o.query_conns = std::stoi(val());
+    else if (a == "--total-users")
+      o.total_users = std::stoi(val());
+    else if (a == "--wait-stdin")
+      o.wait_stdin = true;
+    else if (a == "--chats-file")
+      o.chats_file = val();
+    else if (a == "--send-rate")
+      o.send_rate = std::stod(val());
+    else if (a == "--send-conns")
+      o.send_conns = std::stoi(val());
+    else if (a == "--list-rate")
+      o.list_rate = std::stod(val());
+    else if (a == "--socketio")
+      o.socketio = true;
+    else if (a == "--storm")
+      o.storm = true;
+    else if (a == "--streams-on-mark")
+      o.streams_on_mark = std::stoi(val());
+    else if (a == "--desks")
+      o.desks = std::stoi(val());
+    else if (a == "--churn-rate")
+      o.churn_rate = std::stod(val());
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a.c_str());
       return 2;

@@ -16,12 +16,18 @@ int main(int argc, char** argv) {
   long chats = 100000, messages = 1000000, load_users = 2000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
-    if (a == "--data-dir") dir = v;
-    else if (a == "--channel") channel = v;
-    else if (a == "--chats") chats = std::stol(v);
-    else if (a == "--messages") messages = std::stol(v);
-    else if (a == "--load-users") load_users = std::stol(v);
-    else if (a == "--out") out = v;
+    if (a == "--data-dir")
+      dir = v;
+    else if (a == "--channel")
+      channel = v;
+    else if (a == "--chats")
+      chats = std::stol(v);
+    else if (a == "--messages")
+      messages = std::stol(v);
+    else if (a == "--load-users")
+      load_users = std::stol(v);
+    else if (a == "--out")
+      out = v;
     else {
       fprintf(stderr, "seed: unknown option %s\n", a.c_str());
       return 2;

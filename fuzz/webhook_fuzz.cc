@@ -15,9 +15,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   int rank = onlined::notify::StatusRank(onlined::notify::FormValue(form, "MessageStatus"));
   if (rank < 0 || rank > 3) abort();
   std::string sig = onlined::notify::TwilioSignature("token", "https://x/v1/sms/inbound", form);
-  if (!onlined::notify::CheckTwilioSignature("token", "https://x/v1/sms/inbound", form, sig)) abort();
+  if (!onlined::notify::CheckTwilioSignature("token", "https://x/v1/sms/inbound", form, sig))
+    abort();
   // What we encode parses back to the same form.
   onlined::notify::Form again;
-  if (!onlined::notify::ParseForm(onlined::notify::FormEncode(form), again) || again != form) abort();
+  if (!onlined::notify::ParseForm(onlined::notify::FormEncode(form), again) || again != form)
+    abort();
   return 0;
 }

@@ -78,7 +78,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (b.buffered() > 14 + std::max<size_t>(125, max_message) + max_message) abort();
     pos += n;
   }
-  if (ok_pieces && pos < copy2.size()) ok_pieces = b.Feed(copy2.data() + pos, copy2.size() - pos, pieces);
+  if (ok_pieces && pos < copy2.size())
+    ok_pieces = b.Feed(copy2.data() + pos, copy2.size() - pos, pieces);
   if (ok_whole != ok_pieces || whole.log != pieces.log) abort();
   if (!ok_whole && (a.error_code() != b.error_code())) abort();
   return 0;

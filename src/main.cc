@@ -84,16 +84,20 @@ int main(int argc, char** argv) {
   token->add_option("--channel", token_channel, "channel id")->required();
   token->add_option("--role", token_role, "user|manager|server")->required();
   token->add_option("--sub", token_sub, "user or manager id")->required();
-  token->add_option("--ttl", token_ttl, "lifetime in seconds (default 3600)")->check(CLI::Range(1, 366 * 86400));
+  token->add_option("--ttl", token_ttl, "lifetime in seconds (default 3600)")
+      ->check(CLI::Range(1, 366 * 86400));
 
   CLI11_PARSE(cli, argc, argv);
 
   try {
     if (*serve || *demo) {
       const sigset_t sigs = BlockSignals();
-      config::Config cfg = *demo ? app::DemoConfig(demo_listen) : config::Load(config_path, config::EnvFromProcess(), flags);
-      if (cfg.channels.empty()) spdlog::warn("no [[channels]] configured: every token will be refused");
-      std::unique_ptr<app::Node> node = app::Node::Start(cfg, *demo ? app::SeedDemo : std::function<void(store::Db&)>{});
+      config::Config cfg = *demo ? app::DemoConfig(demo_listen)
+                                 : config::Load(config_path, config::EnvFromProcess(), flags);
+      if (cfg.channels.empty())
+        spdlog::warn("no [[channels]] configured: every token will be refused");
+      std::unique_ptr<app::Node> node =
+          app::Node::Start(cfg, *demo ? app::SeedDemo : std::function<void(store::Db&)>{});
       if (*demo) {
         app::PrintDemoUrls(node->config(), node->port(), node->metrics_port());
       } else {
@@ -106,7 +110,8 @@ int main(int argc, char** argv) {
       config::Config cfg = config::Load(token_config, config::EnvFromProcess(), {});
       const config::Channel* ch = cfg.FindChannel(token_channel);
       if (ch == nullptr) {
-        std::fprintf(stderr, "onlined token: no channel '%s' in %s\n", token_channel.c_str(), token_config.c_str());
+        std::fprintf(stderr, "onlined token: no channel '%s' in %s\n", token_channel.c_str(),
+                     token_config.c_str());
         return 2;
       }
       auth::Role role;
@@ -114,7 +119,9 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "onlined token: --role must be user, manager or server\n");
         return 2;
       }
-      std::printf("%s\n", auth::Mint({ch->id, token_sub, role, base::WallMs() / 1000 + token_ttl}, ch->secret).c_str());
+      std::printf("%s\n", auth::Mint({ch->id, token_sub, role, base::WallMs() / 1000 + token_ttl},
+                                     ch->secret)
+                              .c_str());
       return 0;
     }
   } catch (const config::ConfigError& e) {

@@ -27,7 +27,8 @@ std::string QueryParam(std::string_view query, std::string_view key) {
     std::string_view kv = query.substr(0, amp);
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == key) return eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+    if (kv.substr(0, eq) == key)
+      return eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
   }
   return "";
 }
@@ -50,13 +51,16 @@ bool ValidPhone(std::string_view s) {
 bool ValidId(std::string_view s) {
   if (s.empty() || s.size() > 128) return false;
   for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x21 || c == '/' || c == '?' || c == '#' || c == '%') return false;
+    if (static_cast<unsigned char>(c) < 0x21 || c == '/' || c == '?' || c == '#' || c == '%')
+      return false;
   }
   return true;
 }
 
 // Cursor: "<updated_at>.<chat_id>" of the last chat of the previous page.
-std::string EncodeCursor(const store::Chat& c) { return std::to_string(c.updated_at) + "." + c.chat_id; }
+std::string EncodeCursor(const store::Chat& c) {
+  return std::to_string(c.updated_at) + "." + c.chat_id;
+}
 bool DecodeCursor(const std::string& s, std::pair<int64_t, std::string>& out) {
   size_t dot = s.find('.');
   if (dot == std::string::npos || !ParseInt(s.substr(0, dot), out.first)) return false;
@@ -74,12 +78,14 @@ std::function<void(store::Outcome<T>)> OnLoop(Context& ctx, size_t loop, Fn fn) 
 
 net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bool overloaded) {
   if (overloaded) {
-    net::Response r = ErrorResponse(ctx, loop, Error::kOverloaded, "the store is busy; retry later");
+    net::Response r =
+        ErrorResponse(ctx, loop, Error::kOverloaded, "the store is busy; retry later");
     r.headers.emplace_back("Retry-After", "1");
     return r;
   }
   spdlog::error("store: {}", error);
-  net::Response r = ErrorResponse(ctx, loop, Error::kStoreUnavailable, "the store failed this request; retry later");
+  net::Response r = ErrorResponse(ctx, loop, Error::kStoreUnavailable,
+                                  "the store failed this request; retry later");
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -113,7 +119,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   }
   const std::string& m = req.method;
   auto bad_method = [&](const char* allow) {
-    net::Response r = ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, std::string("use ") + allow);
+    net::Response r =
+        ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, std::string("use ") + allow);
     r.headers.emplace_back("Allow", allow);
     respond(std::move(r));
   };
@@ -149,13 +156,15 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   return true;
 }
 
-void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Claims&, const ChannelEntry& e) {
+void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Claims&,
+                       const ChannelEntry& e) {
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);
   const json::object* o = !ec ? body.if_object() : nullptr;
   const json::value* u = o ? o->if_contains("user_id") : nullptr;
   if (u == nullptr || !u->is_string() || !ValidId(std::string_view(u->as_string()))) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_id\":\"...\"}"));
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_id\":\"...\"}"));
   }
   std::string channel = e.settings.id, user(u->as_string());
   ctx_.store.Write<std::pair<store::Chat, bool>>(
@@ -164,13 +173,14 @@ void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Cl
         store::Chat c = chat::OpenChat(db, channel, user, base::WallMs(), created);
         return std::make_pair(c, created);
       },
-      OnLoop<std::pair<store::Chat, bool>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        std::string out = R"({"chat_id":)";
-        proto::AppendJsonString(out, o.value->first.chat_id);
-        out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
-        respond(JsonResponse(201, std::move(out)));
-      }));
+      OnLoop<std::pair<store::Chat, bool>>(
+          ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            std::string out = R"({"chat_id":)";
+            proto::AppendJsonString(out, o.value->first.chat_id);
+            out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
+            respond(JsonResponse(201, std::move(out)));
+          }));
 }
 
 void ChatApi::ListChats(net::Request& req, net::Responder respond, const ChannelEntry& e) {
@@ -183,14 +193,16 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
   std::string cursor = QueryParam(req.Query(), "cursor");
   if (!cursor.empty()) {
     std::pair<int64_t, std::string> c;
-    if (!DecodeCursor(cursor, c)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadCursor, "bad paging cursor"));
+    if (!DecodeCursor(cursor, c))
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadCursor, "bad paging cursor"));
     before = c;
   }
   std::string channel = e.settings.id;
   presence::ChannelIdx idx = e.idx;
   const size_t loop = req.loop;
   const int64_t start_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count();
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
   ctx_.store.Read<store::ChatPage>(
       [channel, before, limit](store::Db& db) {
         store::ChatPage p;
@@ -201,70 +213,77 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
         }
         return p;
       },
-      OnLoop<store::ChatPage>(ctx_, loop, [this, loop, idx, respond, start_us](store::Outcome<store::ChatPage> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        auto page = std::make_shared<store::ChatPage>(std::move(*o.value));
-        std::vector<std::string> ids;
-        for (const auto& c : page->chats) ids.push_back(c.user_id);
-        // Online status from memory, never from the store.
-        ctx_.presence.Query(idx, std::move(ids), [this, loop, page, respond, start_us](
-                                                     std::vector<presence::UserInfo> pres, std::vector<std::string>) {
-          std::string out = R"({"user_chats":[)";
-          for (size_t i = 0; i < page->chats.size(); ++i) {
-            const store::Chat& c = page->chats[i];
-            if (i) out += ',';
-            out += R"({"chat_id":)";
-            proto::AppendJsonString(out, c.chat_id);
-            out += R"(,"user":{"id":)";
-            proto::AppendJsonString(out, c.user_id);
-            out += R"(,"name":)";
-            proto::AppendJsonString(out, c.user_name.empty() ? c.user_id : c.user_name);
-            out += pres[i].online ? R"(,"online":true)" : R"(,"online":false)";
-            out += R"(,"last_seen":)";
-            if (pres[i].last_seen > 0) {
-              proto::AppendInt(out, pres[i].last_seen);
-            } else {
-              out += "null";
-            }
-            out += R"(},"last_message":)";
-            if (c.last_message) {
-              chat::AppendMessageJson(out, *c.last_message);
-            } else {
-              out += "null";
-            }
-            out += R"(,"unread":)";
-            proto::AppendInt(out, c.unread);
-            out += R"(,"last_seq":)";
-            proto::AppendInt(out, c.last_seq);
-            out += R"(,"user_ack_seq":)";
-            proto::AppendInt(out, c.user_ack_seq);
-            out += R"(,"user_read_seq":)";
-            proto::AppendInt(out, c.user_read_seq);
-            out += R"(,"updated_at":)";
-            proto::AppendInt(out, c.updated_at);
-            out += '}';
-          }
-          out += R"(],"next_cursor":)";
-          if (page->next_cursor.empty()) {
-            out += "null";
-          } else {
-            proto::AppendJsonString(out, page->next_cursor);
-          }
-          out += '}';
-          int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::steady_clock::now().time_since_epoch()).count();
-          ctx_.metrics.Observe(loop, ctx_.m_chats_latency, (now_us - start_us) / 1e6);
-          respond(JsonResponse(200, std::move(out)));
-        });
-      }));
+      OnLoop<store::ChatPage>(
+          ctx_, loop, [this, loop, idx, respond, start_us](store::Outcome<store::ChatPage> o) {
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            auto page = std::make_shared<store::ChatPage>(std::move(*o.value));
+            std::vector<std::string> ids;
+            for (const auto& c : page->chats) ids.push_back(c.user_id);
+            // Online status from memory, never from the store.
+            ctx_.presence.Query(
+                idx, std::move(ids),
+                [this, loop, page, respond, start_us](std::vector<presence::UserInfo> pres,
+                                                      std::vector<std::string>) {
+                  std::string out = R"({"user_chats":[)";
+                  for (size_t i = 0; i < page->chats.size(); ++i) {
+                    const store::Chat& c = page->chats[i];
+                    if (i) out += ',';
+                    out += R"({"chat_id":)";
+                    proto::AppendJsonString(out, c.chat_id);
+                    out += R"(,"user":{"id":)";
+                    proto::AppendJsonString(out, c.user_id);
+                    out += R"(,"name":)";
+                    proto::AppendJsonString(out, c.user_name.empty() ? c.user_id : c.user_name);
+                    out += pres[i].online ? R"(,"online":true)" : R"(,"online":false)";
+                    out += R"(,"last_seen":)";
+                    if (pres[i].last_seen > 0) {
+                      proto::AppendInt(out, pres[i].last_seen);
+                    } else {
+                      out += "null";
+                    }
+                    out += R"(},"last_message":)";
+                    if (c.last_message) {
+                      chat::AppendMessageJson(out, *c.last_message);
+                    } else {
+                      out += "null";
+                    }
+                    out += R"(,"unread":)";
+                    proto::AppendInt(out, c.unread);
+                    out += R"(,"last_seq":)";
+                    proto::AppendInt(out, c.last_seq);
+                    out += R"(,"user_ack_seq":)";
+                    proto::AppendInt(out, c.user_ack_seq);
+                    out += R"(,"user_read_seq":)";
+                    proto::AppendInt(out, c.user_read_seq);
+                    out += R"(,"updated_at":)";
+                    proto::AppendInt(out, c.updated_at);
+                    out += '}';
+                  }
+                  out += R"(],"next_cursor":)";
+                  if (page->next_cursor.empty()) {
+                    out += "null";
+                  } else {
+                    proto::AppendJsonString(out, page->next_cursor);
+                  }
+                  out += '}';
+                  int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::steady_clock::now().time_since_epoch())
+                                       .count();
+                  ctx_.metrics.Observe(loop, ctx_.m_chats_latency, (now_us - start_us) / 1e6);
+                  respond(JsonResponse(200, std::move(out)));
+                });
+          }));
 }
 
-void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth::Claims& c, const ChannelEntry& e,
-                          const std::string& chat_id) {
-  // The node's send rate (max_sends_per_s): past it the cheapest answer, before the body is looked at.
+void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth::Claims& c,
+                          const ChannelEntry& e, const std::string& chat_id) {
+  // The node's send rate (max_sends_per_s): past it the cheapest answer, before the body is looked
+  // at.
   if (!ctx_.sends.Take(base::SteadyMs())) {
-    net::Response r = ErrorResponse(ctx_, req.loop, Error::kOverloaded, "too many sends on this node; retry later");
-    r.headers.emplace_back("Retry-After", std::to_string((ctx_.settings()->retry_after_ms + 999) / 1000));
+    net::Response r = ErrorResponse(ctx_, req.loop, Error::kOverloaded,
+                                    "too many sends on this node; retry later");
+    r.headers.emplace_back("Retry-After",
+                           std::to_string((ctx_.settings()->retry_after_ms + 999) / 1000));
     return respond(std::move(r));
   }
   boost::system::error_code ec;
@@ -272,17 +291,21 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
   const json::object* o = !ec ? body.if_object() : nullptr;
   const json::value* t = o ? o->if_contains("text") : nullptr;
   if (t == nullptr || !t->is_string()) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"text\":\"...\"}"));
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"text\":\"...\"}"));
   }
   std::string text(t->as_string());
   auto s = ctx_.settings();
-  if (text.empty()) return respond(ErrorResponse(ctx_, req.loop, Error::kEmptyText, "text is empty"));
+  if (text.empty())
+    return respond(ErrorResponse(ctx_, req.loop, Error::kEmptyText, "text is empty"));
   if (static_cast<int64_t>(text.size()) > s->max_text_bytes) {
     return respond(ErrorResponse(ctx_, req.loop, Error::kTextTooLong,
                                  "text is over " + std::to_string(s->max_text_bytes) + " bytes"));
   }
   std::string key(req.Header("idempotency-key"));
-  if (key.size() > 200) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "Idempotency-Key is too long"));
+  if (key.size() > 200)
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "Idempotency-Key is too long"));
   chat::SendInput in;
   in.channel = e.settings.id;
   in.chat_id = chat_id;
@@ -298,80 +321,94 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
   in.schedule_sms = true;
   in.sms_delay_ms = int64_t{e.settings.sms_delay_s} * 1000;
   in.ack_timeout_ms = int64_t{e.settings.ack_timeout_s} * 1000;
-  ctx_.messenger.Send(std::move(in), e.idx, req.loop,
-                   [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
-                     if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-                     const chat::SendResult& r = *o.value;
-                     if (r.status == chat::SendStatus::kNoChat) {
-                       return respond(ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
-                     }
-                     if (r.status == chat::SendStatus::kConflict) {
-                       return respond(ErrorResponse(ctx_, loop, Error::kIdempotencyConflict,
-                                                    "this Idempotency-Key was used for a different message"));
-                     }
-                     std::string out = R"({"id":)";
-                     proto::AppendJsonString(out, r.message.id);
-                     out += R"(,"chat_id":)";
-                     proto::AppendJsonString(out, r.message.chat_id);
-                     out += R"(,"seq":)";
-                     proto::AppendInt(out, r.message.seq);
-                     out += R"(,"created_at":)";
-                     proto::AppendInt(out, r.message.created_at);
-                     out += '}';
-                     respond(JsonResponse(201, std::move(out)));
-                   });
+  ctx_.messenger.Send(
+      std::move(in), e.idx, req.loop,
+      [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        const chat::SendResult& r = *o.value;
+        if (r.status == chat::SendStatus::kNoChat) {
+          return respond(
+              ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
+        }
+        if (r.status == chat::SendStatus::kConflict) {
+          return respond(ErrorResponse(ctx_, loop, Error::kIdempotencyConflict,
+                                       "this Idempotency-Key was used for a different message"));
+        }
+        std::string out = R"({"id":)";
+        proto::AppendJsonString(out, r.message.id);
+        out += R"(,"chat_id":)";
+        proto::AppendJsonString(out, r.message.chat_id);
+        out += R"(,"seq":)";
+        proto::AppendInt(out, r.message.seq);
+        out += R"(,"created_at":)";
+        proto::AppendInt(out, r.message.created_at);
+        out += '}';
+        respond(JsonResponse(201, std::move(out)));
+      });
 }
 
 void ChatApi::ListMessages(net::Request& req, net::Responder respond, const ChannelEntry& e,
                            const std::string& chat_id) {
   int64_t after = 0, limit = 100;
   std::string a = QueryParam(req.Query(), "after_seq"), l = QueryParam(req.Query(), "limit");
-  if ((!a.empty() && (!ParseInt(a, after) || after < 0)) || (!l.empty() && (!ParseInt(l, limit) || limit < 1 || limit > 1000))) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "after_seq >= 0, limit 1..1000"));
+  if ((!a.empty() && (!ParseInt(a, after) || after < 0)) ||
+      (!l.empty() && (!ParseInt(l, limit) || limit < 1 || limit > 1000))) {
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "after_seq >= 0, limit 1..1000"));
   }
   std::string channel = e.settings.id;
   ctx_.store.Read<std::optional<std::vector<store::Message>>>(
-      [channel, chat_id, after, limit](store::Db& db) -> std::optional<std::vector<store::Message>> {
+      [channel, chat_id, after,
+       limit](store::Db& db) -> std::optional<std::vector<store::Message>> {
         if (!db.GetChat(channel, chat_id)) return std::nullopt;
         return db.ListMessages(chat_id, after, static_cast<int>(limit));
       },
-      OnLoop<std::optional<std::vector<store::Message>>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        if (!*o.value) return respond(ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
-        std::string out = R"({"messages":[)";
-        bool first = true;
-        for (const auto& m : **o.value) {
-          if (!first) out += ',';
-          first = false;
-          chat::AppendMessageJson(out, m);
-        }
-        out += "]}";
-        respond(JsonResponse(200, std::move(out)));
-      }));
+      OnLoop<std::optional<std::vector<store::Message>>>(
+          ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!*o.value)
+              return respond(
+                  ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
+            std::string out = R"({"messages":[)";
+            bool first = true;
+            for (const auto& m : **o.value) {
+              if (!first) out += ',';
+              first = false;
+              chat::AppendMessageJson(out, m);
+            }
+            out += "]}";
+            respond(JsonResponse(200, std::move(out)));
+          }));
 }
 
-void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEntry& e, const std::string& user_id) {
+void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEntry& e,
+                      const std::string& user_id) {
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);
   const json::object* o = !ec ? body.if_object() : nullptr;
-  if (o == nullptr) return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body must be a JSON object"));
+  if (o == nullptr)
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body must be a JSON object"));
   store::UserProfile u;
   u.channel = e.settings.id;
   u.user_id = user_id;
   if (const json::value* v = o->if_contains("name")) {
     if (!v->is_string() || v->as_string().size() > 200) {
-      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "name must be a string of at most 200 bytes"));
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                                   "name must be a string of at most 200 bytes"));
     }
     u.name = std::string(v->as_string());
   }
   if (const json::value* v = o->if_contains("phone"); v && !v->is_null()) {
     if (!v->is_string() || !ValidPhone(std::string_view(v->as_string()))) {
-      return respond(ErrorResponse(ctx_, req.loop, Error::kBadPhone, "phone must be E.164, e.g. +15551234567"));
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadPhone,
+                                   "phone must be E.164, e.g. +15551234567"));
     }
     u.phone = std::string(v->as_string());
   }
   if (const json::value* v = o->if_contains("sms_opt_in")) {
-    if (!v->is_bool()) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "sms_opt_in must be true or false"));
+    if (!v->is_bool())
+      return respond(
+          ErrorResponse(ctx_, req.loop, Error::kBadRequest, "sms_opt_in must be true or false"));
     u.sms_opt_in = v->as_bool();
   }
   u.updated_at = base::WallMs();
@@ -380,48 +417,55 @@ void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEn
         db.PutUser(u);
         return u;
       },
-      OnLoop<store::UserProfile>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<store::UserProfile> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        std::string out = R"({"user_id":)";
-        proto::AppendJsonString(out, o.value->user_id);
-        out += R"(,"name":)";
-        proto::AppendJsonString(out, o.value->name);
-        out += R"(,"phone":)";
-        if (o.value->phone.empty()) {
-          out += "null";
-        } else {
-          proto::AppendJsonString(out, o.value->phone);
-        }
-        out += o.value->sms_opt_in ? R"(,"sms_opt_in":true})" : R"(,"sms_opt_in":false})";
-        respond(JsonResponse(200, std::move(out)));
-      }));
+      OnLoop<store::UserProfile>(
+          ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<store::UserProfile> o) {
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            std::string out = R"({"user_id":)";
+            proto::AppendJsonString(out, o.value->user_id);
+            out += R"(,"name":)";
+            proto::AppendJsonString(out, o.value->name);
+            out += R"(,"phone":)";
+            if (o.value->phone.empty()) {
+              out += "null";
+            } else {
+              proto::AppendJsonString(out, o.value->phone);
+            }
+            out += o.value->sms_opt_in ? R"(,"sms_opt_in":true})" : R"(,"sms_opt_in":false})";
+            respond(JsonResponse(200, std::move(out)));
+          }));
 }
 
 void ChatApi::ListNotifications(net::Request& req, net::Responder respond, const ChannelEntry& e) {
   std::string user = QueryParam(req.Query(), "user_id");
-  if (!ValidId(user)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "user_id is required"));
+  if (!ValidId(user))
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "user_id is required"));
   std::string channel = e.settings.id;
   ctx_.store.Read<std::vector<store::Notification>>(
       [channel, user](store::Db& db) { return db.NotificationsOfUser(channel, user, 100); },
-      OnLoop<std::vector<store::Notification>>(ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        std::string out = R"({"notifications":[)";
-        for (size_t i = 0; i < o.value->size(); ++i) {
-          if (i) out += ',';
-          chat::AppendNotificationJson(out, (*o.value)[i]);
-        }
-        out += "]}";
-        respond(JsonResponse(200, std::move(out)));
-      }));
+      OnLoop<std::vector<store::Notification>>(
+          ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            std::string out = R"({"notifications":[)";
+            for (size_t i = 0; i < o.value->size(); ++i) {
+              if (i) out += ',';
+              chat::AppendNotificationJson(out, (*o.value)[i]);
+            }
+            out += "]}";
+            respond(JsonResponse(200, std::move(out)));
+          }));
 }
 
-bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form, net::Responder& respond) {
+bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form,
+                             net::Responder& respond) {
   auto s = ctx_.settings();
-  std::string url = s->sms_public_url.empty() ? "http://" + std::string(req.Header("host")) : s->sms_public_url;
+  std::string url =
+      s->sms_public_url.empty() ? "http://" + std::string(req.Header("host")) : s->sms_public_url;
   url += req.target;
   if (s->sms_auth_token.empty() ||
-      !notify::CheckTwilioSignature(s->sms_auth_token, url, form, req.Header("x-twilio-signature"))) {
-    respond(ErrorResponse(ctx_, req.loop, Error::kBadSignature, "X-Twilio-Signature does not verify"));
+      !notify::CheckTwilioSignature(s->sms_auth_token, url, form,
+                                    req.Header("x-twilio-signature"))) {
+    respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadSignature, "X-Twilio-Signature does not verify"));
     return false;
   }
   return true;
@@ -429,7 +473,8 @@ bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form, 
 
 void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
   notify::Form form;
-  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
+  if (!notify::ParseForm(req.body, form))
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
   if (!CheckSignature(req, form, respond)) return;
   std::string from = notify::FormValue(form, "From");
   std::optional<bool> opt = notify::OptInKeyword(notify::FormValue(form, "Body"));
@@ -444,36 +489,49 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
   // otherwise undo what the user said since.
   std::string sid = notify::FormValue(form, "MessageSid");
   if (sid.empty()) sid = notify::FormValue(form, "SmsSid");
-  if (sid.empty()) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "MessageSid is required"));
+  if (sid.empty())
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "MessageSid is required"));
   if (!opt || from.empty()) return twiml(respond);
   bool opt_in = *opt;
   ctx_.store.Write<int>(
-      [from, opt_in, sid](store::Db& db) { return notify::ApplyInboundSms(db, sid, from, opt_in, base::WallMs()); },
-      OnLoop<int>(ctx_, req.loop, [this, loop = req.loop, respond, twiml, from, opt_in, sid](store::Outcome<int> o) mutable {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        if (*o.value < 0) {
-          spdlog::warn("sms inbound {}: already applied, ignored (replay)", sid);
-        } else {
-          spdlog::info("sms inbound from {}: opt-{} ({} user(s))", from, opt_in ? "in" : "out", *o.value);
-        }
-        twiml(respond);
-      }));
+      [from, opt_in, sid](store::Db& db) {
+        return notify::ApplyInboundSms(db, sid, from, opt_in, base::WallMs());
+      },
+      OnLoop<int>(ctx_, req.loop,
+                  [this, loop = req.loop, respond, twiml, from, opt_in,
+                   sid](store::Outcome<int> o) mutable {
+                    if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+                    if (*o.value < 0) {
+                      spdlog::warn("sms inbound {}: already applied, ignored (replay)", sid);
+                    } else {
+                      spdlog::info("sms inbound from {}: opt-{} ({} user(s))", from,
+                                   opt_in ? "in" : "out", *o.value);
+                    }
+                    twiml(respond);
+                  }));
 }
 
 void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
   notify::Form form;
-  if (!notify::ParseForm(req.body, form)) return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
+  if (!notify::ParseForm(req.body, form))
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad form body"));
   if (!CheckSignature(req, form, respond)) return;
-  std::string sid = notify::FormValue(form, "MessageSid"), status = notify::FormValue(form, "MessageStatus");
+  std::string sid = notify::FormValue(form, "MessageSid"),
+              status = notify::FormValue(form, "MessageStatus");
   std::string code = notify::FormValue(form, "ErrorCode");
   if (sid.empty() || notify::StatusRank(status) == 0) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "MessageSid and a known MessageStatus are required"));
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                                 "MessageSid and a known MessageStatus are required"));
   }
   ctx_.store.Write<bool>(
-      [sid, status, code](store::Db& db) { return notify::ApplyStatusCallback(db, sid, status, code, base::WallMs()); },
+      [sid, status, code](store::Db& db) {
+        return notify::ApplyStatusCallback(db, sid, status, code, base::WallMs());
+      },
       OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
-        if (!*o.value) return respond(ErrorResponse(ctx_, loop, Error::kUnknownSid, "no notification with this MessageSid"));
+        if (!*o.value)
+          return respond(ErrorResponse(ctx_, loop, Error::kUnknownSid,
+                                       "no notification with this MessageSid"));
         respond(JsonResponse(200, R"({"status":"ok"})"));
       }));
 }

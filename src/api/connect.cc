@@ -6,9 +6,9 @@
 #include <atomic>
 #include <unordered_map>
 
-#include "base/clock.h"
 #include "api/errors.h"
 #include "api/http_api.h"
+#include "base/clock.h"
 #include "chat/codec.h"
 #include "chat/session_rules.h"
 #include "proto/frames.h"
@@ -93,7 +93,9 @@ class ClientSession final : public net::WsSession,
   void OnOtherFrame(bool binary) override {
     if (closing_) return;
     Touch();
-    if (binary) Refuse(Error::kBadFrame, "binary frames are not part of the contract", phase_ != Phase::kLive);
+    if (binary)
+      Refuse(Error::kBadFrame, "binary frames are not part of the contract",
+             phase_ != Phase::kLive);
   }
 
   void OnClosed(uint16_t code) override {
@@ -118,7 +120,8 @@ class ClientSession final : public net::WsSession,
   }
 
   // presence::MessageSink (users): a message of one of the user's chats.
-  void OnChatMessage(const presence::Payload& frame, const std::string& chat_id, int64_t seq) override {
+  void OnChatMessage(const presence::Payload& frame, const std::string& chat_id,
+                     int64_t seq) override {
     if (phase_ != Phase::kLive || closing_) return;
     if (replaying_) {
       held_.push_back({frame, chat_id, seq});
@@ -188,7 +191,8 @@ class ClientSession final : public net::WsSession,
 
   // An error frame that keeps the connection (a store failure, overload),
   // counted like every refusal.
-  void SendError(Error e, std::string_view message, std::optional<int64_t> retry_after_ms = std::nullopt) {
+  void SendError(Error e, std::string_view message,
+                 std::optional<int64_t> retry_after_ms = std::nullopt) {
     ctx_.CountRefusal(conn_.loop(), e);
     if (closing_ || phase_ == Phase::kClosed) return;
     conn_.Send(Share(proto::EncodeError(Code(e), message, retry_after_ms)));
@@ -275,7 +279,9 @@ class ClientSession final : public net::WsSession,
         if (!cell_) return Refuse(Error::kForbidden, "ack and read are a user's frames", false);
         return Receipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
       case proto::FrameType::kSend:
-        if (!cell_) return Refuse(Error::kForbidden, "managers send with POST /v1/user-chats/{chat_id}/messages", false);
+        if (!cell_)
+          return Refuse(Error::kForbidden,
+                        "managers send with POST /v1/user-chats/{chat_id}/messages", false);
         return UserSend(f);
     }
   }
@@ -353,22 +359,24 @@ class ClientSession final : public net::WsSession,
     std::weak_ptr<void> alive = conn_.lifetime();
     std::string client_msg_id = f.client_msg_id;
     ctx_.messenger.Send(std::move(in), e->idx, conn_.loop(),
-                     [this, alive, client_msg_id](store::Outcome<chat::SendResult> o) {
-                       if (alive.expired() || phase_ != Phase::kLive) return;
-                       if (!o.ok()) {
-                         std::optional<int64_t> retry;
-                         if (o.overloaded) retry = ctx_.settings()->retry_after_ms;
-                         return SendError(o.overloaded ? Error::kOverloaded : Error::kStoreUnavailable,
-                                          "the message was not stored; send it again", retry);
-                       }
-                       if (o.value->status == chat::SendStatus::kNoChat) {
-                         return Refuse(Error::kUnknownChat, "no such chat of yours", false);
-                       }
-                       if (o.value->status == chat::SendStatus::kConflict) {
-                         return Refuse(Error::kIdempotencyConflict, "client_msg_id was used for a different message", false);
-                       }
-                       conn_.Send(Share(chat::EncodeSentFrame(client_msg_id, o.value->message)));
-                     });
+                        [this, alive, client_msg_id](store::Outcome<chat::SendResult> o) {
+                          if (alive.expired() || phase_ != Phase::kLive) return;
+                          if (!o.ok()) {
+                            std::optional<int64_t> retry;
+                            if (o.overloaded) retry = ctx_.settings()->retry_after_ms;
+                            return SendError(
+                                o.overloaded ? Error::kOverloaded : Error::kStoreUnavailable,
+                                "the message was not stored; send it again", retry);
+                          }
+                          if (o.value->status == chat::SendStatus::kNoChat) {
+                            return Refuse(Error::kUnknownChat, "no such chat of yours", false);
+                          }
+                          if (o.value->status == chat::SendStatus::kConflict) {
+                            return Refuse(Error::kIdempotencyConflict,
+                                          "client_msg_id was used for a different message", false);
+                          }
+                          conn_.Send(Share(chat::EncodeSentFrame(client_msg_id, o.value->message)));
+                        });
   }
 
   void Receipt(bool read, const std::string& chat_id, int64_t seq) {
@@ -385,7 +393,8 @@ class ClientSession final : public net::WsSession,
         [ctx = &ctx_, this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
           if (o.ok() && o.value->has_value()) {
             const chat::Marks& m = **o.value;
-            ctx->router.PublishToChannel(ch, Share(chat::EncodeReceiptFrame(chat_id, user, m.ack, m.read)));
+            ctx->router.PublishToChannel(
+                ch, Share(chat::EncodeReceiptFrame(chat_id, user, m.ack, m.read)));
             return;
           }
           bool unknown = o.ok();
@@ -413,7 +422,7 @@ class ClientSession final : public net::WsSession,
   int64_t last_frame_ = 0;                       // loop steady ms
   int refused_ = 0;
   bool timed_out_ = false;
-  bool state_dirty_ = false;  // a state change waits for state_next_ms_
+  bool state_dirty_ = false;   // a state change waits for state_next_ms_
   int64_t state_next_ms_ = 0;  // loop steady ms
   // Users: the highest seq sent per chat, and live messages held back while
   // the replay of what was missed is read.
@@ -431,10 +440,12 @@ class ClientSession final : public net::WsSession,
 
 }  // namespace
 
-net::WsAcceptor::Decision ConnectEndpoint::Upgrade(const net::Request& req, net::WsConnection& conn) {
+net::WsAcceptor::Decision ConnectEndpoint::Upgrade(const net::Request& req,
+                                                   net::WsConnection& conn) {
   Decision d;
   if (req.Path() != "/v1/connect") {
-    d.refusal = ErrorResponse(ctx_, conn.loop(), Error::kNotFound, "no WebSocket endpoint at this path");
+    d.refusal =
+        ErrorResponse(ctx_, conn.loop(), Error::kNotFound, "no WebSocket endpoint at this path");
     return d;
   }
   if (!ctx_.ready.load(std::memory_order_relaxed)) {

@@ -8,8 +8,8 @@
 
 namespace onlined::api {
 
-Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, presence::Router& r, Channels& c,
-                 store::Service& st, chat::Messenger& msg, LiveSettings s)
+Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, presence::Router& r,
+                 Channels& c, store::Service& st, chat::Messenger& msg, LiveSettings s)
     : loops(l),
       metrics(m),
       presence(p),
@@ -19,19 +19,24 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
       messenger(msg),
       settings_(std::make_shared<const LiveSettings>(s)) {
   for (const ErrorInfo& e : AllErrors()) {
-    refusal_ids_.push_back(metrics.Counter("onlined_refusals_total", "Frames and requests refused, by error code.",
+    refusal_ids_.push_back(metrics.Counter("onlined_refusals_total",
+                                           "Frames and requests refused, by error code.",
                                            "code=\"" + std::string(e.code) + "\""));
   }
   m_query_latency = metrics.Histogram(
-      "onlined_presence_query_seconds", "Latency of POST /v1/presence/query, from request to answer.",
+      "onlined_presence_query_seconds",
+      "Latency of POST /v1/presence/query, from request to answer.",
       {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
-  m_query_ids = metrics.Counter("onlined_presence_query_ids_total", "User ids resolved by presence queries.");
-  m_frames_refused = metrics.Counter("onlined_frames_refused_total", "Client frames answered with an error frame.");
+  m_query_ids =
+      metrics.Counter("onlined_presence_query_ids_total", "User ids resolved by presence queries.");
+  m_frames_refused = metrics.Counter("onlined_frames_refused_total",
+                                     "Client frames answered with an error frame.");
   m_replay_too_long = metrics.Counter(
       "onlined_presence_replay_too_long_total",
       "Desk resumes answered with presence_reset because the replay would not fit the send queue.");
-  m_chats_latency = metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
-                                      {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  m_chats_latency =
+      metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
+                        {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
 }
 
 namespace {
@@ -55,7 +60,8 @@ constexpr size_t kTokenCacheMax = 4096;  // per thread; emptied when full
 }  // namespace
 
 bool Context::Authenticate(std::string_view token, std::shared_ptr<const ChannelTable>& table,
-                           auth::Claims& claims, const ChannelEntry*& entry, auth::TokenError& err) const {
+                           auth::Claims& claims, const ChannelEntry*& entry,
+                           auth::TokenError& err) const {
   table = channels.Get();
   const ChannelTable* t = table.get();
   const int64_t now_s = base::WallMs() / 1000;

@@ -33,7 +33,8 @@ TEST(Errors, DocsListEveryCodeWithItsStatus) {
   doc = doc.substr(section);
   for (const ErrorInfo& row : AllErrors()) {
     std::string cell = "| `" + std::string(row.code) + "` | " +
-                       (row.http_status ? std::to_string(row.http_status) : std::string("—")) + " |";
+                       (row.http_status ? std::to_string(row.http_status) : std::string("—")) +
+                       " |";
     EXPECT_NE(doc.find(cell), std::string::npos) << "docs/protocol.md lacks the row: " << cell;
   }
 }

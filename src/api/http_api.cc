@@ -49,11 +49,13 @@ void MetricsHttp::Handle(net::Request&& req, net::Responder respond) {
   if (path == "/metrics") return api_.Metrics(std::move(respond));
   if (path == "/healthz") return respond(JsonResponse(200, R"({"status":"ok"})"));
   respond(JsonResponse(HttpStatus(Error::kNotFound),
-                       proto::EncodeHttpError(Code(Error::kNotFound), "this listener serves /metrics and /healthz")));
+                       proto::EncodeHttpError(Code(Error::kNotFound),
+                                              "this listener serves /metrics and /healthz")));
 }
 
-bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, const ChannelEntry*& entry,
-                   std::shared_ptr<const ChannelTable>& table, net::Response& err) {
+bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims,
+                   const ChannelEntry*& entry, std::shared_ptr<const ChannelTable>& table,
+                   net::Response& err) {
   std::string_view h = req.Header("authorization");
   if (h.size() < 8 || h.substr(0, 7) != "Bearer ") {
     err = ErrorResponse(ctx, req.loop, Error::kUnauthorized, "missing Bearer token");
@@ -62,12 +64,14 @@ bool AuthorizeDesk(Context& ctx, const net::Request& req, auth::Claims& claims, 
   }
   auth::TokenError te;
   if (!ctx.Authenticate(h.substr(7), table, claims, entry, te)) {
-    err = ErrorResponse(ctx, req.loop, te.code.empty() ? Error::kUnknownChannel : FromCode(te.code), te.message);
+    err = ErrorResponse(ctx, req.loop, te.code.empty() ? Error::kUnknownChannel : FromCode(te.code),
+                        te.message);
     err.headers.emplace_back("WWW-Authenticate", "Bearer error=\"invalid_token\"");
     return false;
   }
   if (claims.role == auth::Role::kUser) {
-    err = ErrorResponse(ctx, req.loop, Error::kForbidden, "this call needs a manager or server token");
+    err = ErrorResponse(ctx, req.loop, Error::kForbidden,
+                        "this call needs a manager or server token");
     return false;
   }
   return true;
@@ -78,7 +82,8 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   const std::string& m = req.method;
   auto only = [&](std::string_view method) {
     if (m == method) return true;
-    net::Response r = ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, "use " + std::string(method));
+    net::Response r =
+        ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, "use " + std::string(method));
     r.headers.emplace_back("Allow", std::string(method));
     respond(std::move(r));
     return false;
@@ -92,7 +97,8 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     if (ctx_.ready.load()) {
       respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {
-      respond(ErrorResponse(ctx_, req.loop, Error::kOverloaded, "not ready (starting or draining)"));
+      respond(
+          ErrorResponse(ctx_, req.loop, Error::kOverloaded, "not ready (starting or draining)"));
     }
     return;
   }
@@ -107,7 +113,8 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     }
     std::string_view h = req.Header("authorization");
     if (h.size() < 8 || h.substr(0, 7) != "Bearer " || !SameSecret(h.substr(7), want)) {
-      net::Response r = ErrorResponse(ctx_, req.loop, Error::kUnauthorized, "/metrics needs the metrics token");
+      net::Response r =
+          ErrorResponse(ctx_, req.loop, Error::kUnauthorized, "/metrics needs the metrics token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer");
       return respond(std::move(r));
     }
@@ -157,11 +164,13 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;
   const json::array* ids_a = ids_v ? ids_v->if_array() : nullptr;
   if (ids_a == nullptr) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
   }
   if (ids_a->size() > kMaxQueryIds) {
-    return respond(ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
-                                 "at most 1000 user_ids per query, got " + std::to_string(ids_a->size())));
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
+                      "at most 1000 user_ids per query, got " + std::to_string(ids_a->size())));
   }
   std::vector<std::string> ids;
   ids.reserve(ids_a->size());
@@ -176,8 +185,8 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   const size_t loop = req.loop;
   ctx_.metrics.Add(loop, ctx_.m_query_ids, static_cast<int64_t>(ids.size()));
   ctx_.presence.Query(entry->idx, std::move(ids),
-                      [this, loop, start_us, respond = std::move(respond)](std::vector<presence::UserInfo> found,
-                                                                           std::vector<std::string> ids) {
+                      [this, loop, start_us, respond = std::move(respond)](
+                          std::vector<presence::UserInfo> found, std::vector<std::string> ids) {
                         std::string out;
                         out.reserve(32 + ids.size() * 72);
                         out += R"({"users":{)";
@@ -194,7 +203,8 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
                           } else {
                             out += "null";
                           }
-                          if (u.online) out += u.idle ? R"(,"state":"idle")" : R"(,"state":"active")";
+                          if (u.online)
+                            out += u.idle ? R"(,"state":"idle")" : R"(,"state":"active")";
                           out += '}';
                         }
                         out += "}}";
@@ -226,7 +236,9 @@ void HttpApi::OnlineCount(net::Request&& req, net::Responder respond) {
 void HttpApi::Metrics(net::Responder respond) {
   ctx_.presence.OnlineCounts([this, respond = std::move(respond)](std::vector<int64_t> counts) {
     std::string out = ctx_.metrics.Render();
-    out += "# HELP onlined_online_users Users online now, per channel.\n# TYPE onlined_online_users gauge\n";
+    out +=
+        "# HELP onlined_online_users Users online now, per channel.\n# TYPE onlined_online_users "
+        "gauge\n";
     auto table = ctx_.channels.Get();
     const auto& names = table->names();
     for (size_t i = 0; i < names.size(); ++i) {

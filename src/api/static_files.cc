@@ -35,7 +35,8 @@ size_t StaticFiles::Load(const std::string& dir) {
   return files_.size();
 }
 
-std::optional<net::Response> StaticFiles::Get(std::string_view path, std::string_view frame_ancestors) const {
+std::optional<net::Response> StaticFiles::Get(std::string_view path,
+                                              std::string_view frame_ancestors) const {
   std::string p(path);
   if (p == "/desk" || p == "/desk/") p = "/desk/index.html";
   if (p == "/widget" || p == "/widget/") p = "/widget/index.html";
@@ -51,7 +52,8 @@ std::optional<net::Response> StaticFiles::Get(std::string_view path, std::string
                          "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
                          "style-src 'self'; script-src 'self'; frame-ancestors " +
                              std::string(frame_ancestors));
-  if (frame_ancestors == "'none'") r.headers.emplace_back("X-Frame-Options", "DENY");  // older browsers
+  if (frame_ancestors == "'none'")
+    r.headers.emplace_back("X-Frame-Options", "DENY");  // older browsers
   return r;
 }
 

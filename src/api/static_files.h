@@ -17,7 +17,8 @@ class StaticFiles {
   // The response for `path` (GET), or nullopt. "/desk" and "/widget" are
   // their index.html. `frame_ancestors` is the CSP source list of who may
   // frame the pages ("'none'": nobody).
-  std::optional<net::Response> Get(std::string_view path, std::string_view frame_ancestors = "'none'") const;
+  std::optional<net::Response> Get(std::string_view path,
+                                   std::string_view frame_ancestors = "'none'") const;
   bool empty() const { return files_.empty(); }
 
  private:

@@ -17,13 +17,15 @@ constexpr const char* kUsers[] = {"alice", "bob", "carol"};
 
 std::string RandomSecret() {
   std::random_device rd;
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  static constexpr char kAlphabet[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   std::string s;
   for (int i = 0; i < 40; ++i) s.push_back(kAlphabet[rd() % (sizeof kAlphabet - 1)]);
   return s;
 }
 
-std::string MintFor(const config::Channel& ch, auth::Role role, const std::string& sub, int64_t ttl_s) {
+std::string MintFor(const config::Channel& ch, auth::Role role, const std::string& sub,
+                    int64_t ttl_s) {
   return auth::Mint({ch.id, sub, role, base::WallMs() / 1000 + ttl_s}, ch.secret);
 }
 
@@ -43,8 +45,8 @@ config::Config DemoConfig(const std::optional<std::string>& listen) {
   if (ch.secret.size() < 16) {
     ch.secret = RandomSecret();
     std::ofstream(secret_path) << ch.secret << "\n";
-    std::filesystem::permissions(secret_path,
-                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        secret_path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   ch.sms_delay_s = 30;
   ch.quiet_hours.enabled = false;  // the demo shows an SMS at any hour
@@ -55,8 +57,8 @@ config::Config DemoConfig(const std::optional<std::string>& listen) {
 
 void SeedDemo(store::Db& db) {
   const int64_t now = base::WallMs();
-  const char* first[] = {"Hi! My order #1042 has not arrived yet.", "Can I change my delivery address?",
-                         "Do you ship to Canada?"};
+  const char* first[] = {"Hi! My order #1042 has not arrived yet.",
+                         "Can I change my delivery address?", "Do you ship to Canada?"};
   for (int i = 0; i < 3; ++i) {
     const char* name = kUsers[i];
     if (db.FindChatOfUser("demo", name)) continue;  // seeded by an earlier run
@@ -81,12 +83,16 @@ void PrintDemoUrls(const config::Config& cfg, uint16_t port, std::optional<uint1
               MintFor(ch, auth::Role::kManager, "manager-1", 86400).c_str());
   std::printf("  Chat widget, one per user (open a few tabs and watch the desk):\n");
   for (const char* u : kUsers) {
-    std::printf("    %-6s %s/widget#token=%s\n", u, base.c_str(), MintFor(ch, auth::Role::kUser, u, 86400).c_str());
+    std::printf("    %-6s %s/widget#token=%s\n", u, base.c_str(),
+                MintFor(ch, auth::Role::kUser, u, 86400).c_str());
   }
-  std::printf("\n  API:  %s/v1/...   WebSocket: ws://%s:%u/v1/connect\n", base.c_str(), host.c_str(), port);
-  if (metrics_port) std::printf("  Metrics: http://%s:%u/metrics\n", cfg.metrics_host.c_str(), *metrics_port);
-  std::printf("  SMS go to this log (provider \"log\"): close a widget, write to that user from the desk,\n"
-              "  and the desk shows the SMS scheduled, then sent, 30 s later. Ctrl-C stops it.\n");
+  std::printf("\n  API:  %s/v1/...   WebSocket: ws://%s:%u/v1/connect\n", base.c_str(),
+              host.c_str(), port);
+  if (metrics_port)
+    std::printf("  Metrics: http://%s:%u/metrics\n", cfg.metrics_host.c_str(), *metrics_port);
+  std::printf(
+      "  SMS go to this log (provider \"log\"): close a widget, write to that user from the desk,\n"
+      "  and the desk shows the SMS scheduled, then sent, 30 s later. Ctrl-C stops it.\n");
   std::fflush(stdout);
 }
 

@@ -95,20 +95,22 @@ std::unique_ptr<store::Service> OpenStore(const config::Config& cfg, base::Metri
   if (faults) {
     store::FaultSpec spec;
     std::string err;
-    if (!store::ParseFaultSpec(cfg.store_faults, spec, err)) throw std::runtime_error("store_faults: " + err);
+    if (!store::ParseFaultSpec(cfg.store_faults, spec, err))
+      throw std::runtime_error("store_faults: " + err);
     store::SetFaults(spec);
     spdlog::warn("store_faults is set: the store fails on purpose ({})", cfg.store_faults);
   }
   std::string dir = cfg.data_dir;
   try {
-    return std::make_unique<store::Service>([dir, faults](bool writer) { return store::OpenSqlite(dir, writer, faults); },
-                                            o, metrics);
+    return std::make_unique<store::Service>(
+        [dir, faults](bool writer) { return store::OpenSqlite(dir, writer, faults); }, o, metrics);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot open the store in " + dir + ": " + e.what());
   }
 }
 
-std::unique_ptr<notify::Provider> MakeProvider(const config::Config& cfg, notify::Scheduler& scheduler) {
+std::unique_ptr<notify::Provider> MakeProvider(const config::Config& cfg,
+                                               notify::Scheduler& scheduler) {
   if (cfg.sms.provider != "twilio") return notify::MakeLogProvider(scheduler.io());
   notify::TwilioOptions t;
   t.base_url = cfg.sms.base_url;
@@ -116,7 +118,8 @@ std::unique_ptr<notify::Provider> MakeProvider(const config::Config& cfg, notify
   t.auth_token = cfg.sms.auth_token;
   t.from = cfg.sms.from;
   t.timeout_ms = cfg.sms.timeout_ms;
-  if (!cfg.sms.public_url.empty()) t.status_callback_url = ToLive(cfg).sms_public_url + "/v1/sms/status";
+  if (!cfg.sms.public_url.empty())
+    t.status_callback_url = ToLive(cfg).sms_public_url + "/v1/sms/status";
   try {
     return notify::MakeTwilioProvider(scheduler.io(), t);
   } catch (const std::exception& e) {
@@ -213,7 +216,8 @@ std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(s
     seeded.get_future().wait();
   }
   std::string web_dir = api::FindWebDir(n.cfg.web_dir);
-  if (n.web.Load(web_dir) == 0) spdlog::warn("no web pages found (web_dir '{}'): /desk and /widget are off", web_dir);
+  if (n.web.Load(web_dir) == 0)
+    spdlog::warn("no web pages found (web_dir '{}'): /desk and /widget are off", web_dir);
 
   net::ServerOptions sopts = ServerOptionsOf(n.cfg, n.file_limit);
   n.server = std::make_unique<net::Server>(n.loops, n.metrics, sopts, n.http, n.connect);
@@ -231,20 +235,23 @@ std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(s
     mo.http_only = true;
     mo.max_connections = 64;
     n.metrics_http = std::make_unique<api::MetricsHttp>(n.http);
-    n.metrics_server = std::make_unique<net::Server>(n.loops, n.metrics, mo, *n.metrics_http, n.connect);
+    n.metrics_server =
+        std::make_unique<net::Server>(n.loops, n.metrics, mo, *n.metrics_http, n.connect);
     try {
       n.metrics_server->Start();
       spdlog::info("metrics on http://{}:{}/metrics", n.cfg.metrics_host, n.metrics_server->port());
     } catch (const std::exception& e) {
-      spdlog::warn("metrics_listen {}: {}; /metrics is not served apart", n.cfg.metrics_listen, e.what());
+      spdlog::warn("metrics_listen {}: {}; /metrics is not served apart", n.cfg.metrics_listen,
+                   e.what());
       n.metrics_server.reset();
     }
   }
   n.loops.Start();
   n.scheduler.Start(std::move(provider));
   n.ctx.ready = true;
-  spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections", ONLINED_VERSION,
-               n.cfg.listen_host, n.server->port(), n.loops.size(), n.cfg.channels.size(), sopts.max_connections);
+  spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections",
+               ONLINED_VERSION, n.cfg.listen_host, n.server->port(), n.loops.size(),
+               n.cfg.channels.size(), sopts.max_connections);
   return std::unique_ptr<Node>(new Node(std::move(p)));
 }
 
@@ -276,7 +283,8 @@ void Node::Reload(config::Config next) {
     if (n.cfg.store_faults.empty()) {
       spdlog::warn("SIGHUP: store_faults needs a restart to take effect");
       next.store_faults.clear();
-    } else if (!store::ParseFaultSpec(next.store_faults.empty() ? "none" : next.store_faults, spec, err)) {
+    } else if (!store::ParseFaultSpec(next.store_faults.empty() ? "none" : next.store_faults, spec,
+                                      err)) {
       spdlog::error("SIGHUP: store_faults: {}", err);
       next.store_faults = n.cfg.store_faults;
     } else {

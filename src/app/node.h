@@ -19,7 +19,8 @@ class Node {
   // Opens the store, runs `seed` in one store write (the demo), binds the
   // listeners and starts serving. Throws std::runtime_error with a message
   // for the operator if the store cannot be opened or `listen` bound.
-  static std::unique_ptr<Node> Start(config::Config cfg, const std::function<void(store::Db&)>& seed = {});
+  static std::unique_ptr<Node> Start(config::Config cfg,
+                                     const std::function<void(store::Db&)>& seed = {});
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

@@ -28,24 +28,32 @@ constexpr size_t kMaxIdBytes = 128;
 
 std::string_view RoleName(Role r) {
   switch (r) {
-    case Role::kUser: return "user";
-    case Role::kManager: return "manager";
-    case Role::kServer: return "server";
+    case Role::kUser:
+      return "user";
+    case Role::kManager:
+      return "manager";
+    case Role::kServer:
+      return "server";
   }
   return "user";
 }
 
 bool ParseRole(std::string_view s, Role& out) {
-  if (s == "user") out = Role::kUser;
-  else if (s == "manager") out = Role::kManager;
-  else if (s == "server") out = Role::kServer;
-  else return false;
+  if (s == "user")
+    out = Role::kUser;
+  else if (s == "manager")
+    out = Role::kManager;
+  else if (s == "server")
+    out = Role::kServer;
+  else
+    return false;
   return true;
 }
 
 bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, Claims& out,
             TokenError& err) {
-  if (token.empty() || token.size() > 4096) return Fail(err, "bad_token", "token is missing or too long");
+  if (token.empty() || token.size() > 4096)
+    return Fail(err, "bad_token", "token is missing or too long");
   std::string tok(token);
   // First pass reads the claims without checking the signature, only to
   // learn the channel; nothing from it is trusted until the second pass.

@@ -69,7 +69,8 @@ TEST(Token, TamperedPayload) {
 TEST(Token, AlgNoneIsRefused) {
   // {"alg":"none","typ":"JWT"} . {"ch":"acme","sub":"x","role":"manager","exp":9999999999} .
   std::string t =
-      "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJjaCI6ImFjbWUiLCJzdWIiOiJ4Iiwicm9sZSI6Im1hbmFnZXIiLCJleHAiOjk5OTk5OTk5OTl9.";
+      "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+      "eyJjaCI6ImFjbWUiLCJzdWIiOiJ4Iiwicm9sZSI6Im1hbmFnZXIiLCJleHAiOjk5OTk5OTk5OTl9.";
   Claims c;
   TokenError e;
   EXPECT_FALSE(Verify(t, Secrets(), 1000, c, e));

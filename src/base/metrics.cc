@@ -33,10 +33,10 @@ Metrics::Id Metrics::Gauge(std::string name, std::string help, std::string label
 Metrics::Id Metrics::Histogram(std::string name, std::string help, std::vector<double> bounds) {
   assert(bounds.size() <= kMaxBuckets);
   Id id = NewCells(bounds.size() + 3);
-  series_.push_back({std::move(name), std::move(help), "", Kind::kHistogram, std::move(bounds), id});
+  series_.push_back(
+      {std::move(name), std::move(help), "", Kind::kHistogram, std::move(bounds), id});
   return id;
 }
-
 
 void Metrics::Observe(size_t slot, Id hist, double value) {
   // `hist` is the first cell; find its series' bounds. Histograms are few,
@@ -66,7 +66,9 @@ std::string Metrics::Render() const {
   char num[64];
   for (const Series& s : series_) {
     if (s.name != last_name) {
-      const char* type = s.kind == Kind::kCounter ? "counter" : s.kind == Kind::kGauge ? "gauge" : "histogram";
+      const char* type = s.kind == Kind::kCounter ? "counter"
+                         : s.kind == Kind::kGauge ? "gauge"
+                                                  : "histogram";
       out += "# HELP " + s.name + " " + s.help + "\n# TYPE " + s.name + " " + type + "\n";
       last_name = s.name;
     }
@@ -87,7 +89,8 @@ std::string Metrics::Render() const {
       }
       out += s.name + "_bucket{le=\"" + num + "\"} " + std::to_string(cumulative) + "\n";
     }
-    snprintf(num, sizeof num, "%.6f", static_cast<double>(sum(s.first_cell + s.bounds.size() + 1)) / 1e6);
+    snprintf(num, sizeof num, "%.6f",
+             static_cast<double>(sum(s.first_cell + s.bounds.size() + 1)) / 1e6);
     out += s.name + "_sum " + num + "\n";
     out += s.name + "_count " + std::to_string(sum(s.first_cell + s.bounds.size() + 2)) + "\n";
   }

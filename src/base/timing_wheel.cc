@@ -9,7 +9,10 @@ TimerEntry::~TimerEntry() {
 }
 
 TimingWheel::TimingWheel(int64_t now_ms, int64_t tick_ms, size_t slots)
-    : tick_ms_(tick_ms), now_ms_(now_ms), current_tick_(now_ms / tick_ms), slots_(slots + 1, nullptr) {
+    : tick_ms_(tick_ms),
+      now_ms_(now_ms),
+      current_tick_(now_ms / tick_ms),
+      slots_(slots + 1, nullptr) {
   assert(tick_ms > 0 && slots > 0);
 }
 

@@ -58,8 +58,8 @@ std::string EncodeSentFrame(const std::string& client_msg_id, const store::Messa
   return s;
 }
 
-std::string EncodeReceiptFrame(const std::string& chat_id, const std::string& user_id, int64_t ack_seq,
-                               int64_t read_seq) {
+std::string EncodeReceiptFrame(const std::string& chat_id, const std::string& user_id,
+                               int64_t ack_seq, int64_t read_seq) {
   std::string s = R"({"type":"receipt","chat_id":)";
   AppendJsonString(s, chat_id);
   s += R"(,"user_id":)";

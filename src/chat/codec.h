@@ -14,8 +14,8 @@ void AppendMessageJson(std::string& out, const store::Message& m);
 // {"type":"sent","client_msg_id":..,"chat_id":..,"seq":..,"id":..,"created_at":..}
 std::string EncodeSentFrame(const std::string& client_msg_id, const store::Message& m);
 // {"type":"receipt","chat_id":..,"user_id":..,"ack_seq":..,"read_seq":..} (to managers)
-std::string EncodeReceiptFrame(const std::string& chat_id, const std::string& user_id, int64_t ack_seq,
-                               int64_t read_seq);
+std::string EncodeReceiptFrame(const std::string& chat_id, const std::string& user_id,
+                               int64_t ack_seq, int64_t read_seq);
 void AppendNotificationJson(std::string& out, const store::Notification& n);
 
 }  // namespace onlined::chat

@@ -9,9 +9,11 @@ namespace onlined::chat {
 Messenger::Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Service& store,
                      presence::Router& router, SmsClock* sms)
     : loops_(loops), metrics_(metrics), store_(store), router_(router), sms_(sms) {
-  m_messages_ = metrics.Counter("onlined_messages_stored_total", "Messages stored (users and managers).");
-  m_send_latency_ = metrics.Histogram("onlined_send_seconds", "From a send request to its durable commit.",
-                                      {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  m_messages_ =
+      metrics.Counter("onlined_messages_stored_total", "Messages stored (users and managers).");
+  m_send_latency_ =
+      metrics.Histogram("onlined_send_seconds", "From a send request to its durable commit.",
+                        {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
 }
 
 void Messenger::Send(SendInput in, presence::ChannelIdx ch, size_t reply_loop, Done done) {
@@ -19,15 +21,18 @@ void Messenger::Send(SendInput in, presence::ChannelIdx ch, size_t reply_loop, D
   const int64_t sms_delay_ms = in.sms_delay_ms;
   store_.Write<SendResult>(
       [in = std::move(in)](store::Db& db) { return chat::Send(db, in); },
-      [this, ch, reply_loop, t0, sms_delay_ms, done = std::move(done)](store::Outcome<SendResult> o) mutable {
+      [this, ch, reply_loop, t0, sms_delay_ms,
+       done = std::move(done)](store::Outcome<SendResult> o) mutable {
         // On the writer thread, in commit order.
         if (o.ok() && o.value->status == SendStatus::kCreated) {
           metrics_.Add(metrics_.loops(), m_messages_);
-          metrics_.Observe(metrics_.loops(), m_send_latency_,
-                           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          metrics_.Observe(
+              metrics_.loops(), m_send_latency_,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
           Deliver(*o.value, ch, sms_delay_ms);
         }
-        loops_.Post(reply_loop, [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
+        loops_.Post(reply_loop,
+                    [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
       });
 }
 
@@ -42,7 +47,8 @@ void Messenger::Deliver(const SendResult& r, presence::ChannelIdx ch, int64_t sm
       if (!had_sessions) sms->PullEarlier(id, due);
     };
   }
-  router_.DeliverToUser(ch, r.user_id, std::move(frame), r.message.chat_id, r.message.seq, std::move(offline));
+  router_.DeliverToUser(ch, r.user_id, std::move(frame), r.message.chat_id, r.message.seq,
+                        std::move(offline));
 }
 
 }  // namespace onlined::chat

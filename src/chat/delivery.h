@@ -35,8 +35,8 @@ class SmsClock {
 class Messenger {
  public:
   // Everything given must outlive the messenger.
-  Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Service& store, presence::Router& router,
-            SmsClock* sms);
+  Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Service& store,
+            presence::Router& router, SmsClock* sms);
 
   using Done = std::function<void(store::Outcome<SendResult>)>;
   // Stores and delivers one message (see above). `done` runs on loop

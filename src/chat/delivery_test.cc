@@ -19,8 +19,8 @@ struct Recorder : presence::Router, SmsClock {
   std::set<std::string> online;  // users with a live session
   std::vector<std::string> published, delivered;
   std::vector<std::pair<int64_t, int64_t>> pulled;
-  void DeliverToUser(presence::ChannelIdx, std::string user, presence::Payload frame, std::string, int64_t,
-                     std::function<void(bool)> done) override {
+  void DeliverToUser(presence::ChannelIdx, std::string user, presence::Payload frame, std::string,
+                     int64_t, std::function<void(bool)> done) override {
     bool had;
     {
       std::lock_guard l(mu);
@@ -42,8 +42,8 @@ struct Recorder : presence::Router, SmsClock {
 class MessengerTest : public ::testing::Test {
  protected:
   MessengerTest()
-      : dir_(std::filesystem::temp_directory_path() / ("onlined-delivery-" + std::to_string(::getpid()) + "-" +
-                                                       std::to_string(counter_++))),
+      : dir_(std::filesystem::temp_directory_path() /
+             ("onlined-delivery-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))),
         loops_(1),
         metrics_(1),
         store_([d = dir_.string()](bool w) { return store::OpenSqlite(d, w); }, {}, metrics_),
@@ -67,7 +67,8 @@ class MessengerTest : public ::testing::Test {
 
   store::Outcome<SendResult> SendAndWait(SendInput in) {
     std::promise<store::Outcome<SendResult>> p;
-    messenger_.Send(std::move(in), 0, 0, [&p](store::Outcome<SendResult> o) { p.set_value(std::move(o)); });
+    messenger_.Send(std::move(in), 0, 0,
+                    [&p](store::Outcome<SendResult> o) { p.set_value(std::move(o)); });
     return p.get_future().get();
   }
   SendInput Manager(const std::string& text, const std::string& key = "") {
@@ -88,8 +89,9 @@ class MessengerTest : public ::testing::Test {
   }
   std::string ChatId() {
     std::promise<std::string> p;
-    store_.Read<std::string>([](store::Db& db) { return db.FindChatOfUser("acme", "ann")->chat_id; },
-                             [&p](store::Outcome<std::string> o) { p.set_value(*o.value); });
+    store_.Read<std::string>(
+        [](store::Db& db) { return db.FindChatOfUser("acme", "ann")->chat_id; },
+        [&p](store::Outcome<std::string> o) { p.set_value(*o.value); });
     return p.get_future().get();
   }
 

@@ -35,8 +35,8 @@ std::string BodyHash(std::string_view a, std::string_view b) {
   return Hex(d, 16);
 }
 
-store::Chat OpenChat(store::Db& db, const std::string& channel, const std::string& user_id, int64_t now,
-                     bool& created) {
+store::Chat OpenChat(store::Db& db, const std::string& channel, const std::string& user_id,
+                     int64_t now, bool& created) {
   created = false;
   if (auto c = db.FindChatOfUser(channel, user_id)) return *c;
   store::Chat c;

@@ -49,8 +49,8 @@ struct SendResult {
 SendResult Send(store::Db& db, const SendInput& in);
 
 // The user's chat in the channel, opened if there is none.
-store::Chat OpenChat(store::Db& db, const std::string& channel, const std::string& user_id, int64_t now,
-                     bool& created);
+store::Chat OpenChat(store::Db& db, const std::string& channel, const std::string& user_id,
+                     int64_t now, bool& created);
 
 // A random id with a prefix, e.g. "c_3f9a...". Thread-safe.
 std::string NewId(const char* prefix);

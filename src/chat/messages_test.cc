@@ -53,18 +53,21 @@ TEST_F(ChatTest, SeqHasNoGapsAndChatsAreSeparate) {
   EXPECT_FALSE(created);
   EXPECT_EQ(a.chat_id, again.chat_id);
   store::Chat b = OpenChat(*db_, "acme", "bob", 3, created);
-  for (int i = 1; i <= 5; ++i) EXPECT_EQ(Send(*db_, Manager(a.chat_id, "a" + std::to_string(i))).message.seq, i);
+  for (int i = 1; i <= 5; ++i)
+    EXPECT_EQ(Send(*db_, Manager(a.chat_id, "a" + std::to_string(i))).message.seq, i);
   EXPECT_EQ(Send(*db_, Manager(b.chat_id, "b1")).message.seq, 1);
   auto msgs = db_->ListMessages(a.chat_id, 2, 100);
   ASSERT_EQ(msgs.size(), 3u);
   EXPECT_EQ(msgs[0].seq, 3);
   EXPECT_EQ(msgs[2].text, "a5");
   // Another channel cannot see the chat.
-  EXPECT_EQ(Send(*db_, [&] {
-              auto in = Manager(a.chat_id, "x");
-              in.channel = "other";
-              return in;
-            }()).status,
+  EXPECT_EQ(Send(*db_,
+                 [&] {
+                   auto in = Manager(a.chat_id, "x");
+                   in.channel = "other";
+                   return in;
+                 }())
+                .status,
             SendStatus::kNoChat);
 }
 
@@ -201,10 +204,16 @@ TEST(StoreService, FullQueueRefusesAtOnce) {
   std::promise<void> gate;
   auto gate_f = gate.get_future().share();
   // The first write blocks the writer; the queue then holds one more.
-  svc.Write<int>([gate_f](store::Db&) { gate_f.wait(); return 1; }, [&](store::Outcome<int> r) { r.ok() ? ++ok : ++refused; });
+  svc.Write<int>(
+      [gate_f](store::Db&) {
+        gate_f.wait();
+        return 1;
+      },
+      [&](store::Outcome<int> r) { r.ok() ? ++ok : ++refused; });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   for (int i = 0; i < 5; ++i) {
-    svc.Write<int>([](store::Db&) { return 1; }, [&](store::Outcome<int> r) { r.overloaded ? ++refused : ++ok; });
+    svc.Write<int>([](store::Db&) { return 1; },
+                   [&](store::Outcome<int> r) { r.overloaded ? ++refused : ++ok; });
   }
   EXPECT_EQ(refused.load(), 4);
   gate.set_value();

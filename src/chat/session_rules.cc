@@ -2,7 +2,8 @@
 
 namespace onlined::chat {
 
-std::vector<store::Message> Missed(store::Db& db, const std::string& channel, const std::string& user_id,
+std::vector<store::Message> Missed(store::Db& db, const std::string& channel,
+                                   const std::string& user_id,
                                    const std::vector<std::pair<std::string, int64_t>>& resume) {
   std::vector<store::Message> out;
   for (const store::Chat& chat : db.ChatsOfUser(channel, user_id, kReplayChats)) {
@@ -11,7 +12,8 @@ std::vector<store::Message> Missed(store::Db& db, const std::string& channel, co
       if (id == chat.chat_id) after = seq;
     }
     auto msgs = db.ListMessages(chat.chat_id, after, kReplayMessages);
-    out.insert(out.end(), std::make_move_iterator(msgs.begin()), std::make_move_iterator(msgs.end()));
+    out.insert(out.end(), std::make_move_iterator(msgs.begin()),
+               std::make_move_iterator(msgs.end()));
   }
   return out;
 }

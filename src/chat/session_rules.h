@@ -20,7 +20,8 @@ constexpr int kReplayMessages = 500;
 // recent), the messages after the seq `resume` names for it (all of them for
 // a chat it does not name), up to kReplayMessages each, in seq order per
 // chat. Runs on a reader. Throws store::DbError.
-std::vector<store::Message> Missed(store::Db& db, const std::string& channel, const std::string& user_id,
+std::vector<store::Message> Missed(store::Db& db, const std::string& channel,
+                                   const std::string& user_id,
                                    const std::vector<std::pair<std::string, int64_t>>& resume);
 
 // A user's `ack` (read = false) or `read` up to `seq` in one of its chats.

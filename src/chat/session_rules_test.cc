@@ -79,7 +79,8 @@ TEST_F(RulesTest, AnInboundSmsIsAppliedOnce) {
   EXPECT_EQ(notify::ApplyInboundSms(*db_, "SM2", "+15550001", true, ++now_), 1);
   EXPECT_EQ(notify::ApplyInboundSms(*db_, "SM1", "+15550001", false, ++now_), -1) << "a replay";
   EXPECT_TRUE(db_->GetUser("acme", "ann")->sms_opt_in);
-  EXPECT_EQ(notify::ApplyInboundSms(*db_, "SM3", "+15559999", false, ++now_), 0) << "nobody has that phone";
+  EXPECT_EQ(notify::ApplyInboundSms(*db_, "SM3", "+15559999", false, ++now_), 0)
+      << "nobody has that phone";
 }
 
 TEST_F(RulesTest, StatusCallbacksMoveForwardNeverBackward) {

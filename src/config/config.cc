@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 extern char** environ;
 
@@ -29,7 +29,8 @@ std::string Upper(std::string s) {
 int64_t ParseIntText(const std::string& key, const std::string& where, const std::string& text) {
   int64_t v = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size()) Fail(key, where, "'" + text + "' is not an integer");
+  if (ec != std::errc() || p != text.data() + text.size())
+    Fail(key, where, "'" + text + "' is not an integer");
   return v;
 }
 
@@ -50,12 +51,14 @@ std::string GetStr(const toml::node& n, const std::string& key, const std::strin
 }
 
 // "HOST:PORT" (IPv6 in brackets) of setting `key`.
-void ParseHostPort(const std::string& s, const std::string& key, const std::string& where, std::string& host_out,
-                   uint16_t& port_out) {
+void ParseHostPort(const std::string& s, const std::string& key, const std::string& where,
+                   std::string& host_out, uint16_t& port_out) {
   size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0) Fail(key, where, "must be HOST:PORT, got '" + s + "'");
+  if (colon == std::string::npos || colon == 0)
+    Fail(key, where, "must be HOST:PORT, got '" + s + "'");
   std::string host = s.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   int64_t port = ParseIntText(key, where, s.substr(colon + 1));
   if (port < 0 || port > 65535) Fail(key, where, "port must be 0..65535");
   host_out = host;
@@ -64,7 +67,8 @@ void ParseHostPort(const std::string& s, const std::string& key, const std::stri
 
 void ParseListen(Config& c, const std::string& where) {
   ParseHostPort(c.listen, "listen", where, c.listen_host, c.listen_port);
-  if (!c.metrics_listen.empty()) ParseHostPort(c.metrics_listen, "metrics_listen", "config", c.metrics_host, c.metrics_port);
+  if (!c.metrics_listen.empty())
+    ParseHostPort(c.metrics_listen, "metrics_listen", "config", c.metrics_host, c.metrics_port);
 }
 
 bool ValidId(const std::string& id) {
@@ -75,45 +79,97 @@ bool ValidId(const std::string& id) {
 }
 
 void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
-  static const std::set<std::string> kKnown = {
-      "listen", "data_dir", "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms",
-      "hello_timeout_ms", "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
-      "presence_event_buffer", "retry_after_ms", "threads", "log_level", "sms", "cluster", "channels",
-      "max_text_bytes", "notify_tick_ms", "store_max_batch", "web_dir", "max_connections_per_ip",
-      "handshakes_per_s", "handshake_burst", "max_http_in_flight", "http_idle_timeout_ms",
-      "metrics_listen", "metrics_token", "frame_ancestors", "store_faults", "store_max_queue_delay_ms",
-      "max_sends_per_s"};
+  static const std::set<std::string> kKnown = {"listen",
+                                               "data_dir",
+                                               "heartbeat_s",
+                                               "heartbeat_timeout_ms",
+                                               "offline_grace_ms",
+                                               "hello_timeout_ms",
+                                               "max_frame_bytes",
+                                               "max_body_bytes",
+                                               "max_connections",
+                                               "send_queue_max",
+                                               "presence_event_buffer",
+                                               "retry_after_ms",
+                                               "threads",
+                                               "log_level",
+                                               "sms",
+                                               "cluster",
+                                               "channels",
+                                               "max_text_bytes",
+                                               "notify_tick_ms",
+                                               "store_max_batch",
+                                               "web_dir",
+                                               "max_connections_per_ip",
+                                               "handshakes_per_s",
+                                               "handshake_burst",
+                                               "max_http_in_flight",
+                                               "http_idle_timeout_ms",
+                                               "metrics_listen",
+                                               "metrics_token",
+                                               "frame_ancestors",
+                                               "store_faults",
+                                               "store_max_queue_delay_ms",
+                                               "max_sends_per_s"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (!kKnown.count(key)) Fail(key, where, "unknown setting");
-    if (key == "listen") c.listen = GetStr(v, key, where);
-    else if (key == "data_dir") c.data_dir = GetStr(v, key, where);
-    else if (key == "heartbeat_s") c.heartbeat_s = static_cast<int>(GetInt(v, key, where, 1, 3600));
-    else if (key == "heartbeat_timeout_ms") c.heartbeat_timeout_ms = GetInt(v, key, where, 0, 3600000);
-    else if (key == "offline_grace_ms") c.offline_grace_ms = GetInt(v, key, where, 0, 3600000);
-    else if (key == "hello_timeout_ms") c.hello_timeout_ms = GetInt(v, key, where, 100, 600000);
-    else if (key == "max_frame_bytes") c.max_frame_bytes = GetInt(v, key, where, 1024, 16 << 20);
-    else if (key == "max_body_bytes") c.max_body_bytes = GetInt(v, key, where, 1024, 64 << 20);
-    else if (key == "max_connections") c.max_connections = GetInt(v, key, where, 0, 10000000);
-    else if (key == "send_queue_max") c.send_queue_max = GetInt(v, key, where, 16, 1 << 20);
-    else if (key == "presence_event_buffer") c.presence_event_buffer = GetInt(v, key, where, 16, 1 << 24);
-    else if (key == "retry_after_ms") c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
-    else if (key == "max_text_bytes") c.max_text_bytes = GetInt(v, key, where, 1, 1 << 20);
-    else if (key == "notify_tick_ms") c.notify_tick_ms = GetInt(v, key, where, 10, 60000);
-    else if (key == "store_max_batch") c.store_max_batch = GetInt(v, key, where, 1, 100000);
-    else if (key == "threads") c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
-    else if (key == "log_level") c.log_level = GetStr(v, key, where);
-    else if (key == "web_dir") c.web_dir = GetStr(v, key, where);
-    else if (key == "max_connections_per_ip") c.max_connections_per_ip = GetInt(v, key, where, 0, 10000000);
-    else if (key == "handshakes_per_s") c.handshakes_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "handshake_burst") c.handshake_burst = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "max_http_in_flight") c.max_http_in_flight = GetInt(v, key, where, 0, 10000000);
-    else if (key == "http_idle_timeout_ms") c.http_idle_timeout_ms = GetInt(v, key, where, 100, 600000);
-    else if (key == "metrics_listen") c.metrics_listen = GetStr(v, key, where);
-    else if (key == "metrics_token") c.metrics_token = GetStr(v, key, where);
-    else if (key == "store_faults") c.store_faults = GetStr(v, key, where);
-    else if (key == "max_sends_per_s") c.max_sends_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "store_max_queue_delay_ms") c.store_max_queue_delay_ms = GetInt(v, key, where, 0, 600000);
+    if (key == "listen")
+      c.listen = GetStr(v, key, where);
+    else if (key == "data_dir")
+      c.data_dir = GetStr(v, key, where);
+    else if (key == "heartbeat_s")
+      c.heartbeat_s = static_cast<int>(GetInt(v, key, where, 1, 3600));
+    else if (key == "heartbeat_timeout_ms")
+      c.heartbeat_timeout_ms = GetInt(v, key, where, 0, 3600000);
+    else if (key == "offline_grace_ms")
+      c.offline_grace_ms = GetInt(v, key, where, 0, 3600000);
+    else if (key == "hello_timeout_ms")
+      c.hello_timeout_ms = GetInt(v, key, where, 100, 600000);
+    else if (key == "max_frame_bytes")
+      c.max_frame_bytes = GetInt(v, key, where, 1024, 16 << 20);
+    else if (key == "max_body_bytes")
+      c.max_body_bytes = GetInt(v, key, where, 1024, 64 << 20);
+    else if (key == "max_connections")
+      c.max_connections = GetInt(v, key, where, 0, 10000000);
+    else if (key == "send_queue_max")
+      c.send_queue_max = GetInt(v, key, where, 16, 1 << 20);
+    else if (key == "presence_event_buffer")
+      c.presence_event_buffer = GetInt(v, key, where, 16, 1 << 24);
+    else if (key == "retry_after_ms")
+      c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
+    else if (key == "max_text_bytes")
+      c.max_text_bytes = GetInt(v, key, where, 1, 1 << 20);
+    else if (key == "notify_tick_ms")
+      c.notify_tick_ms = GetInt(v, key, where, 10, 60000);
+    else if (key == "store_max_batch")
+      c.store_max_batch = GetInt(v, key, where, 1, 100000);
+    else if (key == "threads")
+      c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
+    else if (key == "log_level")
+      c.log_level = GetStr(v, key, where);
+    else if (key == "web_dir")
+      c.web_dir = GetStr(v, key, where);
+    else if (key == "max_connections_per_ip")
+      c.max_connections_per_ip = GetInt(v, key, where, 0, 10000000);
+    else if (key == "handshakes_per_s")
+      c.handshakes_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "handshake_burst")
+      c.handshake_burst = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "max_http_in_flight")
+      c.max_http_in_flight = GetInt(v, key, where, 0, 10000000);
+    else if (key == "http_idle_timeout_ms")
+      c.http_idle_timeout_ms = GetInt(v, key, where, 100, 600000);
+    else if (key == "metrics_listen")
+      c.metrics_listen = GetStr(v, key, where);
+    else if (key == "metrics_token")
+      c.metrics_token = GetStr(v, key, where);
+    else if (key == "store_faults")
+      c.store_faults = GetStr(v, key, where);
+    else if (key == "max_sends_per_s")
+      c.max_sends_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
+    else if (key == "store_max_queue_delay_ms")
+      c.store_max_queue_delay_ms = GetInt(v, key, where, 0, 600000);
     else if (key == "frame_ancestors") {
       c.frame_ancestors = GetStr(v, key, where);
       // It goes into a header: no line breaks, no ';' that would end the directive.
@@ -121,8 +177,7 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
           c.frame_ancestors.find_first_of(";\r\n,") != std::string::npos) {
         Fail(key, where, "must be a CSP source list such as 'none', 'self' or https://example.com");
       }
-    }
-    else if (key == "sms") {
+    } else if (key == "sms") {
       const toml::table* st = v.as_table();
       if (!st) Fail("sms", where, "must be a table");
       for (const auto& [sk, sv] : *st) {
@@ -132,13 +187,20 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
           continue;
         }
         std::string s = GetStr(sv, name, where);
-        if (sk == "provider") c.sms.provider = s;
-        else if (sk == "base_url") c.sms.base_url = s;
-        else if (sk == "account_sid") c.sms.account_sid = s;
-        else if (sk == "auth_token") c.sms.auth_token = s;
-        else if (sk == "from") c.sms.from = s;
-        else if (sk == "public_url") c.sms.public_url = s;
-        else Fail(name, where, "unknown setting");
+        if (sk == "provider")
+          c.sms.provider = s;
+        else if (sk == "base_url")
+          c.sms.base_url = s;
+        else if (sk == "account_sid")
+          c.sms.account_sid = s;
+        else if (sk == "auth_token")
+          c.sms.auth_token = s;
+        else if (sk == "from")
+          c.sms.from = s;
+        else if (sk == "public_url")
+          c.sms.public_url = s;
+        else
+          Fail(name, where, "unknown setting");
       }
     } else if (key == "cluster") {
       const toml::table* ct = v.as_table();
@@ -169,20 +231,28 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
         Channel ch;
         for (const auto& [ck, cv] : *ct) {
           std::string name = base + "." + std::string(ck.str());
-          if (ck == "id") ch.id = GetStr(cv, name, where);
-          else if (ck == "secret") ch.secret = GetStr(cv, name, where);
-          else if (ck == "sms_delay_s") ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
-          else if (ck == "ack_timeout_s") ch.ack_timeout_s = static_cast<int>(GetInt(cv, name, where, 1, 3600));
-          else if (ck == "sms_min_interval_s") ch.sms_min_interval_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
+          if (ck == "id")
+            ch.id = GetStr(cv, name, where);
+          else if (ck == "secret")
+            ch.secret = GetStr(cv, name, where);
+          else if (ck == "sms_delay_s")
+            ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
+          else if (ck == "ack_timeout_s")
+            ch.ack_timeout_s = static_cast<int>(GetInt(cv, name, where, 1, 3600));
+          else if (ck == "sms_min_interval_s")
+            ch.sms_min_interval_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "quiet_hours") {
             ch.quiet_hours_text = GetStr(cv, name, where);
             ch.quiet_hours = ParseQuietHours(ch.quiet_hours_text, name + " (" + where + ")");
-          } else if (ck == "time_zone") ch.time_zone = GetStr(cv, name, where);
-          else Fail(name, where, "unknown setting");
+          } else if (ck == "time_zone")
+            ch.time_zone = GetStr(cv, name, where);
+          else
+            Fail(name, where, "unknown setting");
         }
         if (!ValidId(ch.id)) Fail(base + ".id", where, "must be 1-64 characters of [A-Za-z0-9._-]");
         if (ch.secret.size() < 16) Fail(base + ".secret", where, "must be at least 16 characters");
-        if (ch.time_zone != "UTC" && !std::filesystem::exists("/usr/share/zoneinfo/" + ch.time_zone)) {
+        if (ch.time_zone != "UTC" &&
+            !std::filesystem::exists("/usr/share/zoneinfo/" + ch.time_zone)) {
           Fail(base + ".time_zone", where, "unknown time zone '" + ch.time_zone + "'");
         }
         c.channels.push_back(std::move(ch));
@@ -193,14 +263,30 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
 
 // ONLINED_<KEY> for top-level scalars and ONLINED_SMS_<KEY> for [sms].
 void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
-  static const std::set<std::string> kIntKeys = {
-      "heartbeat_s", "heartbeat_timeout_ms", "offline_grace_ms", "hello_timeout_ms",
-      "max_frame_bytes", "max_body_bytes", "max_connections", "send_queue_max",
-      "presence_event_buffer", "retry_after_ms", "threads", "max_text_bytes", "notify_tick_ms",
-      "store_max_batch", "max_connections_per_ip", "handshakes_per_s", "handshake_burst",
-      "max_http_in_flight", "http_idle_timeout_ms", "store_max_queue_delay_ms", "max_sends_per_s"};
-  static const std::vector<std::string> kStrKeys = {"listen", "data_dir", "log_level", "web_dir",
-                                                    "metrics_listen", "metrics_token", "frame_ancestors"};
+  static const std::set<std::string> kIntKeys = {"heartbeat_s",
+                                                 "heartbeat_timeout_ms",
+                                                 "offline_grace_ms",
+                                                 "hello_timeout_ms",
+                                                 "max_frame_bytes",
+                                                 "max_body_bytes",
+                                                 "max_connections",
+                                                 "send_queue_max",
+                                                 "presence_event_buffer",
+                                                 "retry_after_ms",
+                                                 "threads",
+                                                 "max_text_bytes",
+                                                 "notify_tick_ms",
+                                                 "store_max_batch",
+                                                 "max_connections_per_ip",
+                                                 "handshakes_per_s",
+                                                 "handshake_burst",
+                                                 "max_http_in_flight",
+                                                 "http_idle_timeout_ms",
+                                                 "store_max_queue_delay_ms",
+                                                 "max_sends_per_s"};
+  static const std::vector<std::string> kStrKeys = {
+      "listen",         "data_dir",      "log_level",      "web_dir",
+      "metrics_listen", "metrics_token", "frame_ancestors"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
     std::string rest = name.substr(8);
@@ -217,7 +303,8 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
         used = true;
       }
     }
-    for (const char* k : {"provider", "base_url", "account_sid", "auth_token", "from", "public_url"}) {
+    for (const char* k :
+         {"provider", "base_url", "account_sid", "auth_token", "from", "public_url"}) {
       if (rest == "SMS_" + Upper(k)) {
         if (!t.contains("sms")) t.insert("sms", toml::table{});
         t["sms"].as_table()->insert_or_assign(k, value);
@@ -241,19 +328,23 @@ Config Finish(Config c, const Overrides& flags) {
   // Parsed so that a typo is named, but not yet served: say so instead of
   // starting a node that silently ignores them.
   if (!c.cluster.nats_urls.empty() || !c.cluster.postgres_url.empty() || c.cluster.present) {
-    Fail("cluster", "config", "cluster mode (NATS, PostgreSQL) is not available in this version; remove [cluster]");
+    Fail("cluster", "config",
+         "cluster mode (NATS, PostgreSQL) is not available in this version; remove [cluster]");
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
-  if (!kLevels.count(c.log_level)) Fail("log_level", "config", "must be one of trace, debug, info, warn, error, off");
+  if (!kLevels.count(c.log_level))
+    Fail("log_level", "config", "must be one of trace, debug, info, warn, error, off");
   if (c.sms.provider != "log" && c.sms.provider != "twilio") {
     Fail("sms.provider", "config", "must be \"log\" or \"twilio\"");
   }
-  if (c.sms.provider == "twilio" && (c.sms.account_sid.empty() || c.sms.auth_token.empty() || c.sms.from.empty())) {
+  if (c.sms.provider == "twilio" &&
+      (c.sms.account_sid.empty() || c.sms.auth_token.empty() || c.sms.from.empty())) {
     Fail("sms", "config", "provider \"twilio\" needs account_sid, auth_token and from");
   }
   std::set<std::string> ids;
   for (const Channel& ch : c.channels) {
-    if (!ids.insert(ch.id).second) Fail("channels", "config", "channel id '" + ch.id + "' appears twice");
+    if (!ids.insert(ch.id).second)
+      Fail("channels", "config", "channel id '" + ch.id + "' appears twice");
   }
   if (c.EffectiveHeartbeatTimeoutMs() <= c.heartbeat_s * 1000LL) {
     Fail("heartbeat_timeout_ms", "config", "must be longer than heartbeat_s");
@@ -261,8 +352,8 @@ Config Finish(Config c, const Overrides& flags) {
   return c;
 }
 
-Config FromTable(toml::table t, const std::map<std::string, std::string>& env, const Overrides& flags,
-                 const std::string& origin) {
+Config FromTable(toml::table t, const std::map<std::string, std::string>& env,
+                 const Overrides& flags, const std::string& origin) {
   Config c;
   ApplyTop(c, t, origin);
   toml::table env_table;
@@ -288,9 +379,10 @@ QuietHours ParseQuietHours(const std::string& text, const std::string& key) {
   }
   int h1, m1, h2, m2;
   char tail;
-  if (std::sscanf(text.c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 23 ||
-      h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59) {
-    throw ConfigError("config: " + key + ": must be \"HH:MM-HH:MM\" or \"off\", got '" + text + "'");
+  if (std::sscanf(text.c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 ||
+      h1 > 23 || h2 < 0 || h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59) {
+    throw ConfigError("config: " + key + ": must be \"HH:MM-HH:MM\" or \"off\", got '" + text +
+                      "'");
   }
   q.start_min = h1 * 60 + m1;
   q.end_min = h2 * 60 + m2;

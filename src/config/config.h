@@ -40,7 +40,7 @@ struct Sms {
   std::string account_sid;
   std::string auth_token;
   std::string from;
-  std::string public_url;  // the base URL the provider calls back (webhook signatures)
+  std::string public_url;      // the base URL the provider calls back (webhook signatures)
   int64_t timeout_ms = 10000;  // one provider request, connect to answer
 };
 
@@ -62,28 +62,30 @@ struct Config {
   int64_t hello_timeout_ms = 10000;
   int64_t max_frame_bytes = 64 * 1024;
   int64_t max_body_bytes = 1024 * 1024;
-  int64_t max_connections = 0;  // every socket; 0: derived from the open-file limit
+  int64_t max_connections = 0;            // every socket; 0: derived from the open-file limit
   int64_t max_connections_per_ip = 1024;  // sockets from one source address; 0: unlimited
-  double handshakes_per_s = 0;     // WebSocket upgrades admitted per second; 0: unlimited
-  double handshake_burst = 0;      // the bucket's size; 0: one second's worth
-  int64_t max_http_in_flight = 4096;  // requests waiting for an answer; 0: unlimited
-  int64_t http_idle_timeout_ms = 10000;  // for a request's headers and between requests
+  double handshakes_per_s = 0;            // WebSocket upgrades admitted per second; 0: unlimited
+  double handshake_burst = 0;             // the bucket's size; 0: one second's worth
+  int64_t max_http_in_flight = 4096;      // requests waiting for an answer; 0: unlimited
+  int64_t http_idle_timeout_ms = 10000;   // for a request's headers and between requests
   std::string metrics_listen = "127.0.0.1:9464";  // /metrics apart; "" for none
-  std::string metrics_host;  // parsed from metrics_listen
+  std::string metrics_host;                       // parsed from metrics_listen
   uint16_t metrics_port = 0;
-  std::string metrics_token;       // if set, /metrics on `listen` with this Bearer token
+  std::string metrics_token;               // if set, /metrics on `listen` with this Bearer token
   std::string frame_ancestors = "'none'";  // CSP frame-ancestors of /desk and /widget
-  std::string store_faults;        // testing only: "" off; "none", "write=N", "sync=N", "full"
+  std::string store_faults;       // testing only: "" off; "none", "write=N", "sync=N", "full"
   int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
-  int64_t retry_after_ms = 5000;  // the wait handed to refused clients
-  int64_t max_text_bytes = 4000;  // a message's text
-  int64_t notify_tick_ms = 250;   // how often the outbox is looked at
-  int64_t store_max_batch = 1024; // writes per group commit (1: each commits alone)
-  double max_sends_per_s = 0;      // messages stored per second on this node (users' and managers'); 0: unlimited
-  int64_t store_max_queue_delay_ms = 100;  // refuse store work while the oldest queued waits longer (0: off)
-  std::string web_dir;            // the desk and widget pages ("": found next to the binary)
-  int threads = 0;  // 0: one loop per core
+  int64_t retry_after_ms = 5000;         // the wait handed to refused clients
+  int64_t max_text_bytes = 4000;         // a message's text
+  int64_t notify_tick_ms = 250;          // how often the outbox is looked at
+  int64_t store_max_batch = 1024;        // writes per group commit (1: each commits alone)
+  double max_sends_per_s =
+      0;  // messages stored per second on this node (users' and managers'); 0: unlimited
+  int64_t store_max_queue_delay_ms =
+      100;              // refuse store work while the oldest queued waits longer (0: off)
+  std::string web_dir;  // the desk and widget pages ("": found next to the binary)
+  int threads = 0;      // 0: one loop per core
   std::string log_level = "info";
   Sms sms;
   Cluster cluster;

@@ -30,7 +30,8 @@ TEST(Config, Defaults) {
 TEST(Config, FileThenEnvThenFlags) {
   Overrides f;
   f.listen = "127.0.0.1:9100";
-  Config c = LoadFromString(kGood, {{"ONLINED_HEARTBEAT_S", "7"}, {"ONLINED_SMS_FROM", "+1555"}}, f);
+  Config c =
+      LoadFromString(kGood, {{"ONLINED_HEARTBEAT_S", "7"}, {"ONLINED_SMS_FROM", "+1555"}}, f);
   EXPECT_EQ(c.heartbeat_s, 7);
   EXPECT_EQ(c.listen_port, 9100);
   EXPECT_EQ(c.sms.from, "+1555");
@@ -57,14 +58,18 @@ TEST(Config, ErrorsNameTheKey) {
   ExpectError("listen = \"nope\"", "listen");
   ExpectError("[[channels]]\nid = \"a\"\nsecret = \"short\"", "channels[0].secret");
   ExpectError("[[channels]]\nid = \"a b\"\nsecret = \"0123456789abcdef\"", "channels[0].id");
-  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\nquiet_hours = \"9-5\"", "quiet_hours");
-  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"Mars/Base\"", "time_zone");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\nquiet_hours = \"9-5\"",
+              "quiet_hours");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"Mars/Base\"",
+              "time_zone");
   ExpectError("[sms]\nprovider = \"pigeon\"", "sms.provider");
   ExpectError("", "ONLINED_HEARTBEAT_S", {{"ONLINED_HEARTBEAT_S", "abc"}});
   ExpectError("", "ONLINED_NOPE", {{"ONLINED_NOPE", "1"}});
   ExpectError("listen = ", "config:1");
-  ExpectError("[[channels]]\nid=\"a\"\nsecret=\"0123456789abcdef\"\n[[channels]]\nid=\"a\"\nsecret=\"0123456789abcdef\"",
-              "twice");
+  ExpectError(
+      "[[channels]]\nid=\"a\"\nsecret=\"0123456789abcdef\"\n[[channels]]\nid=\"a\"\nsecret="
+      "\"0123456789abcdef\"",
+      "twice");
 }
 
 TEST(Config, ClusterSettingsAreRefusedUntilClusterModeExists) {
@@ -75,7 +80,8 @@ TEST(Config, ClusterSettingsAreRefusedUntilClusterModeExists) {
 
 TEST(Config, NewLimitsParseAndAreChecked) {
   Config c = LoadFromString(
-      "max_connections_per_ip = 7\nhandshakes_per_s = 100\nmax_sends_per_s = 50\nmetrics_listen = \"\"\n"
+      "max_connections_per_ip = 7\nhandshakes_per_s = 100\nmax_sends_per_s = 50\nmetrics_listen = "
+      "\"\"\n"
       "frame_ancestors = \"'self'\"\nhttp_idle_timeout_ms = 2000\n",
       {}, {});
   EXPECT_EQ(c.max_connections_per_ip, 7);

@@ -42,7 +42,8 @@ Admission::Verdict Admission::Admit(const Address& addr, Slot* slot, int64_t now
   // Flooded: a socket that could not get a handshake now is refused before
   // its request is read (the cheapest refusal); one that could goes on.
   if (now_ms < flooded_until_ms_ && !handshakes_.Available(now_ms)) return Verdict::kFlooded;
-  if (limits_.max_connections > 0 && open_.load(std::memory_order_relaxed) >= limits_.max_connections) {
+  if (limits_.max_connections > 0 &&
+      open_.load(std::memory_order_relaxed) >= limits_.max_connections) {
     return Verdict::kTooMany;
   }
   int64_t& n = per_addr_[addr];

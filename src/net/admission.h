@@ -31,10 +31,10 @@ namespace onlined::net {
 class Admission {
  public:
   struct Limits {
-    int64_t max_connections = 0;  // 0: unlimited
-    int64_t max_per_ip = 0;       // 0: unlimited
-    double handshakes_per_s = 0;  // 0: unlimited
-    double handshake_burst = 0;   // bucket size (0: one second's worth)
+    int64_t max_connections = 0;     // 0: unlimited
+    int64_t max_per_ip = 0;          // 0: unlimited
+    double handshakes_per_s = 0;     // 0: unlimited
+    double handshake_burst = 0;      // bucket size (0: one second's worth)
     int64_t max_http_in_flight = 0;  // 0: unlimited
   };
   // A source address: 16 bytes (IPv4 mapped into IPv6).
@@ -86,9 +86,9 @@ class Admission {
   void Give(const Address& addr);
 
   std::mutex mu_;
-  Limits limits_;  // guarded by mu_
+  Limits limits_;                                               // guarded by mu_
   std::unordered_map<Address, int64_t, AddressHash> per_addr_;  // guarded by mu_
-  base::TokenBucket handshakes_;  // guarded by mu_
+  base::TokenBucket handshakes_;                                // guarded by mu_
   base::TokenBucket refusals_;    // guarded by mu_: the 1013 refusals' budget
   int64_t flooded_until_ms_ = 0;  // guarded by mu_
   std::atomic<int64_t> open_{0};

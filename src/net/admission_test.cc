@@ -63,11 +63,13 @@ TEST(Admission, PastTheRefusalBudgetSocketsAreRefusedAtAccept) {
   s.Release();
   EXPECT_FALSE(a.TakeHandshake(1000));  // the budget is spent: flooded
   EXPECT_EQ(a.Admit(Addr(1), &s, 1050), Admission::Verdict::kFlooded);  // no token yet
-  EXPECT_EQ(a.Admit(Addr(1), &s, 1100), Admission::Verdict::kAdmitted);  // a token again: it may try
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1100),
+            Admission::Verdict::kAdmitted);  // a token again: it may try
   s.Release();
   EXPECT_TRUE(a.TakeHandshake(1100));
   EXPECT_EQ(a.Admit(Addr(1), &s, 1100), Admission::Verdict::kFlooded);
-  EXPECT_EQ(a.Admit(Addr(1), &s, 1000 + Admission::kFloodMs), Admission::Verdict::kAdmitted);  // over
+  EXPECT_EQ(a.Admit(Addr(1), &s, 1000 + Admission::kFloodMs),
+            Admission::Verdict::kAdmitted);  // over
 }
 
 TEST(Admission, UnlimitedByDefault) {

@@ -74,7 +74,8 @@ Admission::Address AddressOf(const tcp::socket& s) {
   Admission::Address a{};
   if (ec) return a;
   asio::ip::address ip = ep.address();
-  a = ip.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes() : ip.to_v6().to_bytes();
+  a = ip.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes()
+                 : ip.to_v6().to_bytes();
   return a;
 }
 
@@ -83,27 +84,32 @@ class Linger : public std::enable_shared_from_this<Linger> {
  public:
   static constexpr size_t kMaxDrain = 256 * 1024;
   Linger(tcp::socket s, std::string bytes, Admission::Slot slot)
-      : sock_(std::move(s)), bytes_(std::move(bytes)), timer_(sock_.get_executor()), slot_(std::move(slot)) {}
+      : sock_(std::move(s)),
+        bytes_(std::move(bytes)),
+        timer_(sock_.get_executor()),
+        slot_(std::move(slot)) {}
   void Run() {
     timer_.expires_after(std::chrono::seconds(1));
     timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->Close();
     });
-    asio::async_write(sock_, asio::buffer(bytes_), [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->Close();
-      beast::error_code ignore;
-      self->sock_.shutdown(tcp::socket::shutdown_send, ignore);
-      self->Drain();
-    });
+    asio::async_write(sock_, asio::buffer(bytes_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->Close();
+                        beast::error_code ignore;
+                        self->sock_.shutdown(tcp::socket::shutdown_send, ignore);
+                        self->Drain();
+                      });
   }
 
  private:
   void Drain() {
-    sock_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](beast::error_code ec, size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ > kMaxDrain) return self->Close();
-      self->Drain();
-    });
+    sock_.async_read_some(asio::buffer(buf_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->drained_ += n;
+                            if (ec || self->drained_ > kMaxDrain) return self->Close();
+                            self->Drain();
+                          });
   }
   void Close() {
     beast::error_code ignore;
@@ -122,7 +128,8 @@ class Linger : public std::enable_shared_from_this<Linger> {
 Response JsonError(int status, std::string_view code, std::string_view message) {
   Response r;
   r.status = status;
-  r.body = R"({"error":{"code":")" + std::string(code) + R"(","message":")" + std::string(message) + "\"}}";
+  r.body = R"({"error":{"code":")" + std::string(code) + R"(","message":")" + std::string(message) +
+           "\"}}";
   return r;
 }
 
@@ -146,8 +153,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_->body_limit(impl_.opts.max_body_bytes);
     parser_->header_limit(16 * 1024);
     stream_.expires_after(std::chrono::milliseconds(impl_.opts.http_idle_timeout_ms));
-    http::async_read(stream_, buf_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+    http::async_read(
+        stream_, buf_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -181,7 +189,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!impl_.admission.BeginRequest()) {
       impl_.metrics.Add(loop_, impl_.m.refused_in_flight);
       Response r = JsonError(503, "overloaded", "too many requests in flight; retry later");
-      r.headers.emplace_back("Retry-After", std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
+      r.headers.emplace_back("Retry-After",
+                             std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
       return Write(std::move(r), version);
     }
     stream_.expires_never();  // the application may answer later
@@ -214,10 +223,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // (RFC 9110 9.3.2); a body would be read as the next response.
     if (head_) res->body().clear();
     stream_.expires_after(std::chrono::seconds(30));
-    http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
-      if (ec || !self->keep_alive_) return self->Shutdown();
-      self->DoRead();
-    });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !self->keep_alive_) return self->Shutdown();
+                        self->DoRead();
+                      });
   }
 
   void Shutdown() {
@@ -266,8 +276,8 @@ std::string Server::Impl::RefusalBytes(std::string_view message) const {
                      R"(","retry_after_ms":)" + std::to_string(retry) + "}}";
   return "HTTP/1.1 503 Service Unavailable\r\nServer: onlined\r\nContent-Type: application/json\r\n"
          "Cache-Control: no-store\r\nConnection: close\r\nRetry-After: " +
-         std::to_string((retry + 999) / 1000) + "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
+         std::to_string((retry + 999) / 1000) +
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 void Server::Impl::ShedOne(size_t loop) {
@@ -296,10 +306,12 @@ void Server::Impl::Accept(size_t loop) {
       metrics.Add(loop, m.accept_errors);
       // Out of descriptors (or a passing error): answer one waiting client
       // with the reserve descriptor, then pause instead of spinning.
-      if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space) {
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+          ec == asio::error::no_buffer_space) {
         static std::atomic<int64_t> last_log{0};
         int64_t now = base::SteadyMs();
-        if (now - last_log.exchange(now) > 5000) spdlog::warn("accept: {} (shedding, pausing accepts)", ec.message());
+        if (now - last_log.exchange(now) > 5000)
+          spdlog::warn("accept: {} (shedding, pausing accepts)", ec.message());
         ShedOne(loop);
         pl.backoff->expires_after(std::chrono::milliseconds(20));
         pl.backoff->async_wait([this, loop](beast::error_code e) {
@@ -311,15 +323,17 @@ void Server::Impl::Accept(size_t loop) {
       return;
     }
     Admission::Slot slot;
-    Admission::Verdict v =
-        stopping.load() ? Admission::Verdict::kTooMany : admission.Admit(AddressOf(s), &slot, base::SteadyMs());
+    Admission::Verdict v = stopping.load() ? Admission::Verdict::kTooMany
+                                           : admission.Admit(AddressOf(s), &slot, base::SteadyMs());
     if (v != Admission::Verdict::kAdmitted) {
       metrics.Add(loop, m.refused_total);
       if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
       if (v == Admission::Verdict::kFlooded) metrics.Add(loop, m.refused_flood);
-      RefuseNow(s, RefusalBytes(v == Admission::Verdict::kTooMany            ? "server is at its connection limit"
-                                : v == Admission::Verdict::kTooManyFromAddress ? "too many connections from this address"
-                                                                               : "too many handshakes; retry later"));
+      RefuseNow(s,
+                RefusalBytes(v == Admission::Verdict::kTooMany ? "server is at its connection limit"
+                             : v == Admission::Verdict::kTooManyFromAddress
+                                 ? "too many connections from this address"
+                                 : "too many handshakes; retry later"));
       Accept(loop);
       return;
     }
@@ -330,8 +344,8 @@ void Server::Impl::Accept(size_t loop) {
   });
 }
 
-Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opts, HttpHandler& http,
-               WsAcceptor& ws)
+Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opts,
+               HttpHandler& http, WsAcceptor& ws)
     : impl_(std::make_unique<Impl>(*this, loops, metrics, opts, http, ws)) {
   SetLimits(opts);
   impl_->per_loop.resize(loops.size());
@@ -340,25 +354,33 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.http_open = metrics.Gauge("onlined_http_connections", "Open HTTP connections (not upgraded).");
   m.ws_accepted = metrics.Counter("onlined_ws_accepted_total", "WebSocket handshakes completed.");
   m.ws_closed = metrics.Counter("onlined_ws_closed_total", "WebSocket connections ended.");
-  m.ws_refused = metrics.Counter("onlined_ws_refused_total", "WebSocket upgrades refused (auth, overload, path).");
-  m.ws_slow = metrics.Counter("onlined_ws_slow_consumer_total", "Connections cut because their send queue was full.");
-  m.frames_in = metrics.Counter("onlined_frames_in_total", "WebSocket frames received (text, binary, ping).");
+  m.ws_refused = metrics.Counter("onlined_ws_refused_total",
+                                 "WebSocket upgrades refused (auth, overload, path).");
+  m.ws_slow = metrics.Counter("onlined_ws_slow_consumer_total",
+                              "Connections cut because their send queue was full.");
+  m.frames_in =
+      metrics.Counter("onlined_frames_in_total", "WebSocket frames received (text, binary, ping).");
   m.frames_out = metrics.Counter("onlined_frames_out_total", "WebSocket text frames sent.");
   m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
-  m.http_requests = metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
+  m.http_requests =
+      metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
   m.http_errors = metrics.Counter("onlined_http_malformed_total", "Malformed HTTP requests.");
-  m.accept_errors = metrics.Counter("onlined_accept_errors_total", "Failed accept() calls (e.g. out of files).");
+  m.accept_errors =
+      metrics.Counter("onlined_accept_errors_total", "Failed accept() calls (e.g. out of files).");
   const char* kRefused = "onlined_admission_refused_total";
-  const char* kRefusedHelp = "Sockets, handshakes and requests refused by admission control, by reason.";
-  m.refused_total = metrics.Counter("onlined_admission_refused_sockets_total",
-                                    "Accepted sockets answered 503 and closed at once (every reason).");
+  const char* kRefusedHelp =
+      "Sockets, handshakes and requests refused by admission control, by reason.";
+  m.refused_total =
+      metrics.Counter("onlined_admission_refused_sockets_total",
+                      "Accepted sockets answered 503 and closed at once (every reason).");
   m.refused_per_ip = metrics.Counter(kRefused, kRefusedHelp, "reason=\"per_ip\"");
   m.refused_fd = metrics.Counter(kRefused, kRefusedHelp, "reason=\"out_of_descriptors\"");
   m.refused_handshake = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_rate\"");
   m.refused_flood = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_flood\"");
   m.refused_in_flight = metrics.Counter(kRefused, kRefusedHelp, "reason=\"http_in_flight\"");
-  m.http_timeouts = metrics.Counter("onlined_http_idle_timeouts_total",
-                                    "HTTP connections closed for sending no (complete) request in time.");
+  m.http_timeouts =
+      metrics.Counter("onlined_http_idle_timeouts_total",
+                      "HTTP connections closed for sending no (complete) request in time.");
 }
 
 Server::~Server() {

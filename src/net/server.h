@@ -28,7 +28,7 @@ struct ServerOptions {
   size_t max_frame_bytes = 64 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   size_t send_queue_max = 1024;
-  int64_t max_connections = 0;  // every socket, HTTP or WebSocket; 0: unlimited
+  int64_t max_connections = 0;         // every socket, HTTP or WebSocket; 0: unlimited
   int64_t max_connections_per_ip = 0;  // 0: unlimited
   double handshakes_per_s = 0;         // 0: unlimited
   double handshake_burst = 0;          // 0: one second's worth

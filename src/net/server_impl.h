@@ -23,7 +23,8 @@ using tcp = asio::ip::tcp;
 class WsConn;
 
 struct Server::Impl {
-  Impl(Server& s, base::LoopGroup& l, base::Metrics& m, ServerOptions o, HttpHandler& h, WsAcceptor& w)
+  Impl(Server& s, base::LoopGroup& l, base::Metrics& m, ServerOptions o, HttpHandler& h,
+       WsAcceptor& w)
       : server(s), loops(l), metrics(m), opts(o), http(h), ws(w) {}
 
   Server& server;
@@ -41,8 +42,8 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
-    int reserve_fd = -1;  // given up for a moment to answer when out of descriptors
-    std::unique_ptr<Poller> poller;               // upgraded connections
+    int reserve_fd = -1;             // given up for a moment to answer when out of descriptors
+    std::unique_ptr<Poller> poller;  // upgraded connections
     std::unordered_set<WsConn*> sessions;
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
     bool flush_posted = false;
@@ -52,8 +53,9 @@ struct Server::Impl {
 
   struct Ids {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
-        bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total, refused_per_ip,
-        refused_fd, refused_handshake, refused_flood, refused_in_flight, http_timeouts;
+        bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total,
+        refused_per_ip, refused_fd, refused_handshake, refused_flood, refused_in_flight,
+        http_timeouts;
   } m{};
 
   void Accept(size_t loop);

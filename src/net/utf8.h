@@ -19,8 +19,8 @@ class Utf8Validator {
   void Reset() { *this = Utf8Validator(); }
 
  private:
-  uint8_t need_ = 0;    // continuation bytes still expected
-  uint8_t lo_ = 0x80;   // bounds of the next continuation byte
+  uint8_t need_ = 0;   // continuation bytes still expected
+  uint8_t lo_ = 0x80;  // bounds of the next continuation byte
   uint8_t hi_ = 0xBF;
   bool bad_ = false;
 };

@@ -72,13 +72,14 @@ class WsConn : public WsConnection,
     if (fd_ >= 0) ::close(fd_);
   }
 
-  void Start(Admission::Slot slot, const http::request<http::string_body>& req, const Request& app_req,
-             std::string leftover) {
+  void Start(Admission::Slot slot, const http::request<http::string_body>& req,
+             const Request& app_req, std::string leftover) {
     slot_ = std::move(slot);
     if (impl_.stopping.load()) {
       Response r;
       r.status = 503;
-      r.headers.emplace_back("Retry-After", std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
+      r.headers.emplace_back("Retry-After",
+                             std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
       r.body = R"({"error":{"code":"overloaded","message":"server is shutting down"}})";
       return Refuse(std::move(r), req.version());
     }
@@ -87,7 +88,8 @@ class WsConn : public WsConnection,
       Response r;
       r.status = 400;
       r.headers.emplace_back("Sec-WebSocket-Version", "13");
-      r.body = R"({"error":{"code":"bad_request","message":"WebSocket version 13 with a valid Sec-WebSocket-Key is required"}})";
+      r.body =
+          R"({"error":{"code":"bad_request","message":"WebSocket version 13 with a valid Sec-WebSocket-Key is required"}})";
       return Refuse(std::move(r), req.version());
     }
     if (!impl_.admission.TakeHandshake(base::SteadyMs())) {
@@ -98,8 +100,10 @@ class WsConn : public WsConnection,
       impl_.metrics.Add(loop_, impl_.m.ws_refused);
       std::string reason = R"({"code":"overloaded","retry_after_ms":)" +
                            std::to_string(impl_.retry_after_ms.load()) + "}";
-      std::string bytes = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                          "Server: onlined\r\nSec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n";
+      std::string bytes =
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+          "Server: onlined\r\nSec-WebSocket-Accept: " +
+          AcceptKey(key) + "\r\n\r\n";
       bytes.push_back(static_cast<char>(0x80 | kOpClose));
       bytes.push_back(static_cast<char>(2 + reason.size()));
       bytes.push_back(static_cast<char>(1013 >> 8));
@@ -114,7 +118,8 @@ class WsConn : public WsConnection,
 
     auto reply = std::make_shared<std::string>(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Server: onlined\r\nSec-WebSocket-Accept: " + AcceptKey(key) + "\r\n\r\n");
+        "Server: onlined\r\nSec-WebSocket-Accept: " +
+        AcceptKey(key) + "\r\n\r\n");
     boost::system::error_code ec;
     sock_.non_blocking(true, ec);
     if (!ec) fd_ = sock_.release(ec);
@@ -227,7 +232,8 @@ class WsConn : public WsConnection,
       o.hdr_len = 4;
     } else {
       o.hdr[1] = 127;
-      for (int i = 0; i < 8; ++i) o.hdr[2 + i] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (56 - 8 * i));
+      for (int i = 0; i < 8; ++i)
+        o.hdr[2 + i] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (56 - 8 * i));
       o.hdr_len = 10;
     }
     queue_.push_back(std::move(o));
@@ -419,7 +425,7 @@ class WsConn : public WsConnection,
 
   Server::Impl& impl_;
   size_t loop_;
-  tcp::socket sock_;  // until the upgrade; then fd_
+  tcp::socket sock_;      // until the upgrade; then fd_
   Admission::Slot slot_;  // this socket's place in the connection limits
   int fd_ = -1;
   std::shared_ptr<WsConn> self_;  // while the Poller may name us
@@ -427,7 +433,7 @@ class WsConn : public WsConnection,
   std::unique_ptr<WsSession> app_;
   std::vector<Out> queue_;
   size_t head_ = 0;
-  size_t sent_ = 0;      // bytes of queue_[head_] already written
+  size_t sent_ = 0;  // bytes of queue_[head_] already written
   WsReader reader_;  // frames in; holds at most one incomplete frame
   State state_ = State::kNew;
   uint16_t close_code_ = 1006;
@@ -442,7 +448,8 @@ class WsConn : public WsConnection,
 };
 
 void Server::Impl::StartWebSocket(size_t loop, tcp::socket socket, Admission::Slot slot,
-                                  http::request<http::string_body> req, Request app_req, std::string leftover) {
+                                  http::request<http::string_body> req, Request app_req,
+                                  std::string leftover) {
   auto s = std::make_shared<WsConn>(*this, loop, std::move(socket), app_req.remote);
   s->Start(std::move(slot), req, app_req, std::move(leftover));
 }

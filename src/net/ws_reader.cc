@@ -118,7 +118,8 @@ WsReader::Step WsReader::One(char* p, size_t n, size_t* used, Sink& sink) {
     if (len > 125) return Fail(1002, "control frame over 125 bytes");
   } else {
     if (opcode == kOpCont && message_op_ == 0) return Fail(1002, "continuation without a message");
-    if (opcode != kOpCont && message_op_ != 0) return Fail(1002, "new message inside a fragmented one");
+    if (opcode != kOpCont && message_op_ != 0)
+      return Fail(1002, "new message inside a fragmented one");
     // message_.size() <= max_message_ always holds: no wrap-around here.
     if (len > max_message_ - message_.size()) return Fail(1009, "message too big");
   }
@@ -149,10 +150,12 @@ WsReader::Step WsReader::Frame(bool fin, uint8_t opcode, std::string_view payloa
       message_.assign(payload);
       return Step::kFrame;
     case kOpCont: {
-      if (message_op_ == kOpText && !utf8_.Feed(payload)) return Fail(1007, "text message is not UTF-8");
+      if (message_op_ == kOpText && !utf8_.Feed(payload))
+        return Fail(1007, "text message is not UTF-8");
       message_.append(payload);
       if (!fin) return Step::kFrame;
-      if (message_op_ == kOpText && !utf8_.complete()) return Fail(1007, "text message is not UTF-8");
+      if (message_op_ == kOpText && !utf8_.complete())
+        return Fail(1007, "text message is not UTF-8");
       std::string m;
       m.swap(message_);  // the connection keeps no buffer between messages
       const bool text = message_op_ == kOpText;

@@ -28,7 +28,8 @@ std::string Frame(uint8_t first, std::string_view payload, bool len64 = false,
   }
   const char mask[4] = {0x12, 0x34, 0x56, 0x78};
   f.append(mask, 4);
-  for (size_t i = 0; i < payload.size(); ++i) f.push_back(static_cast<char>(payload[i] ^ mask[i & 3]));
+  for (size_t i = 0; i < payload.size(); ++i)
+    f.push_back(static_cast<char>(payload[i] ^ mask[i & 3]));
   return f;
 }
 
@@ -97,9 +98,13 @@ TEST(WsReader, MessageLimitCountsFragmentsTogether) {
 }
 
 TEST(WsReader, SameEventsWhateverTheSplit) {
-  std::string bytes = Frame(0x81, "hello") + Frame(0x01, "fra") + Frame(0x89, "p") + Frame(0x00, "gme") +
-                      Frame(0x80, "nted") + Frame(0x82, std::string(300, 'b')) + Frame(0x8A, "") +
-                      Frame(0x81, std::string(70000, 'x')) + Frame(0x88, "\x03\xe8" "bye");
+  std::string bytes = Frame(0x81, "hello") + Frame(0x01, "fra") + Frame(0x89, "p") +
+                      Frame(0x00, "gme") + Frame(0x80, "nted") +
+                      Frame(0x82, std::string(300, 'b')) + Frame(0x8A, "") +
+                      Frame(0x81, std::string(70000, 'x')) +
+                      Frame(0x88,
+                            "\x03\xe8"
+                            "bye");
   Recorder whole;
   WsReader r0(128 * 1024);
   ASSERT_EQ(FeedAll(r0, whole, bytes), 0);
@@ -150,7 +155,8 @@ TEST(WsReader, FramingErrors) {
     Recorder rec;
     EXPECT_EQ(FeedAll(r, rec, c.bytes), 1002) << c.what;
     std::string more = Frame(0x81, "after");
-    EXPECT_FALSE(r.Feed(more.data(), more.size(), rec)) << c.what << ": refuses input after an error";
+    EXPECT_FALSE(r.Feed(more.data(), more.size(), rec))
+        << c.what << ": refuses input after an error";
   }
 }
 
@@ -200,30 +206,31 @@ TEST(WsReader, CloseFrames) {
     uint16_t want;  // 0: accepted
   } cases[] = {
       {"", 0},
-      {"\x03\xe8", 0},              // 1000
-      {"\x03\xf3", 0},              // 1011
-      {"\x03\xf5", 0},              // 1013 (try again later)
-      {"\x0b\xb8", 0},              // 3000
-      {"\x13\x87", 0},              // 4999
-      {"\x03\xe8ok", 0},            // reason
-      {"\x03", 1002},               // 1-byte body
+      {"\x03\xe8", 0},    // 1000
+      {"\x03\xf3", 0},    // 1011
+      {"\x03\xf5", 0},    // 1013 (try again later)
+      {"\x0b\xb8", 0},    // 3000
+      {"\x13\x87", 0},    // 4999
+      {"\x03\xe8ok", 0},  // reason
+      {"\x03", 1002},     // 1-byte body
       {std::string("\x00\x00", 2), 1002},
-      {"\x03\xe7", 1002},           // 999
-      {"\x03\xec", 1002},           // 1004
-      {"\x03\xed", 1002},           // 1005
-      {"\x03\xee", 1002},           // 1006
-      {"\x03\xf7", 1002},           // 1015
-      {"\x03\xf8", 1002},           // 1016
-      {"\x07\xd0", 1002},           // 2000
-      {"\x0b\xb7", 1002},           // 2999
-      {"\x13\x88", 1002},           // 5000
-      {"\xff\xff", 1002},           // 65535
-      {"\x03\xe8\xff", 1002},       // reason not UTF-8
+      {"\x03\xe7", 1002},      // 999
+      {"\x03\xec", 1002},      // 1004
+      {"\x03\xed", 1002},      // 1005
+      {"\x03\xee", 1002},      // 1006
+      {"\x03\xf7", 1002},      // 1015
+      {"\x03\xf8", 1002},      // 1016
+      {"\x07\xd0", 1002},      // 2000
+      {"\x0b\xb7", 1002},      // 2999
+      {"\x13\x88", 1002},      // 5000
+      {"\xff\xff", 1002},      // 65535
+      {"\x03\xe8\xff", 1002},  // reason not UTF-8
   };
   for (const Case& c : cases) {
     WsReader r(1024);
     Recorder rec;
-    EXPECT_EQ(FeedAll(r, rec, Frame(0x88, c.payload)), c.want) << ::testing::PrintToString(c.payload);
+    EXPECT_EQ(FeedAll(r, rec, Frame(0x88, c.payload)), c.want)
+        << ::testing::PrintToString(c.payload);
     if (c.want == 0) {
       EXPECT_EQ(rec.events.size(), 1u);
     }

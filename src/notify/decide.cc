@@ -66,11 +66,12 @@ Decision Decide(const FireInput& in, const Policy& p) {
   }
   if (last.size() > 100) {
     size_t cut = 97;
-    while (cut > 0 && (static_cast<unsigned char>(last[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
+    while (cut > 0 && (static_cast<unsigned char>(last[cut]) & 0xC0) == 0x80)
+      --cut;  // UTF-8 boundary
     last = last.substr(0, cut) + "...";
   }
-  d.body = (unread == 1 ? std::string("1 new message") : std::to_string(unread) + " new messages") + " from " +
-           p.channel_name + ": \"" + last + "\"";
+  d.body = (unread == 1 ? std::string("1 new message") : std::to_string(unread) + " new messages") +
+           " from " + p.channel_name + ": \"" + last + "\"";
   return d;
 }
 

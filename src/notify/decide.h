@@ -33,10 +33,10 @@ struct FireInput {
 
 struct Decision {
   enum class Action { kCancel, kWait, kSend } action = Action::kCancel;
-  std::string reason;   // cancel: why; wait: why
+  std::string reason;  // cancel: why; wait: why
   int64_t wait_until = 0;
-  std::string body;     // send
-  std::string phone;    // send
+  std::string body;   // send
+  std::string phone;  // send
 };
 
 Decision Decide(const FireInput& in, const Policy& p);

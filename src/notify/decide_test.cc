@@ -101,7 +101,7 @@ TEST_F(DecideTest, QuietHoursInTheChannelsTimeZone) {
 TEST(TimeZone, KnownOffsets) {
   auto ny = TimeZone::Load("America/New_York");
   ASSERT_TRUE(ny);
-  EXPECT_EQ(ny->OffsetAt(kNoon / 1000), -5 * 3600);               // January: EST
+  EXPECT_EQ(ny->OffsetAt(kNoon / 1000), -5 * 3600);                // January: EST
   EXPECT_EQ(ny->OffsetAt(kNoon / 1000 + 180 * 86400), -4 * 3600);  // July: EDT
   EXPECT_EQ(TimeZone::Utc()->OffsetAt(0), 0);
   EXPECT_FALSE(TimeZone::Load("Mars/Olympus"));

@@ -24,6 +24,8 @@ class LogProvider final : public Provider {
 };
 }  // namespace
 
-std::unique_ptr<Provider> MakeLogProvider(boost::asio::io_context& io) { return std::make_unique<LogProvider>(io); }
+std::unique_ptr<Provider> MakeLogProvider(boost::asio::io_context& io) {
+  return std::make_unique<LogProvider>(io);
+}
 
 }  // namespace onlined::notify

@@ -14,7 +14,8 @@ std::shared_ptr<const Policies> Policies::Build(const std::vector<config::Channe
     p.quiet = ch.quiet_hours;
     p.tz = TimeZone::Load(ch.time_zone);
     if (!p.tz) {
-      spdlog::warn("channel {}: time zone '{}' could not be read; quiet hours in UTC", ch.id, ch.time_zone);
+      spdlog::warn("channel {}: time zone '{}' could not be read; quiet hours in UTC", ch.id,
+                   ch.time_zone);
       p.tz = TimeZone::Utc();
     }
     out->by_channel_[ch.id] = std::move(p);

@@ -36,7 +36,9 @@ class PolicySource {
  public:
   explicit PolicySource(std::shared_ptr<const Policies> p) : current_(std::move(p)) {}
   std::shared_ptr<const Policies> Get() const { return current_.load(std::memory_order_acquire); }
-  void Set(std::shared_ptr<const Policies> p) { current_.store(std::move(p), std::memory_order_release); }
+  void Set(std::shared_ptr<const Policies> p) {
+    current_.store(std::move(p), std::memory_order_release);
+  }
 
  private:
   std::atomic<std::shared_ptr<const Policies>> current_;

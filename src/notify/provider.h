@@ -1,11 +1,10 @@
 #pragma once
 // SMS providers. Send() never blocks: `done` is called later, exactly once,
 // on the provider's thread (the notify thread).
+#include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 namespace onlined::notify {
 

@@ -12,13 +12,19 @@ namespace onlined::notify {
 
 namespace asio = boost::asio;
 
-Scheduler::Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics, Options opts)
+Scheduler::Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics,
+                     Options opts)
     : store_(store), policies_(policies), metrics_(metrics), opts_(opts) {
   m_sent_ = metrics.Counter("onlined_sms_sent_total", "SMS accepted by the provider.");
-  m_failed_ = metrics.Counter("onlined_sms_failed_total", "Notifications failed (provider refusal or retries exhausted).");
-  m_cancelled_ = metrics.Counter("onlined_sms_cancelled_total", "Notifications cancelled (read, delivered, no phone, opted out, rate limit).");
-  m_retried_ = metrics.Counter("onlined_sms_retries_total", "Provider errors retried with backoff.");
-  m_waiting_ = metrics.Counter("onlined_sms_quiet_hours_total", "Notifications held back by quiet hours.");
+  m_failed_ = metrics.Counter("onlined_sms_failed_total",
+                              "Notifications failed (provider refusal or retries exhausted).");
+  m_cancelled_ = metrics.Counter(
+      "onlined_sms_cancelled_total",
+      "Notifications cancelled (read, delivered, no phone, opted out, rate limit).");
+  m_retried_ =
+      metrics.Counter("onlined_sms_retries_total", "Provider errors retried with backoff.");
+  m_waiting_ =
+      metrics.Counter("onlined_sms_quiet_hours_total", "Notifications held back by quiet hours.");
   m_inflight_ = metrics.Gauge("onlined_sms_in_flight", "Provider requests under way.");
 }
 
@@ -29,7 +35,9 @@ void Scheduler::Start(std::unique_ptr<Provider> provider) {
   // A crash may have left sends under way: each is tried again, once more.
   store_.Write<int>([](store::Db& db) { return db.RequeueSending(base::WallMs()); },
                     [](store::Outcome<int> o) {
-                      if (o.ok() && *o.value > 0) spdlog::warn("outbox: {} send(s) in flight at the last stop are retried", *o.value);
+                      if (o.ok() && *o.value > 0)
+                        spdlog::warn("outbox: {} send(s) in flight at the last stop are retried",
+                                     *o.value);
                     });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "notify");
@@ -64,17 +72,16 @@ void Scheduler::Tick() {
   if (!claiming_) {
     claiming_ = true;
     // A look on a reader first: an idle outbox costs no write transaction.
-    store_.Read<bool>(
-        [](store::Db& db) { return !db.DueNotifications(base::WallMs(), 1).empty(); },
-        [this](store::Outcome<bool> due) {
-          asio::post(io_, [this, any = due.ok() && *due.value] {
-            if (any) {
-              Claim();
-            } else {
-              claiming_ = false;
-            }
-          });
-        });
+    store_.Read<bool>([](store::Db& db) { return !db.DueNotifications(base::WallMs(), 1).empty(); },
+                      [this](store::Outcome<bool> due) {
+                        asio::post(io_, [this, any = due.ok() && *due.value] {
+                          if (any) {
+                            Claim();
+                          } else {
+                            claiming_ = false;
+                          }
+                        });
+                      });
   }
   timer_.expires_after(std::chrono::milliseconds(opts_.tick_ms));
   timer_.async_wait([this](boost::system::error_code ec) {
@@ -86,7 +93,8 @@ void Scheduler::Tick() {
 void Scheduler::Claim() {
   {
     const int batch = opts_.batch;
-    std::shared_ptr<const Policies> policies = policies_.Get();  // time zones read at load, not here
+    std::shared_ptr<const Policies> policies =
+        policies_.Get();  // time zones read at load, not here
     auto cancelled = std::make_shared<int>(0);
     auto waiting = std::make_shared<int>(0);
     store_.Write<std::vector<store::Notification>>(
@@ -108,7 +116,8 @@ void Scheduler::Claim() {
             in.n = n;
             in.user = db.GetUser(n.channel, n.user_id);
             in.chat = *chat;
-            in.window = db.ListMessages(n.chat_id, n.first_seq - 1, static_cast<int>(n.last_seq - n.first_seq + 1));
+            in.window = db.ListMessages(n.chat_id, n.first_seq - 1,
+                                        static_cast<int>(n.last_seq - n.first_seq + 1));
             in.last_sms_at = db.LastSmsSentAt(n.channel, n.user_id);
             in.now = now;
             Decision d = Decide(in, *p);
@@ -182,7 +191,8 @@ void Scheduler::Record(int64_t id, SmsResult r) {
           n->reason = "sent";
         } else if (r.kind == K::kRetry && n->attempts < opts.max_attempts) {
           int64_t backoff = opts.backoff_base_ms << std::min(n->attempts - 1, 20);
-          backoff = static_cast<int64_t>(std::min<double>(static_cast<double>(opts.backoff_max_ms), backoff * j));
+          backoff = static_cast<int64_t>(
+              std::min<double>(static_cast<double>(opts.backoff_max_ms), backoff * j));
           n->state = store::NotifyState::kScheduled;
           n->due_at = now + backoff;
           n->reason = "retry: " + r.reason;

@@ -10,13 +10,12 @@
 // results are written back: sent, failed, or scheduled again with
 // exponential backoff and jitter.
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "base/metrics.h"
 #include "notify/decide.h"
@@ -38,7 +37,8 @@ class Scheduler {
 
   // `policies` must outlive the scheduler; each claim takes its current
   // snapshot once, outside the store transaction.
-  Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics, Options opts);
+  Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics,
+            Options opts);
   ~Scheduler();
 
   // The io_context providers run on; valid for the scheduler's lifetime.

@@ -28,15 +28,17 @@ using tcp = asio::ip::tcp;
 
 std::string Base64(const std::string& s) {
   std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
 
 class TwilioProvider final : public Provider {
  public:
-  TwilioProvider(asio::io_context& io, TwilioOptions o) : io_(io), o_(std::move(o)), ssl_(asio::ssl::context::tls_client) {
+  TwilioProvider(asio::io_context& io, TwilioOptions o)
+      : io_(io), o_(std::move(o)), ssl_(asio::ssl::context::tls_client) {
     auto u = boost::urls::parse_uri(o_.base_url);
     if (!u) throw std::invalid_argument("sms.base_url: not a URL: " + o_.base_url);
     tls_ = u->scheme() == "https";
@@ -49,26 +51,28 @@ class TwilioProvider final : public Provider {
   }
 
   void Send(SmsRequest req, std::function<void(SmsResult)> done) override {
-    asio::co_spawn(io_, Post(std::move(req)), [done = std::move(done)](std::exception_ptr e, SmsResult r) {
-      if (e) {
-        SmsResult x;
-        x.kind = SmsResult::Kind::kRetry;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          x.reason = std::string("error: ") + ex.what();
-        }
-        return done(x);
-      }
-      done(r);
-    });
+    asio::co_spawn(io_, Post(std::move(req)),
+                   [done = std::move(done)](std::exception_ptr e, SmsResult r) {
+                     if (e) {
+                       SmsResult x;
+                       x.kind = SmsResult::Kind::kRetry;
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         x.reason = std::string("error: ") + ex.what();
+                       }
+                       return done(x);
+                     }
+                     done(r);
+                   });
   }
   const char* name() const override { return "twilio"; }
 
  private:
   http::request<http::string_body> BuildRequest(const SmsRequest& r) const {
-    http::request<http::string_body> req{http::verb::post,
-                                         prefix_ + "/2010-04-01/Accounts/" + o_.account_sid + "/Messages.json", 11};
+    http::request<http::string_body> req{
+        http::verb::post, prefix_ + "/2010-04-01/Accounts/" + o_.account_sid + "/Messages.json",
+        11};
     req.set(http::field::host, host_);
     req.set(http::field::user_agent, "onlined");
     req.set(http::field::authorization, "Basic " + Base64(o_.account_sid + ":" + o_.auth_token));
@@ -88,7 +92,8 @@ class TwilioProvider final : public Provider {
     const boost::json::object* o = !ec ? v.if_object() : nullptr;
     if (code >= 200 && code < 300) {
       r.kind = SmsResult::Kind::kSent;
-      if (o && o->contains("sid") && o->at("sid").is_string()) r.sid = std::string(o->at("sid").as_string());
+      if (o && o->contains("sid") && o->at("sid").is_string())
+        r.sid = std::string(o->at("sid").as_string());
       if (o && o->contains("status") && o->at("status").is_string()) {
         r.status = std::string(o->at("status").as_string());
       }
@@ -96,7 +101,8 @@ class TwilioProvider final : public Provider {
       return r;
     }
     r.reason = "http_" + std::to_string(code);
-    if (o && o->contains("code") && o->at("code").is_int64()) r.reason += ":" + std::to_string(o->at("code").as_int64());
+    if (o && o->contains("code") && o->at("code").is_int64())
+      r.reason += ":" + std::to_string(o->at("code").as_int64());
     r.kind = (code == 429 || code >= 500) ? SmsResult::Kind::kRetry : SmsResult::Kind::kFailed;
     return r;
   }
@@ -113,7 +119,8 @@ class TwilioProvider final : public Provider {
     try {
       if (tls_) {
         beast::ssl_stream<beast::tcp_stream> s(io_, ssl_);
-        if (!SSL_set_tlsext_host_name(s.native_handle(), host_.c_str())) throw std::runtime_error("SNI");
+        if (!SSL_set_tlsext_host_name(s.native_handle(), host_.c_str()))
+          throw std::runtime_error("SNI");
         s.set_verify_callback(asio::ssl::host_name_verification(host_));
         beast::get_lowest_layer(s).expires_after(timeout);
         co_await beast::get_lowest_layer(s).async_connect(results, asio::use_awaitable);

@@ -25,9 +25,12 @@ std::shared_ptr<const TimeZone> TimeZone::Load(const std::string& name) {
   if (name.find("..") != std::string::npos) return nullptr;
   std::ifstream f("/usr/share/zoneinfo/" + name, std::ios::binary);
   if (!f) return nullptr;
-  std::vector<unsigned char> d((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<unsigned char> d((std::istreambuf_iterator<char>(f)),
+                               std::istreambuf_iterator<char>());
   auto header = [&](size_t at, int64_t c[6]) {
-    if (d.size() < at + 44 || d[at] != 'T' || d[at + 1] != 'Z' || d[at + 2] != 'i' || d[at + 3] != 'f') return false;
+    if (d.size() < at + 44 || d[at] != 'T' || d[at + 1] != 'Z' || d[at + 2] != 'i' ||
+        d[at + 3] != 'f')
+      return false;
     for (int i = 0; i < 6; ++i) c[i] = Be(&d[at + 20 + 4 * i], 4);
     return true;
   };

@@ -87,7 +87,8 @@ std::string FormEncode(const Form& f) {
 
 std::string TwilioSignature(std::string_view auth_token, std::string_view url, const Form& params) {
   Form sorted = params;
-  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   std::string data(url);
   for (const auto& [k, v] : sorted) data += k + v;
   unsigned char mac[EVP_MAX_MD_SIZE];
@@ -102,13 +103,15 @@ std::string TwilioSignature(std::string_view auth_token, std::string_view url, c
 bool CheckTwilioSignature(std::string_view auth_token, std::string_view url, const Form& params,
                           std::string_view received) {
   std::string expected = TwilioSignature(auth_token, url, params);
-  return received.size() == expected.size() && CRYPTO_memcmp(received.data(), expected.data(), expected.size()) == 0;
+  return received.size() == expected.size() &&
+         CRYPTO_memcmp(received.data(), expected.data(), expected.size()) == 0;
 }
 
 std::optional<bool> OptInKeyword(std::string_view body) {
   std::string k;
   for (char c : body) {
-    if (!std::isspace(static_cast<unsigned char>(c))) k.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      k.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
   }
   for (const char* w : {"STOP", "QUIT", "END", "REVOKE", "OPTOUT", "CANCEL", "UNSUBSCRIBE"}) {
     if (k == w) return false;

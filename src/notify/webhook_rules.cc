@@ -4,7 +4,8 @@
 
 namespace onlined::notify {
 
-int ApplyInboundSms(store::Db& db, const std::string& sid, const std::string& phone, bool opt_in, int64_t now) {
+int ApplyInboundSms(store::Db& db, const std::string& sid, const std::string& phone, bool opt_in,
+                    int64_t now) {
   if (!db.RecordInboundSms(sid, now)) return -1;  // seen before: a replay
   return db.SetOptInByPhone(phone, opt_in, now);
 }

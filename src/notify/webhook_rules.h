@@ -13,7 +13,8 @@ namespace onlined::notify {
 // (opt_in = false) or START (true) set sms_opt_in for every user with that
 // phone. Each sid is applied once: a replay returns -1 and changes nothing;
 // otherwise the number of users changed.
-int ApplyInboundSms(store::Db& db, const std::string& sid, const std::string& phone, bool opt_in, int64_t now);
+int ApplyInboundSms(store::Db& db, const std::string& sid, const std::string& phone, bool opt_in,
+                    int64_t now);
 
 // A status callback: moves the notification with provider id `sid` forward,
 // never backward (queued < sent < delivered/undelivered/failed); undelivered

@@ -7,13 +7,17 @@ namespace {
 
 TEST(Webhook, TwilioSignatureOfTheDocumentedExample) {
   // The parameters of the example in the provider's webhook-security documentation.
-  Form f = {{"CallSid", "CA1234567890ABCDE"}, {"Caller", "+12349013030"}, {"Digits", "1234"},
-            {"From", "+12349013030"}, {"To", "+18005551212"}};
+  Form f = {{"CallSid", "CA1234567890ABCDE"},
+            {"Caller", "+12349013030"},
+            {"Digits", "1234"},
+            {"From", "+12349013030"},
+            {"To", "+18005551212"}};
   EXPECT_EQ(TwilioSignature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", f),
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");  // cross-checked with Python hmac
   EXPECT_TRUE(CheckTwilioSignature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", f,
                                    "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
-  EXPECT_FALSE(CheckTwilioSignature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", f, "x"));
+  EXPECT_FALSE(
+      CheckTwilioSignature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", f, "x"));
   EXPECT_FALSE(CheckTwilioSignature("54321", "https://mycompany.com/myapp.php?foo=1&bar=2", f,
                                     "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
 }
@@ -32,7 +36,8 @@ TEST(Webhook, FormRoundTrip) {
 }
 
 TEST(Webhook, Keywords) {
-  for (const char* w : {"STOP", "stop", " Quit ", "END", "revoke", "OPT OUT", "cancel", "UNSUBSCRIBE"}) {
+  for (const char* w :
+       {"STOP", "stop", " Quit ", "END", "revoke", "OPT OUT", "cancel", "UNSUBSCRIBE"}) {
     EXPECT_EQ(OptInKeyword(w), false) << w;
   }
   EXPECT_EQ(OptInKeyword("start"), true);

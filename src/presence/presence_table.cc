@@ -45,7 +45,8 @@ struct PresenceTable::User : base::TimerEntry {
 
   int64_t LastSeen() const {
     int64_t t = last_seen;
-    for (const auto& s : sessions) t = std::max(t, s->last_frame_ms.load(std::memory_order_relaxed));
+    for (const auto& s : sessions)
+      t = std::max(t, s->last_frame_ms.load(std::memory_order_relaxed));
     return t;
   }
   bool BestIdle() const {
@@ -256,8 +257,8 @@ void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_
   }
 }
 
-const std::vector<std::shared_ptr<SessionCell>>& PresenceTable::Sessions(ChannelIdx ch,
-                                                                         std::string_view user_id) const {
+const std::vector<std::shared_ptr<SessionCell>>& PresenceTable::Sessions(
+    ChannelIdx ch, std::string_view user_id) const {
   static const std::vector<std::shared_ptr<SessionCell>> kNone;
   const User* u = Find(ch, user_id);
   return u == nullptr ? kNone : u->sessions;

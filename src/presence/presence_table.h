@@ -34,8 +34,8 @@ size_t ShardOf(ChannelIdx ch, std::string_view user_id, size_t shards);
 class MessageSink {
  public:
   virtual ~MessageSink() = default;
-  virtual void OnChatMessage(const std::shared_ptr<const std::string>& frame, const std::string& chat_id,
-                             int64_t seq) = 0;
+  virtual void OnChatMessage(const std::shared_ptr<const std::string>& frame,
+                             const std::string& chat_id, int64_t seq) = 0;
 };
 
 // The part of a live session the table reads. The atomics are written only
@@ -95,7 +95,8 @@ class PresenceTable {
   // after another.
   void LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n, UserInfo* out) const;
   // The user's live sessions (empty if none). Valid until the next call.
-  const std::vector<std::shared_ptr<SessionCell>>& Sessions(ChannelIdx ch, std::string_view user_id) const;
+  const std::vector<std::shared_ptr<SessionCell>>& Sessions(ChannelIdx ch,
+                                                            std::string_view user_id) const;
   int64_t OnlineCount(ChannelIdx ch) const;
   // Channel indexes [0, channel_slots()) may have online users.
   size_t channel_slots() const { return online_by_channel_.size(); }

@@ -11,8 +11,9 @@ namespace {
 class PresenceTableTest : public ::testing::Test {
  protected:
   PresenceTableTest()
-      : wheel_(0, 10, 256), table_(wheel_, {/*offline_grace_ms=*/1000, /*retain_offline_ms=*/60000},
-                                  [this](Event&& e) { events_.push_back(std::move(e)); }) {}
+      : wheel_(0, 10, 256),
+        table_(wheel_, {/*offline_grace_ms=*/1000, /*retain_offline_ms=*/60000},
+               [this](Event&& e) { events_.push_back(std::move(e)); }) {}
 
   std::shared_ptr<SessionCell> NewCell(int64_t wall) {
     auto c = std::make_shared<SessionCell>();

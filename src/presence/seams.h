@@ -41,7 +41,8 @@ class Presence {
   // engine knows it (so a query issued after `done` sees it).
   virtual void Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
                     std::function<void()> done) = 0;
-  virtual void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out) = 0;
+  virtual void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
+                     bool timed_out) = 0;
   // A session's `idle` changed (the cell holds the new value).
   virtual void StateChanged(ChannelIdx ch, std::string user_id) = 0;
 
@@ -67,8 +68,8 @@ class Router {
   // Delivers a message frame to every live session of the user, in the order
   // of calls from one thread (the store writer calls in commit order).
   // `done(had_sessions)` runs on an unspecified thread. Any thread.
-  virtual void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
-                             std::function<void(bool had_sessions)> done) = 0;
+  virtual void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id,
+                             int64_t seq, std::function<void(bool had_sessions)> done) = 0;
   // Sends a frame to every manager connection of the channel, in the order
   // of calls from one thread. Any thread.
   virtual void PublishToChannel(ChannelIdx ch, Payload frame) = 0;

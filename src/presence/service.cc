@@ -41,8 +41,10 @@ Service::Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions 
   }
   m_events_ = metrics.Counter("onlined_presence_events_total",
                               "Presence events (online, offline, state) sequenced.");
-  m_opens_ = metrics.Counter("onlined_presence_sessions_opened_total", "User sessions that became live.");
-  m_closes_ = metrics.Counter("onlined_presence_sessions_closed_total", "User sessions that ended.");
+  m_opens_ =
+      metrics.Counter("onlined_presence_sessions_opened_total", "User sessions that became live.");
+  m_closes_ =
+      metrics.Counter("onlined_presence_sessions_closed_total", "User sessions that ended.");
   m_timeouts_ = metrics.Counter("onlined_presence_heartbeat_timeouts_total",
                                 "User sessions ended by the heartbeat timeout.");
   m_resets_ = metrics.Counter("onlined_presence_resets_total",
@@ -199,14 +201,15 @@ void Service::Unsubscribe(uint64_t handle) {
   auto it = mine.sub_channel.find(handle);
   if (it == mine.sub_channel.end()) return;
   auto& v = mine.subs[it->second];
-  v.erase(std::remove_if(v.begin(), v.end(), [handle](const auto& s) { return s.handle == handle; }),
-          v.end());
+  v.erase(
+      std::remove_if(v.begin(), v.end(), [handle](const auto& s) { return s.handle == handle; }),
+      v.end());
   if (v.empty()) mine.subs.erase(it->second);
   mine.sub_channel.erase(it);
 }
 
-void Service::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
-                            std::function<void(bool)> done) {
+void Service::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id,
+                            int64_t seq, std::function<void(bool)> done) {
   size_t shard = ShardOf(ch, user_id, shards_.size());
   loops_.Post(shard, [this, ch, shard, seq, user = std::move(user_id), frame = std::move(frame),
                       chat = std::move(chat_id), done = std::move(done)] {

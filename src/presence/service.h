@@ -42,7 +42,8 @@ class Service final : public Presence, public Router {
   // shard knows it (so a query issued after `done` sees it).
   void Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
             std::function<void()> done) override;
-  void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell, bool timed_out) override;
+  void Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCell> cell,
+             bool timed_out) override;
   void StateChanged(ChannelIdx ch, std::string user_id) override;
 
   // Resolves ids (in order) across shards; `done` runs on the caller's loop
@@ -58,8 +59,8 @@ class Service final : public Presence, public Router {
   // Delivers a message frame to every live session of the user, in the
   // order of calls from one thread (the store writer calls in commit order).
   // `done(had_sessions)` runs on the user's shard loop. Any thread.
-  void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id, int64_t seq,
-                     std::function<void(bool had_sessions)> done) override;
+  void DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, std::string chat_id,
+                     int64_t seq, std::function<void(bool had_sessions)> done) override;
   // Sends a frame to every manager connection of the channel, in the order
   // of calls from one thread. Any thread.
   void PublishToChannel(ChannelIdx ch, Payload frame) override;
@@ -78,8 +79,8 @@ class Service final : public Presence, public Router {
   size_t HomeOf(ChannelIdx ch) const { return ch % loops_.size(); }
   template <class Fn>
   void RunOn(size_t loop, Fn&& fn);
-  void Publish(Event&& e);                   // on the shard's loop
-  void Append(size_t home, Event&& e);       // on the home loop
+  void Publish(Event&& e);              // on the shard's loop
+  void Append(size_t home, Event&& e);  // on the home loop
   void Deliver(size_t loop, ChannelIdx ch, const Payload& p);
 
   base::LoopGroup& loops_;

@@ -29,9 +29,12 @@ bool GetString(const json::object& o, std::string_view key, size_t max, std::str
     return Fail(err, "bad_frame", "missing field '" + std::string(key) + "'");
   }
   const json::string* s = v->if_string();
-  if (s == nullptr) return Fail(err, "bad_frame", "field '" + std::string(key) + "' must be a string");
-  if (s->size() > max) return Fail(err, "bad_frame", "field '" + std::string(key) + "' is too long");
-  if (required && s->empty()) return Fail(err, "bad_frame", "field '" + std::string(key) + "' is empty");
+  if (s == nullptr)
+    return Fail(err, "bad_frame", "field '" + std::string(key) + "' must be a string");
+  if (s->size() > max)
+    return Fail(err, "bad_frame", "field '" + std::string(key) + "' is too long");
+  if (required && s->empty())
+    return Fail(err, "bad_frame", "field '" + std::string(key) + "' is empty");
   out.assign(s->data(), s->size());
   return true;
 }
@@ -86,7 +89,8 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err) 
     if (const json::value* r = o->if_contains("resume"); r != nullptr && !r->is_null()) {
       const json::object* ro = r->if_object();
       if (ro == nullptr) return Fail(err, "bad_frame", "field 'resume' must be an object");
-      if (ro->size() > kMaxResumeChats) return Fail(err, "bad_frame", "field 'resume' has too many chats");
+      if (ro->size() > kMaxResumeChats)
+        return Fail(err, "bad_frame", "field 'resume' has too many chats");
       for (const auto& kv : *ro) {
         if (kv.key().empty() || kv.key().size() > kMaxIdBytes) {
           return Fail(err, "bad_frame", "field 'resume' has a bad chat id");
@@ -131,8 +135,8 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err) 
   return Fail(err, "unknown_type", "unknown frame type '" + shown + "'");
 }
 
-std::string EncodeWelcome(std::string_view session_id, int heartbeat_s, int64_t heartbeat_timeout_ms,
-                          std::optional<uint64_t> event_seq) {
+std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
+                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq) {
   std::string s = R"({"type":"welcome","session_id":)";
   AppendJsonString(s, session_id);
   s += R"(,"heartbeat_s":)";

@@ -44,8 +44,8 @@ inline bool IsCanonicalPing(std::string_view text) { return text == R"({"type":"
 bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err);
 
 // Server frames.
-std::string EncodeWelcome(std::string_view session_id, int heartbeat_s, int64_t heartbeat_timeout_ms,
-                          std::optional<uint64_t> event_seq);
+std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
+                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq);
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> retry_after_ms = std::nullopt);
 std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,

@@ -14,7 +14,8 @@ bool Parse(std::string_view s, ClientFrame& f, FrameError& e) { return ParseClie
 TEST(Frames, Hello) {
   ClientFrame f;
   FrameError e;
-  ASSERT_TRUE(Parse(R"({"type":"hello","token":"t","resume":{"c1":7},"presence_after":12})", f, e)) << e.message;
+  ASSERT_TRUE(Parse(R"({"type":"hello","token":"t","resume":{"c1":7},"presence_after":12})", f, e))
+      << e.message;
   EXPECT_EQ(f.type, FrameType::kHello);
   EXPECT_EQ(f.token, "t");
   ASSERT_EQ(f.resume.size(), 1u);
@@ -71,7 +72,8 @@ TEST(Frames, EncodedFramesAreValidJson) {
   for (const std::string& s :
        {EncodeWelcome("s1", 25, 62500, 7u), EncodeWelcome("s1", 25, 62500, std::nullopt),
         EncodeError("bad_json", evil), EncodePresence(evil, true, 123, true, 9),
-        EncodePresence("u", false, 0, false, 10), EncodePresenceReset(5), EncodeHttpError("x", evil)}) {
+        EncodePresence("u", false, 0, false, 10), EncodePresenceReset(5),
+        EncodeHttpError("x", evil)}) {
     boost::system::error_code ec;
     boost::json::parse(s, ec);
     EXPECT_FALSE(ec) << s;

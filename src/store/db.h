@@ -34,21 +34,26 @@ class Db {
 
   // Chats.
   virtual std::optional<Chat> GetChat(const std::string& channel, const std::string& chat_id) = 0;
-  virtual std::optional<Chat> FindChatOfUser(const std::string& channel, const std::string& user_id) = 0;
+  virtual std::optional<Chat> FindChatOfUser(const std::string& channel,
+                                             const std::string& user_id) = 0;
   virtual void InsertChat(const Chat& chat) = 0;
   // Newest first by (updated_at, chat_id); `before` is the cursor position.
-  virtual std::vector<Chat> ListChats(const std::string& channel, std::optional<std::pair<int64_t, std::string>> before,
+  virtual std::vector<Chat> ListChats(const std::string& channel,
+                                      std::optional<std::pair<int64_t, std::string>> before,
                                       int limit) = 0;
-  virtual std::vector<Chat> ChatsOfUser(const std::string& channel, const std::string& user_id, int limit) = 0;
+  virtual std::vector<Chat> ChatsOfUser(const std::string& channel, const std::string& user_id,
+                                        int limit) = 0;
   // Moves the chat forward after a new message (seq, time, unread counter).
-  virtual void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at, bool from_user) = 0;
+  virtual void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at,
+                                      bool from_user) = 0;
   // Raises (never lowers) the user's ack or read mark; returns the new mark.
   virtual int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) = 0;
   virtual int64_t RaiseUserRead(const std::string& chat_id, int64_t seq) = 0;
 
   // Messages.
   virtual void InsertMessage(const Message& m) = 0;
-  virtual std::vector<Message> ListMessages(const std::string& chat_id, int64_t after_seq, int limit) = 0;
+  virtual std::vector<Message> ListMessages(const std::string& chat_id, int64_t after_seq,
+                                            int limit) = 0;
   virtual std::optional<Message> GetMessage(const std::string& chat_id, int64_t seq) = 0;
 
   // Idempotency keys: (channel, scope, key) -> message, with a hash of the
@@ -64,7 +69,8 @@ class Db {
                        const IdemEntry& e, int64_t at) = 0;
 
   // Users.
-  virtual std::optional<UserProfile> GetUser(const std::string& channel, const std::string& user_id) = 0;
+  virtual std::optional<UserProfile> GetUser(const std::string& channel,
+                                             const std::string& user_id) = 0;
   virtual void PutUser(const UserProfile& u) = 0;
   // Sets sms_opt_in for every user with this phone (inbound STOP/START).
   // Returns how many users changed.
@@ -80,10 +86,11 @@ class Db {
   virtual std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) = 0;
   virtual std::optional<Notification> NotificationBySid(const std::string& sid) = 0;
   virtual std::vector<Notification> DueNotifications(int64_t now, int limit) = 0;
-  virtual std::vector<Notification> NotificationsOfUser(const std::string& channel, const std::string& user_id,
-                                                        int limit) = 0;
+  virtual std::vector<Notification> NotificationsOfUser(const std::string& channel,
+                                                        const std::string& user_id, int limit) = 0;
   // The newest time an SMS was sent to this user (for the rate limit).
-  virtual std::optional<int64_t> LastSmsSentAt(const std::string& channel, const std::string& user_id) = 0;
+  virtual std::optional<int64_t> LastSmsSentAt(const std::string& channel,
+                                               const std::string& user_id) = 0;
   // Notifications left in `sending` by a crash: back to scheduled.
   virtual int RequeueSending(int64_t now) = 0;
 };

@@ -9,18 +9,25 @@
 
 namespace onlined::store {
 
-Service::Service(Opener open, Options opts, base::Metrics& metrics) : opts_(opts), metrics_(metrics) {
+Service::Service(Opener open, Options opts, base::Metrics& metrics)
+    : opts_(opts), metrics_(metrics) {
   writer_db_ = open(true);
   for (int i = 0; i < opts_.readers; ++i) reader_dbs_.push_back(open(false));
-  m_commits_ = metrics.Counter("onlined_store_commits_total", "Store transactions committed (each one fsync).");
+  m_commits_ = metrics.Counter("onlined_store_commits_total",
+                               "Store transactions committed (each one fsync).");
   m_ops_ = metrics.Counter("onlined_store_writes_total", "Store write operations committed.");
-  m_failed_ = metrics.Counter("onlined_store_failed_total", "Store operations that failed in the engine.");
-  m_refused_ = metrics.Counter("onlined_store_refused_total", "Store operations refused: queue full.");
-  m_refused_delay_ = metrics.Counter("onlined_store_refused_delay_total",
-                                     "Store operations refused: the oldest queued one waited past max_queue_delay_ms.");
-  m_batch_ = metrics.Histogram("onlined_store_batch_size", "Write operations per committed transaction.",
-                               {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
-  m_commit_s_ = metrics.Histogram("onlined_store_commit_seconds", "Time of one group transaction incl. fsync.",
+  m_failed_ =
+      metrics.Counter("onlined_store_failed_total", "Store operations that failed in the engine.");
+  m_refused_ =
+      metrics.Counter("onlined_store_refused_total", "Store operations refused: queue full.");
+  m_refused_delay_ = metrics.Counter(
+      "onlined_store_refused_delay_total",
+      "Store operations refused: the oldest queued one waited past max_queue_delay_ms.");
+  m_batch_ =
+      metrics.Histogram("onlined_store_batch_size", "Write operations per committed transaction.",
+                        {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  m_commit_s_ = metrics.Histogram("onlined_store_commit_seconds",
+                                  "Time of one group transaction incl. fsync.",
                                   {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5});
   threads_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "store-writer");
@@ -58,7 +65,8 @@ void Service::Enqueue(Queue& q, Op op) {
   bool late = false;
   {
     std::lock_guard lock(q.mu);
-    late = opts_.max_queue_delay_ms > 0 && !q.ops.empty() && now - q.ops.front().enqueued_ms > opts_.max_queue_delay_ms;
+    late = opts_.max_queue_delay_ms > 0 && !q.ops.empty() &&
+           now - q.ops.front().enqueued_ms > opts_.max_queue_delay_ms;
     if (!q.stop && q.ops.size() < opts_.max_queue && !late) {
       op.enqueued_ms = now;
       q.ops.push_back(std::move(op));
@@ -117,7 +125,9 @@ void Service::WriterLoop() {
       metrics_.Observe(slot, m_commit_s_, secs);
     }
     for (size_t i = 0; i < batch.size(); ++i) {
-      const std::string* err = !tx_error.empty() ? &tx_error : errors[i].empty() ? nullptr : &errors[i];
+      const std::string* err = !tx_error.empty()   ? &tx_error
+                               : errors[i].empty() ? nullptr
+                                                   : &errors[i];
       metrics_.Add(slot, err ? m_failed_ : m_ops_);
       batch[i].finish(err, false);
     }

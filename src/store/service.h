@@ -41,8 +41,8 @@ class Service {
   using Opener = std::function<std::unique_ptr<Db>(bool writer)>;
   struct Options {
     int readers = 2;
-    size_t max_queue = 20000;  // waiting writes (or reads) before refusing
-    size_t max_batch = 1024;   // operations per transaction
+    size_t max_queue = 20000;          // waiting writes (or reads) before refusing
+    size_t max_batch = 1024;           // operations per transaction
     int64_t max_queue_delay_ms = 100;  // refuse while the oldest waits longer (0: no such limit)
   };
 
@@ -106,7 +106,8 @@ class Service {
   std::vector<std::unique_ptr<Db>> reader_dbs_;
   Queue writes_, reads_;
   std::vector<std::thread> threads_;
-  base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_, m_commit_s_;
+  base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_,
+      m_commit_s_;
 };
 
 }  // namespace onlined::store

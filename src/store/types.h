@@ -16,7 +16,7 @@ struct Message {
   std::string from;       // "user" | "manager"
   std::string sender_id;  // the user's or manager's id
   std::string text;
-  int64_t created_at = 0;  // ms since the epoch
+  int64_t created_at = 0;           // ms since the epoch
   std::optional<int64_t> acked_at;  // first ack by any of the user's sessions
 };
 
@@ -24,7 +24,7 @@ struct Chat {
   std::string chat_id;
   std::string channel;
   std::string user_id;
-  std::string user_name;      // from the user's profile ("" if none)
+  std::string user_name;  // from the user's profile ("" if none)
   int64_t created_at = 0;
   int64_t last_seq = 0;
   int64_t updated_at = 0;     // the newest message's time (or created_at)
@@ -56,13 +56,13 @@ struct Notification {
   int64_t first_seq = 0;  // the manager messages it tells of
   int64_t last_seq = 0;
   NotifyState state = NotifyState::kScheduled;
-  std::string reason;      // why cancelled/failed/waiting, or the provider's status
-  int64_t due_at = 0;      // when the scheduler looks at it next
+  std::string reason;  // why cancelled/failed/waiting, or the provider's status
+  int64_t due_at = 0;  // when the scheduler looks at it next
   int attempts = 0;
   std::string provider_sid;
   std::string provider_status;  // the provider's last status (queued, sent, delivered, ...)
-  std::string phone;       // where it went (when sent)
-  std::string body;        // what it said (when sent)
+  std::string phone;            // where it went (when sent)
+  std::string body;             // what it said (when sent)
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };

@@ -55,7 +55,9 @@ class BadInput : public ::testing::Test {
     EXPECT_GT(std::stoll(m.substr(pos + needle.size())), 0) << needle;
   }
 
-  static std::string Hello(const std::string& token) { return R"({"type":"hello","token":")" + token + "\"}"; }
+  static std::string Hello(const std::string& token) {
+    return R"({"type":"hello","token":")" + token + "\"}";
+  }
 
   ServerProcess server_{"", "max_frame_bytes = 4096"};
   std::unique_ptr<WsClient> bystander_;
@@ -63,10 +65,13 @@ class BadInput : public ::testing::Test {
 
 TEST_F(BadInput, UnknownToken) { ExpectRefused({Hello("garbage.token.here")}, "bad_token", 1008); }
 
-TEST_F(BadInput, ExpiredToken) { ExpectRefused({Hello(MintToken("user", "u", "acme", -10))}, "token_expired", 1008); }
+TEST_F(BadInput, ExpiredToken) {
+  ExpectRefused({Hello(MintToken("user", "u", "acme", -10))}, "token_expired", 1008);
+}
 
 TEST_F(BadInput, TokenOfUnknownChannel) {
-  ExpectRefused({Hello(MintToken("user", "u", "nope", 3600, "whatever-secret-123456"))}, "unknown_channel", 1008);
+  ExpectRefused({Hello(MintToken("user", "u", "nope", 3600, "whatever-secret-123456"))},
+                "unknown_channel", 1008);
 }
 
 TEST_F(BadInput, TokenSignedByAnotherChannel) {
@@ -74,7 +79,9 @@ TEST_F(BadInput, TokenSignedByAnotherChannel) {
   ExpectRefused({Hello(MintToken("manager", "m", "acme", 3600, kOtherSecret))}, "bad_token", 1008);
 }
 
-TEST_F(BadInput, FrameBeforeHello) { ExpectRefused({R"({"type":"ping"})"}, "hello_required", 1008); }
+TEST_F(BadInput, FrameBeforeHello) {
+  ExpectRefused({R"({"type":"ping"})"}, "hello_required", 1008);
+}
 
 TEST_F(BadInput, MalformedJsonBeforeHello) { ExpectRefused({"{not json"}, "bad_json", 1008); }
 
@@ -154,7 +161,8 @@ TEST_F(BadInput, QueryWithoutTokenOrWithBadBody) {
   r = Http(server_.port(), "POST", "/v1/presence/query", "{bad", MintToken("manager", "m"));
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.Json().at("error").at("code").as_string(), "bad_json");
-  r = Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":[1,2]})", MintToken("manager", "m"));
+  r = Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":[1,2]})",
+           MintToken("manager", "m"));
   EXPECT_EQ(r.status, 400);
   r = Http(server_.port(), "GET", "/v1/presence/query", "", MintToken("manager", "m"));
   EXPECT_EQ(r.status, 405);

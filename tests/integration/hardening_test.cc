@@ -43,7 +43,8 @@ class RawClient {
   bool ok() const { return ok_; }
   // False once the peer has reset or closed the connection.
   bool Write(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
   }
   // What arrives within `timeout` (or until the peer closes).
   std::string Read(Ms timeout) {
@@ -74,13 +75,16 @@ class RawClient {
   bool closed_ = false;
 };
 
-std::string HelloFrame(const std::string& role, const std::string& sub, const std::string& extra = "") {
-  return MaskedFrame(0x81, R"({"type":"hello","token":")" + MintToken(role, sub) + "\"" + extra + "}");
+std::string HelloFrame(const std::string& role, const std::string& sub,
+                       const std::string& extra = "") {
+  return MaskedFrame(0x81,
+                     R"({"type":"hello","token":")" + MintToken(role, sub) + "\"" + extra + "}");
 }
 
 // True if an HTTP GET /healthz from 127.0.0.1 is answered 200 within `timeout`.
 bool HealthzAnswers(uint16_t port, Ms timeout) {
-  std::string out = RawExchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout);
+  std::string out =
+      RawExchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout);
   return out.rfind("HTTP/1.1 200", 0) == 0;
 }
 
@@ -100,16 +104,19 @@ TEST(Hardening, PingsThatAreNeverReadCannotGrowTheServer) {
     for (int i = 0; i < 500; ++i) burst += MaskedFrame(0x89, std::string(125, 'p'));
     size_t sent = 0;
     auto deadline = std::chrono::steady_clock::now() + 3s;
-    while (sent < (size_t{40} << 20) && std::chrono::steady_clock::now() < deadline && c.Write(burst)) {
+    while (sent < (size_t{40} << 20) && std::chrono::steady_clock::now() < deadline &&
+           c.Write(burst)) {
       sent += burst.size();
     }
     std::this_thread::sleep_for(300ms);
     const int64_t grew = RssBytes(s.pid()) - before;
-    EXPECT_LT(grew, 16 << 20) << "server grew by " << grew << " bytes for " << sent << " bytes of pings";
+    EXPECT_LT(grew, 16 << 20) << "server grew by " << grew << " bytes for " << sent
+                              << " bytes of pings";
     EXPECT_LT(sent, size_t{40} << 20) << "the connection was never cut";
   }
   HttpResult m = Http(s.port(), "GET", "/metrics", "", kMetricsToken);
-  EXPECT_NE(m.body.find("onlined_ws_slow_consumer_total 2"), std::string::npos) << m.body.substr(0, 2000);
+  EXPECT_NE(m.body.find("onlined_ws_slow_consumer_total 2"), std::string::npos)
+      << m.body.substr(0, 2000);
   EXPECT_TRUE(HealthzAnswers(s.port(), 1000ms));
 }
 
@@ -161,7 +168,8 @@ TEST(Hardening, DeskResumingFromFarBackGetsAResetNotACut) {
   }
   WsClient again;
   ASSERT_TRUE(again.Connect(s.port()));
-  ASSERT_TRUE(again.Hello(MintToken("manager", "m1"), ",\"presence_after\":" + std::to_string(now)));
+  ASSERT_TRUE(
+      again.Hello(MintToken("manager", "m1"), ",\"presence_after\":" + std::to_string(now)));
   auto p = again.WaitFor("presence", 2000ms);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->at("user_id").as_string(), "late");
@@ -180,7 +188,8 @@ TEST(Hardening, StateTogglesAreCoalescedNotFannedOut) {
   user.Read(200ms);
   std::string toggles;
   for (int i = 0; i < 1000; ++i) {
-    toggles += MaskedFrame(0x81, i % 2 == 0 ? R"({"type":"state","state":"idle"})" : R"({"type":"state","state":"active"})");
+    toggles += MaskedFrame(0x81, i % 2 == 0 ? R"({"type":"state","state":"idle"})"
+                                            : R"({"type":"state","state":"active"})");
   }
   toggles += MaskedFrame(0x81, R"({"type":"state","state":"idle"})");  // the last word
   ASSERT_TRUE(user.Write(toggles));
@@ -191,7 +200,8 @@ TEST(Hardening, StateTogglesAreCoalescedNotFannedOut) {
     auto f = desk.Next(100ms);
     if (!f) continue;
     json::value v = json::parse(*f);
-    if (v.at("type").as_string() != "presence" || v.at("user_id").as_string() != "toggler") continue;
+    if (v.at("type").as_string() != "presence" || v.at("user_id").as_string() != "toggler")
+      continue;
     ++events;
     if (v.as_object().contains("state")) last_state = std::string(v.at("state").as_string());
     user.Write(MaskedFrame(0x81, R"({"type":"ping"})"));
@@ -282,7 +292,8 @@ TEST(Hardening, HandshakesOverTheRateAreToldToComeBack) {
   }
   double elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_GE(admitted, 5);
-  EXPECT_LE(admitted, 5 + static_cast<int>(elapsed_s * 5) + 1);  // the burst and what the refill adds
+  EXPECT_LE(admitted,
+            5 + static_cast<int>(elapsed_s * 5) + 1);  // the burst and what the refill adds
   EXPECT_EQ(admitted + told, 15) << "every refused upgrade carries the retry hint";
   EXPECT_GE(told, 5);
 }
@@ -306,7 +317,8 @@ TEST(Hardening, MetricsAreNotOnThePublicListenerWithoutTheToken) {
     mport = ntohs(a.sin_port);
     ::close(fd);
   }
-  ServerProcess apart("", "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"\nmetrics_token = \"\"\n");
+  ServerProcess apart(
+      "", "metrics_listen = \"127.0.0.1:" + std::to_string(mport) + "\"\nmetrics_token = \"\"\n");
   EXPECT_EQ(Http(apart.port(), "GET", "/metrics").status, 404);
   HttpResult m = Http(mport, "GET", "/metrics");
   EXPECT_EQ(m.status, 200);
@@ -322,7 +334,8 @@ TEST(Hardening, PagesCannotBeFramedUnlessAllowed) {
   EXPECT_EQ(r.Header("X-Frame-Options"), "DENY");
   ServerProcess shop("", "frame_ancestors = \"https://shop.example\"\n");
   HttpResult w = Http(shop.port(), "GET", "/widget");
-  EXPECT_NE(w.Header("Content-Security-Policy").find("frame-ancestors https://shop.example"), std::string::npos);
+  EXPECT_NE(w.Header("Content-Security-Policy").find("frame-ancestors https://shop.example"),
+            std::string::npos);
   EXPECT_EQ(w.Header("X-Frame-Options"), "");
 }
 

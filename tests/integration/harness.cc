@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -23,7 +24,6 @@
 
 #include "auth/token.h"
 #include "base/clock.h"
-#include <boost/json/serialize.hpp>
 
 extern char** environ;
 
@@ -160,7 +160,8 @@ FakeSms::FakeSms() {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  if (posix_spawnp(&pid_, "python3", &fa, nullptr, argv.data(), environ) != 0) throw std::runtime_error("fake_sms");
+  if (posix_spawnp(&pid_, "python3", &fa, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("fake_sms");
   posix_spawn_file_actions_destroy(&fa);
   close(in[0]);
   close(out[1]);
@@ -192,10 +193,12 @@ void FakeSms::Script(const std::vector<std::string>& responses) {
   Http(port_, "POST", "/_script", boost::json::serialize(boost::json::object{{"responses", a}}));
 }
 
-boost::json::array FakeSms::Requests() { return Http(port_, "GET", "/_requests").Json().as_array(); }
+boost::json::array FakeSms::Requests() {
+  return Http(port_, "GET", "/_requests").Json().as_array();
+}
 
-std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel, int64_t ttl_s,
-                      const std::string& secret) {
+std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel,
+                      int64_t ttl_s, const std::string& secret) {
   auth::Role r;
   if (!auth::ParseRole(role, r)) throw std::invalid_argument("role");
   std::string key = !secret.empty() ? secret : channel == "other" ? kOtherSecret : kSecret;
@@ -211,8 +214,9 @@ std::string HttpResult::Header(const std::string& name) const {
 
 boost::json::value HttpResult::Json() const { return boost::json::parse(body); }
 
-HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body,
-                const std::string& token, const std::vector<std::pair<std::string, std::string>>& headers) {
+HttpResult Http(uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body, const std::string& token,
+                const std::vector<std::pair<std::string, std::string>>& headers) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
@@ -234,7 +238,8 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
   HttpResult r;
   r.status = static_cast<int>(res.result_int());
   r.body = res.body();
-  for (const auto& f : res) r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  for (const auto& f : res)
+    r.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   beast::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_both, ec);
   return r;
@@ -288,7 +293,8 @@ std::vector<ServerFrame> ParseServerFrames(const std::string& raw) {
     size_t hdr = 2;
     if (len == 126) {
       if (raw.size() - pos < 4) break;
-      len = (uint64_t{static_cast<uint8_t>(raw[pos + 2])} << 8) | static_cast<uint8_t>(raw[pos + 3]);
+      len =
+          (uint64_t{static_cast<uint8_t>(raw[pos + 2])} << 8) | static_cast<uint8_t>(raw[pos + 3]);
       hdr = 4;
     } else if (len == 127) {
       if (raw.size() - pos < 10) break;
@@ -297,7 +303,8 @@ std::vector<ServerFrame> ParseServerFrames(const std::string& raw) {
       hdr = 10;
     }
     if (raw.size() - pos - hdr < len) break;
-    out.push_back({static_cast<uint8_t>(b0 & 0x0f), raw.substr(pos + hdr, static_cast<size_t>(len))});
+    out.push_back(
+        {static_cast<uint8_t>(b0 & 0x0f), raw.substr(pos + hdr, static_cast<size_t>(len))});
     pos += hdr + static_cast<size_t>(len);
   }
   return out;
@@ -316,10 +323,12 @@ std::string MaskedFrame(uint8_t first_byte, const std::string& payload, bool mas
     f.push_back(static_cast<char>(payload.size() & 0xff));
   } else {
     f.push_back(static_cast<char>(m | 127));
-    for (int i = 7; i >= 0; --i) f.push_back(static_cast<char>(static_cast<uint64_t>(payload.size()) >> (8 * i)));
+    for (int i = 7; i >= 0; --i)
+      f.push_back(static_cast<char>(static_cast<uint64_t>(payload.size()) >> (8 * i)));
   }
   if (masked) f.append(reinterpret_cast<const char*>(mask), 4);
-  for (size_t i = 0; i < payload.size(); ++i) f.push_back(masked ? static_cast<char>(payload[i] ^ mask[i % 4]) : payload[i]);
+  for (size_t i = 0; i < payload.size(); ++i)
+    f.push_back(masked ? static_cast<char>(payload[i] ^ mask[i % 4]) : payload[i]);
   return f;
 }
 
@@ -427,8 +436,9 @@ std::optional<std::string> WsClient::Next(Ms timeout) {
   return s;
 }
 
-std::optional<boost::json::value> WsClient::WaitFor(const std::string& type, Ms timeout,
-                                                    const std::function<bool(const boost::json::value&)>& pred) {
+std::optional<boost::json::value> WsClient::WaitFor(
+    const std::string& type, Ms timeout,
+    const std::function<bool(const boost::json::value&)>& pred) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<Ms>(deadline - std::chrono::steady_clock::now());
@@ -479,7 +489,8 @@ void WsClient::Abort() {
   });
 }
 
-std::optional<boost::json::value> WsClient::Hello(const std::string& token, const std::string& extra_json) {
+std::optional<boost::json::value> WsClient::Hello(const std::string& token,
+                                                  const std::string& extra_json) {
   Send(R"({"type":"hello","token":")" + token + "\"" + extra_json + "}");
   return WaitFor("welcome", 3000ms);
 }

@@ -52,8 +52,9 @@ class ServerProcess {
 // The resident memory of a process, in bytes (VmRSS), or -1.
 int64_t RssBytes(int pid);
 
-std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel = "acme",
-                      int64_t ttl_s = 3600, const std::string& secret = "");
+std::string MintToken(const std::string& role, const std::string& sub,
+                      const std::string& channel = "acme", int64_t ttl_s = 3600,
+                      const std::string& secret = "");
 
 struct HttpResult {
   int status = 0;
@@ -62,8 +63,8 @@ struct HttpResult {
   std::string Header(const std::string& name) const;
   boost::json::value Json() const;
 };
-HttpResult Http(uint16_t port, const std::string& method, const std::string& target, const std::string& body = "",
-                const std::string& token = "",
+HttpResult Http(uint16_t port, const std::string& method, const std::string& target,
+                const std::string& body = "", const std::string& token = "",
                 const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // The fake SMS provider (fake_sms.py), started for one test.
@@ -114,8 +115,9 @@ class WsClient {
   // The next text message, or nullopt after `timeout` or once closed.
   std::optional<std::string> Next(Ms timeout = 3000ms);
   // Skips messages until one of the given type arrives (and matches `pred`).
-  std::optional<boost::json::value> WaitFor(const std::string& type, Ms timeout = 3000ms,
-                                           const std::function<bool(const boost::json::value&)>& pred = {});
+  std::optional<boost::json::value> WaitFor(
+      const std::string& type, Ms timeout = 3000ms,
+      const std::function<bool(const boost::json::value&)>& pred = {});
   // Waits until the server ends the connection; returns its close code
   // (1006 when there was no close frame), or nullopt on timeout.
   std::optional<int> WaitClosed(Ms timeout = 3000ms);
@@ -129,7 +131,8 @@ class WsClient {
   void AutoPing(Ms interval = 500ms);
 
   // hello with a token; returns the welcome frame (or nullopt).
-  std::optional<boost::json::value> Hello(const std::string& token, const std::string& extra_json = "");
+  std::optional<boost::json::value> Hello(const std::string& token,
+                                          const std::string& extra_json = "");
 
  private:
   struct Impl;

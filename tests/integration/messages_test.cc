@@ -21,8 +21,10 @@ namespace {
 namespace json = boost::json;
 
 std::string SmsToml(uint16_t fake_port) {
-  return "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:" + std::to_string(fake_port) +
-         "\"\naccount_sid = \"ACtest\"\nauth_token = \"sms-token\"\nfrom = \"+15550000000\"\ntimeout_ms = 700\n";
+  return "[sms]\nprovider = \"twilio\"\nbase_url = \"http://127.0.0.1:" +
+         std::to_string(fake_port) +
+         "\"\naccount_sid = \"ACtest\"\nauth_token = \"sms-token\"\nfrom = "
+         "\"+15550000000\"\ntimeout_ms = 700\n";
 }
 
 const char* kAcme = "sms_delay_s = 1\nack_timeout_s = 1\nquiet_hours = \"off\"\n";
@@ -35,7 +37,8 @@ class Messages : public ::testing::Test {
   std::string Manager() { return MintToken("manager", "m1"); }
 
   std::string OpenChat(const std::string& user) {
-    HttpResult r = Http(server_.port(), "POST", "/v1/user-chats", "{\"user_id\":\"" + user + "\"}", Manager());
+    HttpResult r =
+        Http(server_.port(), "POST", "/v1/user-chats", "{\"user_id\":\"" + user + "\"}", Manager());
     EXPECT_EQ(r.status, 201) << r.body;
     return std::string(r.Json().at("chat_id").as_string());
   }
@@ -46,9 +49,10 @@ class Messages : public ::testing::Test {
                 json::serialize(json::object{{"text", text}}), Manager(), h);
   }
   void Profile(const std::string& user, const std::string& phone, bool opt_in) {
-    HttpResult r = Http(server_.port(), "PUT", "/v1/users/" + user,
-                        json::serialize(json::object{{"name", user}, {"phone", phone}, {"sms_opt_in", opt_in}}),
-                        Manager());
+    HttpResult r = Http(
+        server_.port(), "PUT", "/v1/users/" + user,
+        json::serialize(json::object{{"name", user}, {"phone", phone}, {"sms_opt_in", opt_in}}),
+        Manager());
     ASSERT_EQ(r.status, 200) << r.body;
   }
   json::array Notifications(const std::string& user) {
@@ -57,7 +61,8 @@ class Messages : public ::testing::Test {
     return r.Json().at("notifications").as_array();
   }
   // Polls until the user's newest notification is in `state`; returns it.
-  std::optional<json::object> WaitState(const std::string& user, const std::string& state, Ms timeout = 8000ms) {
+  std::optional<json::object> WaitState(const std::string& user, const std::string& state,
+                                        Ms timeout = 8000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       auto ns = Notifications(user);
@@ -80,7 +85,8 @@ class Messages : public ::testing::Test {
     c->AutoPing();
     return c;
   }
-  HttpResult Webhook(const std::string& path, notify::Form form, const std::string& token = "sms-token") {
+  HttpResult Webhook(const std::string& path, notify::Form form,
+                     const std::string& token = "sms-token") {
     // Inbound messages carry the provider's id, as the provider sends them.
     if (path == "/v1/sms/inbound" && notify::FormValue(form, "MessageSid").empty()) {
       form.emplace_back("MessageSid", "SMin" + std::to_string(++inbound_seq_));
@@ -156,7 +162,8 @@ TEST_F(Messages, UserWhoReadsBeforeTheDelayGetsNone) {
 TEST_F(Messages, OptedOutUserGetsNoneAndStartOptsBackIn) {
   Profile("dan", "+15550000004", true);
   // A forged STOP is refused.
-  HttpResult forged = Webhook("/v1/sms/inbound", {{"From", "+15550000004"}, {"Body", "STOP"}}, "wrong-token");
+  HttpResult forged =
+      Webhook("/v1/sms/inbound", {{"From", "+15550000004"}, {"Body", "STOP"}}, "wrong-token");
   EXPECT_EQ(forged.status, 403);
   HttpResult stop = Webhook("/v1/sms/inbound", {{"From", "+15550000004"}, {"Body", "Stop"}});
   ASSERT_EQ(stop.status, 200) << stop.body;
@@ -176,9 +183,16 @@ TEST_F(Messages, AReplayedInboundWebhookIsNotAppliedAgain) {
   // A signed webhook carries no time: replaying yesterday's STOP after
   // today's START must not opt the user out again.
   Profile("rex", "+15550000014", true);
-  ASSERT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}}).status, 200);
-  ASSERT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "START"}, {"MessageSid", "SMstart1"}}).status, 200);
-  HttpResult replay = Webhook("/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}});
+  ASSERT_EQ(Webhook("/v1/sms/inbound",
+                    {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}})
+                .status,
+            200);
+  ASSERT_EQ(Webhook("/v1/sms/inbound",
+                    {{"From", "+15550000014"}, {"Body", "START"}, {"MessageSid", "SMstart1"}})
+                .status,
+            200);
+  HttpResult replay = Webhook(
+      "/v1/sms/inbound", {{"From", "+15550000014"}, {"Body", "STOP"}, {"MessageSid", "SMstop1"}});
   EXPECT_EQ(replay.status, 200);  // answered, so the provider does not retry, but not applied
   ASSERT_EQ(Post(OpenChat("rex"), "still opted in?").status, 201);
   EXPECT_TRUE(WaitState("rex", "sent"));
@@ -188,8 +202,9 @@ TEST_F(Messages, AReplayedInboundWebhookIsNotAppliedAgain) {
 TEST_F(Messages, IdempotencyKeysAreEachManagersOwn) {
   std::string chat = OpenChat("kim");
   auto send_as = [&](const std::string& manager) {
-    return Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages", R"({"text":"on my way"})",
-                MintToken("manager", manager), {{"Idempotency-Key", "1"}});
+    return Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages",
+                R"({"text":"on my way"})", MintToken("manager", manager),
+                {{"Idempotency-Key", "1"}});
   };
   HttpResult a = send_as("m1"), b = send_as("m2"), a2 = send_as("m1");
   ASSERT_EQ(a.status, 201) << a.body;
@@ -248,11 +263,16 @@ TEST_F(Messages, StatusCallbacksMoveForwardOnly) {
   auto n = WaitState("gil", "sent");
   ASSERT_TRUE(n);
   std::string sid(n->at("provider_sid").as_string());
-  ASSERT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "delivered"}}).status, 200);
-  ASSERT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "sent"}}).status, 200);
+  ASSERT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "delivered"}}).status,
+            200);
+  ASSERT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "sent"}}).status,
+            200);
   EXPECT_EQ(Notifications("gil")[0].at("provider_status").as_string(), "delivered");
-  EXPECT_EQ(Webhook("/v1/sms/status", {{"MessageSid", "SMnope"}, {"MessageStatus", "sent"}}).status, 404);
-  EXPECT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "delivered"}}, "bad").status, 403);
+  EXPECT_EQ(Webhook("/v1/sms/status", {{"MessageSid", "SMnope"}, {"MessageStatus", "sent"}}).status,
+            404);
+  EXPECT_EQ(Webhook("/v1/sms/status", {{"MessageSid", sid}, {"MessageStatus", "delivered"}}, "bad")
+                .status,
+            403);
 }
 
 TEST_F(Messages, IdempotencyKeyReturnsTheSameMessageOr409) {
@@ -266,28 +286,36 @@ TEST_F(Messages, IdempotencyKeyReturnsTheSameMessageOr409) {
   HttpResult c = Post(chat, "different", "key-1");
   EXPECT_EQ(c.status, 409);
   EXPECT_EQ(c.Json().at("error").at("code").as_string(), "idempotency_conflict");
-  HttpResult list = Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages?after_seq=0", "", Manager());
+  HttpResult list = Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages?after_seq=0",
+                         "", Manager());
   EXPECT_EQ(list.Json().at("messages").as_array().size(), 1u);
 }
 
 TEST_F(Messages, BadInputsGetClearAnswers) {
   std::string chat = OpenChat("ivy");
   EXPECT_EQ(Post("c_nope", "x").status, 404);
-  HttpResult other = Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages", R"({"text":"x"})",
-                          MintToken("manager", "m", "other"));
+  HttpResult other = Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages",
+                          R"({"text":"x"})", MintToken("manager", "m", "other"));
   EXPECT_EQ(other.status, 404);  // a chat of another channel does not exist there
   EXPECT_EQ(Post(chat, "").status, 400);
   HttpResult big = Post(chat, std::string(101, 'x'));
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(big.Json().at("error").at("code").as_string(), "text_too_long");
-  EXPECT_EQ(Http(server_.port(), "GET", "/v1/user-chats?cursor=garbage", "", Manager()).status, 400);
+  EXPECT_EQ(Http(server_.port(), "GET", "/v1/user-chats?cursor=garbage", "", Manager()).status,
+            400);
   EXPECT_EQ(Http(server_.port(), "GET", "/v1/user-chats?limit=0", "", Manager()).status, 400);
-  EXPECT_EQ(Http(server_.port(), "GET", "/v1/user-chats", "", MintToken("user", "ivy")).status, 403);
-  EXPECT_EQ(Http(server_.port(), "PUT", "/v1/users/ivy", R"({"phone":"12345"})", Manager()).status, 400);
-  EXPECT_EQ(Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages", "{not json", Manager()).status, 400);
+  EXPECT_EQ(Http(server_.port(), "GET", "/v1/user-chats", "", MintToken("user", "ivy")).status,
+            403);
+  EXPECT_EQ(Http(server_.port(), "PUT", "/v1/users/ivy", R"({"phone":"12345"})", Manager()).status,
+            400);
+  EXPECT_EQ(
+      Http(server_.port(), "POST", "/v1/user-chats/" + chat + "/messages", "{not json", Manager())
+          .status,
+      400);
   EXPECT_EQ(Http(server_.port(), "GET", "/v1/notifications", "", Manager()).status, 400);
   // Nothing above stored anything.
-  HttpResult list = Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages", "", Manager());
+  HttpResult list =
+      Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages", "", Manager());
   EXPECT_TRUE(list.Json().at("messages").as_array().empty());
 }
 
@@ -359,15 +387,17 @@ TEST_F(Messages, UserChatsAreNewestFirstPagedAndCarryPresence) {
   std::vector<std::string> seen;
   std::string cursor;
   for (int page = 0; page < 5; ++page) {
-    HttpResult r = Http(server_.port(), "GET", "/v1/user-chats?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor),
-                        "", Manager());
+    HttpResult r =
+        Http(server_.port(), "GET",
+             "/v1/user-chats?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor), "", Manager());
     ASSERT_EQ(r.status, 200) << r.body;
     auto v = r.Json();
     for (const auto& c : v.at("user_chats").as_array()) {
       seen.emplace_back(c.at("chat_id").as_string());
       bool online = c.at("user").at("online").as_bool();
       EXPECT_EQ(online, c.at("user").at("id").as_string() == "p4");
-      EXPECT_EQ(c.at("user").at("name"), c.at("user").at("id"));  // Profile() names users by their id
+      EXPECT_EQ(c.at("user").at("name"),
+                c.at("user").at("id"));  // Profile() names users by their id
       EXPECT_EQ(std::string(c.at("last_message").at("text").as_string()).substr(0, 3), "hi ");
     }
     if (v.at("next_cursor").is_null()) break;
@@ -383,38 +413,50 @@ TEST(QuietHours, NotificationWaitsForTheirEnd) {
   std::tm utc{};
   gmtime_r(&now, &utc);
   char window[32];
-  snprintf(window, sizeof window, "%02d:%02d-%02d:%02d", (utc.tm_hour + 23) % 24, utc.tm_min, (utc.tm_hour + 1) % 24,
-           utc.tm_min);
+  snprintf(window, sizeof window, "%02d:%02d-%02d:%02d", (utc.tm_hour + 23) % 24, utc.tm_min,
+           (utc.tm_hour + 1) % 24, utc.tm_min);
   FakeSms fake;
-  ServerProcess s(SmsToml(fake.port()), kTop,
-                  std::string("sms_delay_s = 1\nack_timeout_s = 1\ntime_zone = \"UTC\"\nquiet_hours = \"") + window +
-                      "\"\n");
+  ServerProcess s(
+      SmsToml(fake.port()), kTop,
+      std::string("sms_delay_s = 1\nack_timeout_s = 1\ntime_zone = \"UTC\"\nquiet_hours = \"") +
+          window + "\"\n");
   std::string manager = MintToken("manager", "m1");
-  ASSERT_EQ(Http(s.port(), "PUT", "/v1/users/qui", R"({"phone":"+15550000077","sms_opt_in":true})", manager).status,
+  ASSERT_EQ(Http(s.port(), "PUT", "/v1/users/qui", R"({"phone":"+15550000077","sms_opt_in":true})",
+                 manager)
+                .status,
             200);
   HttpResult c = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"qui"})", manager);
   std::string chat(c.Json().at("chat_id").as_string());
-  ASSERT_EQ(Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages", R"({"text":"late at night"})", manager).status,
+  ASSERT_EQ(Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages",
+                 R"({"text":"late at night"})", manager)
+                .status,
             201);
   std::this_thread::sleep_for(2500ms);  // past sms_delay
-  auto ns = Http(s.port(), "GET", "/v1/notifications?user_id=qui", "", manager).Json().at("notifications").as_array();
+  auto ns = Http(s.port(), "GET", "/v1/notifications?user_id=qui", "", manager)
+                .Json()
+                .at("notifications")
+                .as_array();
   ASSERT_EQ(ns.size(), 1u);
   EXPECT_EQ(ns[0].at("state").as_string(), "scheduled");
   EXPECT_EQ(ns[0].at("reason").as_string(), "quiet_hours");
   int64_t due = ns[0].at("due_at").as_int64();
   int64_t expect_end = (static_cast<int64_t>(now) + 3600) * 1000;
-  EXPECT_NEAR(static_cast<double>(due), static_cast<double>(expect_end), 61000.0);  // the end, to the minute
+  EXPECT_NEAR(static_cast<double>(due), static_cast<double>(expect_end),
+              61000.0);  // the end, to the minute
   EXPECT_EQ(fake.Requests().size(), 0u);
 }
 
 TEST(Crash, Kill9LosesNoAcknowledgedMessageAndNotificationsStillFire) {
   FakeSms fake;
-  ServerProcess s(SmsToml(fake.port()), kTop, "sms_delay_s = 2\nack_timeout_s = 1\nquiet_hours = \"off\"\n");
+  ServerProcess s(SmsToml(fake.port()), kTop,
+                  "sms_delay_s = 2\nack_timeout_s = 1\nquiet_hours = \"off\"\n");
   std::string manager = MintToken("manager", "m1");
   HttpResult c = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"zed"})", manager);
   ASSERT_EQ(c.status, 201);
   std::string chat(c.Json().at("chat_id").as_string());
-  ASSERT_EQ(Http(s.port(), "PUT", "/v1/users/zed", R"({"phone":"+15550000099","sms_opt_in":true})", manager).status,
+  ASSERT_EQ(Http(s.port(), "PUT", "/v1/users/zed", R"({"phone":"+15550000099","sms_opt_in":true})",
+                 manager)
+                .status,
             200);
   // Steady sends from 4 clients; kill -9 while they run.
   std::atomic<bool> stop{false};
@@ -425,8 +467,9 @@ TEST(Crash, Kill9LosesNoAcknowledgedMessageAndNotificationsStillFire) {
     senders.emplace_back([&, t] {
       for (int i = 0; !stop; ++i) {
         try {
-          HttpResult r = Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages",
-                              "{\"text\":\"t" + std::to_string(t) + "-" + std::to_string(i) + "\"}", manager);
+          HttpResult r =
+              Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages",
+                   "{\"text\":\"t" + std::to_string(t) + "-" + std::to_string(i) + "\"}", manager);
           if (r.status == 201) {
             auto v = r.Json();
             std::lock_guard lock(mu);
@@ -447,9 +490,10 @@ TEST(Crash, Kill9LosesNoAcknowledgedMessageAndNotificationsStillFire) {
   s.Restart();
   json::array msgs;
   for (;;) {  // every stored message, in pages
-    HttpResult list = Http(s.port(), "GET",
-                           "/v1/user-chats/" + chat + "/messages?limit=1000&after_seq=" + std::to_string(msgs.size()),
-                           "", manager);
+    HttpResult list = Http(
+        s.port(), "GET",
+        "/v1/user-chats/" + chat + "/messages?limit=1000&after_seq=" + std::to_string(msgs.size()),
+        "", manager);
     ASSERT_EQ(list.status, 200);
     auto page = list.Json().at("messages").as_array();
     if (page.empty()) break;
@@ -457,7 +501,8 @@ TEST(Crash, Kill9LosesNoAcknowledgedMessageAndNotificationsStillFire) {
   }
   std::set<std::string> ids;
   for (size_t i = 0; i < msgs.size(); ++i) {
-    EXPECT_EQ(msgs[i].at("seq").as_int64(), static_cast<int64_t>(i + 1)) << "gap or duplicate at " << i;
+    EXPECT_EQ(msgs[i].at("seq").as_int64(), static_cast<int64_t>(i + 1))
+        << "gap or duplicate at " << i;
     ids.emplace(msgs[i].at("id").as_string());
   }
   EXPECT_EQ(ids.size(), msgs.size());

@@ -22,7 +22,8 @@ json::value Query(const ServerProcess& s, const std::vector<std::string>& ids) {
   json::array a;
   for (const auto& id : ids) a.push_back(json::string(id));
   body["user_ids"] = a;
-  HttpResult r = Http(s.port(), "POST", "/v1/presence/query", json::serialize(body), MintToken("manager", "m1"));
+  HttpResult r = Http(s.port(), "POST", "/v1/presence/query", json::serialize(body),
+                      MintToken("manager", "m1"));
   EXPECT_EQ(r.status, 200) << r.body;
   return r.Json();
 }
@@ -107,7 +108,7 @@ TEST(Presence, ReconnectWithinGraceDoesNotFlap) {
   ASSERT_TRUE(desk->WaitFor("presence", 2000ms));
   alice->Close();
   std::this_thread::sleep_for(200ms);
-  auto again = User(s, "alice");  // a page reload
+  auto again = User(s, "alice");                    // a page reload
   EXPECT_FALSE(desk->WaitFor("presence", 1500ms));  // no offline, no second online
   EXPECT_TRUE(OnlineByQuery(s, "alice"));
 }
@@ -216,10 +217,12 @@ TEST(Presence, TooOldResumeGetsReset) {
     ASSERT_TRUE(ev);
     last = ev->at("event_seq").as_int64();
   }
-  for (int64_t after : {last - 19 - 1, int64_t{1}, last + 1000}) {  // too old, an old run, the future
+  for (int64_t after :
+       {last - 19 - 1, int64_t{1}, last + 1000}) {  // too old, an old run, the future
     WsClient d;
     ASSERT_TRUE(d.Connect(s.port()));
-    ASSERT_TRUE(d.Hello(MintToken("manager", "m1"), ",\"presence_after\":" + std::to_string(after)));
+    ASSERT_TRUE(
+        d.Hello(MintToken("manager", "m1"), ",\"presence_after\":" + std::to_string(after)));
     auto reset = d.WaitFor("presence_reset", 1000ms);
     ASSERT_TRUE(reset) << "after=" << after;
     EXPECT_EQ(reset->at("event_seq").as_int64(), last);
@@ -242,7 +245,8 @@ TEST(Presence, UsersNeverSeePresence) {
   auto bob = User(s, "bob");
   auto alice = User(s, "alice");
   EXPECT_FALSE(bob->WaitFor("presence", 1000ms));
-  HttpResult r = Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["alice"]})", MintToken("user", "bob"));
+  HttpResult r = Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["alice"]})",
+                      MintToken("user", "bob"));
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.Json().at("error").at("code").as_string(), "forbidden");
 }
@@ -254,8 +258,9 @@ TEST(Metrics, ExposesTheSeries) {
   HttpResult m = Http(s.port(), "GET", "/metrics", "", kMetricsToken);
   ASSERT_EQ(m.status, 200);
   for (const char* needle :
-       {"onlined_connections 1", "onlined_online_users{channel=\"acme\"} 1", "onlined_online_users{channel=\"other\"} 0",
-        "onlined_presence_events_total 1", "onlined_frames_in_total", "onlined_frames_out_total",
+       {"onlined_connections 1", "onlined_online_users{channel=\"acme\"} 1",
+        "onlined_online_users{channel=\"other\"} 0", "onlined_presence_events_total 1",
+        "onlined_frames_in_total", "onlined_frames_out_total",
         "onlined_presence_query_seconds_bucket", "onlined_presence_query_seconds_count 1"}) {
     EXPECT_NE(m.body.find(needle), std::string::npos) << needle;
   }

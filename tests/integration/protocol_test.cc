@@ -130,12 +130,14 @@ TEST(Protocol, HandshakeAnswersTheKey) {
   std::string out = RawExchange(s.port(), UpgradeRequest(), 300ms);
   EXPECT_EQ(out.rfind("HTTP/1.1 101", 0), 0u) << out;
   // RFC 6455 section 1.3's example key and its accept value.
-  EXPECT_NE(out.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << out;
+  EXPECT_NE(out.find("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos)
+      << out;
 }
 
 TEST(Protocol, HelloPipelinedBehindTheUpgradeIsNotLost) {
   ServerProcess s;
-  std::string out = RawExchange(s.port(), UpgradeRequest() + MaskedFrame(0x81, Hello("pipelined")), 800ms);
+  std::string out =
+      RawExchange(s.port(), UpgradeRequest() + MaskedFrame(0x81, Hello("pipelined")), 800ms);
   EXPECT_NE(out.find("\"welcome\""), std::string::npos) << out;
 }
 
@@ -143,8 +145,8 @@ TEST(Protocol, FragmentedMessageIsAssembled) {
   ServerProcess s;
   std::string hello = Hello("frag");
   std::string bytes = UpgradeRequest() + MaskedFrame(0x01, hello.substr(0, 10)) +  // text, not fin
-                      MaskedFrame(0x89, "hb") +                                     // a ping in between
-                      MaskedFrame(0x80, hello.substr(10));                          // continuation, fin
+                      MaskedFrame(0x89, "hb") +             // a ping in between
+                      MaskedFrame(0x80, hello.substr(10));  // continuation, fin
   std::string out = RawExchange(s.port(), bytes, 800ms);
   EXPECT_NE(out.find("\"welcome\""), std::string::npos) << out;
   EXPECT_NE(out.find(std::string("\x8a\x02hb", 4)), std::string::npos) << "no pong for the ping";
@@ -152,7 +154,8 @@ TEST(Protocol, FragmentedMessageIsAssembled) {
 
 TEST(Protocol, UnmaskedClientFrameIsAProtocolError) {
   ServerProcess s;
-  std::string out = RawExchange(s.port(), UpgradeRequest() + MaskedFrame(0x81, Hello("x"), false), 800ms);
+  std::string out =
+      RawExchange(s.port(), UpgradeRequest() + MaskedFrame(0x81, Hello("x"), false), 800ms);
   // A close frame (0x88) carrying 1002 (0x03EA).
   EXPECT_NE(out.find("\x88"), std::string::npos) << "no close frame";
   EXPECT_NE(out.find("\x03\xea"), std::string::npos) << "no 1002 close";

@@ -55,7 +55,7 @@ ServerProcess* Rfc6455::server_ = nullptr;
 // wrapped to 0 and passed the size check; the unmask ran over 2^64 bytes.
 std::string WrappingContinuation() {
   std::string bytes = MaskedFrame(0x01, "0123456789");  // text, FIN = 0
-  bytes += std::string("\x80\xff", 2);                   // continuation, FIN, masked, 64-bit length
+  bytes += std::string("\x80\xff", 2);                  // continuation, FIN, masked, 64-bit length
   uint64_t len = ~uint64_t{0} - 9;
   for (int i = 7; i >= 0; --i) bytes.push_back(static_cast<char>(len >> (8 * i)));
   bytes += std::string("\x01\x02\x03\x04", 4);  // the mask; no payload
@@ -123,7 +123,9 @@ TEST_F(Rfc6455, Sec8_1_InvalidUtf8InATextMessage) {
 
 TEST_F(Rfc6455, Sec8_1_InvalidUtf8SplitAtAFragmentBorder) {
   // The lead byte ends one fragment, a wrong continuation starts the next.
-  EXPECT_EQ(CloseCode(Exchange(MaskedFrame(0x01, "{\"x\":\"\xf4") + MaskedFrame(0x80, "\x90\x80\x80\"}"))), 1007);
+  EXPECT_EQ(CloseCode(Exchange(MaskedFrame(0x01, "{\"x\":\"\xf4") +
+                               MaskedFrame(0x80, "\x90\x80\x80\"}"))),
+            1007);
   // Truncated at the last fragment.
   EXPECT_EQ(CloseCode(Exchange(MaskedFrame(0x01, "ab") + MaskedFrame(0x80, "\xe2\x82"))), 1007);
 }
@@ -133,7 +135,8 @@ TEST_F(Rfc6455, Sec8_1_ValidUtf8SplitAcrossFragmentsIsOne) {
   size_t euro = hello.find("\xe2\x82\xac");
   ASSERT_NE(euro, std::string::npos);
   // Split inside the 3-byte character.
-  auto frames = Exchange(MaskedFrame(0x01, hello.substr(0, euro + 1)) + MaskedFrame(0x80, hello.substr(euro + 1)));
+  auto frames = Exchange(MaskedFrame(0x01, hello.substr(0, euro + 1)) +
+                         MaskedFrame(0x80, hello.substr(euro + 1)));
   EXPECT_TRUE(HasText(frames, "\"welcome\""));
   EXPECT_EQ(CloseCode(frames), 0);
 }
@@ -154,7 +157,8 @@ TEST_F(Rfc6455, Sec7_4_CloseWithACodeThatMayNotBeSent) {
     std::string body;
     body.push_back(static_cast<char>(code >> 8));
     body.push_back(static_cast<char>(code & 0xff));
-    EXPECT_EQ(CloseCode(Exchange(MaskedFrame(0x88, body), 300ms)), 1002) << code << " must not be echoed";
+    EXPECT_EQ(CloseCode(Exchange(MaskedFrame(0x88, body), 300ms)), 1002)
+        << code << " must not be echoed";
   }
 }
 
@@ -171,7 +175,8 @@ TEST_F(Rfc6455, Sec10_4_MessageOverTheLimit) {
 }
 
 TEST_F(Rfc6455, Sec4_1_KeyMustBeSixteenBytesOfBase64) {
-  for (const char* key : {"short", "dGhlIHNhbXBsZSBub25jZQ=", "!!!!!!!!!!!!!!!!!!!!!!==", "dGhlIHNhbXBsZSBub25jZQAA"}) {
+  for (const char* key : {"short", "dGhlIHNhbXBsZSBub25jZQ=", "!!!!!!!!!!!!!!!!!!!!!!==",
+                          "dGhlIHNhbXBsZSBub25jZQAA"}) {
     std::string req = UpgradeRequest();
     size_t at = req.find("dGhlIHNhbXBsZSBub25jZQ==");
     req.replace(at, 24, key);

@@ -65,7 +65,8 @@ class StoreFaults : public ::testing::Test {
   }
   std::string Manager() { return MintToken("manager", "m1"); }
   std::string OpenChat(const std::string& user) {
-    HttpResult r = Http(server_.port(), "POST", "/v1/user-chats", "{\"user_id\":\"" + user + "\"}", Manager());
+    HttpResult r =
+        Http(server_.port(), "POST", "/v1/user-chats", "{\"user_id\":\"" + user + "\"}", Manager());
     EXPECT_EQ(r.status, 201) << r.body;
     return r.status == 201 ? std::string(r.Json().at("chat_id").as_string()) : "";
   }
@@ -74,8 +75,9 @@ class StoreFaults : public ::testing::Test {
                 json::serialize(json::object{{"text", text}}), Manager());
   }
   std::vector<std::pair<int64_t, std::string>> Messages(const std::string& chat) {
-    HttpResult r = Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages?after_seq=0&limit=100", "",
-                        Manager());
+    HttpResult r =
+        Http(server_.port(), "GET", "/v1/user-chats/" + chat + "/messages?after_seq=0&limit=100",
+             "", Manager());
     EXPECT_EQ(r.status, 200) << r.body;
     std::vector<std::pair<int64_t, std::string>> out;
     json::value body = r.Json();
@@ -89,8 +91,10 @@ class StoreFaults : public ::testing::Test {
 };
 
 TEST_F(StoreFaults, AFailedFsyncIsRefusedAndNeverAcknowledged) {
-  ASSERT_EQ(Http(server_.port(), "PUT", "/v1/users/ann", R"({"name":"Ann","phone":"+15550000001","sms_opt_in":true})",
-                 Manager()).status, 200);
+  ASSERT_EQ(Http(server_.port(), "PUT", "/v1/users/ann",
+                 R"({"name":"Ann","phone":"+15550000001","sms_opt_in":true})", Manager())
+                .status,
+            200);
   std::string chat = OpenChat("ann");
   ASSERT_EQ(Post(chat, "a").status, 201);
   Faults("sync=1");
@@ -130,7 +134,8 @@ TEST_F(StoreFaults, AFullDiskRefusesEverySendUntilItClears) {
   ASSERT_TRUE(err);
   EXPECT_EQ(err->at("code").as_string(), "store_unavailable");
   // Presence never touches the store: it goes on.
-  HttpResult q = Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":["bob"]})", Manager());
+  HttpResult q =
+      Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":["bob"]})", Manager());
   ASSERT_EQ(q.status, 200);
   EXPECT_TRUE(q.Json().at("users").at("bob").at("online").as_bool());
   Faults("none");
@@ -148,7 +153,8 @@ TEST_F(StoreFaults, TheNthWriteFailingCostsOnlyItsGroup) {
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Post(chat, "m" + std::to_string(i)).status, 201);
   auto msgs = Messages(chat);
   ASSERT_EQ(msgs.size(), 5u);
-  for (size_t i = 0; i < msgs.size(); ++i) EXPECT_EQ(msgs[i].first, static_cast<int64_t>(i + 1));  // gapless
+  for (size_t i = 0; i < msgs.size(); ++i)
+    EXPECT_EQ(msgs[i].first, static_cast<int64_t>(i + 1));  // gapless
 }
 
 }  // namespace

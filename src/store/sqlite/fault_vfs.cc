@@ -26,7 +26,9 @@ struct FaultFile {
 sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f)->real; }
 
 int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
-int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) { return Real(f)->pMethods->xRead(Real(f), p, n, off); }
+int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+  return Real(f)->pMethods->xRead(Real(f), p, n, off);
+}
 int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
   if (g_full.load(std::memory_order_relaxed)) {
     g_injected.fetch_add(1);
@@ -39,7 +41,9 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
   }
   return Real(f)->pMethods->xWrite(Real(f), p, n, off);
 }
-int Truncate(sqlite3_file* f, sqlite3_int64 size) { return Real(f)->pMethods->xTruncate(Real(f), size); }
+int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+  return Real(f)->pMethods->xTruncate(Real(f), size);
+}
 int Sync(sqlite3_file* f, int flags) {
   int64_t at = g_fail_sync.load(std::memory_order_relaxed);
   if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
@@ -48,25 +52,50 @@ int Sync(sqlite3_file* f, int flags) {
   }
   return Real(f)->pMethods->xSync(Real(f), flags);
 }
-int FileSize(sqlite3_file* f, sqlite3_int64* size) { return Real(f)->pMethods->xFileSize(Real(f), size); }
+int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+  return Real(f)->pMethods->xFileSize(Real(f), size);
+}
 int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
 int Unlock(sqlite3_file* f, int l) { return Real(f)->pMethods->xUnlock(Real(f), l); }
-int CheckReservedLock(sqlite3_file* f, int* out) { return Real(f)->pMethods->xCheckReservedLock(Real(f), out); }
-int FileControl(sqlite3_file* f, int op, void* arg) { return Real(f)->pMethods->xFileControl(Real(f), op, arg); }
+int CheckReservedLock(sqlite3_file* f, int* out) {
+  return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
+}
+int FileControl(sqlite3_file* f, int op, void* arg) {
+  return Real(f)->pMethods->xFileControl(Real(f), op, arg);
+}
 int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
-int DeviceCharacteristics(sqlite3_file* f) { return Real(f)->pMethods->xDeviceCharacteristics(Real(f)); }
+int DeviceCharacteristics(sqlite3_file* f) {
+  return Real(f)->pMethods->xDeviceCharacteristics(Real(f));
+}
 int ShmMap(sqlite3_file* f, int pg, int sz, int extend, void volatile** pp) {
   return Real(f)->pMethods->xShmMap(Real(f), pg, sz, extend, pp);
 }
-int ShmLock(sqlite3_file* f, int off, int n, int flags) { return Real(f)->pMethods->xShmLock(Real(f), off, n, flags); }
+int ShmLock(sqlite3_file* f, int off, int n, int flags) {
+  return Real(f)->pMethods->xShmLock(Real(f), off, n, flags);
+}
 void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
 int ShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
 
 // Version 2 methods: WAL needs the shared-memory calls; no mmap (version 3).
-const sqlite3_io_methods kMethods = {
-    2,        Close,     Read,     Write,      Truncate,    Sync,      FileSize, Lock,    Unlock,
-    CheckReservedLock, FileControl, SectorSize, DeviceCharacteristics, ShmMap, ShmLock, ShmBarrier,
-    ShmUnmap, nullptr,   nullptr};
+const sqlite3_io_methods kMethods = {2,
+                                     Close,
+                                     Read,
+                                     Write,
+                                     Truncate,
+                                     Sync,
+                                     FileSize,
+                                     Lock,
+                                     Unlock,
+                                     CheckReservedLock,
+                                     FileControl,
+                                     SectorSize,
+                                     DeviceCharacteristics,
+                                     ShmMap,
+                                     ShmLock,
+                                     ShmBarrier,
+                                     ShmUnmap,
+                                     nullptr,
+                                     nullptr};
 
 int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
   auto* ff = reinterpret_cast<FaultFile*>(f);
@@ -79,19 +108,25 @@ int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* o
 }
 
 int Delete(sqlite3_vfs*, const char* name, int sync) { return g_base->xDelete(g_base, name, sync); }
-int Access(sqlite3_vfs*, const char* name, int flags, int* out) { return g_base->xAccess(g_base, name, flags, out); }
+int Access(sqlite3_vfs*, const char* name, int flags, int* out) {
+  return g_base->xAccess(g_base, name, flags, out);
+}
 int FullPathname(sqlite3_vfs*, const char* name, int n, char* out) {
   return g_base->xFullPathname(g_base, name, n, out);
 }
 void* DlOpen(sqlite3_vfs*, const char* name) { return g_base->xDlOpen(g_base, name); }
 void DlError(sqlite3_vfs*, int n, char* msg) { g_base->xDlError(g_base, n, msg); }
-void (*DlSym(sqlite3_vfs*, void* h, const char* sym))(void) { return g_base->xDlSym(g_base, h, sym); }
+void (*DlSym(sqlite3_vfs*, void* h, const char* sym))(void) {
+  return g_base->xDlSym(g_base, h, sym);
+}
 void DlClose(sqlite3_vfs*, void* h) { g_base->xDlClose(g_base, h); }
 int Randomness(sqlite3_vfs*, int n, char* out) { return g_base->xRandomness(g_base, n, out); }
 int Sleep(sqlite3_vfs*, int us) { return g_base->xSleep(g_base, us); }
 int CurrentTime(sqlite3_vfs*, double* out) { return g_base->xCurrentTime(g_base, out); }
 int GetLastError(sqlite3_vfs*, int n, char* out) { return g_base->xGetLastError(g_base, n, out); }
-int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) { return g_base->xCurrentTimeInt64(g_base, out); }
+int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
+  return g_base->xCurrentTimeInt64(g_base, out);
+}
 
 }  // namespace
 
@@ -111,7 +146,8 @@ bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err) {
     } else if (item.rfind("write=", 0) == 0 && number(item.substr(6), out.fail_write)) {
     } else if (item.rfind("sync=", 0) == 0 && number(item.substr(5), out.fail_sync)) {
     } else {
-      err = "unknown fault '" + std::string(item) + "' (none | write=N | sync=N | full, comma-separated)";
+      err = "unknown fault '" + std::string(item) +
+            "' (none | write=N | sync=N | full, comma-separated)";
       return false;
     }
   }

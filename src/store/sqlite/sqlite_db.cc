@@ -82,7 +82,8 @@ class Stmt {
   bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   std::string Text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, col));
-    return p == nullptr ? std::string() : std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
+    return p == nullptr ? std::string()
+                        : std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, col)));
   }
 
  private:
@@ -134,7 +135,8 @@ class SqliteDb final : public Db {
     return ReadChat(s);
   }
 
-  std::optional<Chat> FindChatOfUser(const std::string& channel, const std::string& user_id) override {
+  std::optional<Chat> FindChatOfUser(const std::string& channel,
+                                     const std::string& user_id) override {
     Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 AND c.user_id=?2");
     s.Bind(1, channel).Bind(2, user_id);
     if (!s.Step()) return std::nullopt;
@@ -143,11 +145,13 @@ class SqliteDb final : public Db {
 
   void InsertChat(const Chat& c) override {
     Stmt s = Prepare(
-        "INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at) VALUES(?1,?2,?3,?4,0,?4)");
+        "INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at) "
+        "VALUES(?1,?2,?3,?4,0,?4)");
     s.Bind(1, c.chat_id).Bind(2, c.channel).Bind(3, c.user_id).Bind(4, c.created_at).Run();
   }
 
-  std::vector<Chat> ListChats(const std::string& channel, std::optional<std::pair<int64_t, std::string>> before,
+  std::vector<Chat> ListChats(const std::string& channel,
+                              std::optional<std::pair<int64_t, std::string>> before,
                               int limit) override {
     std::vector<Chat> out;
     if (before) {
@@ -157,22 +161,26 @@ class SqliteDb final : public Db {
       s.Bind(1, channel).Bind(2, before->first).Bind(3, before->second).Bind(4, limit);
       while (s.Step()) out.push_back(ReadChat(s));
     } else {
-      Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 ORDER BY c.updated_at DESC, c.chat_id DESC LIMIT ?2");
+      Stmt s = Prepare(ChatSelect() +
+                       " WHERE c.channel=?1 ORDER BY c.updated_at DESC, c.chat_id DESC LIMIT ?2");
       s.Bind(1, channel).Bind(2, limit);
       while (s.Step()) out.push_back(ReadChat(s));
     }
     return out;
   }
 
-  std::vector<Chat> ChatsOfUser(const std::string& channel, const std::string& user_id, int limit) override {
+  std::vector<Chat> ChatsOfUser(const std::string& channel, const std::string& user_id,
+                                int limit) override {
     std::vector<Chat> out;
-    Stmt s = Prepare(ChatSelect() + " WHERE c.channel=?1 AND c.user_id=?2 ORDER BY c.updated_at DESC LIMIT ?3");
+    Stmt s = Prepare(ChatSelect() +
+                     " WHERE c.channel=?1 AND c.user_id=?2 ORDER BY c.updated_at DESC LIMIT ?3");
     s.Bind(1, channel).Bind(2, user_id).Bind(3, limit);
     while (s.Step()) out.push_back(ReadChat(s));
     return out;
   }
 
-  void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at, bool from_user) override {
+  void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at,
+                              bool from_user) override {
     Stmt s = Prepare(
         "UPDATE chats SET last_seq=?2, updated_at=MAX(updated_at, ?3),"
         " unread=CASE WHEN ?4 THEN unread+1 ELSE 0 END WHERE chat_id=?1");
@@ -181,11 +189,13 @@ class SqliteDb final : public Db {
 
   int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) override {
     {
-      Stmt s = Prepare("UPDATE chats SET user_ack_seq=?2 WHERE chat_id=?1 AND user_ack_seq<?2 AND last_seq>=?2");
+      Stmt s = Prepare(
+          "UPDATE chats SET user_ack_seq=?2 WHERE chat_id=?1 AND user_ack_seq<?2 AND last_seq>=?2");
       s.Bind(1, chat_id).Bind(2, seq).Run();
     }
     {
-      Stmt s = Prepare("UPDATE messages SET acked_at=?3 WHERE chat_id=?1 AND seq<=?2 AND acked_at IS NULL");
+      Stmt s = Prepare(
+          "UPDATE messages SET acked_at=?3 WHERE chat_id=?1 AND seq<=?2 AND acked_at IS NULL");
       s.Bind(1, chat_id).Bind(2, seq).Bind(3, at).Run();
     }
     Stmt s = Prepare("SELECT user_ack_seq FROM chats WHERE chat_id=?1");
@@ -207,12 +217,19 @@ class SqliteDb final : public Db {
 
   void InsertMessage(const Message& m) override {
     Stmt s = Prepare(
-        "INSERT INTO messages(chat_id, seq, id, from_role, sender_id, text, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7)");
-    s.Bind(1, m.chat_id).Bind(2, m.seq).Bind(3, m.id).Bind(4, m.from).Bind(5, m.sender_id).Bind(6, m.text);
+        "INSERT INTO messages(chat_id, seq, id, from_role, sender_id, text, created_at) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Bind(1, m.chat_id)
+        .Bind(2, m.seq)
+        .Bind(3, m.id)
+        .Bind(4, m.from)
+        .Bind(5, m.sender_id)
+        .Bind(6, m.text);
     s.Bind(7, m.created_at).Run();
   }
 
-  std::vector<Message> ListMessages(const std::string& chat_id, int64_t after_seq, int limit) override {
+  std::vector<Message> ListMessages(const std::string& chat_id, int64_t after_seq,
+                                    int limit) override {
     std::vector<Message> out;
     Stmt s = Prepare(MessageSelect() + " WHERE chat_id=?1 AND seq>?2 ORDER BY seq LIMIT ?3");
     s.Bind(1, chat_id).Bind(2, after_seq).Bind(3, limit);
@@ -229,22 +246,31 @@ class SqliteDb final : public Db {
 
   std::optional<IdemEntry> GetIdem(const std::string& channel, const std::string& scope,
                                    const std::string& key) override {
-    Stmt s = Prepare("SELECT chat_id, seq, body_hash FROM idem WHERE channel=?1 AND scope=?2 AND key=?3");
+    Stmt s = Prepare(
+        "SELECT chat_id, seq, body_hash FROM idem WHERE channel=?1 AND scope=?2 AND key=?3");
     s.Bind(1, channel).Bind(2, scope).Bind(3, key);
     if (!s.Step()) return std::nullopt;
     return IdemEntry{s.Text(0), s.Int(1), s.Text(2)};
   }
 
-  void PutIdem(const std::string& channel, const std::string& scope, const std::string& key, const IdemEntry& e,
-               int64_t at) override {
+  void PutIdem(const std::string& channel, const std::string& scope, const std::string& key,
+               const IdemEntry& e, int64_t at) override {
     Stmt s = Prepare(
-        "INSERT INTO idem(channel, scope, key, chat_id, seq, body_hash, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7)");
-    s.Bind(1, channel).Bind(2, scope).Bind(3, key).Bind(4, e.chat_id).Bind(5, e.seq).Bind(6, e.body_hash);
+        "INSERT INTO idem(channel, scope, key, chat_id, seq, body_hash, created_at) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Bind(1, channel)
+        .Bind(2, scope)
+        .Bind(3, key)
+        .Bind(4, e.chat_id)
+        .Bind(5, e.seq)
+        .Bind(6, e.body_hash);
     s.Bind(7, at).Run();
   }
 
-  std::optional<UserProfile> GetUser(const std::string& channel, const std::string& user_id) override {
-    Stmt s = Prepare("SELECT name, phone, sms_opt_in, updated_at FROM users WHERE channel=?1 AND user_id=?2");
+  std::optional<UserProfile> GetUser(const std::string& channel,
+                                     const std::string& user_id) override {
+    Stmt s = Prepare(
+        "SELECT name, phone, sms_opt_in, updated_at FROM users WHERE channel=?1 AND user_id=?2");
     s.Bind(1, channel).Bind(2, user_id);
     if (!s.Step()) return std::nullopt;
     return UserProfile{channel, user_id, s.Text(0), s.Text(1), s.Int(2) != 0, s.Int(3)};
@@ -252,29 +278,38 @@ class SqliteDb final : public Db {
 
   void PutUser(const UserProfile& u) override {
     Stmt s = Prepare(
-        "INSERT INTO users(channel, user_id, name, phone, sms_opt_in, updated_at) VALUES(?1,?2,?3,?4,?5,?6)"
-        " ON CONFLICT(channel, user_id) DO UPDATE SET name=?3, phone=?4, sms_opt_in=?5, updated_at=?6");
+        "INSERT INTO users(channel, user_id, name, phone, sms_opt_in, updated_at) "
+        "VALUES(?1,?2,?3,?4,?5,?6)"
+        " ON CONFLICT(channel, user_id) DO UPDATE SET name=?3, phone=?4, sms_opt_in=?5, "
+        "updated_at=?6");
     s.Bind(1, u.channel).Bind(2, u.user_id).Bind(3, u.name).Bind(4, u.phone);
     s.Bind(5, int64_t{u.sms_opt_in ? 1 : 0}).Bind(6, u.updated_at).Run();
   }
 
   int SetOptInByPhone(const std::string& phone, bool opt_in, int64_t at) override {
-    Stmt s = Prepare("UPDATE users SET sms_opt_in=?2, updated_at=?3 WHERE phone=?1 AND sms_opt_in<>?2");
+    Stmt s =
+        Prepare("UPDATE users SET sms_opt_in=?2, updated_at=?3 WHERE phone=?1 AND sms_opt_in<>?2");
     s.Bind(1, phone).Bind(2, int64_t{opt_in ? 1 : 0}).Bind(3, at).Run();
     return sqlite3_changes(db_);
   }
 
   bool RecordInboundSms(const std::string& sid, int64_t at) override {
-    Stmt s = Prepare("INSERT INTO inbound_sms(sid, received_at) VALUES(?1,?2) ON CONFLICT(sid) DO NOTHING");
+    Stmt s = Prepare(
+        "INSERT INTO inbound_sms(sid, received_at) VALUES(?1,?2) ON CONFLICT(sid) DO NOTHING");
     s.Bind(1, sid).Bind(2, at).Run();
     return sqlite3_changes(db_) == 1;
   }
 
   int64_t InsertNotification(const Notification& n) override {
     Stmt s = Prepare(
-        "INSERT INTO notifications(channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, attempts,"
+        "INSERT INTO notifications(channel, user_id, chat_id, first_seq, last_seq, state, reason, "
+        "due_at, attempts,"
         " created_at, updated_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)");
-    s.Bind(1, n.channel).Bind(2, n.user_id).Bind(3, n.chat_id).Bind(4, n.first_seq).Bind(5, n.last_seq);
+    s.Bind(1, n.channel)
+        .Bind(2, n.user_id)
+        .Bind(3, n.chat_id)
+        .Bind(4, n.first_seq)
+        .Bind(5, n.last_seq);
     s.Bind(6, std::string(NotifyStateName(n.state))).Bind(7, n.reason).Bind(8, n.due_at);
     s.Bind(9, int64_t{n.attempts}).Bind(10, n.created_at).Run();
     return sqlite3_last_insert_rowid(db_);
@@ -282,9 +317,13 @@ class SqliteDb final : public Db {
 
   void UpdateNotification(const Notification& n) override {
     Stmt s = Prepare(
-        "UPDATE notifications SET first_seq=?2, last_seq=?3, state=?4, reason=?5, due_at=?6, attempts=?7,"
+        "UPDATE notifications SET first_seq=?2, last_seq=?3, state=?4, reason=?5, due_at=?6, "
+        "attempts=?7,"
         " provider_sid=?8, provider_status=?9, phone=?10, body=?11, updated_at=?12 WHERE id=?1");
-    s.Bind(1, n.id).Bind(2, n.first_seq).Bind(3, n.last_seq).Bind(4, std::string(NotifyStateName(n.state)));
+    s.Bind(1, n.id)
+        .Bind(2, n.first_seq)
+        .Bind(3, n.last_seq)
+        .Bind(4, std::string(NotifyStateName(n.state)));
     s.Bind(5, n.reason).Bind(6, n.due_at).Bind(7, int64_t{n.attempts}).Bind(8, n.provider_sid);
     s.Bind(9, n.provider_status).Bind(10, n.phone).Bind(11, n.body).Bind(12, n.updated_at).Run();
   }
@@ -297,7 +336,8 @@ class SqliteDb final : public Db {
   }
 
   std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) override {
-    Stmt s = Prepare(NotificationSelect() + " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
+    Stmt s = Prepare(NotificationSelect() +
+                     " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
     s.Bind(1, chat_id);
     if (!s.Step()) return std::nullopt;
     return ReadNotification(s);
@@ -312,24 +352,28 @@ class SqliteDb final : public Db {
 
   std::vector<Notification> DueNotifications(int64_t now, int limit) override {
     std::vector<Notification> out;
-    Stmt s = Prepare(NotificationSelect() + " WHERE state='scheduled' AND due_at<=?1 ORDER BY due_at LIMIT ?2");
+    Stmt s = Prepare(NotificationSelect() +
+                     " WHERE state='scheduled' AND due_at<=?1 ORDER BY due_at LIMIT ?2");
     s.Bind(1, now).Bind(2, limit);
     while (s.Step()) out.push_back(ReadNotification(s));
     return out;
   }
 
-  std::vector<Notification> NotificationsOfUser(const std::string& channel, const std::string& user_id,
-                                                int limit) override {
+  std::vector<Notification> NotificationsOfUser(const std::string& channel,
+                                                const std::string& user_id, int limit) override {
     std::vector<Notification> out;
-    Stmt s = Prepare(NotificationSelect() + " WHERE channel=?1 AND user_id=?2 ORDER BY id DESC LIMIT ?3");
+    Stmt s = Prepare(NotificationSelect() +
+                     " WHERE channel=?1 AND user_id=?2 ORDER BY id DESC LIMIT ?3");
     s.Bind(1, channel).Bind(2, user_id).Bind(3, limit);
     while (s.Step()) out.push_back(ReadNotification(s));
     return out;
   }
 
-  std::optional<int64_t> LastSmsSentAt(const std::string& channel, const std::string& user_id) override {
+  std::optional<int64_t> LastSmsSentAt(const std::string& channel,
+                                       const std::string& user_id) override {
     Stmt s = Prepare(
-        "SELECT MAX(updated_at) FROM notifications WHERE channel=?1 AND user_id=?2 AND state IN ('sent','sending')");
+        "SELECT MAX(updated_at) FROM notifications WHERE channel=?1 AND user_id=?2 AND state IN "
+        "('sent','sending')");
     s.Bind(1, channel).Bind(2, user_id);
     if (!s.Step() || s.IsNull(0)) return std::nullopt;
     return s.Int(0);
@@ -337,7 +381,8 @@ class SqliteDb final : public Db {
 
   int RequeueSending(int64_t now) override {
     Stmt s = Prepare(
-        "UPDATE notifications SET state='scheduled', reason='retry_after_restart', due_at=?1, updated_at=?1"
+        "UPDATE notifications SET state='scheduled', reason='retry_after_restart', due_at=?1, "
+        "updated_at=?1"
         " WHERE state='sending'");
     s.Bind(1, now).Run();
     return sqlite3_changes(db_);
@@ -357,7 +402,8 @@ class SqliteDb final : public Db {
     auto it = stmts_.find(sql);
     if (it == stmts_.end()) {
       sqlite3_stmt* s = nullptr;
-      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
+          SQLITE_OK) {
         throw DbError(std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
       }
       it = stmts_.emplace(sql, s).first;
@@ -368,8 +414,10 @@ class SqliteDb final : public Db {
   // A chat row, then its last message in ReadMessage's columns (from 9;
   // NULL when the chat has none), then the user's name.
   static std::string ChatSelect() {
-    return "SELECT c.chat_id, c.channel, c.user_id, c.created_at, c.last_seq, c.updated_at, c.user_ack_seq,"
-           " c.user_read_seq, c.unread, m.chat_id, m.seq, m.id, m.from_role, m.sender_id, m.text, m.created_at,"
+    return "SELECT c.chat_id, c.channel, c.user_id, c.created_at, c.last_seq, c.updated_at, "
+           "c.user_ack_seq,"
+           " c.user_read_seq, c.unread, m.chat_id, m.seq, m.id, m.from_role, m.sender_id, m.text, "
+           "m.created_at,"
            " m.acked_at, u.name"
            " FROM chats c LEFT JOIN messages m ON m.chat_id=c.chat_id AND m.seq=c.last_seq"
            " LEFT JOIN users u ON u.channel=c.channel AND u.user_id=c.user_id";
@@ -390,7 +438,8 @@ class SqliteDb final : public Db {
     return c;
   }
   static std::string MessageSelect() {
-    return "SELECT chat_id, seq, id, from_role, sender_id, text, created_at, acked_at FROM messages";
+    return "SELECT chat_id, seq, id, from_role, sender_id, text, created_at, acked_at FROM "
+           "messages";
   }
   static Message ReadMessage(const Stmt& s, int b) {
     Message m;
@@ -405,7 +454,8 @@ class SqliteDb final : public Db {
     return m;
   }
   static std::string NotificationSelect() {
-    return "SELECT id, channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, attempts,"
+    return "SELECT id, channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, "
+           "attempts,"
            " provider_sid, provider_status, phone, body, created_at, updated_at FROM notifications";
   }
   static Notification ReadNotification(const Stmt& s) {
@@ -440,7 +490,8 @@ std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_i
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw DbError("cannot create data_dir '" + dir + "': " + ec.message());
-  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer, fault_injection ? FaultVfsName() : nullptr);
+  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer,
+                                    fault_injection ? FaultVfsName() : nullptr);
 }
 
 }  // namespace onlined::store
