@@ -125,8 +125,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     respond(std::move(r));
   };
   if (path == "/v1/user-chats") {
-    if (m == "POST") return OpenChat(req, std::move(respond), claims, *entry), true;
-    if (m == "GET") return ListChats(req, std::move(respond), *entry), true;
+    if (m == "POST") return OpenChat(req, respond, claims, *entry), true;
+    if (m == "GET") return ListChats(req, respond, *entry), true;
     return bad_method("GET, POST"), true;
   }
   if (chats) {
@@ -138,8 +138,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
       respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
       return true;
     }
-    if (m == "POST") return PostMessage(req, std::move(respond), claims, *entry, chat_id), true;
-    if (m == "GET") return ListMessages(req, std::move(respond), *entry, chat_id), true;
+    if (m == "POST") return PostMessage(req, respond, claims, *entry, chat_id), true;
+    if (m == "GET") return ListMessages(req, respond, *entry, chat_id), true;
     return bad_method("GET, POST"), true;
   }
   if (users) {
@@ -149,14 +149,14 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
       return true;
     }
     if (m != "PUT") return bad_method("PUT"), true;
-    return PutUser(req, std::move(respond), *entry, user_id), true;
+    return PutUser(req, respond, *entry, user_id), true;
   }
   if (m != "GET") return bad_method("GET"), true;
-  ListNotifications(req, std::move(respond), *entry);
+  ListNotifications(req, respond, *entry);
   return true;
 }
 
-void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Claims&,
+void ChatApi::OpenChat(net::Request& req, const net::Responder& respond, const auth::Claims&,
                        const ChannelEntry& e) {
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);
@@ -183,7 +183,7 @@ void ChatApi::OpenChat(net::Request& req, net::Responder respond, const auth::Cl
           }));
 }
 
-void ChatApi::ListChats(net::Request& req, net::Responder respond, const ChannelEntry& e) {
+void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const ChannelEntry& e) {
   int64_t limit = 50;
   std::string lim = QueryParam(req.Query(), "limit");
   if (!lim.empty() && (!ParseInt(lim, limit) || limit < 1 || limit > 200)) {
@@ -222,8 +222,8 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
             // Online status from memory, never from the store.
             ctx_.presence.Query(
                 idx, std::move(ids),
-                [this, loop, page, respond, start_us](std::vector<presence::UserInfo> pres,
-                                                      std::vector<std::string>) {
+                [this, loop, page, respond, start_us](const std::vector<presence::UserInfo>& pres,
+                                                      const std::vector<std::string>&) {
                   std::string out = R"({"user_chats":[)";
                   for (size_t i = 0; i < page->chats.size(); ++i) {
                     const store::Chat& c = page->chats[i];
@@ -275,7 +275,7 @@ void ChatApi::ListChats(net::Request& req, net::Responder respond, const Channel
           }));
 }
 
-void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth::Claims& c,
+void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, const auth::Claims& c,
                           const ChannelEntry& e, const std::string& chat_id) {
   // The node's send rate (max_sends_per_s): past it the cheapest answer, before the body is looked
   // at.
@@ -347,7 +347,7 @@ void ChatApi::PostMessage(net::Request& req, net::Responder respond, const auth:
       });
 }
 
-void ChatApi::ListMessages(net::Request& req, net::Responder respond, const ChannelEntry& e,
+void ChatApi::ListMessages(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                            const std::string& chat_id) {
   int64_t after = 0, limit = 100;
   std::string a = QueryParam(req.Query(), "after_seq"), l = QueryParam(req.Query(), "limit");
@@ -381,7 +381,7 @@ void ChatApi::ListMessages(net::Request& req, net::Responder respond, const Chan
           }));
 }
 
-void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEntry& e,
+void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                       const std::string& user_id) {
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);
@@ -435,7 +435,8 @@ void ChatApi::PutUser(net::Request& req, net::Responder respond, const ChannelEn
           }));
 }
 
-void ChatApi::ListNotifications(net::Request& req, net::Responder respond, const ChannelEntry& e) {
+void ChatApi::ListNotifications(net::Request& req, const net::Responder& respond,
+                                const ChannelEntry& e) {
   std::string user = QueryParam(req.Query(), "user_id");
   if (!ValidId(user))
     return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "user_id is required"));

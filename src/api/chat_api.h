@@ -15,16 +15,16 @@ class ChatApi {
   bool Handle(net::Request& req, net::Responder& respond);
 
  private:
-  void OpenChat(net::Request& req, net::Responder respond, const auth::Claims& c,
+  void OpenChat(net::Request& req, const net::Responder& respond, const auth::Claims& c,
                 const ChannelEntry& e);
-  void ListChats(net::Request& req, net::Responder respond, const ChannelEntry& e);
-  void PostMessage(net::Request& req, net::Responder respond, const auth::Claims& c,
+  void ListChats(net::Request& req, const net::Responder& respond, const ChannelEntry& e);
+  void PostMessage(net::Request& req, const net::Responder& respond, const auth::Claims& c,
                    const ChannelEntry& e, const std::string& chat_id);
-  void ListMessages(net::Request& req, net::Responder respond, const ChannelEntry& e,
+  void ListMessages(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                     const std::string& chat_id);
-  void PutUser(net::Request& req, net::Responder respond, const ChannelEntry& e,
+  void PutUser(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                const std::string& user_id);
-  void ListNotifications(net::Request& req, net::Responder respond, const ChannelEntry& e);
+  void ListNotifications(net::Request& req, const net::Responder& respond, const ChannelEntry& e);
   void SmsInbound(net::Request& req, net::Responder respond);
   void SmsStatus(net::Request& req, net::Responder respond);
   bool CheckSignature(const net::Request& req,

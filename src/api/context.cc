@@ -9,7 +9,7 @@
 namespace onlined::api {
 
 Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, presence::Router& r,
-                 Channels& c, store::Service& st, chat::Messenger& msg, LiveSettings s)
+                 Channels& c, store::Service& st, chat::Messenger& msg, const LiveSettings& s)
     : loops(l),
       metrics(m),
       presence(p),

@@ -41,7 +41,7 @@ class Context {
   // Everything given must outlive the context.
   Context(base::LoopGroup& loops, base::Metrics& metrics, presence::Presence& presence,
           presence::Router& router, Channels& channels, store::Service& store,
-          chat::Messenger& messenger, LiveSettings settings);
+          chat::Messenger& messenger, const LiveSettings& settings);
 
   base::LoopGroup& loops;
   base::Metrics& metrics;
@@ -54,7 +54,7 @@ class Context {
   std::shared_ptr<const LiveSettings> settings() const {
     return settings_.load(std::memory_order_acquire);
   }
-  void set_settings(LiveSettings s) {
+  void set_settings(const LiveSettings& s) {
     settings_.store(std::make_shared<const LiveSettings>(s), std::memory_order_release);
   }
 

@@ -41,7 +41,12 @@ LoopGroup::LoopGroup(size_t n, int64_t tick_ms) {
   for (size_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(i, tick_ms));
 }
 
-LoopGroup::~LoopGroup() { Stop(); }
+LoopGroup::~LoopGroup() {
+  try {
+    Stop();
+  } catch (...) {  // joining cannot fail for joinable threads; never throw from here
+  }
+}
 
 void LoopGroup::Start() {
   for (auto& l : loops_) guards_.emplace_back(l->io_.get_executor());

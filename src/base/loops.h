@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cassert>
 #include <functional>
 #include <memory>
 #include <thread>
@@ -44,6 +45,12 @@ class Loop {
   boost::asio::io_context io_{1};
   boost::asio::steady_timer tick_timer_;
 };
+
+// Asserts (debug builds) that the caller runs on loop `i`: state that loop
+// owns (a shard, an event log, its subscribers) is touched nowhere else.
+inline void AssertOnLoop([[maybe_unused]] size_t i) {
+  assert(Loop::Current() != nullptr && Loop::Current()->index() == i && "not on the owning loop");
+}
 
 class LoopGroup {
  public:

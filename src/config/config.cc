@@ -243,7 +243,9 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
             ch.sms_min_interval_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "quiet_hours") {
             ch.quiet_hours_text = GetStr(cv, name, where);
-            ch.quiet_hours = ParseQuietHours(ch.quiet_hours_text, name + " (" + where + ")");
+            std::string key_where = name;
+            key_where += " (" + where + ")";
+            ch.quiet_hours = ParseQuietHours(ch.quiet_hours_text, key_where);
           } else if (ck == "time_zone")
             ch.time_zone = GetStr(cv, name, where);
           else
@@ -352,7 +354,7 @@ Config Finish(Config c, const Overrides& flags) {
   return c;
 }
 
-Config FromTable(toml::table t, const std::map<std::string, std::string>& env,
+Config FromTable(const toml::table& t, const std::map<std::string, std::string>& env,
                  const Overrides& flags, const std::string& origin) {
   Config c;
   ApplyTop(c, t, origin);
@@ -401,7 +403,7 @@ Config LoadFromString(const std::string& text, const std::map<std::string, std::
        << ": " << e.description();
     throw ConfigError(os.str());
   }
-  return FromTable(std::move(t), env, flags, origin);
+  return FromTable(t, env, flags, origin);
 }
 
 Config Load(const std::optional<std::string>& path, const std::map<std::string, std::string>& env,

@@ -58,9 +58,9 @@ Decision Decide(const FireInput& in, const Policy& p) {
   d.phone = in.user->phone;
   if (unread < 1) unread = 1;
   std::string last;
-  for (auto it = in.window.rbegin(); it != in.window.rend(); ++it) {
-    if (it->from == "manager") {
-      last = it->text;
+  for (size_t i = in.window.size(); i-- > 0;) {  // the newest manager message
+    if (in.window[i].from == "manager") {
+      last = in.window[i].text;
       break;
     }
   }

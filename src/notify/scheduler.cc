@@ -64,7 +64,7 @@ void Scheduler::PullEarlier(int64_t id, int64_t due_at) {
         db.UpdateNotification(*n);
         return true;
       },
-      [](store::Outcome<bool>) {});
+      [](const store::Outcome<bool>&) {});
 }
 
 void Scheduler::Tick() {
@@ -154,24 +154,24 @@ void Scheduler::Claim() {
               spdlog::warn("outbox: cannot claim due notifications: {}", o.error);
               return;
             }
-            Claimed(std::move(*o.value));
+            Claimed(*o.value);
           });
         });
   }
 }
 
-void Scheduler::Claimed(std::vector<store::Notification> sends) {
-  for (store::Notification& n : sends) {
+void Scheduler::Claimed(const std::vector<store::Notification>& sends) {
+  for (const store::Notification& n : sends) {
     metrics_.Add(metrics_.loops(), m_inflight_, 1);
     int64_t id = n.id;
-    provider_->Send({n.id, n.phone, n.body}, [this, id](SmsResult r) {
+    provider_->Send({n.id, n.phone, n.body}, [this, id](const SmsResult& r) {
       metrics_.Add(metrics_.loops(), m_inflight_, -1);
-      Record(id, std::move(r));
+      Record(id, r);
     });
   }
 }
 
-void Scheduler::Record(int64_t id, SmsResult r) {
+void Scheduler::Record(int64_t id, const SmsResult& r) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
   const double j = jitter(rng);

@@ -55,8 +55,8 @@ class Scheduler {
  private:
   void Tick();
   void Claim();
-  void Claimed(std::vector<store::Notification> sends);
-  void Record(int64_t id, SmsResult r);
+  void Claimed(const std::vector<store::Notification>& sends);
+  void Record(int64_t id, const SmsResult& r);
 
   store::Service& store_;
   const PolicySource& policies_;

@@ -3,6 +3,7 @@
 namespace onlined::presence {
 
 std::optional<std::vector<Payload>> EventLog::After(uint64_t after) const {
+  thread_.Check();
   if (after > last_seq_) return std::nullopt;  // from the future: another run
   if (after + 1 < first_kept_seq()) return std::nullopt;
   std::vector<Payload> out;

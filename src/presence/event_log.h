@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_checker.h"
+
 namespace onlined::presence {
 
 using Payload = std::shared_ptr<const std::string>;
@@ -25,6 +27,7 @@ class EventLog {
   // keeps it, and returns it.
   template <class Encode>
   Payload Append(Encode&& encode) {
+    thread_.Check();
     uint64_t seq = ++last_seq_;
     Payload p = std::make_shared<const std::string>(encode(seq));
     ring_.push_back(p);
@@ -43,6 +46,7 @@ class EventLog {
   size_t capacity_;
   uint64_t last_seq_;
   std::deque<Payload> ring_;
+  base::ThreadChecker thread_;  // the channel's home loop
 };
 
 }  // namespace onlined::presence

@@ -138,6 +138,7 @@ void PresenceTable::Emit(const User& u) {
 
 void PresenceTable::Open(ChannelIdx ch, std::string_view user_id, std::shared_ptr<SessionCell> cell,
                          int64_t wall_now) {
+  thread_.Check();
   const uint64_t h = Hash(ch, user_id);
   User* u = FindHashed(h, ch, user_id);
   if (u == nullptr) {
@@ -164,6 +165,7 @@ void PresenceTable::Open(ChannelIdx ch, std::string_view user_id, std::shared_pt
 
 void PresenceTable::Close(ChannelIdx ch, std::string_view user_id, const SessionCell* cell,
                           bool timed_out) {
+  thread_.Check();
   User* u = Find(ch, user_id);
   if (u == nullptr) return;
   auto it = std::find_if(u->sessions.begin(), u->sessions.end(),
@@ -183,6 +185,7 @@ void PresenceTable::Close(ChannelIdx ch, std::string_view user_id, const Session
 }
 
 void PresenceTable::StateChanged(ChannelIdx ch, std::string_view user_id) {
+  thread_.Check();
   User* u = Find(ch, user_id);
   if (u == nullptr || !u->online || u->sessions.empty()) return;
   bool idle = u->BestIdle();
@@ -211,6 +214,7 @@ UserInfo PresenceTable::User::Info(const User* u) {
 }
 
 UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
+  thread_.Check();
   return User::Info(Find(ch, user_id));
 }
 
@@ -220,6 +224,7 @@ UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
 // reads, the misses of the group overlap instead of adding up.
 void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n,
                                UserInfo* out) const {
+  thread_.Check();
   constexpr size_t kGroup = 16;
   uint64_t h[kGroup];
   const User* u[kGroup];
@@ -265,6 +270,7 @@ const std::vector<std::shared_ptr<SessionCell>>& PresenceTable::Sessions(
 }
 
 int64_t PresenceTable::OnlineCount(ChannelIdx ch) const {
+  thread_.Check();
   return ch < online_by_channel_.size() ? online_by_channel_[ch] : 0;
 }
 

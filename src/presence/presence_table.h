@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/thread_checker.h"
 #include "base/timing_wheel.h"
 
 namespace onlined::presence {
@@ -103,6 +104,7 @@ class PresenceTable {
   size_t size() const { return count_; }
 
  private:
+  base::ThreadChecker thread_;  // the shard's loop: every call is made there
   struct User;
   // The index: open addressing, linear probing, at most half full. A slot
   // holds the key's full hash beside the record, so a probe touches the

@@ -69,6 +69,7 @@ void Service::Open(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionCe
   size_t shard = ShardOf(ch, user_id, shards_.size());
   RunOn(shard, [this, ch, shard, origin, user = std::move(user_id), cell = std::move(cell),
                 done = std::move(done)]() mutable {
+    base::AssertOnLoop(shard);
     shards_[shard]->table->Open(ch, user, std::move(cell), base::WallMs());
     metrics_.Add(shard, m_opens_);
     RunOn(origin, std::move(done));
@@ -79,6 +80,7 @@ void Service::Close(ChannelIdx ch, std::string user_id, std::shared_ptr<SessionC
                     bool timed_out) {
   size_t shard = ShardOf(ch, user_id, shards_.size());
   RunOn(shard, [this, ch, shard, timed_out, user = std::move(user_id), cell = std::move(cell)] {
+    base::AssertOnLoop(shard);
     shards_[shard]->table->Close(ch, user, cell.get(), timed_out);
     metrics_.Add(shard, m_closes_);
     if (timed_out) metrics_.Add(shard, m_timeouts_);
@@ -135,6 +137,7 @@ void Service::Publish(Event&& e) {
 }
 
 void Service::Append(size_t home, Event&& e) {
+  base::AssertOnLoop(home);
   Shard& h = *shards_[home];
   auto it = h.logs.find(e.channel);
   if (it == h.logs.end()) {
@@ -150,6 +153,7 @@ void Service::Append(size_t home, Event&& e) {
 }
 
 void Service::Deliver(size_t loop, ChannelIdx ch, const Payload& p) {
+  base::AssertOnLoop(loop);
   auto it = shards_[loop]->subs.find(ch);
   if (it == shards_[loop]->subs.end()) return;
   // No subscriber leaves from inside OnChannelFrame (a full send queue aborts

@@ -9,7 +9,7 @@
 
 namespace onlined::store {
 
-Service::Service(Opener open, Options opts, base::Metrics& metrics)
+Service::Service(const Opener& open, Options opts, base::Metrics& metrics)
     : opts_(opts), metrics_(metrics) {
   writer_db_ = open(true);
   for (int i = 0; i < opts_.readers; ++i) reader_dbs_.push_back(open(false));

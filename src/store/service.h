@@ -47,7 +47,7 @@ class Service {
   };
 
   // Opens the connections now (throws DbError on failure) and starts threads.
-  Service(Opener open, Options opts, base::Metrics& metrics);
+  Service(const Opener& open, Options opts, base::Metrics& metrics);
   ~Service();
   void Stop();
 

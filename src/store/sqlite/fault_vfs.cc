@@ -141,11 +141,11 @@ bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err) {
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), dst);
       return ec == std::errc() && p == v.data() + v.size() && dst > 0;
     };
-    if (item == "full") {
-      out.disk_full = true;
-    } else if (item.rfind("write=", 0) == 0 && number(item.substr(6), out.fail_write)) {
-    } else if (item.rfind("sync=", 0) == 0 && number(item.substr(5), out.fail_sync)) {
-    } else {
+    const bool ok = item == "full"                 ? (out.disk_full = true)
+                    : item.rfind("write=", 0) == 0 ? number(item.substr(6), out.fail_write)
+                    : item.rfind("sync=", 0) == 0  ? number(item.substr(5), out.fail_sync)
+                                                   : false;
+    if (!ok) {
       err = "unknown fault '" + std::string(item) +
             "' (none | write=N | sync=N | full, comma-separated)";
       return false;
