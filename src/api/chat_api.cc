@@ -77,15 +77,10 @@ std::function<void(store::Outcome<T>)> OnLoop(Context& ctx, size_t loop, Fn fn) 
 }
 
 net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bool overloaded) {
-  if (overloaded) {
-    net::Response r =
-        ErrorResponse(ctx, loop, Error::kOverloaded, "the store is busy; retry later");
-    r.headers.emplace_back("Retry-After", "1");
-    return r;
-  }
-  spdlog::error("store: {}", error);
-  net::Response r = ErrorResponse(ctx, loop, Error::kStoreUnavailable,
-                                  "the store failed this request; retry later");
+  if (!overloaded) spdlog::error("store: {}", error);
+  net::Response r = ErrorResponse(
+      ctx, loop, StoreErrorOf(overloaded),
+      overloaded ? "the store is busy; retry later" : "the store failed this request; retry later");
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -175,7 +170,7 @@ void ChatApi::OpenChat(net::Request& req, const net::Responder& respond, const a
       },
       OnLoop<std::pair<store::Chat, bool>>(
           ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
             std::string out = R"({"chat_id":)";
             proto::AppendJsonString(out, o.value->first.chat_id);
             out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
@@ -215,7 +210,7 @@ void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const 
       },
       OnLoop<store::ChatPage>(
           ctx_, loop, [this, loop, idx, respond, start_us](store::Outcome<store::ChatPage> o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
             auto page = std::make_shared<store::ChatPage>(std::move(*o.value));
             std::vector<std::string> ids;
             for (const auto& c : page->chats) ids.push_back(c.user_id);
@@ -306,25 +301,16 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
   if (key.size() > 200)
     return respond(
         ErrorResponse(ctx_, req.loop, Error::kBadRequest, "Idempotency-Key is too long"));
-  chat::SendInput in;
-  in.channel = e.settings.id;
-  in.chat_id = chat_id;
-  in.from = "manager";
-  in.sender_id = c.subject;
-  in.text = std::move(text);
   // Each sender's keys are its own: two managers who both use key "1" send
   // two messages.
-  in.idem_scope = (c.role == auth::Role::kServer ? "server:" : "manager:") + c.subject;
-  in.idem_key = key;
-  in.body_hash = chat::BodyHash(chat_id, in.text);
-  in.now = base::WallMs();
-  in.schedule_sms = true;
-  in.sms_delay_ms = int64_t{e.settings.sms_delay_s} * 1000;
-  in.ack_timeout_ms = int64_t{e.settings.ack_timeout_s} * 1000;
+  std::string scope = (c.role == auth::Role::kServer ? "server:" : "manager:") + c.subject;
+  chat::SendInput in = chat::ManagerSendInput(
+      e.settings.id, chat_id, c.subject, scope, std::move(text), key, base::WallMs(),
+      int64_t{e.settings.sms_delay_s} * 1000, int64_t{e.settings.ack_timeout_s} * 1000);
   ctx_.messenger.Send(
       std::move(in), e.idx, req.loop,
       [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
         const chat::SendResult& r = *o.value;
         if (r.status == chat::SendStatus::kNoChat) {
           return respond(
@@ -365,7 +351,7 @@ void ChatApi::ListMessages(net::Request& req, const net::Responder& respond, con
       },
       OnLoop<std::optional<std::vector<store::Message>>>(
           ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
             if (!*o.value)
               return respond(
                   ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
@@ -419,7 +405,7 @@ void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const Ch
       },
       OnLoop<store::UserProfile>(
           ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<store::UserProfile> o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
             std::string out = R"({"user_id":)";
             proto::AppendJsonString(out, o.value->user_id);
             out += R"(,"name":)";
@@ -445,7 +431,7 @@ void ChatApi::ListNotifications(net::Request& req, const net::Responder& respond
       [channel, user](store::Db& db) { return db.NotificationsOfUser(channel, user, 100); },
       OnLoop<std::vector<store::Notification>>(
           ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
             std::string out = R"({"notifications":[)";
             for (size_t i = 0; i < o.value->size(); ++i) {
               if (i) out += ',';
@@ -501,7 +487,7 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
       OnLoop<int>(ctx_, req.loop,
                   [this, loop = req.loop, respond, twiml, from, opt_in,
                    sid](store::Outcome<int> o) mutable {
-                    if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+                    if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
                     if (*o.value < 0) {
                       spdlog::warn("sms inbound {}: already applied, ignored (replay)", sid);
                     } else {
@@ -529,7 +515,7 @@ void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
         return notify::ApplyStatusCallback(db, sid, status, code, base::WallMs());
       },
       OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded));
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
         if (!*o.value)
           return respond(ErrorResponse(ctx_, loop, Error::kUnknownSid,
                                        "no notification with this MessageSid"));

@@ -345,17 +345,8 @@ class ClientSession final : public net::WsSession,
     if (static_cast<int64_t>(f.text.size()) > ctx_.settings()->max_text_bytes) {
       return Refuse(Error::kTextTooLong, "text is over the limit", false);
     }
-    chat::SendInput in;
-    in.channel = claims_.channel;
-    in.chat_id = f.chat_id;
-    in.user_id = claims_.subject;
-    in.from = "user";
-    in.sender_id = claims_.subject;
-    in.text = f.text;
-    in.idem_scope = "user:" + claims_.subject;
-    in.idem_key = f.client_msg_id;
-    in.body_hash = chat::BodyHash(f.chat_id, f.text);
-    in.now = base::WallMs();
+    chat::SendInput in = chat::UserSendInput(claims_.channel, claims_.subject, f.chat_id, f.text,
+                                             f.client_msg_id, base::WallMs());
     std::weak_ptr<void> alive = conn_.lifetime();
     std::string client_msg_id = f.client_msg_id;
     ctx_.messenger.Send(std::move(in), e->idx, conn_.loop(),
@@ -363,10 +354,9 @@ class ClientSession final : public net::WsSession,
                           if (alive.expired() || phase_ != Phase::kLive) return;
                           if (!o.ok()) {
                             std::optional<int64_t> retry;
-                            if (o.overloaded) retry = ctx_.settings()->retry_after_ms;
-                            return SendError(
-                                o.overloaded ? Error::kOverloaded : Error::kStoreUnavailable,
-                                "the message was not stored; send it again", retry);
+                            if (o.overloaded()) retry = ctx_.settings()->retry_after_ms;
+                            return SendError(StoreErrorOf(o.overloaded()),
+                                             "the message was not stored; send it again", retry);
                           }
                           if (o.value->status == chat::SendStatus::kNoChat) {
                             return Refuse(Error::kUnknownChat, "no such chat of yours", false);

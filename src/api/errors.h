@@ -64,6 +64,11 @@ const ErrorInfo& Info(Error e);
 inline std::string_view Code(Error e) { return Info(e).code; }
 inline int HttpStatus(Error e) { return Info(e).http_status; }
 
+// The code of a store failure: overloaded (retry later) or store_unavailable.
+inline Error StoreErrorOf(bool overloaded) {
+  return overloaded ? Error::kOverloaded : Error::kStoreUnavailable;
+}
+
 // Every row, in enum order.
 std::span<const ErrorInfo> AllErrors();
 

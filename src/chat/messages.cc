@@ -50,6 +50,43 @@ store::Chat OpenChat(store::Db& db, const std::string& channel, const std::strin
   return c;
 }
 
+SendInput UserSendInput(const std::string& channel, const std::string& user_id,
+                        const std::string& chat_id, const std::string& text,
+                        const std::string& client_msg_id, int64_t now) {
+  SendInput in;
+  in.channel = channel;
+  in.chat_id = chat_id;
+  in.user_id = user_id;
+  in.from = "user";
+  in.sender_id = user_id;
+  in.text = text;
+  in.idem_scope = "user:" + user_id;
+  in.idem_key = client_msg_id;
+  in.body_hash = BodyHash(chat_id, text);
+  in.now = now;
+  return in;
+}
+
+SendInput ManagerSendInput(const std::string& channel, const std::string& chat_id,
+                           const std::string& sender_id, const std::string& scope, std::string text,
+                           const std::string& key, int64_t now, int64_t sms_delay_ms,
+                           int64_t ack_timeout_ms) {
+  SendInput in;
+  in.channel = channel;
+  in.chat_id = chat_id;
+  in.from = "manager";
+  in.sender_id = sender_id;
+  in.body_hash = BodyHash(chat_id, text);
+  in.text = std::move(text);
+  in.idem_scope = scope;
+  in.idem_key = key;
+  in.now = now;
+  in.schedule_sms = true;
+  in.sms_delay_ms = sms_delay_ms;
+  in.ack_timeout_ms = ack_timeout_ms;
+  return in;
+}
+
 SendResult Send(store::Db& db, const SendInput& in) {
   SendResult r;
   if (!in.idem_key.empty()) {

@@ -22,7 +22,7 @@ struct SendInput {
   std::string idem_key;    // "" for none
   std::string body_hash;   // of what identifies the request (chat + text)
   int64_t now = 0;
-  // A manager's message schedules an SMS (see DESIGN.md "Offline fallback"):
+  // A manager's message schedules an SMS (docs/protocol.md, "Delivery and the SMS fallback"):
   // due at now + ack_timeout + sms_delay, pulled earlier to now + sms_delay
   // when the user turns out to be offline. The decision is made at fire time.
   bool schedule_sms = false;
@@ -44,6 +44,20 @@ struct SendResult {
   bool chat_created = false;
   int64_t notification_id = 0;  // the outbox entry it joined or created (managers)
 };
+
+// A user's `send` frame: no SMS; the idempotency key (client_msg_id) is the
+// user's own; without chat_id the user's chat (opened if none).
+SendInput UserSendInput(const std::string& channel, const std::string& user_id,
+                        const std::string& chat_id, const std::string& text,
+                        const std::string& client_msg_id, int64_t now);
+
+// A manager's (or a server token's) POST: schedules the SMS fallback with the
+// channel's delays; the Idempotency-Key is the sender's own (`scope` is
+// "manager:<id>" or "server:<id>").
+SendInput ManagerSendInput(const std::string& channel, const std::string& chat_id,
+                           const std::string& sender_id, const std::string& scope, std::string text,
+                           const std::string& key, int64_t now, int64_t sms_delay_ms,
+                           int64_t ack_timeout_ms);
 
 // Stores one message. Throws store::DbError on engine failure.
 SendResult Send(store::Db& db, const SendInput& in);

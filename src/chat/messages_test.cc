@@ -213,7 +213,7 @@ TEST(StoreService, FullQueueRefusesAtOnce) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   for (int i = 0; i < 5; ++i) {
     svc.Write<int>([](store::Db&) { return 1; },
-                   [&](store::Outcome<int> r) { r.overloaded ? ++refused : ++ok; });
+                   [&](store::Outcome<int> r) { r.overloaded() ? ++refused : ++ok; });
   }
   EXPECT_EQ(refused.load(), 4);
   gate.set_value();

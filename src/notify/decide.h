@@ -1,6 +1,6 @@
 #pragma once
-// What to do with a notification whose time has come (DESIGN.md "Offline
-// fallback"): pure, so every rule is unit-tested with a fake clock.
+// What to do with a notification whose time has come (docs/protocol.md,
+// "Delivery and the SMS fallback"): pure, so every rule is unit-tested with a fake clock.
 #include <cstdint>
 #include <memory>
 #include <optional>

@@ -1,5 +1,5 @@
 #pragma once
-// Codec for the WebSocket frames of contract v1 (see DESIGN.md).
+// Codec for the WebSocket frames of contract v1 (docs/protocol.md).
 // Parsing is strict about types and lenient about unknown extra fields (so
 // clients may add to the contract). Encoding writes compact JSON.
 // Pure functions, thread-safe, no I/O. Fuzzed by fuzz/frames_fuzz.cc.

@@ -27,13 +27,21 @@
 
 namespace onlined::store {
 
+// Why a store operation has no value.
+enum class Failure {
+  kNone,
+  kOverloaded,  // refused before it ran: a queue full or too slow (retry later)
+  kEngine,      // the engine failed it (I/O, constraint, corruption): nothing was written
+};
+
 // The outcome of one store operation: a value, or why there is none.
 template <class T>
 struct Outcome {
   std::optional<T> value;
-  std::string error;  // "overloaded" (queue full) or the engine's message
-  bool overloaded = false;
+  Failure failure = Failure::kNone;
+  std::string error;  // for the log: the engine's message, or why it was refused
   bool ok() const { return value.has_value(); }
+  bool overloaded() const { return failure == Failure::kOverloaded; }
 };
 
 class Service {
@@ -89,7 +97,7 @@ class Service {
       Outcome<T> o;
       if (err) {
         o.error = *err;
-        o.overloaded = overloaded;
+        o.failure = overloaded ? Failure::kOverloaded : Failure::kEngine;
       } else {
         o.value = std::move(*slot);
       }
