@@ -12,6 +12,7 @@
 #include "chat/messages.h"
 #include "notify/webhook.h"
 #include "notify/webhook_rules.h"
+#include "proto/frames.h"
 #include "proto/json_writer.h"
 
 namespace onlined::api {
@@ -229,13 +230,9 @@ void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const 
                     proto::AppendJsonString(out, c.user_id);
                     out += R"(,"name":)";
                     proto::AppendJsonString(out, c.user_name.empty() ? c.user_id : c.user_name);
-                    out += pres[i].online ? R"(,"online":true)" : R"(,"online":false)";
-                    out += R"(,"last_seen":)";
-                    if (pres[i].last_seen > 0) {
-                      proto::AppendInt(out, pres[i].last_seen);
-                    } else {
-                      out += "null";
-                    }
+                    out += ',';
+                    proto::AppendPresenceFields(out, pres[i].online, pres[i].last_seen,
+                                                pres[i].idle);
                     out += R"(},"last_message":)";
                     if (c.last_message) {
                       chat::AppendMessageJson(out, *c.last_message);

@@ -194,17 +194,10 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
                           if (i) out += ',';
                           const presence::UserInfo& u = found[i];
                           proto::AppendJsonString(out, ids[i]);
-                          out += u.online ? R"(:{"online":true)" : R"(:{"online":false)";
+                          out += ":{";
+                          proto::AppendPresenceFields(out, u.online, u.last_seen, u.idle);
                           out += R"(,"sessions":)";
                           proto::AppendInt(out, u.sessions);
-                          out += R"(,"last_seen":)";
-                          if (u.last_seen > 0) {
-                            proto::AppendInt(out, u.last_seen);
-                          } else {
-                            out += "null";
-                          }
-                          if (u.online)
-                            out += u.idle ? R"(,"state":"idle")" : R"(,"state":"active")";
                           out += '}';
                         }
                         out += "}}";

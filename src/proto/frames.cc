@@ -165,18 +165,23 @@ std::string EncodeError(std::string_view code, std::string_view message,
   return s;
 }
 
+void AppendPresenceFields(std::string& out, bool online, int64_t last_seen, bool idle) {
+  out += online ? R"("online":true)" : R"("online":false)";
+  out += R"(,"last_seen":)";
+  if (last_seen > 0) {
+    AppendInt(out, last_seen);
+  } else {
+    out += "null";
+  }
+  if (online) out += idle ? R"(,"state":"idle")" : R"(,"state":"active")";
+}
+
 std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,
                            uint64_t event_seq) {
   std::string s = R"({"type":"presence","user_id":)";
   AppendJsonString(s, user_id);
-  s += online ? R"(,"online":true)" : R"(,"online":false)";
-  s += R"(,"last_seen":)";
-  if (last_seen > 0) {
-    AppendInt(s, last_seen);
-  } else {
-    s += "null";
-  }
-  if (online) s += idle ? R"(,"state":"idle")" : R"(,"state":"active")";
+  s += ',';
+  AppendPresenceFields(s, online, last_seen, idle);
   s += R"(,"event_seq":)";
   AppendInt(s, static_cast<int64_t>(event_seq));
   s += '}';

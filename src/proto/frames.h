@@ -48,6 +48,10 @@ std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
                           int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq);
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> retry_after_ms = std::nullopt);
+// Appends a user's presence as every answer and event spells it:
+// "online":<bool>,"last_seen":<ms or null>, and while online ,"state":"active"|"idle".
+void AppendPresenceFields(std::string& out, bool online, int64_t last_seen, bool idle);
+
 std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,
                            uint64_t event_seq);
 std::string EncodePresenceReset(uint64_t event_seq);
