@@ -32,7 +32,6 @@ class TokenBucket {
     Refill(now_ms);
     return tokens_ >= 1.0;
   }
-  bool unlimited() const { return rate_ <= 0; }
 
  private:
   void Refill(int64_t now_ms) {

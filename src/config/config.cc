@@ -8,8 +8,10 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 extern char** environ;
 
@@ -78,105 +80,65 @@ bool ValidId(const std::string& id) {
   });
 }
 
+// Every top-level scalar setting, once: its key (also ONLINED_<KEY>), its
+// range, and the field it sets. ApplyTop and ApplyEnv both read this table.
+template <auto Field>
+void SetField(Config& c, int64_t v) {
+  c.*Field = static_cast<std::remove_reference_t<decltype(c.*Field)>>(v);
+}
+struct IntSetting {
+  const char* key;
+  int64_t lo, hi;
+  void (*set)(Config&, int64_t);
+};
+constexpr IntSetting kIntSettings[] = {
+    {"heartbeat_s", 1, 3600, &SetField<&Config::heartbeat_s>},
+    {"heartbeat_timeout_ms", 0, 3600000, &SetField<&Config::heartbeat_timeout_ms>},
+    {"offline_grace_ms", 0, 3600000, &SetField<&Config::offline_grace_ms>},
+    {"hello_timeout_ms", 100, 600000, &SetField<&Config::hello_timeout_ms>},
+    {"max_frame_bytes", 1024, 16 << 20, &SetField<&Config::max_frame_bytes>},
+    {"max_body_bytes", 1024, 64 << 20, &SetField<&Config::max_body_bytes>},
+    {"max_connections", 0, 10000000, &SetField<&Config::max_connections>},
+    {"max_connections_per_ip", 0, 10000000, &SetField<&Config::max_connections_per_ip>},
+    {"handshakes_per_s", 0, 10000000, &SetField<&Config::handshakes_per_s>},
+    {"handshake_burst", 0, 10000000, &SetField<&Config::handshake_burst>},
+    {"max_http_in_flight", 0, 10000000, &SetField<&Config::max_http_in_flight>},
+    {"http_idle_timeout_ms", 100, 600000, &SetField<&Config::http_idle_timeout_ms>},
+    {"send_queue_max", 16, 1 << 20, &SetField<&Config::send_queue_max>},
+    {"presence_event_buffer", 16, 1 << 24, &SetField<&Config::presence_event_buffer>},
+    {"retry_after_ms", 100, 3600000, &SetField<&Config::retry_after_ms>},
+    {"max_text_bytes", 1, 1 << 20, &SetField<&Config::max_text_bytes>},
+    {"max_sends_per_s", 0, 10000000, &SetField<&Config::max_sends_per_s>},
+    {"notify_tick_ms", 10, 60000, &SetField<&Config::notify_tick_ms>},
+    {"store_max_batch", 1, 100000, &SetField<&Config::store_max_batch>},
+    {"store_max_queue_delay_ms", 0, 600000, &SetField<&Config::store_max_queue_delay_ms>},
+    {"threads", 0, 256, &SetField<&Config::threads>},
+};
+struct StrSetting {
+  const char* key;
+  std::string Config::*field;
+};
+constexpr StrSetting kStrSettings[] = {
+    {"listen", &Config::listen},
+    {"data_dir", &Config::data_dir},
+    {"log_level", &Config::log_level},
+    {"web_dir", &Config::web_dir},
+    {"metrics_listen", &Config::metrics_listen},
+    {"metrics_token", &Config::metrics_token},
+    {"frame_ancestors", &Config::frame_ancestors},
+    {"store_faults", &Config::store_faults},
+};
+
 void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
-  static const std::set<std::string> kKnown = {"listen",
-                                               "data_dir",
-                                               "heartbeat_s",
-                                               "heartbeat_timeout_ms",
-                                               "offline_grace_ms",
-                                               "hello_timeout_ms",
-                                               "max_frame_bytes",
-                                               "max_body_bytes",
-                                               "max_connections",
-                                               "send_queue_max",
-                                               "presence_event_buffer",
-                                               "retry_after_ms",
-                                               "threads",
-                                               "log_level",
-                                               "sms",
-                                               "cluster",
-                                               "channels",
-                                               "max_text_bytes",
-                                               "notify_tick_ms",
-                                               "store_max_batch",
-                                               "web_dir",
-                                               "max_connections_per_ip",
-                                               "handshakes_per_s",
-                                               "handshake_burst",
-                                               "max_http_in_flight",
-                                               "http_idle_timeout_ms",
-                                               "metrics_listen",
-                                               "metrics_token",
-                                               "frame_ancestors",
-                                               "store_faults",
-                                               "store_max_queue_delay_ms",
-                                               "max_sends_per_s"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
-    if (!kKnown.count(key)) Fail(key, where, "unknown setting");
-    if (key == "listen")
-      c.listen = GetStr(v, key, where);
-    else if (key == "data_dir")
-      c.data_dir = GetStr(v, key, where);
-    else if (key == "heartbeat_s")
-      c.heartbeat_s = static_cast<int>(GetInt(v, key, where, 1, 3600));
-    else if (key == "heartbeat_timeout_ms")
-      c.heartbeat_timeout_ms = GetInt(v, key, where, 0, 3600000);
-    else if (key == "offline_grace_ms")
-      c.offline_grace_ms = GetInt(v, key, where, 0, 3600000);
-    else if (key == "hello_timeout_ms")
-      c.hello_timeout_ms = GetInt(v, key, where, 100, 600000);
-    else if (key == "max_frame_bytes")
-      c.max_frame_bytes = GetInt(v, key, where, 1024, 16 << 20);
-    else if (key == "max_body_bytes")
-      c.max_body_bytes = GetInt(v, key, where, 1024, 64 << 20);
-    else if (key == "max_connections")
-      c.max_connections = GetInt(v, key, where, 0, 10000000);
-    else if (key == "send_queue_max")
-      c.send_queue_max = GetInt(v, key, where, 16, 1 << 20);
-    else if (key == "presence_event_buffer")
-      c.presence_event_buffer = GetInt(v, key, where, 16, 1 << 24);
-    else if (key == "retry_after_ms")
-      c.retry_after_ms = GetInt(v, key, where, 100, 3600000);
-    else if (key == "max_text_bytes")
-      c.max_text_bytes = GetInt(v, key, where, 1, 1 << 20);
-    else if (key == "notify_tick_ms")
-      c.notify_tick_ms = GetInt(v, key, where, 10, 60000);
-    else if (key == "store_max_batch")
-      c.store_max_batch = GetInt(v, key, where, 1, 100000);
-    else if (key == "threads")
-      c.threads = static_cast<int>(GetInt(v, key, where, 0, 256));
-    else if (key == "log_level")
-      c.log_level = GetStr(v, key, where);
-    else if (key == "web_dir")
-      c.web_dir = GetStr(v, key, where);
-    else if (key == "max_connections_per_ip")
-      c.max_connections_per_ip = GetInt(v, key, where, 0, 10000000);
-    else if (key == "handshakes_per_s")
-      c.handshakes_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "handshake_burst")
-      c.handshake_burst = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "max_http_in_flight")
-      c.max_http_in_flight = GetInt(v, key, where, 0, 10000000);
-    else if (key == "http_idle_timeout_ms")
-      c.http_idle_timeout_ms = GetInt(v, key, where, 100, 600000);
-    else if (key == "metrics_listen")
-      c.metrics_listen = GetStr(v, key, where);
-    else if (key == "metrics_token")
-      c.metrics_token = GetStr(v, key, where);
-    else if (key == "store_faults")
-      c.store_faults = GetStr(v, key, where);
-    else if (key == "max_sends_per_s")
-      c.max_sends_per_s = static_cast<double>(GetInt(v, key, where, 0, 10000000));
-    else if (key == "store_max_queue_delay_ms")
-      c.store_max_queue_delay_ms = GetInt(v, key, where, 0, 600000);
-    else if (key == "frame_ancestors") {
-      c.frame_ancestors = GetStr(v, key, where);
-      // It goes into a header: no line breaks, no ';' that would end the directive.
-      if (c.frame_ancestors.empty() ||
-          c.frame_ancestors.find_first_of(";\r\n,") != std::string::npos) {
-        Fail(key, where, "must be a CSP source list such as 'none', 'self' or https://example.com");
-      }
+    auto is = [&key](const auto& s) { return key == s.key; };
+    if (auto i = std::find_if(std::begin(kIntSettings), std::end(kIntSettings), is);
+        i != std::end(kIntSettings)) {
+      i->set(c, GetInt(v, key, where, i->lo, i->hi));
+    } else if (auto s = std::find_if(std::begin(kStrSettings), std::end(kStrSettings), is);
+               s != std::end(kStrSettings)) {
+      c.*(s->field) = GetStr(v, key, where);
     } else if (key == "sms") {
       const toml::table* st = v.as_table();
       if (!st) Fail("sms", where, "must be a table");
@@ -259,49 +221,27 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
         }
         c.channels.push_back(std::move(ch));
       }
+    } else {
+      Fail(key, where, "unknown setting");
     }
   }
 }
 
 // ONLINED_<KEY> for top-level scalars and ONLINED_SMS_<KEY> for [sms].
 void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
-  static const std::set<std::string> kIntKeys = {"heartbeat_s",
-                                                 "heartbeat_timeout_ms",
-                                                 "offline_grace_ms",
-                                                 "hello_timeout_ms",
-                                                 "max_frame_bytes",
-                                                 "max_body_bytes",
-                                                 "max_connections",
-                                                 "send_queue_max",
-                                                 "presence_event_buffer",
-                                                 "retry_after_ms",
-                                                 "threads",
-                                                 "max_text_bytes",
-                                                 "notify_tick_ms",
-                                                 "store_max_batch",
-                                                 "max_connections_per_ip",
-                                                 "handshakes_per_s",
-                                                 "handshake_burst",
-                                                 "max_http_in_flight",
-                                                 "http_idle_timeout_ms",
-                                                 "store_max_queue_delay_ms",
-                                                 "max_sends_per_s"};
-  static const std::vector<std::string> kStrKeys = {
-      "listen",         "data_dir",      "log_level",      "web_dir",
-      "metrics_listen", "metrics_token", "frame_ancestors"};
   for (const auto& [name, value] : env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
     std::string rest = name.substr(8);
     bool used = false;
-    for (const std::string& k : kIntKeys) {
-      if (rest == Upper(k)) {
-        t.insert_or_assign(k, ParseIntText(name, "environment", value));
+    for (const IntSetting& k : kIntSettings) {
+      if (rest == Upper(k.key)) {
+        t.insert_or_assign(k.key, ParseIntText(name, "environment", value));
         used = true;
       }
     }
-    for (const std::string& k : kStrKeys) {
-      if (rest == Upper(k)) {
-        t.insert_or_assign(k, value);
+    for (const StrSetting& k : kStrSettings) {
+      if (rest == Upper(k.key)) {
+        t.insert_or_assign(k.key, value);
         used = true;
       }
     }
@@ -327,6 +267,11 @@ Config Finish(Config c, const Overrides& flags) {
   if (flags.data_dir) c.data_dir = *flags.data_dir;
   if (flags.log_level) c.log_level = *flags.log_level;
   ParseListen(c, flags.listen ? "flag --listen" : "config");
+  // It goes into a header: no line breaks, no ';' that would end the directive.
+  if (c.frame_ancestors.empty() || c.frame_ancestors.find_first_of(";\r\n,") != std::string::npos) {
+    Fail("frame_ancestors", "config",
+         "must be a CSP source list such as 'none', 'self' or https://example.com");
+  }
   // Parsed so that a typo is named, but not yet served: say so instead of
   // starting a node that silently ignores them.
   if (!c.cluster.nats_urls.empty() || !c.cluster.postgres_url.empty() || c.cluster.present) {

@@ -53,8 +53,6 @@ class Server {
   void Stop();
 
   uint16_t port() const { return port_; }
-  // Open WebSocket connections.
-  int64_t connections() const { return ws_connections_.load(std::memory_order_relaxed); }
 
   // Options that can change live (SIGHUP): the admission limits, the send
   // queue cap and the frame limit. Other fields of `o` are ignored.
@@ -66,7 +64,6 @@ class Server {
   friend struct Impl;
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
-  std::atomic<int64_t> ws_connections_{0};
 };
 
 }  // namespace onlined::net

@@ -62,7 +62,6 @@ struct Server::Impl {
   // Out of descriptors: frees the reserve, accepts one socket, answers it 503
   // and closes it, takes the reserve back.
   void ShedOne(size_t loop);
-  void server_connections(int64_t d);
   void FlushDirty(size_t loop);
   // Teardown, loops stopped: drops the connections' references to themselves.
   void ReleaseSessions();

@@ -131,7 +131,6 @@ class WsConn : public WsConnection,
     self_ = shared_from_this();  // the Poller holds a plain pointer: we keep ourselves until Finish
     state_ = State::kOpen;
     impl_.per_loop[loop_].sessions.insert(this);
-    impl_.server_connections(+1);
     impl_.metrics.Add(loop_, impl_.m.ws_accepted);
     impl_.metrics.Add(loop_, impl_.m.ws_open, 1);
     registered_ = true;
@@ -410,7 +409,6 @@ class WsConn : public WsConnection,
     slot_.Release();
     if (registered_) {
       impl_.per_loop[loop_].sessions.erase(this);
-      impl_.server_connections(-1);
       impl_.metrics.Add(loop_, impl_.m.ws_closed);
       impl_.metrics.Add(loop_, impl_.m.ws_open, -1);
     }
@@ -473,10 +471,6 @@ void Server::Impl::ReleaseSessions() {
     pl.sessions.clear();
     for (WsConn* s : all) s->Release();
   }
-}
-
-void Server::Impl::server_connections(int64_t d) {
-  server.ws_connections_.fetch_add(d, std::memory_order_relaxed);
 }
 
 void Server::Stop() {
