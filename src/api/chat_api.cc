@@ -77,11 +77,14 @@ std::function<void(store::Outcome<T>)> OnLoop(Context& ctx, size_t loop, Fn fn) 
   };
 }
 
-net::Response StoreError(Context& ctx, size_t loop, const std::string& error, bool overloaded) {
-  if (!overloaded) spdlog::error("store: {}", error);
-  net::Response r = ErrorResponse(
-      ctx, loop, StoreErrorOf(overloaded),
-      overloaded ? "the store is busy; retry later" : "the store failed this request; retry later");
+template <class T>
+net::Response StoreError(Context& ctx, size_t loop, const store::Outcome<T>& o) {
+  if (o.failure == store::Failure::kEngine) spdlog::error("store: {}", o.error);
+  const char* why = o.overloaded() ? "the store is busy; retry later"
+                    : o.failure == store::Failure::kUnavailable
+                        ? "the store cannot be reached; nothing was stored; retry later"
+                        : "the store failed this request; retry later";
+  net::Response r = ErrorResponse(ctx, loop, StoreErrorOf(o.overloaded()), why);
   r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -171,7 +174,7 @@ void ChatApi::OpenChat(net::Request& req, const net::Responder& respond, const a
       },
       OnLoop<std::pair<store::Chat, bool>>(
           ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o));
             std::string out = R"({"chat_id":)";
             proto::AppendJsonString(out, o.value->first.chat_id);
             out += o.value->second ? R"(,"created":true})" : R"(,"created":false})";
@@ -211,7 +214,7 @@ void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const 
       },
       OnLoop<store::ChatPage>(
           ctx_, loop, [this, loop, idx, respond, start_us](store::Outcome<store::ChatPage> o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o));
             auto page = std::make_shared<store::ChatPage>(std::move(*o.value));
             std::vector<std::string> ids;
             for (const auto& c : page->chats) ids.push_back(c.user_id);
@@ -307,7 +310,7 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
   ctx_.messenger.Send(
       std::move(in), e.idx, req.loop,
       [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o));
         const chat::SendResult& r = *o.value;
         if (r.status == chat::SendStatus::kNoChat) {
           return respond(
@@ -348,7 +351,7 @@ void ChatApi::ListMessages(net::Request& req, const net::Responder& respond, con
       },
       OnLoop<std::optional<std::vector<store::Message>>>(
           ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o));
             if (!*o.value)
               return respond(
                   ErrorResponse(ctx_, loop, Error::kUnknownChat, "no such chat in this channel"));
@@ -402,7 +405,7 @@ void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const Ch
       },
       OnLoop<store::UserProfile>(
           ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<store::UserProfile> o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+            if (!o.ok()) return respond(StoreError(ctx_, loop, o));
             std::string out = R"({"user_id":)";
             proto::AppendJsonString(out, o.value->user_id);
             out += R"(,"name":)";
@@ -426,17 +429,18 @@ void ChatApi::ListNotifications(net::Request& req, const net::Responder& respond
   std::string channel = e.settings.id;
   ctx_.store.Read<std::vector<store::Notification>>(
       [channel, user](store::Db& db) { return db.NotificationsOfUser(channel, user, 100); },
-      OnLoop<std::vector<store::Notification>>(
-          ctx_, req.loop, [this, loop = req.loop, respond](auto o) {
-            if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
-            std::string out = R"({"notifications":[)";
-            for (size_t i = 0; i < o.value->size(); ++i) {
-              if (i) out += ',';
-              chat::AppendNotificationJson(out, (*o.value)[i]);
-            }
-            out += "]}";
-            respond(JsonResponse(200, std::move(out)));
-          }));
+      OnLoop<std::vector<store::Notification>>(ctx_, req.loop,
+                                               [this, loop = req.loop, respond](auto o) {
+                                                 if (!o.ok())
+                                                   return respond(StoreError(ctx_, loop, o));
+                                                 std::string out = R"({"notifications":[)";
+                                                 for (size_t i = 0; i < o.value->size(); ++i) {
+                                                   if (i) out += ',';
+                                                   chat::AppendNotificationJson(out, (*o.value)[i]);
+                                                 }
+                                                 out += "]}";
+                                                 respond(JsonResponse(200, std::move(out)));
+                                               }));
 }
 
 bool ChatApi::CheckSignature(const net::Request& req, const notify::Form& form,
@@ -484,7 +488,7 @@ void ChatApi::SmsInbound(net::Request& req, net::Responder respond) {
       OnLoop<int>(ctx_, req.loop,
                   [this, loop = req.loop, respond, twiml, from, opt_in,
                    sid](store::Outcome<int> o) mutable {
-                    if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+                    if (!o.ok()) return respond(StoreError(ctx_, loop, o));
                     if (*o.value < 0) {
                       spdlog::warn("sms inbound {}: already applied, ignored (replay)", sid);
                     } else {
@@ -512,7 +516,7 @@ void ChatApi::SmsStatus(net::Request& req, net::Responder respond) {
         return notify::ApplyStatusCallback(db, sid, status, code, base::WallMs());
       },
       OnLoop<bool>(ctx_, req.loop, [this, loop = req.loop, respond](store::Outcome<bool> o) {
-        if (!o.ok()) return respond(StoreError(ctx_, loop, o.error, o.overloaded()));
+        if (!o.ok()) return respond(StoreError(ctx_, loop, o));
         if (!*o.value)
           return respond(ErrorResponse(ctx_, loop, Error::kUnknownSid,
                                        "no notification with this MessageSid"));

@@ -354,7 +354,7 @@ class ClientSession final : public net::WsSession,
                           if (alive.expired() || phase_ != Phase::kLive) return;
                           if (!o.ok()) {
                             std::optional<int64_t> retry;
-                            if (o.overloaded()) retry = ctx_.settings()->retry_after_ms;
+                            if (o.transient()) retry = ctx_.settings()->retry_after_ms;
                             return SendError(StoreErrorOf(o.overloaded()),
                                              "the message was not stored; send it again", retry);
                           }

@@ -94,7 +94,12 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   }
   if (path == "/readyz") {
     if (!only("GET")) return;
-    if (ctx_.ready.load()) {
+    if (ctx_.ready.load() && !ctx_.store.reachable()) {
+      // Presence still works; writes do not: a balancer should send new
+      // clients elsewhere while another node has a working store.
+      respond(ErrorResponse(ctx_, req.loop, Error::kStoreUnavailable,
+                            "the store cannot be reached; presence is served, writes fail"));
+    } else if (ctx_.ready.load()) {
       respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {
       respond(

@@ -21,6 +21,7 @@
 #include "notify/provider.h"
 #include "notify/scheduler.h"
 #include "presence/service.h"
+#include "store/postgres/postgres_db.h"
 #include "store/service.h"
 #include "store/sqlite/fault_vfs.h"
 #include "store/sqlite/sqlite_db.h"
@@ -100,6 +101,17 @@ std::unique_ptr<store::Service> OpenStore(const config::Config& cfg, base::Metri
     store::SetFaults(spec);
     spdlog::warn("store_faults is set: the store fails on purpose ({})", cfg.store_faults);
   }
+  if (cfg.store_engine == "postgres") {
+    std::string url = cfg.store_postgres_url;
+    try {
+      auto s = std::make_unique<store::Service>(
+          [url](bool writer) { return store::OpenPostgres(url, writer); }, o, metrics);
+      spdlog::info("store: PostgreSQL, schema version {}", store::PostgresSchemaVersion());
+      return s;
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("cannot open the PostgreSQL store: ") + e.what());
+    }
+  }
   std::string dir = cfg.data_dir;
   try {
     return std::make_unique<store::Service>(
@@ -167,6 +179,8 @@ struct Node::Parts {
   static notify::Scheduler::Options SchedulerOptions(const config::Config& c) {
     notify::Scheduler::Options o;
     o.tick_ms = c.notify_tick_ms;
+    o.owner = c.node_id;
+    o.lease_ms = c.outbox_lease_ms;
     return o;
   }
 

@@ -9,7 +9,7 @@
 #include <mutex>
 #include <set>
 
-#include "store/sqlite/sqlite_db.h"
+#include "store/testing/test_engine.h"
 
 namespace onlined::chat {
 namespace {
@@ -42,11 +42,9 @@ struct Recorder : presence::Router, SmsClock {
 class MessengerTest : public ::testing::Test {
  protected:
   MessengerTest()
-      : dir_(std::filesystem::temp_directory_path() /
-             ("onlined-delivery-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))),
-        loops_(1),
+      : loops_(1),
         metrics_(1),
-        store_([d = dir_.string()](bool w) { return store::OpenSqlite(d, w); }, {}, metrics_),
+        store_([this](bool w) { return engine_.Open(w); }, {}, metrics_),
         messenger_(loops_, metrics_, store_, rec_, &rec_) {
     loops_.Start();
     std::promise<void> opened;
@@ -62,7 +60,6 @@ class MessengerTest : public ::testing::Test {
   ~MessengerTest() override {
     loops_.Stop();
     store_.Stop();
-    std::filesystem::remove_all(dir_);
   }
 
   store::Outcome<SendResult> SendAndWait(SendInput in) {
@@ -95,8 +92,7 @@ class MessengerTest : public ::testing::Test {
     return p.get_future().get();
   }
 
-  static inline int counter_ = 0;
-  std::filesystem::path dir_;
+  store::testing::TestEngine engine_;
   base::LoopGroup loops_;
   base::Metrics metrics_;
   store::Service store_;

@@ -45,9 +45,13 @@ store::Chat OpenChat(store::Db& db, const std::string& channel, const std::strin
   c.user_id = user_id;
   c.created_at = now;
   c.updated_at = now;
-  db.InsertChat(c);
-  created = true;
-  return c;
+  if (db.InsertChat(c)) {
+    created = true;
+    return c;
+  }
+  // Another writer opened it a moment ago (one chat per user is a constraint).
+  if (auto other = db.FindChatOfUser(channel, user_id)) return *other;
+  throw store::DbError("the user's chat was neither inserted nor found");
 }
 
 SendInput UserSendInput(const std::string& channel, const std::string& user_id,
@@ -88,70 +92,23 @@ SendInput ManagerSendInput(const std::string& channel, const std::string& chat_i
 }
 
 SendResult Send(store::Db& db, const SendInput& in) {
-  SendResult r;
-  if (!in.idem_key.empty()) {
-    if (auto e = db.GetIdem(in.channel, in.idem_scope, in.idem_key)) {
-      if (e->body_hash != in.body_hash) {
-        r.status = SendStatus::kConflict;
-        return r;
-      }
-      auto m = db.GetMessage(e->chat_id, e->seq);
-      auto chat = db.GetChat(in.channel, e->chat_id);
-      if (!m || !chat) throw store::DbError("idempotency key points at a missing message");
-      r.status = SendStatus::kDuplicate;
-      r.message = std::move(*m);
-      r.user_id = chat->user_id;
-      return r;
-    }
-  }
-  std::optional<store::Chat> chat;
-  if (!in.chat_id.empty()) {
-    chat = db.GetChat(in.channel, in.chat_id);
-    if (!chat || (in.from == "user" && chat->user_id != in.user_id)) {
-      r.status = SendStatus::kNoChat;
-      return r;
-    }
-  } else if (in.from == "user") {
-    chat = OpenChat(db, in.channel, in.user_id, in.now, r.chat_created);
-  } else {
-    r.status = SendStatus::kNoChat;
-    return r;
-  }
-  store::Message& m = r.message;
-  m.id = NewId("m_");
-  m.chat_id = chat->chat_id;
-  m.seq = chat->last_seq + 1;
-  m.from = in.from;
-  m.sender_id = in.sender_id;
-  m.text = in.text;
-  m.created_at = in.now;
-  db.InsertMessage(m);
-  db.UpdateChatAfterMessage(m.chat_id, m.seq, m.created_at, in.from == "user");
-  if (!in.idem_key.empty()) {
-    db.PutIdem(in.channel, in.idem_scope, in.idem_key, {m.chat_id, m.seq, in.body_hash}, in.now);
-  }
-  r.user_id = chat->user_id;
+  store::AppendInput a;
+  a.channel = in.channel;
+  a.chat_id = in.chat_id;
+  a.user_id = in.user_id;
+  a.from = in.from;
+  a.sender_id = in.sender_id;
+  a.text = in.text;
+  a.idem_scope = in.idem_scope;
+  a.idem_key = in.idem_key;
+  a.body_hash = in.body_hash;
+  a.message_id = NewId("m_");
+  if (in.chat_id.empty()) a.new_chat_id = NewId("c_");
+  a.now = in.now;
   if (in.from == "manager" && in.schedule_sms) {
-    if (auto pending = db.ScheduledNotificationOfChat(m.chat_id)) {
-      // Joins the pending notification: one SMS tells of all of them.
-      pending->last_seq = m.seq;
-      pending->updated_at = in.now;
-      db.UpdateNotification(*pending);
-      r.notification_id = pending->id;
-    } else {
-      store::Notification n;
-      n.channel = in.channel;
-      n.user_id = chat->user_id;
-      n.chat_id = m.chat_id;
-      n.first_seq = n.last_seq = m.seq;
-      n.state = store::NotifyState::kScheduled;
-      n.reason = "waiting";
-      n.due_at = in.now + in.ack_timeout_ms + in.sms_delay_ms;
-      n.created_at = n.updated_at = in.now;
-      r.notification_id = db.InsertNotification(n);
-    }
+    a.sms_due_at = in.now + in.ack_timeout_ms + in.sms_delay_ms;
   }
-  return r;
+  return db.Append(a);
 }
 
 }  // namespace onlined::chat

@@ -2,8 +2,8 @@
 // Chat logic over the store seam: user chats, per-chat `seq` without gaps,
 // idempotent sends, and the outbox entry a manager's message schedules.
 // Engine-agnostic: these functions take a store::Db and run inside the
-// writer's group transaction (so the message, its idempotency key and its
-// notification commit together, or not at all).
+// writer's group transaction; a send is one Db::Append (the message, its
+// idempotency key and its notification commit together, or not at all).
 #include <cstdint>
 #include <string>
 
@@ -30,20 +30,9 @@ struct SendInput {
   int64_t ack_timeout_ms = 10000;
 };
 
-enum class SendStatus {
-  kCreated,    // stored now
-  kDuplicate,  // the same request again: the stored message is returned
-  kNoChat,     // no such chat in this channel (or not the user's)
-  kConflict,   // the idempotency key was used for a different request
-};
-
-struct SendResult {
-  SendStatus status = SendStatus::kCreated;
-  store::Message message;
-  std::string user_id;  // the chat's user
-  bool chat_created = false;
-  int64_t notification_id = 0;  // the outbox entry it joined or created (managers)
-};
+// What a send did (store/db.h, AppendStatus and AppendResult).
+using SendStatus = store::AppendStatus;
+using SendResult = store::AppendResult;
 
 // A user's `send` frame: no SMS; the idempotency key (client_msg_id) is the
 // user's own; without chat_id the user's chat (opened if none).

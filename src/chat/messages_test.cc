@@ -1,4 +1,5 @@
-// Chat logic on the real SQLite engine in a temporary directory.
+// Chat logic on a real engine: SQLite in a temporary directory, or a fresh
+// PostgreSQL database (TEST_POSTGRES_DIR; store/testing/test_engine.h).
 #include "chat/messages.h"
 
 #include <gtest/gtest.h>
@@ -10,22 +11,14 @@
 
 #include "base/metrics.h"
 #include "store/service.h"
-#include "store/sqlite/sqlite_db.h"
+#include "store/testing/test_engine.h"
 
 namespace onlined::chat {
 namespace {
 
 class ChatTest : public ::testing::Test {
  protected:
-  ChatTest() {
-    char tmpl[] = "/tmp/onlined-chat-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    db_ = store::OpenSqlite(dir_, true);
-  }
-  ~ChatTest() override {
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  ChatTest() : db_(engine_.Open(true)) {}
   SendInput Manager(const std::string& chat, const std::string& text, const std::string& key = "") {
     SendInput in;
     in.channel = "acme";
@@ -40,7 +33,7 @@ class ChatTest : public ::testing::Test {
     in.schedule_sms = true;
     return in;
   }
-  std::string dir_;
+  store::testing::TestEngine engine_;
   std::unique_ptr<store::Db> db_;
   int64_t now_ = 1000;
 };
@@ -134,11 +127,10 @@ TEST_F(ChatTest, AcksAndReadsOnlyMoveForward) {
 }
 
 TEST(StoreService, GroupCommitKeepsEveryWriteAndOrder) {
-  char tmpl[] = "/tmp/onlined-store-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  store::testing::TestEngine engine;
   base::Metrics metrics(0);
   {
-    store::Service svc([&](bool w) { return store::OpenSqlite(dir, w); }, {}, metrics);
+    store::Service svc([&](bool w) { return engine.Open(w); }, {}, metrics);
     std::promise<std::string> chat_p;
     svc.Write<std::string>(
         [](store::Db& db) {
@@ -181,7 +173,7 @@ TEST(StoreService, GroupCommitKeepsEveryWriteAndOrder) {
     long commits = std::stol(rendered.substr(pos + 29));
     EXPECT_LT(commits, kN);  // grouped: fewer commits than writes
   }
-  auto db = store::OpenSqlite(dir, false);
+  auto db = engine.Open(false);
   bool any = false;
   for (const auto& c : db->ListChats("acme", std::nullopt, 10)) {
     any = true;
@@ -189,17 +181,15 @@ TEST(StoreService, GroupCommitKeepsEveryWriteAndOrder) {
     EXPECT_EQ(db->ListMessages(c.chat_id, 0, 5000).size(), 2000u);
   }
   EXPECT_TRUE(any);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(StoreService, FullQueueRefusesAtOnce) {
-  char tmpl[] = "/tmp/onlined-store-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  store::testing::TestEngine engine;
   base::Metrics metrics(0);
   store::Service::Options o;
   o.max_queue = 1;
   o.readers = 1;
-  store::Service svc([&](bool w) { return store::OpenSqlite(dir, w); }, o, metrics);
+  store::Service svc([&](bool w) { return engine.Open(w); }, o, metrics);
   std::atomic<int> refused{0}, ok{0};
   std::promise<void> gate;
   auto gate_f = gate.get_future().share();
@@ -219,7 +209,6 @@ TEST(StoreService, FullQueueRefusesAtOnce) {
   gate.set_value();
   svc.Stop();
   EXPECT_EQ(ok.load(), 2);
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -8,22 +8,14 @@
 
 #include "chat/messages.h"
 #include "notify/webhook_rules.h"
-#include "store/sqlite/sqlite_db.h"
+#include "store/testing/test_engine.h"
 
 namespace onlined::chat {
 namespace {
 
 class RulesTest : public ::testing::Test {
  protected:
-  RulesTest() {
-    char tmpl[] = "/tmp/onlined-rules-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    db_ = store::OpenSqlite(dir_, true);
-  }
-  ~RulesTest() override {
-    db_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  RulesTest() : db_(engine_.Open(true)) {}
   std::string Chat(const std::string& user) {
     bool created = false;
     return OpenChat(*db_, "acme", user, ++now_, created).chat_id;
@@ -38,7 +30,7 @@ class RulesTest : public ::testing::Test {
     in.now = ++now_;
     Send(*db_, in);
   }
-  std::string dir_;
+  store::testing::TestEngine engine_;
   std::unique_ptr<store::Db> db_;
   int64_t now_ = 1000;
 };

@@ -19,6 +19,12 @@ namespace onlined::config {
 
 namespace {
 
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
 std::string Upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -112,6 +118,7 @@ constexpr IntSetting kIntSettings[] = {
     {"notify_tick_ms", 10, 60000, &SetField<&Config::notify_tick_ms>},
     {"store_max_batch", 1, 100000, &SetField<&Config::store_max_batch>},
     {"store_max_queue_delay_ms", 0, 600000, &SetField<&Config::store_max_queue_delay_ms>},
+    {"outbox_lease_ms", 1000, 86400000, &SetField<&Config::outbox_lease_ms>},
     {"threads", 0, 256, &SetField<&Config::threads>},
 };
 struct StrSetting {
@@ -127,7 +134,31 @@ constexpr StrSetting kStrSettings[] = {
     {"metrics_token", &Config::metrics_token},
     {"frame_ancestors", &Config::frame_ancestors},
     {"store_faults", &Config::store_faults},
+    {"store_engine", &Config::store_engine},
+    {"store_postgres_url", &Config::store_postgres_url},
+    {"node_id", &Config::node_id},
 };
+
+void ApplyTop(Config& c, const toml::table& t, const std::string& where);
+
+// [store]: each key K is the top-level setting store_K (engine, postgres_url,
+// max_batch, max_queue_delay_ms, faults), so that the table, the top level and
+// ONLINED_STORE_K name one setting.
+void ApplyStore(Config& c, const toml::node& v, const std::string& where) {
+  const toml::table* st = v.as_table();
+  if (!st) Fail("store", where, "must be a table");
+  toml::table flat;
+  for (const auto& [sk, sv] : *st) {
+    std::string key = "store_" + std::string(sk.str());
+    auto is = [&key](const auto& s) { return key == s.key; };
+    if (std::none_of(std::begin(kIntSettings), std::end(kIntSettings), is) &&
+        std::none_of(std::begin(kStrSettings), std::end(kStrSettings), is)) {
+      Fail("store." + std::string(sk.str()), where, "unknown setting");
+    }
+    flat.insert_or_assign(key, sv);
+  }
+  ApplyTop(c, flat, where);
+}
 
 void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
   for (const auto& [k, v] : t) {
@@ -139,6 +170,8 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
     } else if (auto s = std::find_if(std::begin(kStrSettings), std::end(kStrSettings), is);
                s != std::end(kStrSettings)) {
       c.*(s->field) = GetStr(v, key, where);
+    } else if (key == "store") {
+      ApplyStore(c, v, where);
     } else if (key == "sms") {
       const toml::table* st = v.as_table();
       if (!st) Fail("sms", where, "must be a table");
@@ -277,6 +310,23 @@ Config Finish(Config c, const Overrides& flags) {
   if (!c.cluster.nats_urls.empty() || !c.cluster.postgres_url.empty() || c.cluster.present) {
     Fail("cluster", "config",
          "cluster mode (NATS, PostgreSQL) is not available in this version; remove [cluster]");
+  }
+  if (c.store_engine != "sqlite" && c.store_engine != "postgres") {
+    Fail("store.engine", "config", "must be \"sqlite\" or \"postgres\"");
+  }
+  if (c.store_engine == "postgres" && c.store_postgres_url.empty()) {
+    Fail("store.postgres_url", "config",
+         "engine \"postgres\" needs postgres_url (or ONLINED_STORE_POSTGRES_URL)");
+  }
+  if (c.store_engine == "postgres" && !c.store_faults.empty()) {
+    Fail("store_faults", "config", "fault injection is a SQLite VFS: only with engine \"sqlite\"");
+  }
+  // host:port names a node across restarts; with port 0 (any port) there is
+  // no such name, and the process id keeps two nodes apart.
+  if (c.node_id.empty()) {
+    c.node_id = HostName() + ":" +
+                (c.listen_port != 0 ? std::to_string(c.listen_port)
+                                    : "pid" + std::to_string(static_cast<long>(getpid())));
   }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(c.log_level))

@@ -73,8 +73,13 @@ struct Config {
   uint16_t metrics_port = 0;
   std::string metrics_token;               // if set, /metrics on `listen` with this Bearer token
   std::string frame_ancestors = "'none'";  // CSP frame-ancestors of /desk and /widget
-  std::string store_faults;       // testing only: "" off; "none", "write=N", "sync=N", "full"
-  int64_t send_queue_max = 1024;  // frames queued to one connection before it is cut
+  std::string store_faults;  // testing only: "" off; "none", "write=N", "sync=N", "full"
+  // [store] (or store_<key> at the top): the engine of the durable state.
+  std::string store_engine = "sqlite";   // "sqlite" (embedded, data_dir) | "postgres"
+  std::string store_postgres_url;        // libpq URL or key=value string (engine postgres)
+  std::string node_id;                   // this node in outbox claims; "": host:port
+  int64_t outbox_lease_ms = 60000;       // a send's claim; then another node may retry it
+  int64_t send_queue_max = 1024;         // frames queued to one connection before it is cut
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
   int64_t retry_after_ms = 5000;         // the wait handed to refused clients
   int64_t max_text_bytes = 4000;         // a message's text

@@ -26,19 +26,23 @@ Scheduler::Scheduler(store::Service& store, const PolicySource& policies, base::
   m_waiting_ =
       metrics.Counter("onlined_sms_quiet_hours_total", "Notifications held back by quiet hours.");
   m_inflight_ = metrics.Gauge("onlined_sms_in_flight", "Provider requests under way.");
+  m_lapsed_ = metrics.Counter(
+      "onlined_sms_lease_expired_total",
+      "Sends claimed again because their sender's lease ran out (a node died mid-send).");
 }
 
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Start(std::unique_ptr<Provider> provider) {
   provider_ = std::move(provider);
-  // A crash may have left sends under way: each is tried again, once more.
-  store_.Write<int>([](store::Db& db) { return db.RequeueSending(base::WallMs()); },
-                    [](store::Outcome<int> o) {
-                      if (o.ok() && *o.value > 0)
-                        spdlog::warn("outbox: {} send(s) in flight at the last stop are retried",
-                                     *o.value);
-                    });
+  // This node's last run may have left sends under way: each is tried again,
+  // once more, now rather than when its lease would run out.
+  store_.Write<int>(
+      [owner = opts_.owner](store::Db& db) { return db.EndLeasesOf(owner, base::WallMs()); },
+      [](store::Outcome<int> o) {
+        if (o.ok() && *o.value > 0)
+          spdlog::warn("outbox: {} send(s) in flight at the last stop are retried", *o.value);
+      });
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "notify");
     auto guard = asio::make_work_guard(io_);
@@ -72,7 +76,7 @@ void Scheduler::Tick() {
   if (!claiming_) {
     claiming_ = true;
     // A look on a reader first: an idle outbox costs no write transaction.
-    store_.Read<bool>([](store::Db& db) { return !db.DueNotifications(base::WallMs(), 1).empty(); },
+    store_.Read<bool>([](store::Db& db) { return db.AnyDue(base::WallMs()); },
                       [this](store::Outcome<bool> due) {
                         asio::post(io_, [this, any = due.ok() && *due.value] {
                           if (any) {
@@ -92,17 +96,29 @@ void Scheduler::Tick() {
 // Decides every due notification in one write transaction (notify thread).
 void Scheduler::Claim() {
   {
-    const int batch = opts_.batch;
     std::shared_ptr<const Policies> policies =
         policies_.Get();  // time zones read at load, not here
+    // Counted when committed (the engine may run a group twice: Db::RunGroup).
     auto cancelled = std::make_shared<int>(0);
     auto waiting = std::make_shared<int>(0);
+    auto lapsed = std::make_shared<int>(0);
     store_.Write<std::vector<store::Notification>>(
-        [batch, policies, cancelled, waiting](store::Db& db) {
+        [opts = opts_, policies, cancelled, waiting, lapsed](store::Db& db) {
+          *cancelled = *waiting = *lapsed = 0;
           std::vector<store::Notification> sends;
           const int64_t now = base::WallMs();
-          for (store::Notification& n : db.DueNotifications(now, batch)) {
+          for (store::Notification& n : db.ClaimDue(now, opts.batch)) {
             n.updated_at = now;
+            if (n.state == store::NotifyState::kSending) {
+              // Its sender's lease ran out (the node died or froze mid-send).
+              ++*lapsed;
+              if (n.attempts >= opts.max_attempts) {
+                n.state = store::NotifyState::kFailed;
+                n.reason = "retries_exhausted: lease expired";
+                db.UpdateNotification(n);
+                continue;
+              }
+            }
             const Policy* p = policies->Find(n.channel);
             std::optional<store::Chat> chat = db.GetChat(n.channel, n.chat_id);
             if (!p || !chat) {
@@ -118,7 +134,7 @@ void Scheduler::Claim() {
             in.chat = *chat;
             in.window = db.ListMessages(n.chat_id, n.first_seq - 1,
                                         static_cast<int>(n.last_seq - n.first_seq + 1));
-            in.last_sms_at = db.LastSmsSentAt(n.channel, n.user_id);
+            in.last_sms_at = db.LastSmsSentAt(n.channel, n.user_id, n.id);
             in.now = now;
             Decision d = Decide(in, *p);
             switch (d.action) {
@@ -137,6 +153,8 @@ void Scheduler::Claim() {
                 n.reason = "sending";
                 n.phone = d.phone;
                 n.body = d.body;
+                n.claimed_by = opts.owner;
+                n.lease_until = now + opts.lease_ms;
                 ++n.attempts;
                 sends.push_back(n);
                 break;
@@ -145,9 +163,14 @@ void Scheduler::Claim() {
           }
           return sends;
         },
-        [this, cancelled, waiting](store::Outcome<std::vector<store::Notification>> o) {
-          metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
-          metrics_.Add(metrics_.loops(), m_waiting_, *waiting);
+        [this, cancelled, waiting, lapsed](store::Outcome<std::vector<store::Notification>> o) {
+          if (o.ok()) {
+            metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
+            metrics_.Add(metrics_.loops(), m_waiting_, *waiting);
+            metrics_.Add(metrics_.loops(), m_lapsed_, *lapsed);
+            if (*lapsed > 0)
+              spdlog::warn("outbox: {} send(s) whose sender's lease ran out are retried", *lapsed);
+          }
           asio::post(io_, [this, o = std::move(o)]() mutable {
             claiming_ = false;
             if (!o.ok()) {

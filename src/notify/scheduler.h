@@ -2,13 +2,16 @@
 // notify::Scheduler: works the durable outbox.
 //
 // Runs on its own thread ("notify", an io_context shared with the provider's
-// HTTP client). Every tick it asks the store writer, in one transaction, for
-// the notifications that are due and decides each (notify::Decide): cancel,
-// wait (quiet hours) or send; a send is marked `sending` in that same
-// transaction, before the provider is called, so a crash causes at most one
-// repeated request (sending -> scheduled at the next start). Provider
-// results are written back: sent, failed, or scheduled again with
-// exponential backoff and jitter.
+// HTTP client). Every tick it claims, in one store transaction, the
+// notifications that are due (Db::ClaimDue: rows other processes hold are
+// skipped) and decides each (notify::Decide): cancel, wait (quiet hours) or
+// send. A send is marked `sending` in that same transaction, before the
+// provider is called, under a lease: this node's id and a time until which
+// the claim holds. If the node dies mid-send, the lease runs out and
+// whichever node claims next retries it, once per expiry and within
+// max_attempts; a node that restarts ends its own leases at once, never
+// another live node's. Provider results are written back: sent, failed, or
+// scheduled again with exponential backoff and jitter.
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -33,6 +36,8 @@ class Scheduler {
     int max_attempts = 8;
     int64_t backoff_base_ms = 2000;
     int64_t backoff_max_ms = 300000;
+    std::string owner = "local";  // this node's id, written into its claims
+    int64_t lease_ms = 60000;     // a claim's life: longer than a provider request
   };
 
   // `policies` must outlive the scheduler; each claim takes its current
@@ -68,7 +73,8 @@ class Scheduler {
   std::thread thread_;
   bool claiming_ = false;  // notify thread only
   std::atomic<bool> stopping_{false};
-  base::Metrics::Id m_sent_, m_failed_, m_cancelled_, m_retried_, m_waiting_, m_inflight_;
+  base::Metrics::Id m_sent_, m_failed_, m_cancelled_, m_retried_, m_waiting_, m_inflight_,
+      m_lapsed_;
 };
 
 }  // namespace onlined::notify

@@ -29,6 +29,8 @@ Service::Service(const Opener& open, Options opts, base::Metrics& metrics)
   m_commit_s_ = metrics.Histogram("onlined_store_commit_seconds",
                                   "Time of one group transaction incl. fsync.",
                                   {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5});
+  m_unreachable_ = metrics.Gauge("onlined_store_unreachable",
+                                 "1 while the store engine cannot be reached (writes fail fast).");
   threads_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "store-writer");
     WriterLoop();
@@ -76,7 +78,17 @@ void Service::Enqueue(Queue& q, Op op) {
   }
   metrics_.Add(metrics_.loops(), late ? m_refused_delay_ : m_refused_);
   static const std::string kOverloaded = "store is overloaded";
-  op.finish(&kOverloaded, true);
+  op.finish(&kOverloaded, Failure::kOverloaded);
+}
+
+void Service::SetReachable(bool up) {
+  if (reachable_.exchange(up, std::memory_order_relaxed) == up) return;
+  metrics_.Add(metrics_.loops(), m_unreachable_, up ? -1 : 1);
+  if (up) {
+    spdlog::info("store: the engine is reachable again");
+  } else {
+    spdlog::error("store: the engine cannot be reached; writes fail until it is back");
+  }
 }
 
 void Service::WriterLoop() {
@@ -95,41 +107,28 @@ void Service::WriterLoop() {
       }
     }
     auto t0 = std::chrono::steady_clock::now();
-    errors.assign(batch.size(), std::string());
     std::string tx_error;
-    try {
-      writer_db_->Begin();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        writer_db_->Savepoint();
-        try {
-          batch[i].run(*writer_db_);
-          writer_db_->ReleaseSavepoint();
-        } catch (const std::exception& e) {
-          errors[i] = e.what();
-          writer_db_->RollbackToSavepoint();
-        }
+    bool unreachable = false;
+    const bool committed = writer_db_->RunGroup(
+        batch.size(), [&batch, this](size_t i) { batch[i].run(*writer_db_); }, errors, tx_error);
+    if (!committed) {
+      // Unreachable engines fail fast and often: logged once per outage.
+      unreachable = writer_db_->Unreachable();
+      if (!unreachable) {
+        spdlog::error("store: transaction of {} operations failed: {}", batch.size(), tx_error);
       }
-      writer_db_->Commit();
-    } catch (const std::exception& e) {
-      tx_error = e.what();
-      try {
-        writer_db_->Rollback();
-      } catch (...) {
-      }
-      spdlog::error("store: transaction of {} operations failed: {}", batch.size(), tx_error);
     }
+    SetReachable(!unreachable);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (tx_error.empty()) {
+    if (committed) {
       metrics_.Add(slot, m_commits_);
       metrics_.Observe(slot, m_batch_, static_cast<double>(batch.size()));
       metrics_.Observe(slot, m_commit_s_, secs);
     }
     for (size_t i = 0; i < batch.size(); ++i) {
-      const std::string* err = !tx_error.empty()   ? &tx_error
-                               : errors[i].empty() ? nullptr
-                                                   : &errors[i];
+      const std::string* err = !committed ? &tx_error : errors[i].empty() ? nullptr : &errors[i];
       metrics_.Add(slot, err ? m_failed_ : m_ops_);
-      batch[i].finish(err, false);
+      batch[i].finish(err, unreachable ? Failure::kUnavailable : Failure::kEngine);
     }
   }
 }
@@ -145,18 +144,21 @@ void Service::ReaderLoop(Db* db) {
       reads_.ops.pop_front();
     }
     std::string err;
+    Failure why = Failure::kEngine;
     try {
-      db->Begin();  // a consistent snapshot for multi-statement reads
+      db->BeginRead();  // a consistent snapshot for multi-statement reads
       op.run(*db);
       db->Commit();
     } catch (const std::exception& e) {
       err = e.what();
+      if (dynamic_cast<const DbUnavailable*>(&e) != nullptr) why = Failure::kUnavailable;
       try {
         db->Rollback();
       } catch (...) {
       }
     }
-    op.finish(err.empty() ? nullptr : &err, false);
+    SetReachable(why != Failure::kUnavailable);
+    op.finish(err.empty() ? nullptr : &err, why);
   }
 }
 

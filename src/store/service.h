@@ -12,6 +12,7 @@
 // operation has waited longer than max_queue_delay_ms refuses new ones, so
 // that what is admitted under overload still completes in about that time
 // (the queue holds what can be done soon, not the whole backlog).
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -30,8 +31,9 @@ namespace onlined::store {
 // Why a store operation has no value.
 enum class Failure {
   kNone,
-  kOverloaded,  // refused before it ran: a queue full or too slow (retry later)
-  kEngine,      // the engine failed it (I/O, constraint, corruption): nothing was written
+  kOverloaded,   // refused before it ran: a queue full or too slow (retry later)
+  kEngine,       // the engine failed it (I/O, constraint, corruption): nothing was written
+  kUnavailable,  // the engine cannot be reached (down, restarting): nothing was written
 };
 
 // The outcome of one store operation: a value, or why there is none.
@@ -42,6 +44,11 @@ struct Outcome {
   std::string error;  // for the log: the engine's message, or why it was refused
   bool ok() const { return value.has_value(); }
   bool overloaded() const { return failure == Failure::kOverloaded; }
+  // Worth a retry after a wait (overloaded or unreachable), as opposed to a
+  // failure of this operation.
+  bool transient() const {
+    return failure == Failure::kOverloaded || failure == Failure::kUnavailable;
+  }
 };
 
 class Service {
@@ -73,11 +80,14 @@ class Service {
   }
 
   size_t write_backlog() const;
+  // False while the engine cannot be reached (its last operation found it
+  // down); /readyz and the metrics report it.
+  bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
 
  private:
   struct Op {
     std::function<void(Db&)> run;
-    std::function<void(const std::string* err, bool overloaded)> finish;
+    std::function<void(const std::string* err, Failure why)> finish;
     int64_t enqueued_ms = 0;  // steady
   };
   struct Queue {
@@ -93,11 +103,11 @@ class Service {
     auto slot = std::make_shared<std::optional<T>>();
     Op op;
     op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
-    op.finish = [slot, done = std::move(done)](const std::string* err, bool overloaded) {
+    op.finish = [slot, done = std::move(done)](const std::string* err, Failure why) {
       Outcome<T> o;
       if (err) {
         o.error = *err;
-        o.failure = overloaded ? Failure::kOverloaded : Failure::kEngine;
+        o.failure = why;
       } else {
         o.value = std::move(*slot);
       }
@@ -107,15 +117,17 @@ class Service {
   }
   void WriterLoop();
   void ReaderLoop(Db* db);
+  void SetReachable(bool up);
 
   Options opts_;
   base::Metrics& metrics_;
   std::unique_ptr<Db> writer_db_;
   std::vector<std::unique_ptr<Db>> reader_dbs_;
   Queue writes_, reads_;
+  std::atomic<bool> reachable_{true};
   std::vector<std::thread> threads_;
   base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_,
-      m_commit_s_;
+      m_commit_s_, m_unreachable_;
 };
 
 }  // namespace onlined::store

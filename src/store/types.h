@@ -63,6 +63,8 @@ struct Notification {
   std::string provider_status;  // the provider's last status (queued, sent, delivered, ...)
   std::string phone;            // where it went (when sent)
   std::string body;             // what it said (when sent)
+  std::string claimed_by;       // the node sending it (state sending)
+  int64_t lease_until = 0;      // until when that claim holds; then another may retry it
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };

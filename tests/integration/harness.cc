@@ -24,6 +24,7 @@
 
 #include "auth/token.h"
 #include "base/clock.h"
+#include "store/testing/test_engine.h"
 
 extern char** environ;
 
@@ -42,9 +43,19 @@ ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& t
   char tmpl[] = "/tmp/onlined-test-XXXXXX";
   dir_ = mkdtemp(tmpl);
   config_path_ = dir_ + "/onlined.toml";
+  // On PostgreSQL (TEST_POSTGRES_DIR): each server its own new database, unless the test
+  // names one (several processes on one database).
+  std::string store;
+  if (store::testing::PostgresRequested() &&
+      top_toml.find("store_postgres_url") == std::string::npos) {
+    store = "store_engine = \"postgres\"\nstore_postgres_url = \"" +
+            store::testing::NewPostgresDatabase() + "\"\n";
+  }
   {
     std::ofstream f(config_path_);
+    // A node id of its own, the same after Restart (as host:port would be).
     f << "listen = \"127.0.0.1:0\"\n"
+      << store << "node_id = \"test-" << std::filesystem::path(dir_).filename().string() << "\"\n"
       << "data_dir = \"" << dir_ << "/data\"\n"
       << "heartbeat_s = 1\n"
       << "offline_grace_ms = 800\n"
@@ -64,6 +75,33 @@ ServerProcess::ServerProcess(const std::string& extra_toml, const std::string& t
 }
 
 void ServerProcess::Restart() { Start(); }
+
+namespace {
+void PgScript(const std::string& cmd, const std::string& dir) {
+  const std::string line =
+      std::string(TEST_POSTGRES_SCRIPT) + " " + cmd + " " + dir + " >/dev/null";
+  if (std::system(line.c_str()) != 0)
+    throw std::runtime_error("test-postgres.sh " + cmd + " failed");
+}
+}  // namespace
+
+PostgresServer::PostgresServer() {
+  char tmpl[] = "/tmp/onlined-pg-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  Start();
+  std::ifstream f(dir_ + "/url");
+  f >> url_;
+}
+
+PostgresServer::~PostgresServer() {
+  try {
+    PgScript("stop", dir_);
+  } catch (...) {
+  }
+}
+
+void PostgresServer::Halt() { PgScript("halt", dir_); }
+void PostgresServer::Start() { PgScript("start", dir_); }
 
 void ServerProcess::Start() {
   port_ = 0;

@@ -49,6 +49,23 @@ class ServerProcess {
   std::string dir_, config_path_;
 };
 
+// A PostgreSQL of the test's own (scripts/test-postgres.sh) in a temporary
+// directory, for tests that stop it; others share the run's (TEST_POSTGRES_DIR).
+class PostgresServer {
+ public:
+  PostgresServer();   // initdb and start
+  ~PostgresServer();  // stop and remove
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+  void Halt();   // stops the server (connections cut), keeps its data
+  void Start();  // starts it again, on the same port
+  // postgresql://postgres@127.0.0.1:PORT (add "/dbname").
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string dir_, url_;
+};
+
 // The resident memory of a process, in bytes (VmRSS), or -1.
 int64_t RssBytes(int pid);
 

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <iterator>
 #include <unordered_map>
 
 #include "store/sqlite/fault_vfs.h"
@@ -11,7 +12,10 @@ namespace onlined::store {
 
 namespace {
 
-const char* kSchema = R"sql(
+// Schema versions, in order; PRAGMA user_version says which are applied.
+// Version 1 is the first released schema (IF NOT EXISTS: files made before
+// versions were counted are version 0 with version 1's tables).
+constexpr const char* kV1 = R"sql(
 CREATE TABLE IF NOT EXISTS chats(
   chat_id TEXT PRIMARY KEY, channel TEXT NOT NULL, user_id TEXT NOT NULL,
   created_at INTEGER NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,
@@ -44,6 +48,13 @@ CREATE INDEX IF NOT EXISTS notifications_user ON notifications(channel, user_id,
 CREATE INDEX IF NOT EXISTS notifications_sid ON notifications(provider_sid);
 CREATE TABLE IF NOT EXISTS inbound_sms(sid TEXT PRIMARY KEY, received_at INTEGER NOT NULL) WITHOUT ROWID;
 )sql";
+// Version 2: outbox claims carry their owner and lease (store/db.h ClaimDue).
+constexpr const char* kV2 = R"sql(
+ALTER TABLE notifications ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE notifications ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+)sql";
+constexpr const char* kMigrations[] = {kV1, kV2};
+constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 // A prepared statement, reset after each use.
 class Stmt {
@@ -108,7 +119,7 @@ class SqliteDb final : public Db {
     Exec("PRAGMA synchronous=FULL");
     Exec("PRAGMA foreign_keys=OFF");
     Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
-    if (writer) Exec(kSchema);
+    if (writer) Migrate(path);
   }
   ~SqliteDb() override {
     for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
@@ -143,11 +154,89 @@ class SqliteDb final : public Db {
     return ReadChat(s);
   }
 
-  void InsertChat(const Chat& c) override {
+  bool InsertChat(const Chat& c) override {
     Stmt s = Prepare(
         "INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at) "
-        "VALUES(?1,?2,?3,?4,0,?4)");
+        "VALUES(?1,?2,?3,?4,0,?4) ON CONFLICT(channel, user_id) DO NOTHING");
     s.Bind(1, c.chat_id).Bind(2, c.channel).Bind(3, c.user_id).Bind(4, c.created_at).Run();
+    return sqlite3_changes(db_) == 1;
+  }
+
+  // One writer holds the file's lock for the whole group: the steps need no
+  // row locks here (PostgreSQL does the same in one function, postgres_db.cc).
+  AppendResult Append(const AppendInput& in) override {
+    AppendResult r;
+    if (!in.idem_key.empty()) {
+      if (auto e = GetIdem(in.channel, in.idem_scope, in.idem_key)) {
+        if (e->body_hash != in.body_hash) {
+          r.status = AppendStatus::kConflict;
+          return r;
+        }
+        auto m = GetMessage(e->chat_id, e->seq);
+        auto chat = GetChat(in.channel, e->chat_id);
+        if (!m || !chat) throw DbError("idempotency key points at a missing message");
+        r.status = AppendStatus::kDuplicate;
+        r.message = std::move(*m);
+        r.user_id = chat->user_id;
+        return r;
+      }
+    }
+    std::optional<Chat> chat;
+    if (!in.chat_id.empty()) {
+      chat = GetChat(in.channel, in.chat_id);
+      if (!chat || (in.from == "user" && chat->user_id != in.user_id)) {
+        r.status = AppendStatus::kNoChat;
+        return r;
+      }
+    } else if (in.from == "user") {
+      chat = FindChatOfUser(in.channel, in.user_id);
+      if (!chat) {
+        Chat c;
+        c.chat_id = in.new_chat_id;
+        c.channel = in.channel;
+        c.user_id = in.user_id;
+        c.created_at = c.updated_at = in.now;
+        InsertChat(c);
+        chat = std::move(c);
+        r.chat_created = true;
+      }
+    } else {
+      r.status = AppendStatus::kNoChat;
+      return r;
+    }
+    Message& m = r.message;
+    m.id = in.message_id;
+    m.chat_id = chat->chat_id;
+    m.seq = chat->last_seq + 1;
+    m.from = in.from;
+    m.sender_id = in.sender_id;
+    m.text = in.text;
+    m.created_at = in.now;
+    InsertMessage(m);
+    UpdateChatAfterMessage(m.chat_id, m.seq, m.created_at, in.from == "user");
+    if (!in.idem_key.empty()) PutIdem(in, m);
+    r.user_id = chat->user_id;
+    if (in.sms_due_at > 0) {
+      if (auto pending = ScheduledNotificationOfChat(m.chat_id)) {
+        // Joins the pending notification: one SMS tells of all of them.
+        pending->last_seq = m.seq;
+        pending->updated_at = in.now;
+        UpdateNotification(*pending);
+        r.notification_id = pending->id;
+      } else {
+        Notification n;
+        n.channel = in.channel;
+        n.user_id = chat->user_id;
+        n.chat_id = m.chat_id;
+        n.first_seq = n.last_seq = m.seq;
+        n.state = NotifyState::kScheduled;
+        n.reason = "waiting";
+        n.due_at = in.sms_due_at;
+        n.created_at = n.updated_at = in.now;
+        r.notification_id = InsertNotification(n);
+      }
+    }
+    return r;
   }
 
   std::vector<Chat> ListChats(const std::string& channel,
@@ -244,29 +333,6 @@ class SqliteDb final : public Db {
     return ReadMessage(s, 0);
   }
 
-  std::optional<IdemEntry> GetIdem(const std::string& channel, const std::string& scope,
-                                   const std::string& key) override {
-    Stmt s = Prepare(
-        "SELECT chat_id, seq, body_hash FROM idem WHERE channel=?1 AND scope=?2 AND key=?3");
-    s.Bind(1, channel).Bind(2, scope).Bind(3, key);
-    if (!s.Step()) return std::nullopt;
-    return IdemEntry{s.Text(0), s.Int(1), s.Text(2)};
-  }
-
-  void PutIdem(const std::string& channel, const std::string& scope, const std::string& key,
-               const IdemEntry& e, int64_t at) override {
-    Stmt s = Prepare(
-        "INSERT INTO idem(channel, scope, key, chat_id, seq, body_hash, created_at) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7)");
-    s.Bind(1, channel)
-        .Bind(2, scope)
-        .Bind(3, key)
-        .Bind(4, e.chat_id)
-        .Bind(5, e.seq)
-        .Bind(6, e.body_hash);
-    s.Bind(7, at).Run();
-  }
-
   std::optional<UserProfile> GetUser(const std::string& channel,
                                      const std::string& user_id) override {
     Stmt s = Prepare(
@@ -319,26 +385,20 @@ class SqliteDb final : public Db {
     Stmt s = Prepare(
         "UPDATE notifications SET first_seq=?2, last_seq=?3, state=?4, reason=?5, due_at=?6, "
         "attempts=?7,"
-        " provider_sid=?8, provider_status=?9, phone=?10, body=?11, updated_at=?12 WHERE id=?1");
+        " provider_sid=?8, provider_status=?9, phone=?10, body=?11, updated_at=?12, claimed_by=?13,"
+        " lease_until=?14 WHERE id=?1");
     s.Bind(1, n.id)
         .Bind(2, n.first_seq)
         .Bind(3, n.last_seq)
         .Bind(4, std::string(NotifyStateName(n.state)));
     s.Bind(5, n.reason).Bind(6, n.due_at).Bind(7, int64_t{n.attempts}).Bind(8, n.provider_sid);
-    s.Bind(9, n.provider_status).Bind(10, n.phone).Bind(11, n.body).Bind(12, n.updated_at).Run();
+    s.Bind(9, n.provider_status).Bind(10, n.phone).Bind(11, n.body).Bind(12, n.updated_at);
+    s.Bind(13, n.claimed_by).Bind(14, n.lease_until).Run();
   }
 
   std::optional<Notification> GetNotification(int64_t id) override {
     Stmt s = Prepare(NotificationSelect() + " WHERE id=?1");
     s.Bind(1, id);
-    if (!s.Step()) return std::nullopt;
-    return ReadNotification(s);
-  }
-
-  std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) override {
-    Stmt s = Prepare(NotificationSelect() +
-                     " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
-    s.Bind(1, chat_id);
     if (!s.Step()) return std::nullopt;
     return ReadNotification(s);
   }
@@ -350,10 +410,20 @@ class SqliteDb final : public Db {
     return ReadNotification(s);
   }
 
-  std::vector<Notification> DueNotifications(int64_t now, int limit) override {
+  bool AnyDue(int64_t now) override {
+    Stmt s = Prepare(
+        "SELECT 1 FROM notifications WHERE (state='scheduled' AND due_at<=?1)"
+        " OR (state='sending' AND lease_until<=?1) LIMIT 1");
+    s.Bind(1, now);
+    return s.Step();
+  }
+
+  // The writer's lock on the file is the claim: one process per file.
+  std::vector<Notification> ClaimDue(int64_t now, int limit) override {
     std::vector<Notification> out;
     Stmt s = Prepare(NotificationSelect() +
-                     " WHERE state='scheduled' AND due_at<=?1 ORDER BY due_at LIMIT ?2");
+                     " WHERE (state='scheduled' AND due_at<=?1) OR (state='sending' AND "
+                     "lease_until<=?1) ORDER BY due_at LIMIT ?2");
     s.Bind(1, now).Bind(2, limit);
     while (s.Step()) out.push_back(ReadNotification(s));
     return out;
@@ -369,26 +439,78 @@ class SqliteDb final : public Db {
     return out;
   }
 
-  std::optional<int64_t> LastSmsSentAt(const std::string& channel,
-                                       const std::string& user_id) override {
+  std::optional<int64_t> LastSmsSentAt(const std::string& channel, const std::string& user_id,
+                                       int64_t except_id) override {
     Stmt s = Prepare(
         "SELECT MAX(updated_at) FROM notifications WHERE channel=?1 AND user_id=?2 AND state IN "
-        "('sent','sending')");
-    s.Bind(1, channel).Bind(2, user_id);
+        "('sent','sending') AND id<>?3");
+    s.Bind(1, channel).Bind(2, user_id).Bind(3, except_id);
     if (!s.Step() || s.IsNull(0)) return std::nullopt;
     return s.Int(0);
   }
 
-  int RequeueSending(int64_t now) override {
+  int EndLeasesOf(const std::string& owner, int64_t now) override {
     Stmt s = Prepare(
-        "UPDATE notifications SET state='scheduled', reason='retry_after_restart', due_at=?1, "
-        "updated_at=?1"
-        " WHERE state='sending'");
-    s.Bind(1, now).Run();
+        "UPDATE notifications SET lease_until=?2 WHERE state='sending' AND claimed_by=?1 AND "
+        "lease_until>?2");
+    s.Bind(1, owner).Bind(2, now).Run();
     return sqlite3_changes(db_);
   }
 
  private:
+  struct IdemEntry {
+    std::string chat_id;
+    int64_t seq = 0;
+    std::string body_hash;
+  };
+  std::optional<IdemEntry> GetIdem(const std::string& channel, const std::string& scope,
+                                   const std::string& key) {
+    Stmt s = Prepare(
+        "SELECT chat_id, seq, body_hash FROM idem WHERE channel=?1 AND scope=?2 AND key=?3");
+    s.Bind(1, channel).Bind(2, scope).Bind(3, key);
+    if (!s.Step()) return std::nullopt;
+    return IdemEntry{s.Text(0), s.Int(1), s.Text(2)};
+  }
+  void PutIdem(const AppendInput& in, const Message& m) {
+    Stmt s = Prepare(
+        "INSERT INTO idem(channel, scope, key, chat_id, seq, body_hash, created_at) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7)");
+    s.Bind(1, in.channel).Bind(2, in.idem_scope).Bind(3, in.idem_key).Bind(4, m.chat_id);
+    s.Bind(5, m.seq).Bind(6, in.body_hash).Bind(7, in.now).Run();
+  }
+  std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) {
+    Stmt s = Prepare(NotificationSelect() +
+                     " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
+    s.Bind(1, chat_id);
+    if (!s.Step()) return std::nullopt;
+    return ReadNotification(s);
+  }
+
+  // Applies the versions the file lacks, each in its own transaction.
+  void Migrate(const std::string& path) {
+    int have = 0;
+    {
+      Stmt s = Prepare("PRAGMA user_version");
+      if (s.Step()) have = static_cast<int>(s.Int(0));
+    }
+    if (have > kSchemaVersion) {
+      throw DbError("sqlite: " + path + " has schema version " + std::to_string(have) +
+                    ", newer than this onlined knows (" + std::to_string(kSchemaVersion) +
+                    "); run a newer onlined");
+    }
+    for (int v = have; v < kSchemaVersion; ++v) {
+      Exec("BEGIN IMMEDIATE");
+      try {
+        Exec(kMigrations[v]);
+        Exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
+        Exec("COMMIT");
+      } catch (...) {
+        Exec("ROLLBACK");
+        throw;
+      }
+    }
+  }
+
   void Exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -456,7 +578,8 @@ class SqliteDb final : public Db {
   static std::string NotificationSelect() {
     return "SELECT id, channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, "
            "attempts,"
-           " provider_sid, provider_status, phone, body, created_at, updated_at FROM notifications";
+           " provider_sid, provider_status, phone, body, created_at, updated_at, claimed_by,"
+           " lease_until FROM notifications";
   }
   static Notification ReadNotification(const Stmt& s) {
     Notification n;
@@ -476,6 +599,8 @@ class SqliteDb final : public Db {
     n.body = s.Text(13);
     n.created_at = s.Int(14);
     n.updated_at = s.Int(15);
+    n.claimed_by = s.Text(16);
+    n.lease_until = s.Int(17);
     return n;
   }
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 for the tests: its own data directory, a free
+# port on 127.0.0.1, the socket in that directory, trust authentication.
+#   scripts/test-postgres.sh start DIR   prints postgresql://postgres@127.0.0.1:PORT
+#   scripts/test-postgres.sh stop DIR    stops it (fast) and removes DIR
+#   scripts/test-postgres.sh halt DIR    stops it, keeps DIR (start again later)
+# As root it runs the server as the unprivileged user `nobody` (initdb
+# refuses root). Nothing outside DIR is touched.
+set -euo pipefail
+
+cmd="${1:?usage: test-postgres.sh start|stop|halt DIR}"
+dir="${2:?usage: test-postgres.sh start|stop|halt DIR}"
+bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi
+}
+
+case "$cmd" in
+  start)
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    if [ "$(id -u)" -eq 0 ]; then
+      chown nobody:nogroup "$dir"
+      # The server must reach its directory through every parent.
+      p="$dir"; while [ "$p" != / ]; do p="$(dirname "$p")"; chmod o+x "$p" 2>/dev/null || true; done
+    fi
+    if [ -f "$dir/url" ] && as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+      cat "$dir/url"; exit 0  # already running
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-instructions \
+        >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    port="$(cat "$dir/port" 2>/dev/null || python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" >/dev/null \
+      || { cat "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    echo "postgresql://postgres@127.0.0.1:$port" | tee "$dir/url"
+    ;;
+  stop|halt)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+    fi
+    if [ "$cmd" = stop ]; then rm -rf "$dir"; fi
+    ;;
+  *)
+    echo "test-postgres.sh: unknown command '$cmd'" >&2; exit 2 ;;
+esac
