@@ -1,23 +1,27 @@
-// seed: fills a data dir with user chats and messages for the benchmarks
-// (100,000 chats and 1,000,000 messages in seconds: big transactions, not
-// the server's path). Writes "<user> <chat_id>" lines for the load users.
+// seed: fills a store with user chats and messages for the benchmarks
+// (100,000 chats and 1,000,000 messages: big transactions through the store
+// seam, not the server's path). Writes "<user> <chat_id>" lines for the
+// load users. SQLite in a data dir, or a PostgreSQL database.
 //
-//   seed --data-dir D --channel bench --chats 100000 --messages 1000000
-//        --load-users 2000 --out chats.txt
+//   seed --data-dir D | --postgres-url URL  --channel bench --chats 100000
+//        --messages 1000000 --load-users 2000 --out chats.txt
 #include <cstdio>
 #include <fstream>
 #include <string>
 
 #include "chat/messages.h"
+#include "store/postgres/postgres_db.h"
 #include "store/sqlite/sqlite_db.h"
 
 int main(int argc, char** argv) {
-  std::string dir, channel = "bench", out = "chats.txt";
+  std::string dir, url, channel = "bench", out = "chats.txt";
   long chats = 100000, messages = 1000000, load_users = 2000;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--data-dir")
       dir = v;
+    else if (a == "--postgres-url")
+      url = v;
     else if (a == "--channel")
       channel = v;
     else if (a == "--chats")
@@ -33,11 +37,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (dir.empty() || chats < load_users) {
-    fprintf(stderr, "seed: --data-dir is required and --chats >= --load-users\n");
+  if (dir.empty() == url.empty() || chats < load_users) {
+    fprintf(stderr, "seed: one of --data-dir, --postgres-url, and --chats >= --load-users\n");
     return 2;
   }
-  auto db = onlined::store::OpenSqlite(dir, true);
+  auto db =
+      url.empty() ? onlined::store::OpenSqlite(dir, true) : onlined::store::OpenPostgres(url, true);
   std::ofstream users(out);
   const long per_chat = messages / chats;
   long written = 0;

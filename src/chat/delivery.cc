@@ -19,21 +19,19 @@ Messenger::Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Serv
 void Messenger::Send(SendInput in, presence::ChannelIdx ch, size_t reply_loop, Done done) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t sms_delay_ms = in.sms_delay_ms;
-  store_.Write<SendResult>(
-      [in = std::move(in)](store::Db& db) { return chat::Send(db, in); },
-      [this, ch, reply_loop, t0, sms_delay_ms,
-       done = std::move(done)](store::Outcome<SendResult> o) mutable {
-        // On the writer thread, in commit order.
-        if (o.ok() && o.value->status == SendStatus::kCreated) {
-          metrics_.Add(metrics_.loops(), m_messages_);
-          metrics_.Observe(
-              metrics_.loops(), m_send_latency_,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-          Deliver(*o.value, ch, sms_delay_ms);
-        }
-        loops_.Post(reply_loop,
-                    [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
-      });
+  store_.Append(ToAppend(in), [this, ch, reply_loop, t0, sms_delay_ms,
+                               done = std::move(done)](store::Outcome<SendResult> o) mutable {
+    // On the writer thread, in commit order.
+    if (o.ok() && o.value->status == SendStatus::kCreated) {
+      metrics_.Add(metrics_.loops(), m_messages_);
+      metrics_.Observe(
+          metrics_.loops(), m_send_latency_,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      Deliver(*o.value, ch, sms_delay_ms);
+    }
+    loops_.Post(reply_loop,
+                [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
+  });
 }
 
 void Messenger::Deliver(const SendResult& r, presence::ChannelIdx ch, int64_t sms_delay_ms) {

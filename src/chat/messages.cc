@@ -91,7 +91,7 @@ SendInput ManagerSendInput(const std::string& channel, const std::string& chat_i
   return in;
 }
 
-SendResult Send(store::Db& db, const SendInput& in) {
+store::AppendInput ToAppend(const SendInput& in) {
   store::AppendInput a;
   a.channel = in.channel;
   a.chat_id = in.chat_id;
@@ -108,7 +108,9 @@ SendResult Send(store::Db& db, const SendInput& in) {
   if (in.from == "manager" && in.schedule_sms) {
     a.sms_due_at = in.now + in.ack_timeout_ms + in.sms_delay_ms;
   }
-  return db.Append(a);
+  return a;
 }
+
+SendResult Send(store::Db& db, const SendInput& in) { return db.Append(ToAppend(in)); }
 
 }  // namespace onlined::chat

@@ -48,6 +48,9 @@ SendInput ManagerSendInput(const std::string& channel, const std::string& chat_i
                            const std::string& key, int64_t now, int64_t sms_delay_ms,
                            int64_t ack_timeout_ms);
 
+// The store's form of a send: new ids, the SMS due time.
+store::AppendInput ToAppend(const SendInput& in);
+
 // Stores one message. Throws store::DbError on engine failure.
 SendResult Send(store::Db& db, const SendInput& in);
 

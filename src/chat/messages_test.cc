@@ -183,6 +183,69 @@ TEST(StoreService, GroupCommitKeepsEveryWriteAndOrder) {
   EXPECT_TRUE(any);
 }
 
+// Sends queued together go to the engine together (Db::AppendMany, one
+// pipeline on PostgreSQL); one that the engine fails fails alone.
+TEST(StoreService, SendsInOneGroupCommitTogetherAndAFailingOneFailsAlone) {
+  store::testing::TestEngine engine;
+  base::Metrics metrics(0);
+  store::Service svc([&](bool w) { return engine.Open(w); }, {}, metrics);
+  std::promise<std::string> chat_p;
+  svc.Write<std::string>(
+      [](store::Db& db) {
+        bool created;
+        return OpenChat(db, "acme", "alice", 1, created).chat_id;
+      },
+      [&](store::Outcome<std::string> o) { chat_p.set_value(*o.value); });
+  const std::string chat = chat_p.get_future().get();
+  // Holds the writer so that what follows queues up as one group.
+  std::promise<void> gate;
+  auto gate_f = gate.get_future().share();
+  svc.Write<int>(
+      [gate_f](store::Db&) {
+        gate_f.wait();
+        return 0;
+      },
+      [](store::Outcome<int>) {});
+  constexpr int kN = 300, kPoison = 150;
+  std::mutex mu;
+  std::vector<std::pair<int, int64_t>> done;  // (index, seq or -1)
+  std::promise<void> all;
+  for (int i = 0; i < kN; ++i) {
+    store::AppendInput in;
+    in.channel = "acme";
+    in.from = i == kPoison ? "user" : "manager";
+    in.chat_id = i == kPoison ? "" : chat;
+    in.user_id = i == kPoison ? "zed" : "";
+    in.new_chat_id = chat;  // taken: opening zed's chat under it fails in the engine
+    in.sender_id = "m";
+    in.text = std::to_string(i);
+    in.message_id = NewId("m_");
+    in.now = 10 + i;
+    svc.Append(in, [&, i](store::Outcome<store::AppendResult> o) {
+      std::lock_guard lock(mu);
+      done.emplace_back(i, o.ok() ? o.value->message.seq : -1);
+      if (done.size() == kN) all.set_value();
+    });
+  }
+  gate.set_value();
+  all.get_future().wait();
+  std::set<int64_t> seqs;
+  for (const auto& [i, seq] : done) {
+    if (i == kPoison) {
+      EXPECT_EQ(seq, -1) << "the failing send was reported stored";
+    } else {
+      EXPECT_GT(seq, 0) << "send " << i << " failed with its neighbour";
+      seqs.insert(seq);
+    }
+  }
+  EXPECT_EQ(seqs.size(), size_t{kN - 1});
+  EXPECT_EQ(*seqs.rbegin(), kN - 1);  // gapless: the failed one took no seq
+  svc.Stop();
+  auto db = engine.Open(false);
+  EXPECT_EQ(db->ListMessages(chat, 0, 1000).size(), size_t{kN - 1});
+  EXPECT_FALSE(db->FindChatOfUser("acme", "zed"));
+}
+
 TEST(StoreService, FullQueueRefusesAtOnce) {
   store::testing::TestEngine engine;
   base::Metrics metrics(0);

@@ -31,4 +31,11 @@ bool Db::RunGroup(size_t n, const std::function<void(size_t)>& run,
   }
 }
 
+std::vector<AppendResult> Db::AppendMany(const std::vector<const AppendInput*>& in) {
+  std::vector<AppendResult> out;
+  out.reserve(in.size());
+  for (const AppendInput* a : in) out.push_back(Append(*a));
+  return out;
+}
+
 }  // namespace onlined::store

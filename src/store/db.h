@@ -101,6 +101,11 @@ class Db {
   // lock, the message, its key and its outbox entry. On a network engine
   // this is one round trip. Statuses other than kCreated change nothing.
   virtual AppendResult Append(const AppendInput& in) = 0;
+  // Appends several, in order, each as Append would (the batch hook for
+  // sends: a network engine sends them all before it waits for an answer).
+  // If one fails it throws, and the caller's savepoint or transaction must
+  // undo the others. The default calls Append for each.
+  virtual std::vector<AppendResult> AppendMany(const std::vector<const AppendInput*>& in);
 
   // Chats.
   virtual std::optional<Chat> GetChat(const std::string& channel, const std::string& chat_id) = 0;

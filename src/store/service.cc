@@ -81,6 +81,54 @@ void Service::Enqueue(Queue& q, Op op) {
   op.finish(&kOverloaded, Failure::kOverloaded);
 }
 
+void Service::Append(AppendInput in, std::function<void(Outcome<AppendResult>)> done) {
+  auto job = std::make_shared<AppendJob>();
+  job->in = std::move(in);
+  Op op;
+  op.append = job;
+  op.run = [job](Db& db) { job->out = db.Append(job->in); };
+  op.finish = [job, done = std::move(done)](const std::string* err, Failure why) {
+    Outcome<AppendResult> o;
+    if (err) {
+      o.error = *err;
+      o.failure = why;
+    } else {
+      o.value = std::move(job->out);
+    }
+    done(std::move(o));
+  };
+  Enqueue(writes_, std::move(op));
+}
+
+// Sends that follow each other in a group go to the engine as one unit (a
+// pipeline); at most this many, so that neither side's socket buffer fills
+// while the other waits.
+constexpr size_t kMaxAppendUnit = 128;
+
+bool Service::RunUnits(std::vector<Op>& batch, const std::vector<std::pair<size_t, size_t>>& units,
+                       std::vector<std::string>& op_errors, std::string& tx_error) {
+  std::vector<std::string> unit_errors;
+  std::vector<const AppendInput*> ins;
+  const bool committed = writer_db_->RunGroup(
+      units.size(),
+      [&](size_t u) {
+        const auto [b, e] = units[u];
+        if (e - b == 1) return batch[b].run(*writer_db_);
+        ins.clear();
+        for (size_t k = b; k < e; ++k) ins.push_back(&batch[k].append->in);
+        std::vector<AppendResult> outs = writer_db_->AppendMany(ins);
+        if (outs.size() != e - b) throw DbError("the engine answered a different number of sends");
+        for (size_t k = b; k < e; ++k) batch[k].append->out = std::move(outs[k - b]);
+      },
+      unit_errors, tx_error);
+  if (committed) {
+    for (size_t u = 0; u < units.size(); ++u) {
+      for (size_t k = units[u].first; k < units[u].second; ++k) op_errors[k] = unit_errors[u];
+    }
+  }
+  return committed;
+}
+
 void Service::SetReachable(bool up) {
   if (reachable_.exchange(up, std::memory_order_relaxed) == up) return;
   metrics_.Add(metrics_.loops(), m_unreachable_, up ? -1 : 1);
@@ -107,10 +155,58 @@ void Service::WriterLoop() {
       }
     }
     auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::pair<size_t, size_t>> units;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].append && !units.empty() && units.back().second == i &&
+          batch[units.back().first].append && i - units.back().first < kMaxAppendUnit) {
+        ++units.back().second;
+      } else {
+        units.emplace_back(i, i + 1);
+      }
+    }
+    errors.assign(batch.size(), std::string());
     std::string tx_error;
+    bool committed = RunUnits(batch, units, errors, tx_error);
+    // A unit of sends that failed was undone as a whole: each of its sends
+    // once more alone, so that only the failing one fails.
+    std::vector<size_t> redo;
+    if (committed) {
+      for (const auto& [b, e] : units) {
+        if (e - b > 1 && !errors[b].empty()) {
+          for (size_t k = b; k < e; ++k) redo.push_back(k);
+        }
+      }
+    }
+    if (!redo.empty()) {
+      std::vector<Op> again;
+      std::vector<std::pair<size_t, size_t>> singles;
+      for (size_t k : redo) {
+        singles.emplace_back(again.size(), again.size() + 1);
+        again.push_back(std::move(batch[k]));
+      }
+      std::vector<std::string> again_errors(again.size());
+      std::string again_tx;
+      if (!RunUnits(again, singles, again_errors, again_tx)) {
+        for (auto& e : again_errors) e = again_tx;
+      }
+      // Completions in commit order: the group first, then these.
+      std::vector<Op> ordered;
+      std::vector<std::string> ordered_errors;
+      std::vector<bool> redone(batch.size(), false);
+      for (size_t k : redo) redone[k] = true;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (redone[i]) continue;
+        ordered.push_back(std::move(batch[i]));
+        ordered_errors.push_back(std::move(errors[i]));
+      }
+      for (size_t k = 0; k < again.size(); ++k) {
+        ordered.push_back(std::move(again[k]));
+        ordered_errors.push_back(std::move(again_errors[k]));
+      }
+      batch = std::move(ordered);
+      errors = std::move(ordered_errors);
+    }
     bool unreachable = false;
-    const bool committed = writer_db_->RunGroup(
-        batch.size(), [&batch, this](size_t i) { batch[i].run(*writer_db_); }, errors, tx_error);
     if (!committed) {
       // Unreachable engines fail fast and often: logged once per outage.
       unreachable = writer_db_->Unreachable();

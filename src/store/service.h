@@ -73,6 +73,11 @@ class Service {
     Enqueue(writes_, MakeOp<T>(std::move(fn), std::move(done)));
   }
 
+  // One send (Db::Append) in the next group transaction; sends that wait
+  // together go to the engine together (Db::AppendMany: one pipeline on a
+  // network engine). `done` as for Write.
+  void Append(AppendInput in, std::function<void(Outcome<AppendResult>)> done);
+
   // `fn` runs on a reader thread; `done` runs there too.
   template <class T>
   void Read(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
@@ -85,11 +90,19 @@ class Service {
   bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
 
  private:
+  struct AppendJob {
+    AppendInput in;
+    std::optional<AppendResult> out;
+  };
   struct Op {
     std::function<void(Db&)> run;
     std::function<void(const std::string* err, Failure why)> finish;
-    int64_t enqueued_ms = 0;  // steady
+    int64_t enqueued_ms = 0;            // steady
+    std::shared_ptr<AppendJob> append;  // a send: may run with its neighbours
   };
+  // Runs `units` (ranges of batch_) as one group; errors per operation.
+  bool RunUnits(std::vector<Op>& batch, const std::vector<std::pair<size_t, size_t>>& units,
+                std::vector<std::string>& op_errors, std::string& tx_error);
   struct Queue {
     mutable std::mutex mu;
     std::condition_variable cv;

@@ -43,9 +43,9 @@ CREATE TABLE notifications(
   phone text NOT NULL DEFAULT '', body text NOT NULL DEFAULT '',
   claimed_by text NOT NULL DEFAULT '', lease_until bigint NOT NULL DEFAULT 0,
   created_at bigint NOT NULL, updated_at bigint NOT NULL);
-CREATE INDEX notifications_due ON notifications(due_at) WHERE state = 'scheduled';
+CREATE INDEX notifications_due ON notifications(state, due_at);
 CREATE INDEX notifications_lease ON notifications(lease_until) WHERE state = 'sending';
-CREATE INDEX notifications_chat ON notifications(chat_id, id DESC) WHERE state = 'scheduled';
+CREATE INDEX notifications_chat ON notifications(chat_id, state);
 CREATE INDEX notifications_user ON notifications(channel, user_id, id DESC);
 CREATE INDEX notifications_sid ON notifications(provider_sid) WHERE provider_sid <> '';
 CREATE TABLE inbound_sms(sid text PRIMARY KEY, received_at bigint NOT NULL);
@@ -57,22 +57,18 @@ CREATE TABLE inbound_sms(sid text PRIMARY KEY, received_at bigint NOT NULL);
 -- outbox entry is joined or made while that lock is held.
 CREATE FUNCTION onlined_append(p_channel text, p_chat_id text, p_user_id text, p_from text,
     p_sender text, p_text text, p_scope text, p_key text, p_hash text, p_msg_id text,
-    p_new_chat_id text, p_now bigint, p_sms_due bigint)
-  RETURNS TABLE(r_status text, r_chat_id text, r_seq bigint, r_id text, r_from text,
-    r_sender text, r_text text, r_created_at bigint, r_acked_at bigint, r_user_id text,
-    r_chat_created boolean, r_notification_id bigint)
+    p_new_chat_id text, p_now bigint, p_sms_due bigint,
+    OUT r_status text, OUT r_chat_id text, OUT r_seq bigint, OUT r_id text, OUT r_from text,
+    OUT r_sender text, OUT r_text text, OUT r_created_at bigint, OUT r_acked_at bigint,
+    OUT r_user_id text, OUT r_chat_created boolean, OUT r_notification_id bigint)
   LANGUAGE plpgsql AS $$
 DECLARE
-  v_chat text;
-  v_user text;
-  v_seq bigint;
-  v_created boolean := false;
-  v_nid bigint;
   v_hash text;
   v_idem_chat text;
   v_idem_seq bigint;
-  v_unread_user boolean := p_from = 'user';
 BEGIN
+  r_chat_created := false;
+  r_notification_id := 0;
   IF p_key <> '' THEN
     INSERT INTO idem AS i (channel, scope, key, chat_id, seq, body_hash, created_at)
       VALUES (p_channel, p_scope, p_key, '', 0, p_hash, p_now) ON CONFLICT DO NOTHING;
@@ -80,12 +76,13 @@ BEGIN
       SELECT i.body_hash, i.chat_id, i.seq INTO v_hash, v_idem_chat, v_idem_seq FROM idem i
         WHERE i.channel = p_channel AND i.scope = p_scope AND i.key = p_key;
       IF v_hash <> p_hash THEN
-        RETURN QUERY SELECT 'conflict'::text, NULL::text, 0::bigint, NULL::text, NULL::text,
-          NULL::text, NULL::text, 0::bigint, NULL::bigint, NULL::text, false, 0::bigint;
+        r_status := 'conflict';
         RETURN;
       END IF;
-      RETURN QUERY SELECT 'duplicate'::text, m.chat_id, m.seq, m.id, m.from_role, m.sender_id,
-          m.text, m.created_at, m.acked_at, c.user_id, false, 0::bigint
+      SELECT 'duplicate', m.chat_id, m.seq, m.id, m.from_role, m.sender_id, m.text, m.created_at,
+          m.acked_at, c.user_id
+        INTO r_status, r_chat_id, r_seq, r_id, r_from, r_sender, r_text, r_created_at,
+          r_acked_at, r_user_id
         FROM messages m JOIN chats c ON c.chat_id = m.chat_id
         WHERE m.chat_id = v_idem_chat AND m.seq = v_idem_seq;
       IF NOT FOUND THEN
@@ -97,64 +94,66 @@ BEGIN
 
   IF p_chat_id <> '' THEN
     UPDATE chats c SET last_seq = c.last_seq + 1, updated_at = GREATEST(c.updated_at, p_now),
-        unread = CASE WHEN v_unread_user THEN c.unread + 1 ELSE 0 END
+        unread = CASE WHEN p_from = 'user' THEN c.unread + 1 ELSE 0 END
       WHERE c.chat_id = p_chat_id AND c.channel = p_channel
         AND (p_from <> 'user' OR c.user_id = p_user_id)
-      RETURNING c.chat_id, c.last_seq, c.user_id INTO v_chat, v_seq, v_user;
+      RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
   ELSIF p_from = 'user' THEN
     UPDATE chats c SET last_seq = c.last_seq + 1, updated_at = GREATEST(c.updated_at, p_now),
         unread = c.unread + 1
       WHERE c.channel = p_channel AND c.user_id = p_user_id
-      RETURNING c.chat_id, c.last_seq, c.user_id INTO v_chat, v_seq, v_user;
-    IF v_chat IS NULL THEN
+      RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
+    IF r_chat_id IS NULL THEN
       INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at, unread)
         VALUES (p_new_chat_id, p_channel, p_user_id, p_now, 1, p_now, 1)
         ON CONFLICT (channel, user_id) DO NOTHING;
       IF FOUND THEN
-        v_chat := p_new_chat_id; v_seq := 1; v_user := p_user_id; v_created := true;
+        r_chat_id := p_new_chat_id; r_seq := 1; r_user_id := p_user_id; r_chat_created := true;
       ELSE
         -- Another writer opened it a moment ago: move its counter instead.
         UPDATE chats c SET last_seq = c.last_seq + 1,
             updated_at = GREATEST(c.updated_at, p_now), unread = c.unread + 1
           WHERE c.channel = p_channel AND c.user_id = p_user_id
-          RETURNING c.chat_id, c.last_seq, c.user_id INTO v_chat, v_seq, v_user;
+          RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
       END IF;
     END IF;
   END IF;
-  IF v_chat IS NULL THEN
+  IF r_chat_id IS NULL THEN
     IF p_key <> '' THEN
       DELETE FROM idem i WHERE i.channel = p_channel AND i.scope = p_scope AND i.key = p_key;
     END IF;
-    RETURN QUERY SELECT 'no_chat'::text, NULL::text, 0::bigint, NULL::text, NULL::text,
-      NULL::text, NULL::text, 0::bigint, NULL::bigint, NULL::text, false, 0::bigint;
+    r_status := 'no_chat';
     RETURN;
   END IF;
 
   INSERT INTO messages(chat_id, seq, id, from_role, sender_id, text, created_at)
-    VALUES (v_chat, v_seq, p_msg_id, p_from, p_sender, p_text, p_now);
+    VALUES (r_chat_id, r_seq, p_msg_id, p_from, p_sender, p_text, p_now);
   IF p_key <> '' THEN
-    UPDATE idem i SET chat_id = v_chat, seq = v_seq
+    UPDATE idem i SET chat_id = r_chat_id, seq = r_seq
       WHERE i.channel = p_channel AND i.scope = p_scope AND i.key = p_key;
   END IF;
   IF p_sms_due > 0 THEN
-    -- Joins the chat's pending notification: one SMS tells of all of them.
-    -- One claimed meanwhile (sending) no longer matches: a new one is made.
-    UPDATE notifications n SET last_seq = v_seq, updated_at = p_now
-      WHERE n.id = (SELECT x.id FROM notifications x
-                    WHERE x.chat_id = v_chat AND x.state = 'scheduled'
-                    ORDER BY x.id DESC LIMIT 1 FOR UPDATE)
-        AND n.state = 'scheduled'
-      RETURNING n.id INTO v_nid;
-    IF v_nid IS NULL THEN
+    -- Joins the chat's pending notification: one SMS tells of all of them
+    -- (at most one is scheduled per chat: made under the chat row's lock).
+    -- One being claimed is waited for, then no longer matches: a new one.
+    UPDATE notifications n SET last_seq = r_seq, updated_at = p_now
+      WHERE n.chat_id = r_chat_id AND n.state = 'scheduled'
+      RETURNING n.id INTO r_notification_id;
+    IF r_notification_id IS NULL THEN
       INSERT INTO notifications(channel, user_id, chat_id, first_seq, last_seq, state, reason,
           due_at, created_at, updated_at)
-        VALUES (p_channel, v_user, v_chat, v_seq, v_seq, 'scheduled', 'waiting', p_sms_due,
+        VALUES (p_channel, r_user_id, r_chat_id, r_seq, r_seq, 'scheduled', 'waiting', p_sms_due,
           p_now, p_now)
-        RETURNING id INTO v_nid;
+        RETURNING id INTO r_notification_id;
     END IF;
   END IF;
-  RETURN QUERY SELECT 'created'::text, v_chat, v_seq, p_msg_id, p_from, p_sender, p_text, p_now,
-    NULL::bigint, v_user, v_created, COALESCE(v_nid, 0);
+  r_status := 'created';
+  r_id := p_msg_id;
+  r_from := p_from;
+  r_sender := p_sender;
+  r_text := p_text;
+  r_created_at := p_now;
+  r_notification_id := COALESCE(r_notification_id, 0);
 END $$;
 )sql";
 constexpr const char* kMigrations[] = {kV1};
@@ -285,27 +284,59 @@ class PostgresDb final : public Db {
   }
 
   AppendResult Append(const AppendInput& in) override {
-    Params p;
-    p.S(in.channel).S(in.chat_id).S(in.user_id).S(in.from).S(in.sender_id).S(in.text);
-    p.S(in.idem_scope).S(in.idem_key).S(in.body_hash).S(in.message_id).S(in.new_chat_id);
-    p.I(in.now).I(in.sms_due_at);
-    Result r = Run("SELECT * FROM onlined_append($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)", p);
-    if (r.rows() != 1) throw DbError("postgres: onlined_append returned no row");
-    AppendResult out;
-    const std::string status = r.Text(0, 0);
-    if (status == "conflict") {
-      out.status = AppendStatus::kConflict;
-      return out;
+    return ReadAppend(Run(kAppendSql, AppendParams(in)));
+  }
+
+  // One pipeline: every call sent, one sync, then every answer read.
+  std::vector<AppendResult> AppendMany(const std::vector<const AppendInput*>& in) override {
+    if (in.size() == 1) return {Append(*in[0])};
+    const std::string& name = Prepared(kAppendSql);
+    std::vector<Params> params;
+    params.reserve(in.size());
+    for (const AppendInput* a : in) params.push_back(AppendParams(*a));
+    if (PQenterPipelineMode(conn_) != 1) Fail(nullptr, "pipeline");
+    // Leaves pipeline mode; a connection stuck in it (answers unread after
+    // a failure) is closed and opened afresh by the next operation.
+    struct Leave {
+      PostgresDb* db;
+      ~Leave() {
+        PGconn* c = db->conn_;
+        if (c != nullptr && PQpipelineStatus(c) != PQ_PIPELINE_OFF && PQexitPipelineMode(c) != 1) {
+          db->Close();
+        }
+      }
+    } leave{this};
+    for (const Params& p : params) {
+      std::vector<const char*> vals = p.Pointers();
+      if (PQsendQueryPrepared(conn_, name.c_str(), p.size(), vals.data(), nullptr, nullptr, 0) !=
+          1) {
+        Fail(nullptr, "pipeline send");
+      }
     }
-    if (status == "no_chat") {
-      out.status = AppendStatus::kNoChat;
-      return out;
+    if (PQpipelineSync(conn_) != 1) Fail(nullptr, "pipeline sync");
+    std::vector<AppendResult> out;
+    out.reserve(in.size());
+    std::string first_error;
+    for (size_t i = 0; i < in.size(); ++i) {
+      PGresult* res = PQgetResult(conn_);
+      if (res == nullptr) Fail(nullptr, "pipeline: an answer is missing");
+      const ExecStatusType st = PQresultStatus(res);
+      if (st == PGRES_TUPLES_OK && first_error.empty()) {
+        out.push_back(ReadAppend(Result(res)));
+      } else {
+        if (first_error.empty()) {
+          if (PQstatus(conn_) != CONNECTION_OK) Fail(res, "pipeline");
+          first_error = PQresultErrorMessage(res);
+        }
+        PQclear(res);  // PGRES_PIPELINE_ABORTED for those after a failure
+      }
+      PQclear(PQgetResult(conn_));  // the end of this statement's results
     }
-    out.status = status == "duplicate" ? AppendStatus::kDuplicate : AppendStatus::kCreated;
-    out.message = ReadMessage(r, 0, 1);
-    out.user_id = r.Text(0, 9);
-    out.chat_created = r.Bool(0, 10);
-    out.notification_id = r.Int(0, 11);
+    PGresult* sync = PQgetResult(conn_);
+    const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+    PQclear(sync);
+    if (!synced) Fail(nullptr, "pipeline: no sync");
+    if (!first_error.empty()) throw DbError("postgres: a pipelined send failed: " + first_error);
     return out;
   }
 
@@ -590,8 +621,8 @@ class PostgresDb final : public Db {
     PQclear(res);
   }
 
-  // Runs a statement, prepared once per connection under a name of its own.
-  Result Run(const std::string& sql, const Params& p) {
+  // The name of `sql` prepared on this connection (prepared now if new).
+  const std::string& Prepared(const std::string& sql) {
     Ensure();
     auto it = prepared_.find(sql);
     if (it == prepared_.end()) {
@@ -601,9 +632,14 @@ class PostgresDb final : public Db {
       PQclear(res);
       it = prepared_.emplace(sql, std::move(name)).first;
     }
+    return it->second;
+  }
+
+  // Runs a statement, prepared once per connection under a name of its own.
+  Result Run(const std::string& sql, const Params& p) {
+    const std::string& name = Prepared(sql);
     std::vector<const char*> vals = p.Pointers();
-    PGresult* res =
-        PQexecPrepared(conn_, it->second.c_str(), p.size(), vals.data(), nullptr, nullptr, 0);
+    PGresult* res = PQexecPrepared(conn_, name.c_str(), p.size(), vals.data(), nullptr, nullptr, 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) Fail(res, "statement");
     return Result(res);
@@ -645,6 +681,35 @@ class PostgresDb final : public Db {
         throw;
       }
     }
+  }
+
+  static constexpr const char* kAppendSql =
+      "SELECT * FROM onlined_append($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)";
+  static Params AppendParams(const AppendInput& in) {
+    Params p;
+    p.S(in.channel).S(in.chat_id).S(in.user_id).S(in.from).S(in.sender_id).S(in.text);
+    p.S(in.idem_scope).S(in.idem_key).S(in.body_hash).S(in.message_id).S(in.new_chat_id);
+    p.I(in.now).I(in.sms_due_at);
+    return p;
+  }
+  static AppendResult ReadAppend(const Result& r) {
+    if (r.rows() != 1) throw DbError("postgres: onlined_append returned no row");
+    AppendResult out;
+    const std::string status = r.Text(0, 0);
+    if (status == "conflict") {
+      out.status = AppendStatus::kConflict;
+      return out;
+    }
+    if (status == "no_chat") {
+      out.status = AppendStatus::kNoChat;
+      return out;
+    }
+    out.status = status == "duplicate" ? AppendStatus::kDuplicate : AppendStatus::kCreated;
+    out.message = ReadMessage(r, 0, 1);
+    out.user_id = r.Text(0, 9);
+    out.chat_created = !r.IsNull(0, 10) && r.Bool(0, 10);
+    out.notification_id = r.IsNull(0, 11) ? 0 : r.Int(0, 11);
+    return out;
   }
 
   static std::string ChatSelect() {
