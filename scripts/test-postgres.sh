@@ -5,7 +5,8 @@
 #   scripts/test-postgres.sh stop DIR    stops it (fast) and removes DIR
 #   scripts/test-postgres.sh halt DIR    stops it, keeps DIR (start again later)
 # As root it runs the server as the unprivileged user `nobody` (initdb
-# refuses root). Nothing outside DIR is touched.
+# refuses root). Nothing outside DIR is touched. PG_SERVER_OPTS adds
+# server settings ("-c shared_buffers=512MB" for the bench).
 set -euo pipefail
 
 cmd="${1:?usage: test-postgres.sh start|stop|halt DIR}"
@@ -34,7 +35,7 @@ case "$cmd" in
     fi
     port="$(cat "$dir/port" 2>/dev/null || python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" >/dev/null \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 ${PG_SERVER_OPTS:-}" >/dev/null \
       || { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
     echo "postgresql://postgres@127.0.0.1:$port" | tee "$dir/url"

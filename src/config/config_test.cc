@@ -78,6 +78,35 @@ TEST(Config, ClusterSettingsAreRefusedUntilClusterModeExists) {
   ExpectError("", "cluster mode", {{"ONLINED_CLUSTER_POSTGRES_URL", "postgresql://x"}});
 }
 
+TEST(Config, StoreEngineFromTheTableTheTopLevelOrTheEnvironment) {
+  Config d = LoadFromString("", {}, {});
+  EXPECT_EQ(d.store_engine, "sqlite");
+  EXPECT_FALSE(d.node_id.empty());
+  EXPECT_EQ(d.outbox_lease_ms, 60000);
+  Config t = LoadFromString(
+      "[store]\nengine = \"postgres\"\npostgres_url = \"postgresql://db/onlined\"\n"
+      "max_batch = 64\n",
+      {}, {});
+  EXPECT_EQ(t.store_engine, "postgres");
+  EXPECT_EQ(t.store_postgres_url, "postgresql://db/onlined");
+  EXPECT_EQ(t.store_max_batch, 64);
+  Config e = LoadFromString("listen = \"127.0.0.1:9000\"\n",
+                            {{"ONLINED_STORE_ENGINE", "postgres"},
+                             {"ONLINED_STORE_POSTGRES_URL", "host=db dbname=onlined"},
+                             {"ONLINED_OUTBOX_LEASE_MS", "5000"}},
+                            {});
+  EXPECT_EQ(e.store_engine, "postgres");
+  EXPECT_EQ(e.store_postgres_url, "host=db dbname=onlined");
+  EXPECT_EQ(e.outbox_lease_ms, 5000);
+  EXPECT_EQ(e.node_id.substr(e.node_id.size() - 5), ":9000");  // host:port
+  ExpectError("[store]\nengine = \"mysql\"\n", "store.engine");
+  ExpectError("[store]\nengine = \"postgres\"\n", "postgres_url");
+  ExpectError("[store]\nflavour = 1\n", "store.flavour");
+  ExpectError("store_faults = \"none\"\n[store]\nengine = \"postgres\"\npostgres_url = \"x\"\n",
+              "store_faults");
+  ExpectError("outbox_lease_ms = 10\n", "outbox_lease_ms");
+}
+
 TEST(Config, NewLimitsParseAndAreChecked) {
   Config c = LoadFromString(
       "max_connections_per_ip = 7\nhandshakes_per_s = 100\nmax_sends_per_s = 50\nmetrics_listen = "

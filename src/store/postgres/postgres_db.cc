@@ -20,7 +20,8 @@ CREATE TABLE chats(
   chat_id text PRIMARY KEY, channel text NOT NULL, user_id text NOT NULL,
   created_at bigint NOT NULL, last_seq bigint NOT NULL DEFAULT 0, updated_at bigint NOT NULL,
   user_ack_seq bigint NOT NULL DEFAULT 0, user_read_seq bigint NOT NULL DEFAULT 0,
-  unread bigint NOT NULL DEFAULT 0, UNIQUE(channel, user_id));
+  unread bigint NOT NULL DEFAULT 0, pending_nid bigint NOT NULL DEFAULT 0,
+  UNIQUE(channel, user_id));
 CREATE INDEX chats_newest ON chats(channel, updated_at DESC, chat_id DESC);
 CREATE TABLE messages(
   chat_id text NOT NULL, seq bigint NOT NULL, id text NOT NULL, from_role text NOT NULL,
@@ -66,6 +67,8 @@ DECLARE
   v_hash text;
   v_idem_chat text;
   v_idem_seq bigint;
+  v_pending bigint := 0;
+  v_state text;
 BEGIN
   r_chat_created := false;
   r_notification_id := 0;
@@ -97,12 +100,14 @@ BEGIN
         unread = CASE WHEN p_from = 'user' THEN c.unread + 1 ELSE 0 END
       WHERE c.chat_id = p_chat_id AND c.channel = p_channel
         AND (p_from <> 'user' OR c.user_id = p_user_id)
-      RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
+      RETURNING c.chat_id, c.last_seq, c.user_id, c.pending_nid
+        INTO r_chat_id, r_seq, r_user_id, v_pending;
   ELSIF p_from = 'user' THEN
     UPDATE chats c SET last_seq = c.last_seq + 1, updated_at = GREATEST(c.updated_at, p_now),
         unread = c.unread + 1
       WHERE c.channel = p_channel AND c.user_id = p_user_id
-      RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
+      RETURNING c.chat_id, c.last_seq, c.user_id, c.pending_nid
+        INTO r_chat_id, r_seq, r_user_id, v_pending;
     IF r_chat_id IS NULL THEN
       INSERT INTO chats(chat_id, channel, user_id, created_at, last_seq, updated_at, unread)
         VALUES (p_new_chat_id, p_channel, p_user_id, p_now, 1, p_now, 1)
@@ -114,7 +119,8 @@ BEGIN
         UPDATE chats c SET last_seq = c.last_seq + 1,
             updated_at = GREATEST(c.updated_at, p_now), unread = c.unread + 1
           WHERE c.channel = p_channel AND c.user_id = p_user_id
-          RETURNING c.chat_id, c.last_seq, c.user_id INTO r_chat_id, r_seq, r_user_id;
+          RETURNING c.chat_id, c.last_seq, c.user_id, c.pending_nid
+        INTO r_chat_id, r_seq, r_user_id, v_pending;
       END IF;
     END IF;
   END IF;
@@ -133,18 +139,26 @@ BEGIN
       WHERE i.channel = p_channel AND i.scope = p_scope AND i.key = p_key;
   END IF;
   IF p_sms_due > 0 THEN
-    -- Joins the chat's pending notification: one SMS tells of all of them
-    -- (at most one is scheduled per chat: made under the chat row's lock).
-    -- One being claimed is waited for, then no longer matches: a new one.
-    UPDATE notifications n SET last_seq = r_seq, updated_at = p_now
-      WHERE n.chat_id = r_chat_id AND n.state = 'scheduled'
-      RETURNING n.id INTO r_notification_id;
-    IF r_notification_id IS NULL THEN
+    -- Joins the chat's pending notification (chats.pending_nid, found by
+    -- its key: the hot path never searches the outbox): one SMS tells of
+    -- all of them. One claimed meanwhile (sending) is waited for, then no
+    -- longer matches: a new one is made and becomes the chat's pending one.
+    -- By its key alone: a second condition (state) could lead a plan cached
+    -- while the table was small onto another index.
+    IF v_pending > 0 THEN
+      SELECT n.state INTO v_state FROM notifications n WHERE n.id = v_pending FOR UPDATE;
+      IF v_state = 'scheduled' THEN
+        UPDATE notifications n SET last_seq = r_seq, updated_at = p_now WHERE n.id = v_pending;
+        r_notification_id := v_pending;
+      END IF;
+    END IF;
+    IF r_notification_id IS NULL OR r_notification_id = 0 THEN
       INSERT INTO notifications(channel, user_id, chat_id, first_seq, last_seq, state, reason,
           due_at, created_at, updated_at)
         VALUES (p_channel, r_user_id, r_chat_id, r_seq, r_seq, 'scheduled', 'waiting', p_sms_due,
           p_now, p_now)
         RETURNING id INTO r_notification_id;
+      UPDATE chats c SET pending_nid = r_notification_id WHERE c.chat_id = r_chat_id;
     END IF;
   END IF;
   r_status := 'created';
@@ -577,6 +591,17 @@ class PostgresDb final : public Db {
       throw DbUnavailable("postgres: cannot connect: " + msg);
     }
     prepared_.clear();
+    // Short statements only: a parallel plan's worker start-up (milliseconds,
+    // far more on a busy machine) would be most of a chat list's time.
+    PGresult* r = PQexec(conn_, "SET max_parallel_workers_per_gather = 0");
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      std::string msg = PQerrorMessage(conn_);
+      Close();
+      next_attempt_ms_ = base::SteadyMs() + kReconnectMs;
+      throw DbUnavailable("postgres: session setup failed: " + msg);
+    }
   }
 
   void Close() {
