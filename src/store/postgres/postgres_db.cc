@@ -242,7 +242,12 @@ class PostgresDb final : public Db {
  public:
   PostgresDb(std::string url, bool writer) : url_(std::move(url)), writer_(writer) {
     Connect();
-    if (writer_) Migrate();
+    try {
+      if (writer_) Migrate();
+    } catch (...) {
+      Close();  // no destructor runs for a constructor that throws
+      throw;
+    }
   }
   ~PostgresDb() override { Close(); }
   PostgresDb(const PostgresDb&) = delete;

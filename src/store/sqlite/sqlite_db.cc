@@ -115,11 +115,17 @@ class SqliteDb final : public Db {
       throw DbError("sqlite: cannot open " + path + ": " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
-    Exec("PRAGMA journal_mode=WAL");
-    Exec("PRAGMA synchronous=FULL");
-    Exec("PRAGMA foreign_keys=OFF");
-    Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
-    if (writer) Migrate(path);
+    try {
+      Exec("PRAGMA journal_mode=WAL");
+      Exec("PRAGMA synchronous=FULL");
+      Exec("PRAGMA foreign_keys=OFF");
+      Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
+      if (writer) Migrate(path);
+    } catch (...) {
+      for (auto& [sql, st] : stmts_) sqlite3_finalize(st);
+      sqlite3_close(db_);  // no destructor runs for a constructor that throws
+      throw;
+    }
   }
   ~SqliteDb() override {
     for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
