@@ -596,6 +596,9 @@ class PostgresDb final : public Db {
       throw DbUnavailable("postgres: cannot connect: " + msg);
     }
     prepared_.clear();
+    // The server's notices ("already exists, skipping") are not the log's business.
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
     // Short statements only: a parallel plan's worker start-up (milliseconds,
     // far more on a busy machine) would be most of a chat list's time.
     PGresult* r = PQexec(conn_, "SET max_parallel_workers_per_gather = 0");
@@ -627,20 +630,19 @@ class PostgresDb final : public Db {
   // Why a statement failed: an unreachable server, or this statement.
   [[noreturn]] void Fail(PGresult* res, const std::string& what) {
     std::string msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
-    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    const char* field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+    const std::string state = field != nullptr ? field : "";  // before the result is freed
     PQclear(res);
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     // Class 08: connection exception; 57P01-03: the server shuts down.
-    const bool gone = PQstatus(conn_) != CONNECTION_OK ||
-                      (state != nullptr && (std::string_view(state).substr(0, 2) == "08" ||
-                                            std::string_view(state).substr(0, 3) == "57P"));
+    const bool gone =
+        PQstatus(conn_) != CONNECTION_OK || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0;
     if (gone) {
       Close();
       next_attempt_ms_ = base::SteadyMs() + kReconnectMs;
       throw DbUnavailable("postgres: connection lost (" + what + "): " + msg);
     }
-    throw DbError("postgres: " + what + ": " + msg +
-                  (state ? " [" + std::string(state) + "]" : ""));
+    throw DbError("postgres: " + what + ": " + msg + (state.empty() ? "" : " [" + state + "]"));
   }
 
   void Exec(const char* sql) {
