@@ -308,8 +308,7 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
       e.settings.id, chat_id, c.subject, scope, std::move(text), key, base::WallMs(),
       int64_t{e.settings.sms_delay_s} * 1000, int64_t{e.settings.ack_timeout_s} * 1000);
   ctx_.messenger.Send(
-      std::move(in), e.idx, req.loop,
-      [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
+      in, e.idx, req.loop, [this, loop = req.loop, respond](store::Outcome<chat::SendResult> o) {
         if (!o.ok()) return respond(StoreError(ctx_, loop, o));
         const chat::SendResult& r = *o.value;
         if (r.status == chat::SendStatus::kNoChat) {

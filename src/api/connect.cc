@@ -349,7 +349,7 @@ class ClientSession final : public net::WsSession,
                                              f.client_msg_id, base::WallMs());
     std::weak_ptr<void> alive = conn_.lifetime();
     std::string client_msg_id = f.client_msg_id;
-    ctx_.messenger.Send(std::move(in), e->idx, conn_.loop(),
+    ctx_.messenger.Send(in, e->idx, conn_.loop(),
                         [this, alive, client_msg_id](store::Outcome<chat::SendResult> o) {
                           if (alive.expired() || phase_ != Phase::kLive) return;
                           if (!o.ok()) {

@@ -16,7 +16,7 @@ Messenger::Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Serv
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
 }
 
-void Messenger::Send(SendInput in, presence::ChannelIdx ch, size_t reply_loop, Done done) {
+void Messenger::Send(const SendInput& in, presence::ChannelIdx ch, size_t reply_loop, Done done) {
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t sms_delay_ms = in.sms_delay_ms;
   store_.Append(ToAppend(in), [this, ch, reply_loop, t0, sms_delay_ms,

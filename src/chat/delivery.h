@@ -42,7 +42,7 @@ class Messenger {
   // Stores and delivers one message (see above). `done` runs on loop
   // `reply_loop`. A duplicate (the same idempotency key and body) is
   // answered with the stored message and delivered no second time.
-  void Send(SendInput in, presence::ChannelIdx ch, size_t reply_loop, Done done);
+  void Send(const SendInput& in, presence::ChannelIdx ch, size_t reply_loop, Done done);
 
  private:
   // On the writer thread, after the commit of a new message.

@@ -64,8 +64,7 @@ class MessengerTest : public ::testing::Test {
 
   store::Outcome<SendResult> SendAndWait(SendInput in) {
     std::promise<store::Outcome<SendResult>> p;
-    messenger_.Send(std::move(in), 0, 0,
-                    [&p](store::Outcome<SendResult> o) { p.set_value(std::move(o)); });
+    messenger_.Send(in, 0, 0, [&p](store::Outcome<SendResult> o) { p.set_value(std::move(o)); });
     return p.get_future().get();
   }
   SendInput Manager(const std::string& text, const std::string& key = "") {

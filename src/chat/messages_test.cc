@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <future>
@@ -240,9 +241,41 @@ TEST(StoreService, SendsInOneGroupCommitTogetherAndAFailingOneFailsAlone) {
   }
   EXPECT_EQ(seqs.size(), size_t{kN - 1});
   EXPECT_EQ(*seqs.rbegin(), kN - 1);  // gapless: the failed one took no seq
+  // The same when the sends are the whole group (one unit, nothing else).
+  std::promise<void> gate2;
+  auto gate2_f = gate2.get_future().share();
+  svc.Write<int>(
+      [gate2_f](store::Db&) {
+        gate2_f.wait();
+        return 0;
+      },
+      [](store::Outcome<int>) {});
+  std::promise<void> all2;
+  std::vector<int64_t> seqs2;
+  for (int i = 0; i < 5; ++i) {
+    store::AppendInput in;
+    in.channel = "acme";
+    in.from = i == 2 ? "user" : "manager";
+    in.chat_id = i == 2 ? "" : chat;
+    in.user_id = i == 2 ? "zed" : "";
+    in.new_chat_id = chat;
+    in.sender_id = "m";
+    in.text = "again " + std::to_string(i);
+    in.message_id = NewId("m_");
+    in.now = 1000 + i;
+    svc.Append(in, [&](store::Outcome<store::AppendResult> o) {
+      std::lock_guard lock(mu);
+      seqs2.push_back(o.ok() ? o.value->message.seq : -1);
+      if (seqs2.size() == 5) all2.set_value();
+    });
+  }
+  gate2.set_value();
+  all2.get_future().wait();
+  std::sort(seqs2.begin(), seqs2.end());
+  EXPECT_EQ(seqs2, (std::vector<int64_t>{-1, kN, kN + 1, kN + 2, kN + 3}));
   svc.Stop();
   auto db = engine.Open(false);
-  EXPECT_EQ(db->ListMessages(chat, 0, 1000).size(), size_t{kN - 1});
+  EXPECT_EQ(db->ListMessages(chat, 0, 1000).size(), size_t{kN + 3});
   EXPECT_FALSE(db->FindChatOfUser("acme", "zed"));
 }
 

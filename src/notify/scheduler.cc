@@ -5,6 +5,7 @@
 
 #include <boost/asio/post.hpp>
 #include <random>
+#include <utility>
 
 #include "base/clock.h"
 
@@ -14,7 +15,7 @@ namespace asio = boost::asio;
 
 Scheduler::Scheduler(store::Service& store, const PolicySource& policies, base::Metrics& metrics,
                      Options opts)
-    : store_(store), policies_(policies), metrics_(metrics), opts_(opts) {
+    : store_(store), policies_(policies), metrics_(metrics), opts_(std::move(opts)) {
   m_sent_ = metrics.Counter("onlined_sms_sent_total", "SMS accepted by the provider.");
   m_failed_ = metrics.Counter("onlined_sms_failed_total",
                               "Notifications failed (provider refusal or retries exhausted).");

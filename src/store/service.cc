@@ -206,13 +206,12 @@ void Service::WriterLoop() {
       batch = std::move(ordered);
       errors = std::move(ordered_errors);
     }
-    bool unreachable = false;
-    if (!committed) {
-      // Unreachable engines fail fast and often: logged once per outage.
-      unreachable = writer_db_->Unreachable();
-      if (!unreachable) {
-        spdlog::error("store: transaction of {} operations failed: {}", batch.size(), tx_error);
-      }
+    // Also after a commit: the connection may have gone while operations
+    // were redone one by one. Unreachable engines fail fast and often:
+    // logged once per outage (SetReachable).
+    const bool unreachable = writer_db_->Unreachable();
+    if (!committed && !unreachable) {
+      spdlog::error("store: transaction of {} operations failed: {}", batch.size(), tx_error);
     }
     SetReachable(!unreachable);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

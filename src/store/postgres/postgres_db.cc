@@ -288,7 +288,13 @@ class PostgresDb final : public Db {
       group_error = e.what();
       Rollback();
     }
-    if (n == 1) return false;
+    if (n == 1) {
+      // The one operation failed and nothing else was in the group: that is
+      // the group committed without it (the caller may redo its parts).
+      errors[0] = group_error;
+      group_error.clear();
+      return true;
+    }
     for (size_t i = 0; i < n; ++i) {
       try {
         Exec("BEGIN");
@@ -394,6 +400,7 @@ class PostgresDb final : public Db {
                                 " WHERE c.channel=$1 ORDER BY c.updated_at DESC, c.chat_id DESC"
                                 " LIMIT $2",
                             Params().S(channel).I(limit));
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadChat(r, i));
     return out;
   }
@@ -404,6 +411,7 @@ class PostgresDb final : public Db {
     Result r = Run(
         ChatSelect() + " WHERE c.channel=$1 AND c.user_id=$2 ORDER BY c.updated_at DESC LIMIT $3",
         Params().S(channel).S(user_id).I(limit));
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadChat(r, i));
     return out;
   }
@@ -443,6 +451,7 @@ class PostgresDb final : public Db {
     std::vector<Message> out;
     Result r = Run(MessageSelect() + " WHERE chat_id=$1 AND seq>$2 ORDER BY seq LIMIT $3",
                    Params().S(chat_id).I(after_seq).I(limit));
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadMessage(r, i, 0));
     return out;
   }
@@ -550,6 +559,7 @@ class PostgresDb final : public Db {
                        " WHERE (state='scheduled' AND due_at<=$1) OR (state='sending' AND"
                        " lease_until<=$1) ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
                    Params().I(now).I(limit));
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadNotification(r, i));
     return out;
   }
@@ -560,6 +570,7 @@ class PostgresDb final : public Db {
     Result r =
         Run(NotificationSelect() + " WHERE channel=$1 AND user_id=$2 ORDER BY id DESC LIMIT $3",
             Params().S(channel).S(user_id).I(limit));
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i) out.push_back(ReadNotification(r, i));
     return out;
   }
