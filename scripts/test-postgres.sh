@@ -5,7 +5,8 @@
 #   scripts/test-postgres.sh stop DIR    stops it (fast) and removes DIR
 #   scripts/test-postgres.sh halt DIR    stops it, keeps DIR (start again later)
 # As root it runs the server as the unprivileged user `nobody` (initdb
-# refuses root). Nothing outside DIR is touched. PG_SERVER_OPTS adds
+# refuses root); then DIR is given to nobody and DIR's parents get o+x (the
+# server must reach its directory), nothing else outside DIR changes. PG_SERVER_OPTS adds
 # server settings ("-c shared_buffers=512MB" for the bench).
 set -euo pipefail
 
