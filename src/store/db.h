@@ -106,6 +106,10 @@ class Db {
   // If one fails it throws, and the caller's savepoint or transaction must
   // undo the others. The default calls Append for each.
   virtual std::vector<AppendResult> AppendMany(const std::vector<const AppendInput*>& in);
+  // How many sends the writer hands AppendMany at once (1: each alone, in
+  // its own savepoint). An embedded engine gains nothing from more: SQLite
+  // would journal a long savepoint's pages into a temporary file.
+  virtual size_t AppendUnit() const { return 1; }
 
   // Chats.
   virtual std::optional<Chat> GetChat(const std::string& channel, const std::string& chat_id) = 0;

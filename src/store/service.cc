@@ -100,11 +100,6 @@ void Service::Append(AppendInput in, std::function<void(Outcome<AppendResult>)> 
   Enqueue(writes_, std::move(op));
 }
 
-// Sends that follow each other in a group go to the engine as one unit (a
-// pipeline); at most this many, so that neither side's socket buffer fills
-// while the other waits.
-constexpr size_t kMaxAppendUnit = 128;
-
 bool Service::RunUnits(std::vector<Op>& batch, const std::vector<std::pair<size_t, size_t>>& units,
                        std::vector<std::string>& op_errors, std::string& tx_error) {
   std::vector<std::string> unit_errors;
@@ -155,10 +150,13 @@ void Service::WriterLoop() {
       }
     }
     auto t0 = std::chrono::steady_clock::now();
+    // Sends that follow each other go to the engine as one unit (a pipeline
+    // on PostgreSQL), as many as it takes at once (Db::AppendUnit).
+    const size_t max_unit = writer_db_->AppendUnit();
     std::vector<std::pair<size_t, size_t>> units;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].append && !units.empty() && units.back().second == i &&
-          batch[units.back().first].append && i - units.back().first < kMaxAppendUnit) {
+          batch[units.back().first].append && i - units.back().first < max_unit) {
         ++units.back().second;
       } else {
         units.emplace_back(i, i + 1);

@@ -312,6 +312,10 @@ class PostgresDb final : public Db {
     return ReadAppend(Run(kAppendSql, AppendParams(in)));
   }
 
+  // Sends queued together go as one pipeline of up to this many; bounded so
+  // that neither side's socket buffer fills while the other waits.
+  size_t AppendUnit() const override { return 128; }
+
   // One pipeline: every call sent, one sync, then every answer read.
   std::vector<AppendResult> AppendMany(const std::vector<const AppendInput*>& in) override {
     if (in.size() == 1) return {Append(*in[0])};
