@@ -84,19 +84,10 @@ void Service::Enqueue(Queue& q, Op op) {
 void Service::Append(AppendInput in, std::function<void(Outcome<AppendResult>)> done) {
   auto job = std::make_shared<AppendJob>();
   job->in = std::move(in);
-  Op op;
-  op.append = job;
-  op.run = [job](Db& db) { job->out = db.Append(job->in); };
-  op.finish = [job, done = std::move(done)](const std::string* err, Failure why) {
-    Outcome<AppendResult> o;
-    if (err) {
-      o.error = *err;
-      o.failure = why;
-    } else {
-      o.value = std::move(job->out);
-    }
-    done(std::move(o));
-  };
+  // The result slot is the job's own: a unit of sends fills it directly.
+  Op op = MakeOp<AppendResult>([job](Db& db) { return db.Append(job->in); }, std::move(done),
+                               std::shared_ptr<std::optional<AppendResult>>(job, &job->out));
+  op.append = std::move(job);
   Enqueue(writes_, std::move(op));
 }
 

@@ -112,8 +112,8 @@ class Service {
   void Enqueue(Queue& q, Op op);
   // Erases T: the result travels from `run` to `finish` in a shared slot.
   template <class T>
-  static Op MakeOp(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done) {
-    auto slot = std::make_shared<std::optional<T>>();
+  static Op MakeOp(std::function<T(Db&)> fn, std::function<void(Outcome<T>)> done,
+                   std::shared_ptr<std::optional<T>> slot = std::make_shared<std::optional<T>>()) {
     Op op;
     op.run = [fn = std::move(fn), slot](Db& db) { *slot = fn(db); };
     op.finish = [slot, done = std::move(done)](const std::string* err, Failure why) {
