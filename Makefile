@@ -61,7 +61,7 @@ test-tsan: deps
 fuzz-smoke: deps
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_CXX_COMPILER=clang++ -DONLINED_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target ws_reader_fuzz http_fuzz frames_fuzz jwt_fuzz config_fuzz webhook_fuzz
+	@cmake --build build-fuzz -j $(JOBS) --target ws_reader_fuzz http_fuzz frames_fuzz jwt_fuzz config_fuzz webhook_fuzz cluster_wire_fuzz
 	scripts/fuzz-smoke.sh build-fuzz
 
 bench: build

@@ -7,7 +7,7 @@
 set -euo pipefail
 build="$1"; shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(ws_reader http frames jwt config webhook)
+[ ${#targets[@]} -gt 0 ] || targets=(ws_reader http frames jwt config webhook cluster_wire)
 seconds="${FUZZ_SECONDS:-20}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 for t in "${targets[@]}"; do

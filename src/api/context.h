@@ -5,6 +5,7 @@
 // settings that may change live are atomics or snapshots, everything else is
 // fixed after construction.
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,6 +71,10 @@ class Context {
   }
 
   std::atomic<bool> ready{false};
+  // Cluster mode: how this node stands in its cluster ("joined", "joining",
+  // "nats_unreachable"), shown by /readyz; unset on a single node. Set before
+  // serving, then any thread.
+  std::function<const char*()> cluster_state;
   // Sends admitted per second on this node, users' and managers' together
   // (max_sends_per_s; unlimited by default). Any thread.
   base::SharedTokenBucket sends;

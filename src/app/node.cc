@@ -16,6 +16,7 @@
 #include "base/loops.h"
 #include "base/metrics.h"
 #include "chat/delivery.h"
+#include "cluster/engine.h"
 #include "net/server.h"
 #include "notify/policy.h"
 #include "notify/provider.h"
@@ -139,6 +140,42 @@ std::unique_ptr<notify::Provider> MakeProvider(const config::Config& cfg,
   }
 }
 
+// The presence and delivery seams: one process's engine, or the cluster's.
+struct Engines {
+  std::unique_ptr<presence::Service> single;
+  std::unique_ptr<cluster::Engine> cluster;
+  presence::Presence* presence = nullptr;
+  presence::Router* router = nullptr;
+};
+
+Engines MakeEngines(const config::Config& c, base::LoopGroup& loops, base::Metrics& metrics) {
+  Engines e;
+  if (c.cluster.enabled()) {
+    cluster::Options o;
+    o.node_id = c.node_id;
+    o.nats_urls = c.cluster.nats_urls;
+    for (const auto& ch : c.channels) o.channels.push_back(ch.id);
+    o.offline_grace_ms = c.offline_grace_ms;
+    o.event_log_capacity = static_cast<size_t>(c.presence_event_buffer);
+    o.beat_ms = c.cluster.beat_ms;
+    o.dead_after_ms = c.cluster.dead_after_ms;
+    o.stream_replicas = static_cast<int>(c.cluster.stream_replicas);
+    o.join_wait_ms = c.cluster.join_wait_ms;
+    e.cluster = std::make_unique<cluster::Engine>(loops, metrics, std::move(o));
+    e.presence = e.cluster.get();
+    e.router = e.cluster.get();
+    return e;
+  }
+  presence::ServiceOptions o;
+  o.table = TableOptions(c);
+  o.event_log_capacity = static_cast<size_t>(c.presence_event_buffer);
+  o.first_seq = static_cast<uint64_t>(base::WallMs()) * 1000;  // see EventLog
+  e.single = std::make_unique<presence::Service>(loops, metrics, o);
+  e.presence = e.single.get();
+  e.router = e.single.get();
+  return e;
+}
+
 // The outbox worker as the message path sees it.
 class SchedulerClock final : public chat::SmsClock {
  public:
@@ -158,24 +195,18 @@ struct Node::Parts {
         file_limit(RaiseFileLimit()),
         loops(static_cast<size_t>(cfg.threads)),
         metrics(loops.size()),
-        presence(loops, metrics, PresenceOptions(cfg)),
+        engines(MakeEngines(cfg, loops, metrics)),
         channels(cfg.channels),
         store(OpenStore(cfg, metrics)),
         policies(notify::Policies::Build(cfg.channels)),
         scheduler(*store, policies, metrics, SchedulerOptions(cfg)),
         sms_clock(scheduler),
-        messenger(loops, metrics, *store, presence, &sms_clock),
-        ctx(loops, metrics, presence, presence, channels, *store, messenger, ToLive(cfg)),
+        messenger(loops, metrics, *store, *engines.router, &sms_clock),
+        ctx(loops, metrics, *engines.presence, *engines.router, channels, *store, messenger,
+            ToLive(cfg)),
         http(ctx, &web),
         connect(ctx) {}
 
-  static presence::ServiceOptions PresenceOptions(const config::Config& c) {
-    presence::ServiceOptions o;
-    o.table = TableOptions(c);
-    o.event_log_capacity = static_cast<size_t>(c.presence_event_buffer);
-    o.first_seq = static_cast<uint64_t>(base::WallMs()) * 1000;  // see EventLog
-    return o;
-  }
   static notify::Scheduler::Options SchedulerOptions(const config::Config& c) {
     notify::Scheduler::Options o;
     o.tick_ms = c.notify_tick_ms;
@@ -188,7 +219,7 @@ struct Node::Parts {
   int64_t file_limit;
   base::LoopGroup loops;
   base::Metrics metrics;
-  presence::Service presence;
+  Engines engines;
   api::Channels channels;
   std::unique_ptr<store::Service> store;
   notify::PolicySource policies;
@@ -261,6 +292,14 @@ std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(s
     }
   }
   n.loops.Start();
+  if (n.engines.cluster) {
+    cluster::Engine* c = n.engines.cluster.get();
+    n.ctx.cluster_state = [c] {
+      if (!c->connected()) return "nats_unreachable";
+      return c->joined() ? "joined" : "joining";
+    };
+    c->Start();
+  }
   n.scheduler.Start(std::move(provider));
   n.ctx.ready = true;
   spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections",
@@ -289,7 +328,8 @@ void Node::Reload(config::Config next) {
   n.policies.Set(notify::Policies::Build(next.channels));  // time zones read here, once
   n.ctx.set_settings(ToLive(next));
   n.ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
-  n.presence.SetTableOptions(TableOptions(next));
+  if (n.engines.single) n.engines.single->SetTableOptions(TableOptions(next));
+  if (n.engines.cluster) n.engines.cluster->SetGrace(next.offline_grace_ms);
   n.server->SetLimits(ServerOptionsOf(next, n.file_limit));
   if (next.store_faults != n.cfg.store_faults) {
     store::FaultSpec spec;
@@ -322,6 +362,7 @@ void Node::Stop() {
   if (n.metrics_server) n.metrics_server->Stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   n.scheduler.Stop();
+  if (n.engines.cluster) n.engines.cluster->Stop();  // peers drop this node at once
   n.loops.Stop();
   n.store->Stop();  // completes what was queued: every acknowledged write is committed
   spdlog::info("stopped");

@@ -210,6 +210,16 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
           for (const auto& u : *a) c.cluster.nats_urls.push_back(GetStr(u, name, where));
         } else if (ck == "postgres_url") {
           c.cluster.postgres_url = GetStr(cv, name, where);
+        } else if (ck == "node_id") {
+          c.node_id = GetStr(cv, name, where);
+        } else if (ck == "beat_ms") {
+          c.cluster.beat_ms = GetInt(cv, name, where, 100, 60000);
+        } else if (ck == "dead_after_ms") {
+          c.cluster.dead_after_ms = GetInt(cv, name, where, 300, 600000);
+        } else if (ck == "stream_replicas") {
+          c.cluster.stream_replicas = GetInt(cv, name, where, 1, 5);
+        } else if (ck == "join_wait_ms") {
+          c.cluster.join_wait_ms = GetInt(cv, name, where, 0, 60000);
         } else {
           Fail(name, where, "unknown setting");
         }
@@ -291,6 +301,19 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
       t["cluster"].as_table()->insert_or_assign("postgres_url", value);
       used = true;
     }
+    if (rest == "CLUSTER_NATS_URLS") {  // comma-separated
+      if (!t.contains("cluster")) t.insert("cluster", toml::table{});
+      toml::array urls;
+      size_t from = 0;
+      while (from <= value.size()) {
+        size_t to = value.find(',', from);
+        if (to == std::string::npos) to = value.size();
+        if (to > from) urls.push_back(value.substr(from, to - from));
+        from = to + 1;
+      }
+      t["cluster"].as_table()->insert_or_assign("nats_urls", urls);
+      used = true;
+    }
     if (!used && rest != "CONFIG") Fail(name, "environment", "unknown setting");
   }
 }
@@ -305,11 +328,23 @@ Config Finish(Config c, const Overrides& flags) {
     Fail("frame_ancestors", "config",
          "must be a CSP source list such as 'none', 'self' or https://example.com");
   }
-  // Parsed so that a typo is named, but not yet served: say so instead of
-  // starting a node that silently ignores them.
-  if (!c.cluster.nats_urls.empty() || !c.cluster.postgres_url.empty() || c.cluster.present) {
-    Fail("cluster", "config",
-         "cluster mode (NATS, PostgreSQL) is not available in this version; remove [cluster]");
+  if (c.cluster.present || !c.cluster.postgres_url.empty()) {
+    if (c.cluster.nats_urls.empty())
+      Fail("cluster.nats_urls", "config", "cluster mode needs the NATS servers' URLs");
+    for (const auto& u : c.cluster.nats_urls) {
+      if (u.rfind("nats://", 0) != 0 && u.rfind("tls://", 0) != 0)
+        Fail("cluster.nats_urls", "config", "'" + u + "' is not a nats:// or tls:// URL");
+    }
+    if (!c.cluster.postgres_url.empty()) {
+      c.store_engine = "postgres";
+      c.store_postgres_url = c.cluster.postgres_url;
+    }
+    if (c.store_engine != "postgres")
+      Fail("cluster", "config",
+           "cluster mode shares one PostgreSQL store: set cluster.postgres_url "
+           "(or [store] engine = \"postgres\")");
+    if (c.cluster.dead_after_ms < 2 * c.cluster.beat_ms)
+      Fail("cluster.dead_after_ms", "config", "must be at least twice cluster.beat_ms");
   }
   if (c.store_engine != "sqlite" && c.store_engine != "postgres") {
     Fail("store.engine", "config", "must be \"sqlite\" or \"postgres\"");

@@ -44,11 +44,17 @@ struct Sms {
   int64_t timeout_ms = 10000;  // one provider request, connect to answer
 };
 
-// [cluster]: refused until cluster mode exists (Load fails naming it).
+// [cluster]: many nodes over NATS sharing one PostgreSQL store (README
+// "Cluster mode"). On when nats_urls is set.
 struct Cluster {
-  std::vector<std::string> nats_urls;
-  std::string postgres_url;
-  bool present = false;  // the table was given
+  std::vector<std::string> nats_urls;  // nats://host:port, any of the NATS cluster's servers
+  std::string postgres_url;            // sets store.engine = "postgres" and its URL
+  int64_t beat_ms = 1000;              // a node's beat to its peers
+  int64_t dead_after_ms = 3000;        // a peer silent this long is gone (a freeze, a partition)
+  int64_t stream_replicas = 3;  // JetStream replicas of the presence stream (1 if fewer servers)
+  int64_t join_wait_ms = 2000;  // a new node waits at most this long for peers' snapshots
+  bool present = false;         // the table was given
+  bool enabled() const { return !nats_urls.empty(); }
 };
 
 struct Config {

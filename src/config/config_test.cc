@@ -72,10 +72,37 @@ TEST(Config, ErrorsNameTheKey) {
       "twice");
 }
 
-TEST(Config, ClusterSettingsAreRefusedUntilClusterModeExists) {
-  ExpectError("[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]", "cluster mode");
-  ExpectError("[cluster]\n", "cluster mode");
-  ExpectError("", "cluster mode", {{"ONLINED_CLUSTER_POSTGRES_URL", "postgresql://x"}});
+TEST(Config, ClusterNeedsNatsAndThePostgresStore) {
+  ExpectError("[cluster]\n", "cluster.nats_urls");
+  ExpectError("[cluster]\nnats_urls = [\"127.0.0.1:4222\"]", "not a nats://");
+  ExpectError("[cluster]\nnats_urls = [\"nats://127.0.0.1:4222\"]", "PostgreSQL store");
+  ExpectError("", "cluster.nats_urls", {{"ONLINED_CLUSTER_POSTGRES_URL", "postgresql://x"}});
+  ExpectError(
+      "[cluster]\nnats_urls = [\"nats://a:1\"]\npostgres_url = \"postgresql://x\"\n"
+      "beat_ms = 1000\ndead_after_ms = 1500\n",
+      "cluster.dead_after_ms");
+  ExpectError("[cluster]\nnats_urls = [\"nats://a:1\"]\nbogus = 1\n", "cluster.bogus");
+
+  Config c = LoadFromString(
+      "[cluster]\nnode_id = \"n1\"\nnats_urls = [\"nats://a:1\", \"nats://b:2\"]\n"
+      "postgres_url = \"postgresql://db/x\"\n",
+      {}, {});
+  EXPECT_TRUE(c.cluster.enabled());
+  EXPECT_EQ(c.node_id, "n1");
+  EXPECT_EQ(c.store_engine, "postgres");
+  EXPECT_EQ(c.store_postgres_url, "postgresql://db/x");
+  EXPECT_EQ(c.cluster.nats_urls.size(), 2u);
+  EXPECT_EQ(c.cluster.beat_ms, 1000);
+  EXPECT_EQ(c.cluster.dead_after_ms, 3000);
+
+  Config e = LoadFromString("",
+                            {{"ONLINED_CLUSTER_NATS_URLS", "nats://a:1,nats://b:2"},
+                             {"ONLINED_CLUSTER_POSTGRES_URL", "postgresql://db/y"}},
+                            {});
+  ASSERT_EQ(e.cluster.nats_urls.size(), 2u);
+  EXPECT_EQ(e.cluster.nats_urls[1], "nats://b:2");
+  EXPECT_EQ(e.store_postgres_url, "postgresql://db/y");
+  EXPECT_FALSE(LoadFromString("", {}, {}).cluster.enabled());
 }
 
 TEST(Config, StoreEngineFromTheTableTheTopLevelOrTheEnvironment) {

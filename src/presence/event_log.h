@@ -35,6 +35,19 @@ class EventLog {
     return p;
   }
 
+  // Keeps an event numbered elsewhere (a cluster's stream). A number at or
+  // below the last is a duplicate and is dropped (false); one past a gap
+  // starts the kept history anew, so a resume across the gap is a reset.
+  bool AppendAt(uint64_t seq, Payload p) {
+    thread_.Check();
+    if (seq <= last_seq_ && !ring_.empty()) return false;
+    if (seq != last_seq_ + 1) ring_.clear();
+    last_seq_ = seq;
+    ring_.push_back(std::move(p));
+    if (ring_.size() > capacity_) ring_.pop_front();
+    return true;
+  }
+
   // The events after `after`, oldest first; nullopt if some of them are no
   // longer kept (or `after` is not of this run): the caller must reset.
   std::optional<std::vector<Payload>> After(uint64_t after) const;

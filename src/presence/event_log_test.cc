@@ -42,5 +42,22 @@ TEST(EventLog, EmptyLog) {
   EXPECT_FALSE(log.After(99));
 }
 
+// Numbers from a cluster's stream: kept as given, duplicates dropped, a
+// gap starts the kept history anew (a resume across it is a reset).
+TEST(EventLog, AppendAtKeepsGivenNumbers) {
+  EventLog log(8, 0);
+  EXPECT_TRUE(log.AppendAt(500, std::make_shared<const std::string>("a")));
+  EXPECT_TRUE(log.AppendAt(501, std::make_shared<const std::string>("b")));
+  EXPECT_FALSE(log.AppendAt(501, std::make_shared<const std::string>("b")));
+  EXPECT_FALSE(log.AppendAt(400, std::make_shared<const std::string>("old")));
+  ASSERT_TRUE(log.After(499));
+  EXPECT_EQ(log.After(499)->size(), 2u);
+  EXPECT_TRUE(log.AppendAt(510, std::make_shared<const std::string>("c")));
+  EXPECT_EQ(log.last_seq(), 510u);
+  EXPECT_FALSE(log.After(501)) << "events 502..509 are not here";
+  ASSERT_TRUE(log.After(509));
+  EXPECT_EQ(*(*log.After(509))[0], "c");
+}
+
 }  // namespace
 }  // namespace onlined::presence

@@ -58,7 +58,7 @@ struct PresenceTable::User : base::TimerEntry {
   }
   void OnTimer(int64_t) override {
     if (online) {
-      table->GoOffline(*this);
+      table->GoOffline(*this, false);
     } else {
       table->Expire(*this);  // deletes this
     }
@@ -132,8 +132,9 @@ void PresenceTable::AddOnline(ChannelIdx ch, int64_t d) {
   online_by_channel_[ch] += d;
 }
 
-void PresenceTable::Emit(const User& u) {
-  sink_(Event{u.ch, u.id, u.online, u.LastSeen(), u.idle});
+void PresenceTable::Emit(const User& u, bool timed_out) {
+  sink_(Event{u.ch, u.id, u.online, u.LastSeen(), u.idle, static_cast<uint32_t>(u.sessions.size()),
+              timed_out});
 }
 
 void PresenceTable::Open(ChannelIdx ch, std::string_view user_id, std::shared_ptr<SessionCell> cell,
@@ -157,7 +158,7 @@ void PresenceTable::Open(ChannelIdx ch, std::string_view user_id, std::shared_pt
     u->idle = idle;
     AddOnline(ch, 1);
     Emit(*u);
-  } else if (idle != u->idle) {
+  } else if (idle != u->idle || opts_.emit_session_counts) {
     u->idle = idle;
     Emit(*u);
   }
@@ -174,11 +175,15 @@ void PresenceTable::Close(ChannelIdx ch, std::string_view user_id, const Session
   u->last_seen = std::max(u->last_seen, (*it)->last_frame_ms.load(std::memory_order_relaxed));
   u->sessions.erase(it);
   if (!u->sessions.empty()) {
-    StateChanged(ch, user_id);
+    bool idle = u->BestIdle();
+    if (idle != u->idle || opts_.emit_session_counts) {
+      u->idle = idle;
+      Emit(*u);
+    }
     return;
   }
-  if (timed_out) {
-    GoOffline(*u);
+  if (timed_out || opts_.offline_grace_ms <= 0) {
+    GoOffline(*u, timed_out);
   } else {
     wheel_.Schedule(u, wheel_.now_ms() + opts_.offline_grace_ms);
   }
@@ -194,12 +199,12 @@ void PresenceTable::StateChanged(ChannelIdx ch, std::string_view user_id) {
   Emit(*u);
 }
 
-void PresenceTable::GoOffline(User& u) {
+void PresenceTable::GoOffline(User& u, bool timed_out) {
   assert(u.online && u.sessions.empty());
   u.online = false;
   u.idle = false;
   AddOnline(u.ch, -1);
-  Emit(u);
+  Emit(u, timed_out);
   wheel_.Schedule(&u, wheel_.now_ms() + opts_.retain_offline_ms);
 }
 

@@ -64,6 +64,8 @@ struct Event {
   bool online = false;
   int64_t last_seen = 0;
   bool idle = false;
+  uint32_t sessions = 0;   // the user's live sessions in this table
+  bool timed_out = false;  // offline because the last session went silent
 };
 
 class PresenceTable {
@@ -71,6 +73,9 @@ class PresenceTable {
   struct Options {
     int64_t offline_grace_ms = 10000;
     int64_t retain_offline_ms = 24 * 3600 * 1000;  // forget last_seen after this
+    // Also emit when only the number of sessions changed (a cluster node
+    // tells its peers every change of its share of a user).
+    bool emit_session_counts = false;
   };
   using EventSink = std::function<void(Event&&)>;
 
@@ -119,8 +124,8 @@ class PresenceTable {
   void Insert(uint64_t h, User* u);
   void Erase(uint64_t h, const User* u);
   void Grow();
-  void Emit(const User& u);
-  void GoOffline(User& u);
+  void Emit(const User& u, bool timed_out = false);
+  void GoOffline(User& u, bool timed_out);
   void Expire(User& u);
   void AddOnline(ChannelIdx ch, int64_t d);
 

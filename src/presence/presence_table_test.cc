@@ -198,5 +198,35 @@ TEST(ShardOf, StableAndSpread) {
   }
 }
 
+// A cluster node's table: no grace of its own (the channel's home applies
+// it once), every change of the session count told, and why a user left.
+TEST(PresenceTableCluster, TellsEverySessionCountAndWhyTheLastEnded) {
+  base::TimingWheel wheel(0, 10, 256);
+  std::vector<Event> events;
+  PresenceTable::Options o;
+  o.offline_grace_ms = 0;
+  o.emit_session_counts = true;
+  PresenceTable t(wheel, o, [&](Event&& e) { events.push_back(std::move(e)); });
+  auto c1 = std::make_shared<SessionCell>(), c2 = std::make_shared<SessionCell>();
+  t.Open(1, "u", c1, 100);
+  t.Open(1, "u", c2, 110);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].sessions, 2u);
+  t.Close(1, "u", c1.get(), false);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_TRUE(events[2].online);
+  EXPECT_EQ(events[2].sessions, 1u);
+  t.Close(1, "u", c2.get(), true);  // at once, no grace
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_FALSE(events[3].online);
+  EXPECT_EQ(events[3].sessions, 0u);
+  EXPECT_TRUE(events[3].timed_out);
+  t.Open(1, "v", c1, 120);
+  t.Close(1, "v", c1.get(), false);
+  ASSERT_EQ(events.size(), 6u);
+  EXPECT_FALSE(events[5].online);
+  EXPECT_FALSE(events[5].timed_out);
+}
+
 }  // namespace
 }  // namespace onlined::presence

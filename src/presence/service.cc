@@ -32,11 +32,16 @@ struct Service::Shard {
 };
 
 Service::Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions opts)
-    : loops_(loops), metrics_(metrics), opts_(opts) {
+    : loops_(loops), metrics_(metrics), opts_(std::move(opts)) {
   for (size_t i = 0; i < loops.size(); ++i) {
     auto s = std::make_unique<Shard>();
-    s->table = std::make_unique<PresenceTable>(loops.at(i).wheel(), opts.table,
-                                               [this](Event&& e) { Publish(std::move(e)); });
+    s->table = std::make_unique<PresenceTable>(loops.at(i).wheel(), opts_.table, [this](Event&& e) {
+      if (opts_.forward) {
+        opts_.forward(std::move(e));
+      } else {
+        Publish(std::move(e));
+      }
+    });
     shards_.push_back(std::move(s));
   }
   m_events_ = metrics.Counter("onlined_presence_events_total",
@@ -136,20 +141,37 @@ void Service::Publish(Event&& e) {
   RunOn(home, [this, home, e = std::move(e)]() mutable { Append(home, std::move(e)); });
 }
 
-void Service::Append(size_t home, Event&& e) {
+EventLog& Service::LogOf(size_t home, ChannelIdx ch) {
   base::AssertOnLoop(home);
   Shard& h = *shards_[home];
-  auto it = h.logs.find(e.channel);
+  auto it = h.logs.find(ch);
   if (it == h.logs.end()) {
-    it = h.logs.emplace(e.channel, EventLog(opts_.event_log_capacity, opts_.first_seq)).first;
+    it = h.logs.emplace(ch, EventLog(opts_.event_log_capacity, opts_.first_seq)).first;
   }
-  Payload p = it->second.Append([&e](uint64_t seq) {
+  return it->second;
+}
+
+void Service::FanOut(ChannelIdx ch, const Payload& p) {
+  for (size_t l = 0; l < shards_.size(); ++l) {
+    RunOn(l, [this, l, ch, p] { Deliver(l, ch, p); });
+  }
+}
+
+void Service::Append(size_t home, Event&& e) {
+  Payload p = LogOf(home, e.channel).Append([&e](uint64_t seq) {
     return proto::EncodePresence(e.user_id, e.online, e.last_seen, e.idle, seq);
   });
   metrics_.Add(home, m_events_);
-  for (size_t l = 0; l < shards_.size(); ++l) {
-    RunOn(l, [this, l, ch = e.channel, p] { Deliver(l, ch, p); });
-  }
+  FanOut(e.channel, p);
+}
+
+void Service::AppendNumbered(ChannelIdx ch, uint64_t seq, Payload frame) {
+  const size_t home = HomeOf(ch);
+  RunOn(home, [this, home, ch, seq, frame = std::move(frame)] {
+    if (!LogOf(home, ch).AppendAt(seq, frame)) return;
+    metrics_.Add(home, m_events_);
+    FanOut(ch, frame);
+  });
 }
 
 void Service::Deliver(size_t loop, ChannelIdx ch, const Payload& p) {

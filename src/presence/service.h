@@ -29,6 +29,10 @@ struct ServiceOptions {
   PresenceTable::Options table;
   size_t event_log_capacity = 4096;
   uint64_t first_seq = 0;
+  // Set by a cluster engine: the table's events go here (on the shard's
+  // loop) instead of being numbered by this process; numbered events come
+  // back through AppendNumbered.
+  std::function<void(Event&&)> forward;
 };
 
 // The in-process engine behind the seams (presence/seams.h): one shard per
@@ -69,6 +73,11 @@ class Service final : public Presence, public Router {
   // unspecified loop. Callable from any thread.
   void OnlineCounts(std::function<void(std::vector<int64_t>)> done) override;
 
+  // Keeps and fans out an event numbered elsewhere (ServiceOptions::forward).
+  // Events of one channel must come in number order from one thread; a
+  // duplicate number is dropped. Any thread.
+  void AppendNumbered(ChannelIdx ch, uint64_t seq, Payload frame);
+
   // Applies new options on every loop (grace, retention) without a restart.
   void SetTableOptions(PresenceTable::Options opts);
 
@@ -81,6 +90,8 @@ class Service final : public Presence, public Router {
   void RunOn(size_t loop, Fn&& fn);
   void Publish(Event&& e);              // on the shard's loop
   void Append(size_t home, Event&& e);  // on the home loop
+  EventLog& LogOf(size_t home, ChannelIdx ch);
+  void FanOut(ChannelIdx ch, const Payload& p);
   void Deliver(size_t loop, ChannelIdx ch, const Payload& p);
 
   base::LoopGroup& loops_;

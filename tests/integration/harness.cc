@@ -103,6 +103,34 @@ PostgresServer::~PostgresServer() {
 void PostgresServer::Halt() { PgScript("halt", dir_); }
 void PostgresServer::Start() { PgScript("start", dir_); }
 
+namespace {
+void NatsScript(const std::string& args) {
+  const std::string line = std::string(TEST_NATS_SCRIPT) + " " + args + " >/dev/null";
+  if (std::system(line.c_str()) != 0) throw std::runtime_error("nats-cluster.sh " + args);
+}
+}  // namespace
+
+NatsCluster::NatsCluster(int n) {
+  char tmpl[] = "/tmp/onlined-nats-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  NatsScript("start " + dir_ + " " + std::to_string(n));
+  std::ifstream f(dir_ + "/urls");
+  std::string all;
+  f >> all;
+  std::stringstream ss(all);
+  for (std::string u; std::getline(ss, u, ',');) urls_.push_back(u);
+}
+
+NatsCluster::~NatsCluster() {
+  try {
+    NatsScript("stop " + dir_);
+  } catch (...) {
+  }
+}
+
+void NatsCluster::Kill(size_t i) { NatsScript("kill " + dir_ + " " + std::to_string(i + 1)); }
+void NatsCluster::Restart(size_t i) { NatsScript("restart " + dir_ + " " + std::to_string(i + 1)); }
+
 void ServerProcess::Start() {
   port_ = 0;
   int out[2];

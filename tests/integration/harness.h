@@ -66,6 +66,26 @@ class PostgresServer {
   std::string dir_, url_;
 };
 
+// A NATS cluster of the test's own (scripts/nats-cluster.sh): `n` routed
+// nats-server processes on free 127.0.0.1 ports, JetStream in a temporary
+// directory, the client DISCONNECT advisories visible to plain clients.
+class NatsCluster {
+ public:
+  explicit NatsCluster(int n = 3);
+  ~NatsCluster();  // stop all and remove
+  NatsCluster(const NatsCluster&) = delete;
+  NatsCluster& operator=(const NatsCluster&) = delete;
+  // nats://127.0.0.1:PORT of server i (0-based).
+  const std::string& url(size_t i) const { return urls_.at(i); }
+  size_t size() const { return urls_.size(); }
+  void Kill(size_t i);     // kill -9
+  void Restart(size_t i);  // on its ports, with its files
+
+ private:
+  std::string dir_;
+  std::vector<std::string> urls_;
+};
+
 // The resident memory of a process, in bytes (VmRSS), or -1.
 int64_t RssBytes(int pid);
 

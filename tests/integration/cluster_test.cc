@@ -1,0 +1,324 @@
+// Cluster mode end to end: three onlined nodes, each test with its own NATS
+// cluster of three servers (scripts/nats-cluster.sh) and a new database on
+// the run's PostgreSQL. Registered as cluster/* (tests/CMakeLists.txt).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "harness.h"
+#include "store/testing/test_engine.h"
+
+namespace onlined::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+std::string Manager() { return MintToken("manager", "m1"); }
+
+bool IsPresence(const json::value& v, const std::string& user, bool online) {
+  return v.at("user_id").as_string() == user && v.at("online").as_bool() == online;
+}
+
+int64_t Seq(const json::value& v) { return v.at("event_seq").as_int64(); }
+
+int64_t MsSince(Clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  ClusterTest() : url_(store::testing::NewPostgresDatabase()) {}
+
+  // A node whose first NATS server is `first` (it knows them all).
+  std::unique_ptr<ServerProcess> Node(size_t first, const std::string& cluster_more = "") {
+    std::string urls;
+    for (size_t k = 0; k < nats_.size(); ++k) {
+      if (!urls.empty()) urls += ", ";
+      urls += "\"" + nats_.url((first + k) % nats_.size()) + "\"";
+    }
+    const std::string top =
+        "store_engine = \"postgres\"\nstore_postgres_url = \"" + url_ + "\"\nnotify_tick_ms = 50\n";
+    const std::string cluster = "[cluster]\nnats_urls = [" + urls + "]\n" + cluster_more;
+    auto n = std::make_unique<ServerProcess>(cluster, top);
+    return n;
+  }
+
+  static void WaitJoined(const ServerProcess& s) {
+    for (int i = 0; i < 100; ++i) {
+      HttpResult r = Http(s.port(), "GET", "/readyz", "", "");
+      if (r.status == 200 && r.body.find("\"joined\"") != std::string::npos) return;
+      std::this_thread::sleep_for(50ms);
+    }
+    ADD_FAILURE() << "node on port " << s.port() << " did not join: " << s.Stderr();
+  }
+
+  // Three nodes, each on its own NATS server first, all joined.
+  void StartThree(const std::string& cluster_more = "") {
+    a_ = Node(0, cluster_more);
+    b_ = Node(1, cluster_more);
+    c_ = Node(2, cluster_more);
+    WaitJoined(*a_);
+    WaitJoined(*b_);
+    WaitJoined(*c_);
+  }
+
+  static std::unique_ptr<WsClient> Desk(const ServerProcess& s, const std::string& extra = "") {
+    auto c = std::make_unique<WsClient>();
+    EXPECT_TRUE(c->Connect(s.port()));
+    EXPECT_TRUE(c->Hello(Manager(), extra).has_value());
+    c->AutoPing();
+    return c;
+  }
+
+  static std::unique_ptr<WsClient> User(const ServerProcess& s, const std::string& user) {
+    auto c = std::make_unique<WsClient>();
+    EXPECT_TRUE(c->Connect(s.port()));
+    EXPECT_TRUE(c->Hello(MintToken("user", user)).has_value());
+    c->AutoPing();
+    return c;
+  }
+
+  static json::value Query(const ServerProcess& s, const std::string& user) {
+    HttpResult r = Http(s.port(), "POST", "/v1/presence/query", "{\"user_ids\":[\"" + user + "\"]}",
+                        Manager());
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.Json().at("users").at(user);
+  }
+
+  // The next presence event of `user` at `desk`.
+  static std::optional<json::value> Next(WsClient& desk, const std::string& user, Ms timeout) {
+    return desk.WaitFor("presence", timeout,
+                        [&](const json::value& v) { return v.at("user_id").as_string() == user; });
+  }
+
+  NatsCluster nats_{3};
+  std::string url_;
+  std::unique_ptr<ServerProcess> a_, b_, c_;
+};
+
+TEST_F(ClusterTest, OnlineOnOneNodeIsSeenOnEveryNodeWithTheSameEventSeq) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto dc = Desk(*c_);
+  auto ann = User(*a_, "ann");
+  auto eb = Next(*db, "ann", 3000ms);
+  auto ec = Next(*dc, "ann", 3000ms);
+  ASSERT_TRUE(eb && ec);
+  EXPECT_TRUE(IsPresence(*eb, "ann", true));
+  EXPECT_EQ(Seq(*eb), Seq(*ec)) << "one stream, one numbering";
+  // Queries on any node answer from its replica.
+  for (const ServerProcess* s : {a_.get(), b_.get(), c_.get()}) {
+    json::value q = Query(*s, "ann");
+    EXPECT_TRUE(q.at("online").as_bool()) << "port " << s->port();
+    EXPECT_EQ(q.at("sessions").as_int64(), 1);
+  }
+  ann->Close();
+  auto ob = Next(*db, "ann", 3000ms);
+  auto oc = Next(*dc, "ann", 3000ms);
+  ASSERT_TRUE(ob && oc);
+  EXPECT_TRUE(IsPresence(*ob, "ann", false));
+  EXPECT_EQ(Seq(*ob), Seq(*eb) + 1);
+  EXPECT_EQ(Seq(*oc), Seq(*ob));
+  EXPECT_FALSE(Query(*c_, "ann").at("online").as_bool());
+}
+
+TEST_F(ClusterTest, SessionsOnTwoNodesAreOneUserOnlineUntilBothEnd) {
+  StartThree();
+  auto dc = Desk(*c_);
+  auto on_a = User(*a_, "bea");
+  auto first = Next(*dc, "bea", 3000ms);
+  ASSERT_TRUE(first && IsPresence(*first, "bea", true));
+  auto on_b = User(*b_, "bea");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(Query(*c_, "bea").at("sessions").as_int64(), 2);
+  on_a->Close();
+  // Still online: no event while the session on B lives, past the grace.
+  EXPECT_FALSE(Next(*dc, "bea", 1500ms)) << "an event while a session still lived";
+  EXPECT_TRUE(Query(*c_, "bea").at("online").as_bool());
+  on_b->Close();
+  auto off = Next(*dc, "bea", 3000ms);
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(IsPresence(*off, "bea", false));
+  EXPECT_EQ(Seq(*off), Seq(*first) + 1);
+}
+
+TEST_F(ClusterTest, AMessageSentThroughBReachesTheUserOnAAndEveryDeskOnce) {
+  StartThree();
+  auto da = Desk(*a_);
+  auto db = Desk(*b_);
+  auto dc = Desk(*c_);
+  auto ann = User(*a_, "ann");
+  ASSERT_TRUE(Next(*db, "ann", 3000ms));
+  HttpResult chat = Http(b_->port(), "POST", "/v1/user-chats", "{\"user_id\":\"ann\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  for (int i = 1; i <= 3; ++i) {
+    HttpResult r = Http(b_->port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                        "{\"text\":\"hello " + std::to_string(i) + "\"}", Manager());
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  auto is_chat = [&](const json::value& v) { return v.at("chat_id").as_string() == chat_id; };
+  for (WsClient* c : {ann.get(), da.get(), db.get(), dc.get()}) {
+    for (int i = 1; i <= 3; ++i) {
+      auto m = c->WaitFor("message", 3000ms, is_chat);
+      ASSERT_TRUE(m) << "message " << i << " missing";
+      EXPECT_EQ(m->at("seq").as_int64(), i) << "in seq order";
+    }
+    EXPECT_FALSE(c->WaitFor("message", 400ms, is_chat)) << "a message came twice";
+  }
+}
+
+TEST_F(ClusterTest, KillNineOfANodeTakesItsUsersOfflineWithinASecondPlusTheGrace) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto ann = User(*a_, "ann");
+  ASSERT_TRUE(Next(*db, "ann", 3000ms));
+  const auto t0 = Clock::now();
+  a_->Signal(SIGKILL);
+  auto off = Next(*db, "ann", 5000ms);
+  const int64_t ms = MsSince(t0);
+  ASSERT_TRUE(off) << "no offline after the node died";
+  EXPECT_TRUE(IsPresence(*off, "ann", false));
+  // The grace in the harness is 800 ms; the removal itself within a second.
+  EXPECT_LT(ms, 800 + 1000) << "offline " << ms << " ms after kill -9";
+  std::printf("kill -9 -> offline at another node: %lld ms (grace 800)\n",
+              static_cast<long long>(ms));
+  EXPECT_FALSE(Query(*c_, "ann").at("online").as_bool());
+}
+
+TEST_F(ClusterTest, AUserWhoReconnectsElsewhereWithinTheGraceNeverGoesOffline) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto ann = User(*a_, "ann");
+  auto on = Next(*db, "ann", 3000ms);
+  ASSERT_TRUE(on);
+  a_->Signal(SIGKILL);
+  auto again = User(*b_, "ann");  // the client's reconnect lands on B
+  EXPECT_FALSE(Next(*db, "ann", 2500ms)) << "an event for a user who was never away";
+  json::value q = Query(*c_, "ann");
+  EXPECT_TRUE(q.at("online").as_bool());
+  EXPECT_EQ(q.at("sessions").as_int64(), 1);
+}
+
+TEST_F(ClusterTest, AFrozenNodeIsDroppedWithinFiveSecondsAndReconcilesWhenItWakes) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto ann = User(*a_, "ann");
+  auto on = Next(*db, "ann", 3000ms);
+  ASSERT_TRUE(on);
+  const auto t0 = Clock::now();
+  a_->Signal(SIGSTOP);
+  auto off = Next(*db, "ann", 8000ms);
+  const int64_t ms = MsSince(t0);
+  ASSERT_TRUE(off) << "a frozen node's users stayed online";
+  EXPECT_TRUE(IsPresence(*off, "ann", false));
+  EXPECT_LT(ms, 5000 + 800) << "offline " << ms << " ms after SIGSTOP";
+  std::printf("SIGSTOP -> offline at another node: %lld ms (grace 800)\n",
+              static_cast<long long>(ms));
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(0, 8000 - ms)));
+  ann->Close();  // the user gave up while A was frozen
+  a_->Signal(SIGCONT);
+  // A wakes, finds its session dead, and says nothing stale: the cluster
+  // agrees the user is offline, and A is a member again.
+  WaitJoined(*a_);
+  std::this_thread::sleep_for(1500ms);
+  for (const ServerProcess* s : {a_.get(), b_.get(), c_.get()})
+    EXPECT_FALSE(Query(*s, "ann").at("online").as_bool()) << "port " << s->port();
+  // Whatever events came, the numbering stayed one gapless stream.
+  int64_t last = Seq(*off);
+  while (auto e = db->WaitFor("presence", 300ms)) {
+    EXPECT_EQ(Seq(*e), last + 1);
+    last = Seq(*e);
+  }
+  // A still serves: a user on A is seen on B.
+  auto cat = User(*a_, "cat");
+  auto c_on = Next(*db, "cat", 3000ms);
+  ASSERT_TRUE(c_on);
+  EXPECT_EQ(Seq(*c_on), last + 1);
+}
+
+TEST_F(ClusterTest, ADeskResumesOnAnotherNodeWithTheEventsItMissed) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto x = User(*a_, "x");
+  auto first = Next(*db, "x", 3000ms);
+  ASSERT_TRUE(first);
+  db->Close();
+  auto y = User(*c_, "y");
+  x->Close();
+  std::this_thread::sleep_for(1500ms);
+  auto dc = std::make_unique<WsClient>();
+  ASSERT_TRUE(dc->Connect(c_->port()));
+  auto w = dc->Hello(Manager(), ",\"presence_after\":" + std::to_string(Seq(*first)));
+  ASSERT_TRUE(w);
+  EXPECT_EQ(Seq(*w), Seq(*first) + 2);
+  auto e1 = dc->WaitFor("presence", 2000ms);
+  auto e2 = dc->WaitFor("presence", 2000ms);
+  ASSERT_TRUE(e1 && e2);
+  EXPECT_EQ(Seq(*e1), Seq(*first) + 1);
+  EXPECT_TRUE(IsPresence(*e1, "y", true));
+  EXPECT_EQ(Seq(*e2), Seq(*first) + 2);
+  EXPECT_TRUE(IsPresence(*e2, "x", false));
+}
+
+TEST_F(ClusterTest, ANewNodeJoinsWithoutRestartsAndSeesThePresenceAlready) {
+  a_ = Node(0);
+  WaitJoined(*a_);
+  auto ann = User(*a_, "ann");
+  std::this_thread::sleep_for(300ms);
+  b_ = Node(1);
+  WaitJoined(*b_);
+  json::value q = Query(*b_, "ann");
+  EXPECT_TRUE(q.at("online").as_bool());
+  EXPECT_EQ(q.at("sessions").as_int64(), 1);
+  // And the old node sees the new one's users.
+  auto bob = User(*b_, "bob");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(Query(*a_, "bob").at("online").as_bool());
+}
+
+TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto dc = Desk(*c_);
+  std::vector<std::unique_ptr<WsClient>> users;
+  std::thread killer([&] {
+    std::this_thread::sleep_for(700ms);
+    nats_.Kill(0);
+  });
+  // Users come and go on every node for a few seconds.
+  for (int i = 0; i < 30; ++i) {
+    const ServerProcess& s = i % 3 == 0 ? *a_ : (i % 3 == 1 ? *b_ : *c_);
+    users.push_back(User(s, "u" + std::to_string(i)));
+    if (i >= 10) users[static_cast<size_t>(i - 10)]->Close();
+    std::this_thread::sleep_for(100ms);
+  }
+  killer.join();
+  // Every user is either online (the last ten) or offline; wait until both
+  // desks have heard the whole story, then compare what they got.
+  std::map<int64_t, std::string> at_b, at_c;
+  auto drain = [](WsClient& d, std::map<int64_t, std::string>& into) {
+    while (auto e = d.WaitFor("presence", 12000ms)) {
+      const int64_t s = Seq(*e);
+      EXPECT_EQ(into.count(s), 0u) << "event " << s << " twice";
+      into[s] = json::serialize(*e);
+      size_t offline = 0;
+      for (const auto& [k, v] : into) offline += v.find("\"online\":false") != std::string::npos;
+      if (offline >= 20 && into.size() >= 50) break;
+    }
+  };
+  drain(*db, at_b);
+  drain(*dc, at_c);
+  ASSERT_EQ(at_b.size(), 50u) << "30 online and 20 offline events";
+  EXPECT_EQ(at_b, at_c) << "the two desks saw different streams";
+  EXPECT_EQ(at_b.rbegin()->first - at_b.begin()->first, 49) << "a gap in the numbers";
+}
+
+}  // namespace
+}  // namespace onlined::testing
