@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/loops.h"
 #include "base/metrics.h"
+#include "chat/codec.h"
 #include "chat/delivery.h"
 #include "cluster/engine.h"
 #include "net/server.h"
@@ -148,7 +149,9 @@ struct Engines {
   presence::Router* router = nullptr;
 };
 
-Engines MakeEngines(const config::Config& c, base::LoopGroup& loops, base::Metrics& metrics) {
+// `store` is filled after the engines are built and before anything runs.
+Engines MakeEngines(const config::Config& c, base::LoopGroup& loops, base::Metrics& metrics,
+                    const std::unique_ptr<store::Service>* store) {
   Engines e;
   if (c.cluster.enabled()) {
     cluster::Options o;
@@ -161,6 +164,23 @@ Engines MakeEngines(const config::Config& c, base::LoopGroup& loops, base::Metri
     o.dead_after_ms = c.cluster.dead_after_ms;
     o.stream_replicas = static_cast<int>(c.cluster.stream_replicas);
     o.join_wait_ms = c.cluster.join_wait_ms;
+    o.heal = [store](std::string chat, int64_t after, int64_t upto,
+                     std::function<void(cluster::Options::Frames)> done) {
+      const int limit = static_cast<int>(std::min<int64_t>(upto - after, 1000));
+      (*store)->Read<std::vector<store::Message>>(
+          [chat, after, limit](store::Db& db) { return db.ListMessages(chat, after, limit); },
+          [upto, done = std::move(done)](store::Outcome<std::vector<store::Message>> o) {
+            cluster::Options::Frames out;
+            if (o.ok()) {
+              for (const store::Message& m : *o.value) {
+                if (m.seq <= upto)
+                  out.emplace_back(
+                      m.seq, std::make_shared<const std::string>(chat::EncodeMessageFrame(m)));
+              }
+            }
+            done(std::move(out));
+          });
+    };
     e.cluster = std::make_unique<cluster::Engine>(loops, metrics, std::move(o));
     e.presence = e.cluster.get();
     e.router = e.cluster.get();
@@ -195,7 +215,7 @@ struct Node::Parts {
         file_limit(RaiseFileLimit()),
         loops(static_cast<size_t>(cfg.threads)),
         metrics(loops.size()),
-        engines(MakeEngines(cfg, loops, metrics)),
+        engines(MakeEngines(cfg, loops, metrics, &store)),
         channels(cfg.channels),
         store(OpenStore(cfg, metrics)),
         policies(notify::Policies::Build(cfg.channels)),

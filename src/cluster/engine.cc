@@ -88,6 +88,19 @@ struct Rec : base::TimerEntry {
   bool pub_known = false, pub_online = false, pub_idle = false;
   bool pending = false, pend_online = false, pend_idle = false;
   bool in_grace = false;
+  // Delivery to this node's sessions of the user, in seq order once each:
+  // frames come from this node's commits and from other nodes' (over NATS,
+  // in no order between nodes); a gap is healed from the store.
+  std::string chat;
+  int64_t delivered = 0;            // the last seq handed to the sessions here
+  std::map<int64_t, Payload> held;  // after a gap, until it is healed
+  bool healing = false;
+  // The first frames of a chat seen here wait this out: an earlier seq may
+  // still be on its way from another node (nothing says where the chat was).
+  struct FirstSight : base::TimerEntry {
+    Rec* rec = nullptr;
+    void OnTimer(int64_t) override;
+  } first_sight;
   void OnTimer(int64_t now_ms) override;
 
   uint32_t Sessions() const {
@@ -155,6 +168,8 @@ struct Engine::Impl {
   void Emit(Rec& r, bool online, bool idle);
   void Flush(Shard& s);
   void SnapshotShard(Shard& s, const std::string& reply);
+  void Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame);
+  void DeliverHeld(Rec& r, bool skip_gaps);
 
   // --- anywhere, under mu_ where it says so ---
   void PostAll(const std::function<void(Shard&)>& fn);
@@ -183,8 +198,9 @@ struct Engine::Impl {
   void HandleBeat(Beat&& b);
   void HandleEvents(ChannelIdx ch, uint64_t stream_seq, Events&& m);
 
-  // --- the engine's thread ---
-  void Run();
+  // --- the engine's threads ---
+  void RunMembership();
+  void RunPublisher();
   void Tick(int64_t now);
   void SendBeat(bool leaving);
   void PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs);
@@ -225,12 +241,14 @@ struct Engine::Impl {
   std::condition_variable qcv;
   std::deque<QueuedEvent> queue;
   bool stopping = false;
-  std::thread thread;
+  std::thread membership, publisher;
 
   base::Metrics::Id m_peers, m_connected, m_deltas_out, m_deltas_in, m_bytes_out, m_resyncs,
       m_deaths_gone, m_deaths_silent, m_events_out, m_cas_refused, m_publish_retries,
-      m_remote_deliveries, m_events_dropped, m_bad_msgs;
+      m_remote_deliveries, m_events_dropped, m_bad_msgs, m_gaps, m_dups;
 };
+
+void Rec::FirstSight::OnTimer(int64_t) { rec->shard->impl->DeliverHeld(*rec, true); }
 
 void Rec::OnTimer(int64_t) {
   Shard& s = *shard;
@@ -308,6 +326,10 @@ Engine::Impl::Impl(base::LoopGroup& l, base::Metrics& m, Options o)
                                "Presence events not queued (queue full); re-derived later.");
   m_bad_msgs =
       m.Counter("onlined_cluster_bad_messages_total", "NATS messages refused as malformed.");
+  m_gaps = m.Counter("onlined_cluster_delivery_gaps_total",
+                     "Gaps in a chat's seq at this node's sessions, filled from the store.");
+  m_dups = m.Counter("onlined_cluster_delivery_duplicates_total",
+                     "Message frames dropped because the sessions here already had that seq.");
 }
 
 // ---------------------------------------------------------------------------
@@ -461,7 +483,7 @@ void Engine::Impl::Emit(Rec& r, bool online, bool idle) {
     }
     queue.push_back(std::move(q));
   }
-  qcv.notify_one();
+  qcv.notify_all();
 }
 
 void Engine::Impl::SnapshotShard(Shard& s, const std::string& reply) {
@@ -498,6 +520,67 @@ void Engine::Impl::SnapshotShard(Shard& s, const std::string& reply) {
       natsConnection_Publish(nc, reply.c_str(), b.data(), static_cast<int>(b.size()));
     metrics.Add(s.index, m_bytes_out, static_cast<int64_t>(b.size()));
   } while (from < users.size());
+}
+
+void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame) {
+  if (r.chat != chat) {  // the user's chat in this channel (one per user), first seen
+    r.chat = chat;
+    r.delivered = 0;
+    r.held.clear();
+  }
+  if (seq <= r.delivered || r.held.count(seq) != 0) {
+    metrics.Add(s.index, m_dups);
+    return;
+  }
+  r.held.emplace(seq, std::move(frame));
+  if (r.delivered == 0 && r.held.begin()->first > 1) {
+    // The first frames a node sees of a chat: what came before reached the
+    // sessions by their own resume, except what is still in flight.
+    if (!r.first_sight.scheduled()) {
+      base::TimingWheel& w = loops.at(s.index).wheel();
+      r.first_sight.rec = &r;
+      w.Schedule(&r.first_sight, w.now_ms() + w.tick_ms());
+    }
+    return;
+  }
+  DeliverHeld(r, false);
+  if (r.held.empty() || r.healing) return;
+  if (!opts.heal || r.held.size() > 256) {
+    DeliverHeld(r, true);
+    return;
+  }
+  metrics.Add(s.index, m_gaps);
+  r.healing = true;
+  const int64_t after = r.delivered, upto = r.held.begin()->first - 1;
+  const size_t si = s.index;
+  opts.heal(chat, after, upto, [this, si, key = r.key, chat](Options::Frames got) {
+    PostTo(si, [this, key, chat, got = std::move(got)](Shard& sh) mutable {
+      auto it = sh.recs.find(key);
+      if (it == sh.recs.end()) return;
+      Rec& rec = *it->second;
+      rec.healing = false;
+      if (rec.chat != chat) return;
+      for (auto& [seq, p] : got) {
+        if (seq > rec.delivered) rec.held.emplace(seq, std::move(p));
+      }
+      // What the store did not give (it failed) is not waited for.
+      DeliverHeld(rec, true);
+    });
+  });
+}
+
+// Hands the held frames that follow `delivered` to the sessions here; with
+// `skip_gaps` all of them, in order.
+void Engine::Impl::DeliverHeld(Rec& r, bool skip_gaps) {
+  const bool here =
+      std::any_of(r.shares.begin(), r.shares.end(), [](const Share& x) { return x.peer == kSelf; });
+  while (!r.held.empty() && (skip_gaps || r.held.begin()->first == r.delivered + 1)) {
+    auto first = r.held.begin();
+    if (here)
+      local.DeliverToUser(r.ch, r.user, std::move(first->second), r.chat, first->first, nullptr);
+    r.delivered = first->first;
+    r.held.erase(first);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -797,10 +880,15 @@ void Engine::Impl::OnDeliverMsg(natsConnection*, natsSubscription*, natsMsg* msg
     return;
   }
   auto it = impl->by_id.find(d->channel);
-  if (it == impl->by_id.end()) return;
-  impl->local.DeliverToUser(it->second, std::move(d->user),
-                            std::make_shared<const std::string>(std::move(d->frame)),
-                            std::move(d->chat_id), d->seq, nullptr);
+  if (it == impl->by_id.end() || d->seq <= 0) return;
+  const ChannelIdx ch = it->second;
+  const size_t si = presence::ShardOf(ch, d->user, impl->shards.size());
+  impl->PostTo(si, [impl, ch, d = std::move(*d)](Shard& s) mutable {
+    auto r = s.recs.find(RecKey(ch, d.user));
+    if (r == s.recs.end()) return;  // no session of the user here (any more)
+    impl->Sequence(s, *r->second, d.chat_id, d.seq,
+                   std::make_shared<const std::string>(std::move(d.frame)));
+  });
 }
 
 void Engine::Impl::OnDeskMsg(natsConnection*, natsSubscription*, natsMsg* msg, void* self) {
@@ -944,6 +1032,12 @@ void Engine::Impl::Tick(int64_t now) {
       p.last_beat = now;
       RequestSnapshotLocked(p);
     }
+  }
+  if (!is_connected.load()) {
+    // Deaf, not alone: while this node cannot hear NATS its peers' silence
+    // says nothing about them. It serves its own users meanwhile and re-reads
+    // everyone once connected again.
+    for (auto& [id, p] : peers) p.last_beat = now;
   }
   std::vector<std::string> dead;
   for (const auto& [id, p] : peers) {
@@ -1111,13 +1205,29 @@ void Engine::Impl::SetupStream() {
   }
 }
 
-void Engine::Impl::Run() {
+// Beats and deaths: never behind a blocking call, so a slow stream (a
+// leader election: seconds of failed appends) never makes this node look
+// dead to its peers.
+void Engine::Impl::RunMembership() {
+  while (true) {
+    {
+      std::unique_lock lock(qmu);
+      qcv.wait_for(lock, std::chrono::milliseconds(50), [this] { return stopping; });
+      if (stopping) return;
+    }
+    Tick(base::SteadyMs());
+  }
+}
+
+// The stream: set up (JetStream may still be electing its leader: tried once
+// a second), consumed, appended to.
+void Engine::Impl::RunPublisher() {
   while (true) {
     std::vector<QueuedEvent> batch;
     {
       std::unique_lock lock(qmu);
       qcv.wait_for(lock, std::chrono::milliseconds(100),
-                   [this] { return stopping || !queue.empty() || beat_now; });
+                   [this] { return stopping || (!queue.empty() && stream_ok.load()); });
       if (stopping) return;
       if (stream_ok.load() && is_connected.load()) {
         batch.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(queue.end()));
@@ -1125,9 +1235,8 @@ void Engine::Impl::Run() {
       }
     }
     const int64_t now = base::SteadyMs();
-    Tick(now);
     if (!stream_ok.load() && is_connected.load() && now - last_stream_try >= 1000) {
-      last_stream_try = now;  // JetStream may still be electing its leader: once a second
+      last_stream_try = now;
       SetupStream();
       if (stream_ok.load()) {
         jsSubOptions so;
@@ -1219,7 +1328,8 @@ Engine::~Engine() { Stop(); }
 void Engine::Start() {
   Impl& m = *impl_;
   m.started_at = base::SteadyMs();
-  m.thread = std::thread([&m] { m.Run(); });
+  m.membership = std::thread([&m] { m.RunMembership(); });
+  m.publisher = std::thread([&m] { m.RunPublisher(); });
   std::lock_guard lock(m.mu);
   m.beat_now = true;
   m.qcv.notify_one();
@@ -1233,7 +1343,8 @@ void Engine::Stop() {
     m.stopping = true;
   }
   m.qcv.notify_all();
-  if (m.thread.joinable()) m.thread.join();
+  if (m.membership.joinable()) m.membership.join();
+  if (m.publisher.joinable()) m.publisher.join();
   if (m.is_connected.load()) {
     m.SendBeat(true);
     natsConnection_FlushTimeout(m.nc, 500);
@@ -1384,12 +1495,15 @@ void Engine::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, st
   const size_t si = presence::ShardOf(ch, user_id, m.shards.size());
   m.PostTo(si, [&m, ch, seq, user = std::move(user_id), frame = std::move(frame),
                 chat = std::move(chat_id), done = std::move(done)](Shard& s) mutable {
-    bool remote = false;
+    bool remote = false, here = false;
     auto it = s.recs.find(RecKey(ch, user));
     if (it != s.recs.end()) {
       std::string body;
       for (const Share& sh : it->second->shares) {
-        if (sh.peer == kSelf) continue;
+        if (sh.peer == kSelf) {
+          here = true;
+          continue;
+        }
         auto subj = s.dl_subject.find(sh.peer);
         if (subj == s.dl_subject.end() || m.nc == nullptr) continue;
         if (body.empty()) {
@@ -1403,10 +1517,8 @@ void Engine::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, st
         remote = true;
       }
     }
-    std::function<void(bool)> d;
-    if (done) d = [remote, done = std::move(done)](bool local) { done(local || remote); };
-    m.local.DeliverToUser(ch, std::move(user), std::move(frame), std::move(chat), seq,
-                          std::move(d));
+    if (it != s.recs.end()) m.Sequence(s, *it->second, chat, seq, std::move(frame));
+    if (done) done(here || remote);
   });
 }
 

@@ -37,8 +37,10 @@
 // (blocking JetStream calls never run on a loop).
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/loops.h"
@@ -60,6 +62,13 @@ struct Options {
   int stream_replicas = 3;            // JetStream replicas of the presence stream
   int64_t stream_per_channel = 1024;  // event batches kept per channel (the resume window)
   int64_t join_wait_ms = 2000;        // at most this long waiting for peers' snapshots
+  // Reads a chat's messages in (after, upto] from the store, encoded as
+  // frames, for a gap in what reached this node; `done` on any thread, with
+  // what it found (nothing if the store failed).
+  using Frames = std::vector<std::pair<int64_t, presence::Payload>>;
+  std::function<void(std::string chat_id, int64_t after, int64_t upto,
+                     std::function<void(Frames)> done)>
+      heal;
 };
 
 class Engine final : public presence::Presence, public presence::Router {

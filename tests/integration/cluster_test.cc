@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -91,10 +92,35 @@ class ClusterTest : public ::testing::Test {
     return r.Json().at("users").at(user);
   }
 
+  // A counter or gauge from the node's /metrics (summed over label sets).
+  static int64_t Metric(const ServerProcess& s, const std::string& name) {
+    HttpResult r = Http(s.port(), "GET", "/metrics", "", kMetricsToken);
+    int64_t sum = 0;
+    std::stringstream ss(r.body);
+    for (std::string line; std::getline(ss, line);) {
+      if (line.rfind(name, 0) != 0) continue;
+      const char next = line.size() > name.size() ? line[name.size()] : ' ';
+      if (next != ' ' && next != '{') continue;
+      sum += std::stoll(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+  }
+
   // The next presence event of `user` at `desk`.
   static std::optional<json::value> Next(WsClient& desk, const std::string& user, Ms timeout) {
     return desk.WaitFor("presence", timeout,
                         [&](const json::value& v) { return v.at("user_id").as_string() == user; });
+  }
+
+  // A failure shows what the nodes said.
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (const auto* n : {a_.get(), b_.get(), c_.get()}) {
+      if (n == nullptr) continue;
+      std::string e = n->Stderr();
+      if (e.size() > 6000) e = "..." + e.substr(e.size() - 6000);
+      std::printf("--- node on port %u:\n%s\n", n->port(), e.c_str());
+    }
   }
 
   NatsCluster nats_{3};
@@ -172,6 +198,44 @@ TEST_F(ClusterTest, AMessageSentThroughBReachesTheUserOnAAndEveryDeskOnce) {
     }
     EXPECT_FALSE(c->WaitFor("message", 400ms, is_chat)) << "a message came twice";
   }
+}
+
+TEST_F(ClusterTest, SendsToOneChatThroughTwoNodesReachTheUserOnAThirdInSeqOrderOnce) {
+  StartThree();
+  auto ann = User(*c_, "ann");
+  auto dc = Desk(*c_);
+  std::this_thread::sleep_for(300ms);  // ann's session is known on a and b
+  HttpResult chat = Http(a_->port(), "POST", "/v1/user-chats", "{\"user_id\":\"ann\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  constexpr int kEach = 25;
+  std::vector<std::thread> senders;
+  for (const ServerProcess* s : {a_.get(), b_.get()}) {
+    senders.emplace_back([&, s] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = std::to_string(s->port()) + "-" + std::to_string(i);
+        HttpResult r;
+        for (int tries = 0; tries < 20; ++tries) {
+          r = Http(s->port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                   "{\"text\":\"" + key + "\"}", Manager(), {{"Idempotency-Key", key}});
+          if (r.status != 503) break;
+          std::this_thread::sleep_for(50ms);
+        }
+        EXPECT_EQ(r.status, 201) << r.body;
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  auto is_chat = [&](const json::value& v) { return v.at("chat_id").as_string() == chat_id; };
+  for (int i = 1; i <= 2 * kEach; ++i) {
+    auto m = ann->WaitFor("message", 3000ms, is_chat);
+    ASSERT_TRUE(m) << "message " << i << " never came";
+    ASSERT_EQ(m->at("seq").as_int64(), i) << "out of order or twice";
+  }
+  EXPECT_FALSE(ann->WaitFor("message", 500ms, is_chat)) << "a message came twice";
+  std::printf("at the user's node: %lld gaps healed from the store, %lld duplicates dropped\n",
+              static_cast<long long>(Metric(*c_, "onlined_cluster_delivery_gaps_total")),
+              static_cast<long long>(Metric(*c_, "onlined_cluster_delivery_duplicates_total")));
 }
 
 TEST_F(ClusterTest, KillNineOfANodeTakesItsUsersOfflineWithinASecondPlusTheGrace) {
