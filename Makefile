@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_JOBS ?= 2
 
-.PHONY: all deps build demo test test-release test-asan test-tsan fuzz-smoke format-check tidy bench bench-smoke clean
+.PHONY: all deps build demo demo-cluster test test-release test-asan test-tsan fuzz-smoke format-check tidy bench bench-smoke clean
 
 all: build
 
@@ -18,6 +18,10 @@ build: deps
 
 demo: build
 	./build/onlined demo
+
+# Three NATS servers, a PostgreSQL and three onlined nodes on 127.0.0.1 (Ctrl-C stops all).
+demo-cluster: build
+	scripts/demo-cluster.sh
 
 # Every test. In CI (CI=true) also the sanitizer builds and the fuzz smoke run.
 test: test-release
