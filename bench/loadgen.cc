@@ -35,6 +35,7 @@ namespace {
 struct Options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
+  uint16_t http_port = 0;  // HTTP load (sends, queries, lists) to another node; 0: `port`
   std::string channel = "bench";
   std::string secret;
   int conns = 1000;
@@ -594,7 +595,8 @@ void Loadgen::StartStreams() {
     s->links.resize(static_cast<size_t>(conns));
     for (auto& l : s->links) {
       l.sock = std::make_unique<tcp::socket>(io_);
-      l.sock->connect(tcp::endpoint(asio::ip::make_address(o_.host), o_.port));
+      l.sock->connect(tcp::endpoint(asio::ip::make_address(o_.host),
+                                    o_.http_port != 0 ? o_.http_port : o_.port));
       l.sock->set_option(tcp::no_delay(true));
     }
     streams_.push_back(std::move(s));
@@ -769,6 +771,8 @@ int main(int argc, char** argv) {
       o.host = val();
     else if (a == "--port")
       o.port = static_cast<uint16_t>(std::stoi(val()));
+    else if (a == "--http-port")
+      o.http_port = static_cast<uint16_t>(std::stoi(val()));
     else if (a == "--channel")
       o.channel = val();
     else if (a == "--secret")

@@ -86,6 +86,7 @@ net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit
   o.max_http_in_flight = cfg.max_http_in_flight;
   o.retry_after_ms = cfg.retry_after_ms;
   o.http_idle_timeout_ms = cfg.http_idle_timeout_ms;
+  o.drain_spread_ms = cfg.drain_spread_ms;
   return o;
 }
 

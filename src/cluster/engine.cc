@@ -95,12 +95,11 @@ struct Rec : base::TimerEntry {
   int64_t delivered = 0;            // the last seq handed to the sessions here
   std::map<int64_t, Payload> held;  // after a gap, until it is healed
   bool healing = false;
-  // The first frames of a chat seen here wait this out: an earlier seq may
-  // still be on its way from another node (nothing says where the chat was).
-  struct FirstSight : base::TimerEntry {
-    Rec* rec = nullptr;
-    void OnTimer(int64_t) override;
-  } first_sight;
+  // The first seq seen here starts the order; an earlier one still in flight
+  // from another node then (a race of two nodes' commits at that moment) is
+  // handed over late rather than lost. `late` remembers those, once each.
+  int64_t first_seen = 0;
+  std::vector<int64_t> late;
   void OnTimer(int64_t now_ms) override;
 
   uint32_t Sessions() const {
@@ -247,8 +246,6 @@ struct Engine::Impl {
       m_deaths_gone, m_deaths_silent, m_events_out, m_cas_refused, m_publish_retries,
       m_remote_deliveries, m_events_dropped, m_bad_msgs, m_gaps, m_dups;
 };
-
-void Rec::FirstSight::OnTimer(int64_t) { rec->shard->impl->DeliverHeld(*rec, true); }
 
 void Rec::OnTimer(int64_t) {
   Shard& s = *shard;
@@ -527,22 +524,30 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
     r.chat = chat;
     r.delivered = 0;
     r.held.clear();
+    r.late.clear();
+    r.first_seen = 0;
+  }
+  if (r.first_seen == 0) {
+    // The first frame a node sees of a chat: what came before reached the
+    // sessions by their own resume.
+    r.first_seen = seq;
+    r.delivered = seq - 1;
+  } else if (seq < r.first_seen) {
+    if (std::find(r.late.begin(), r.late.end(), seq) != r.late.end() || r.late.size() >= 64) {
+      metrics.Add(s.index, m_dups);
+      return;
+    }
+    r.late.push_back(seq);
+    if (std::any_of(r.shares.begin(), r.shares.end(),
+                    [](const Share& x) { return x.peer == kSelf; }))
+      local.DeliverToUser(r.ch, r.user, std::move(frame), r.chat, seq, nullptr);
+    return;
   }
   if (seq <= r.delivered || r.held.count(seq) != 0) {
     metrics.Add(s.index, m_dups);
     return;
   }
   r.held.emplace(seq, std::move(frame));
-  if (r.delivered == 0 && r.held.begin()->first > 1) {
-    // The first frames a node sees of a chat: what came before reached the
-    // sessions by their own resume, except what is still in flight.
-    if (!r.first_sight.scheduled()) {
-      base::TimingWheel& w = loops.at(s.index).wheel();
-      r.first_sight.rec = &r;
-      w.Schedule(&r.first_sight, w.now_ms() + w.tick_ms());
-    }
-    return;
-  }
   DeliverHeld(r, false);
   if (r.held.empty() || r.healing) return;
   if (!opts.heal || r.held.size() > 256) {

@@ -110,6 +110,7 @@ constexpr IntSetting kIntSettings[] = {
     {"handshake_burst", 0, 10000000, &SetField<&Config::handshake_burst>},
     {"max_http_in_flight", 0, 10000000, &SetField<&Config::max_http_in_flight>},
     {"http_idle_timeout_ms", 100, 600000, &SetField<&Config::http_idle_timeout_ms>},
+    {"drain_spread_ms", 0, 600000, &SetField<&Config::drain_spread_ms>},
     {"send_queue_max", 16, 1 << 20, &SetField<&Config::send_queue_max>},
     {"presence_event_buffer", 16, 1 << 24, &SetField<&Config::presence_event_buffer>},
     {"retry_after_ms", 100, 3600000, &SetField<&Config::retry_after_ms>},

@@ -83,6 +83,7 @@ struct Config {
   // [store] (or store_<key> at the top): the engine of the durable state.
   std::string store_engine = "sqlite";   // "sqlite" (embedded, data_dir) | "postgres"
   std::string store_postgres_url;        // libpq URL or key=value string (engine postgres)
+  int64_t drain_spread_ms = 2000;        // SIGTERM: clients told to come back within this, spread
   std::string node_id;                   // this node in outbox claims; "": host:port
   int64_t outbox_lease_ms = 60000;       // a send's claim; then another node may retry it
   int64_t send_queue_max = 1024;         // frames queued to one connection before it is cut

@@ -35,6 +35,10 @@ struct ServerOptions {
   int64_t max_http_in_flight = 0;      // 0: unlimited
   int64_t retry_after_ms = 5000;
   int64_t http_idle_timeout_ms = 10000;  // a request's headers, and keep-alive between requests
+  // Stop(): each WebSocket's close (1001) carries a retry hint drawn from
+  // [0, drain_spread_ms], so that clients come back spread over the window
+  // (to the other nodes of a cluster) instead of all at once. 0: no hint.
+  int64_t drain_spread_ms = 0;
   // HTTP only: no WebSocket upgrades (the metrics listener).
   bool http_only = false;
 };
@@ -49,7 +53,9 @@ class Server {
   // Binds and starts accepting on every loop. Throws std::system_error if
   // the address cannot be bound.
   void Start();
-  // Stops accepting and closes every WebSocket with 1001 (going away).
+  // Stops accepting and closes every WebSocket with 1001 (going away), with
+  // the retry hint `{"code":"shutting_down","retry_after_ms":N}` as the
+  // reason when drain_spread_ms is set.
   void Stop();
 
   uint16_t port() const { return port_; }

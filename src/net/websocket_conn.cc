@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstring>
+#include <random>
 #include <span>
 #include <sstream>
 
@@ -475,14 +476,24 @@ void Server::Impl::ReleaseSessions() {
 
 void Server::Stop() {
   if (impl_->stopping.exchange(true)) return;
+  const int64_t spread = impl_->opts.drain_spread_ms;
   for (size_t i = 0; i < impl_->loops.size(); ++i) {
-    impl_->loops.Post(i, [impl = impl_.get(), i] {
+    impl_->loops.Post(i, [impl = impl_.get(), i, spread] {
       auto& pl = impl->per_loop[i];
       boost::system::error_code ec;
       if (pl.acceptor) pl.acceptor->close(ec);
       if (pl.backoff) pl.backoff->cancel();
       std::vector<WsConn*> all(pl.sessions.begin(), pl.sessions.end());
-      for (WsConn* s : all) s->Close(1001, "server shutting down");
+      std::minstd_rand rng(static_cast<uint32_t>(std::random_device{}()) +
+                           static_cast<uint32_t>(i));
+      for (WsConn* s : all) {
+        if (spread <= 0) {
+          s->Close(1001, "server shutting down");
+          continue;
+        }
+        const int64_t wait = static_cast<int64_t>(rng() % static_cast<uint64_t>(spread + 1));
+        s->Close(1001, R"({"code":"shutting_down","retry_after_ms":)" + std::to_string(wait) + "}");
+      }
     });
   }
 }

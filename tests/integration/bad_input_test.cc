@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "harness.h"
@@ -245,6 +246,32 @@ TEST(Shutdown, SigtermClosesConnectionsWith1001) {
   EXPECT_EQ(alice.WaitClosed(3000ms), 1001);
   int status = s.WaitExit(5000ms);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// A draining node tells each client when to come back, spread over
+// drain_spread_ms, so that they do not all reconnect (to the other nodes) at
+// once.
+TEST(Shutdown, TheCloseCarriesARetryHintSpreadOverTheWindow) {
+  ServerProcess s("", "drain_spread_ms = 4000\n");
+  std::vector<std::unique_ptr<WsClient>> users;
+  for (int i = 0; i < 30; ++i) {
+    users.push_back(std::make_unique<WsClient>());
+    ASSERT_TRUE(users.back()->Connect(s.port()));
+    ASSERT_TRUE(users.back()->Hello(MintToken("user", "u" + std::to_string(i))));
+  }
+  s.Signal(SIGTERM);
+  std::set<int64_t> waits;
+  for (auto& u : users) {
+    ASSERT_EQ(u->WaitClosed(3000ms), 1001);
+    json::value r = json::parse(u->close_reason());
+    EXPECT_EQ(r.at("code").as_string(), "shutting_down");
+    const int64_t w = r.at("retry_after_ms").as_int64();
+    EXPECT_GE(w, 0);
+    EXPECT_LE(w, 4000);
+    waits.insert(w);
+  }
+  EXPECT_GT(waits.size(), 20u) << "the hints are not spread";
+  EXPECT_GT(*waits.rbegin() - *waits.begin(), 2000) << "the hints do not cover the window";
 }
 
 }  // namespace

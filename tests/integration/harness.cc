@@ -408,6 +408,7 @@ struct WsClient::Impl {
   std::deque<std::string> inbox;
   bool closed = false;
   int close_code = 0;
+  std::string close_reason;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   asio::steady_timer ping_timer{io};
   std::string ping_text = R"({"type":"ping"})";
@@ -429,6 +430,7 @@ struct WsClient::Impl {
       if (ec) {
         closed = true;
         close_code = ec == websocket::error::closed ? ws.reason().code : 1006;
+        if (ec == websocket::error::closed) close_reason = std::string(ws.reason().reason.c_str());
         cv.notify_all();
         return;
       }
@@ -527,6 +529,11 @@ std::optional<int> WsClient::WaitClosed(Ms timeout) {
   std::unique_lock lock(impl_->mu);
   if (!impl_->cv.wait_for(lock, timeout, [&] { return impl_->closed; })) return std::nullopt;
   return impl_->close_code;
+}
+
+std::string WsClient::close_reason() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->close_reason;
 }
 
 bool WsClient::closed() const {

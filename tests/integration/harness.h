@@ -159,6 +159,8 @@ class WsClient {
   // (1006 when there was no close frame), or nullopt on timeout.
   std::optional<int> WaitClosed(Ms timeout = 3000ms);
   bool closed() const;
+  // The reason of the server's close frame (after WaitClosed).
+  std::string close_reason() const;
   // Clean close handshake from the client side.
   void Close();
   // Drops the TCP connection without a close frame.

@@ -109,7 +109,8 @@ export class Connection {
         this.onState('failed', this.lastError);
         return;
       }
-      if (ev.code === 1013 && ev.reason) {
+      // 1013 (overloaded) and 1001 (a node draining) may say when to come back.
+      if ((ev.code === 1013 || ev.code === 1001) && ev.reason) {
         const m = /retry_after_ms"?\s*:\s*(\d+)/.exec(ev.reason);
         if (m) this.retryHint = Number(m[1]);
       }
