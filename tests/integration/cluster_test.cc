@@ -347,6 +347,93 @@ TEST_F(ClusterTest, ANewNodeJoinsWithoutRestartsAndSeesThePresenceAlready) {
   EXPECT_TRUE(Query(*a_, "bob").at("online").as_bool());
 }
 
+TEST_F(ClusterTest, WithAllOfNatsGoneEachNodeServesItsOwnUsersAndReconvergesAfter) {
+  StartThree();
+  auto da = Desk(*a_);
+  auto x = User(*a_, "x");
+  ASSERT_TRUE(Next(*da, "x", 3000ms));
+  HttpResult chat = Http(a_->port(), "POST", "/v1/user-chats", "{\"user_id\":\"x\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  for (size_t i = 0; i < nats_.size(); ++i) nats_.Kill(i);
+  // Each node says so, and stays in the balancer.
+  for (const ServerProcess* s : {a_.get(), b_.get()}) {
+    bool said = false;
+    for (int i = 0; i < 60 && !said; ++i) {
+      HttpResult r = Http(s->port(), "GET", "/readyz", "", "");
+      said = r.status == 200 && r.body.find("nats_unreachable") != std::string::npos;
+      if (!said) std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(said) << "port " << s->port();
+  }
+  EXPECT_EQ(Metric(*a_, "onlined_cluster_nats_connected"), 0);
+  // A serves its own users: a new session, a query, a message to x.
+  auto y = User(*a_, "y");
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(Query(*a_, "y").at("online").as_bool());
+  HttpResult sent = Http(a_->port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                         "{\"text\":\"while NATS is away\"}", Manager());
+  ASSERT_EQ(sent.status, 201) << sent.body;
+  EXPECT_TRUE(x->WaitFor("message", 3000ms));
+  // NATS returns: the nodes re-read each other; B learns of y.
+  for (size_t i = 0; i < nats_.size(); ++i) nats_.Restart(i);
+  WaitJoined(*a_);
+  WaitJoined(*b_);
+  bool seen = false;
+  for (int i = 0; i < 100 && !seen; ++i) {
+    seen = Query(*b_, "y").at("online").as_bool();
+    if (!seen) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(seen) << "B never learned of the user who came while NATS was away";
+  EXPECT_EQ(Metric(*a_, "onlined_cluster_nats_connected"), 1);
+}
+
+TEST(ClusterStore, WithPostgresDownSendsAreRefusedWithRetryAfterAndPresenceGoesOn) {
+  NatsCluster nats(1);
+  PostgresServer pg;
+  const std::string top =
+      "store_engine = \"postgres\"\nstore_postgres_url = \"" + pg.url() + "/postgres\"\n";
+  const std::string cluster = "[cluster]\nnats_urls = [\"" + nats.url(0) + "\"]\n";
+  ServerProcess a(cluster, top), b(cluster, top);
+  for (const ServerProcess* s : {&a, &b}) {
+    for (int i = 0; i < 100; ++i) {
+      if (Http(s->port(), "GET", "/readyz", "", "").body.find("\"joined\"") != std::string::npos)
+        break;
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  HttpResult chat = Http(a.port(), "POST", "/v1/user-chats", "{\"user_id\":\"ann\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  pg.Halt();
+  HttpResult r = Http(b.port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                      "{\"text\":\"hello\"}", Manager());
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_FALSE(r.Header("Retry-After").empty());
+  // Presence crosses nodes as before.
+  WsClient desk;
+  ASSERT_TRUE(desk.Connect(a.port()));
+  ASSERT_TRUE(desk.Hello(Manager()));
+  desk.AutoPing();
+  WsClient ann;
+  ASSERT_TRUE(ann.Connect(b.port()));
+  ASSERT_TRUE(ann.Hello(MintToken("user", "ann")));
+  ann.AutoPing();
+  auto on = desk.WaitFor("presence", 3000ms);
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(IsPresence(*on, "ann", true));
+  pg.Start();
+  HttpResult again;
+  for (int i = 0; i < 40; ++i) {
+    again = Http(b.port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                 "{\"text\":\"hello\"}", Manager(), {{"Idempotency-Key", "k1"}});
+    if (again.status == 201) break;
+    std::this_thread::sleep_for(250ms);
+  }
+  EXPECT_EQ(again.status, 201) << again.body;
+  EXPECT_TRUE(ann.WaitFor("message", 3000ms));
+}
+
 TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
   StartThree();
   auto db = Desk(*b_);
