@@ -350,7 +350,16 @@ void Node::Reload(config::Config next) {
   n.ctx.set_settings(ToLive(next));
   n.ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
   if (n.engines.single) n.engines.single->SetTableOptions(TableOptions(next));
-  if (n.engines.cluster) n.engines.cluster->SetGrace(next.offline_grace_ms);
+  if (n.engines.cluster) {
+    n.engines.cluster->SetGrace(next.offline_grace_ms);
+    bool same = next.channels.size() == n.cfg.channels.size();
+    for (size_t i = 0; same && i < next.channels.size(); ++i)
+      same = next.channels[i].id == n.cfg.channels[i].id;
+    if (!same)
+      spdlog::warn(
+          "SIGHUP: the channel list changed; in cluster mode presence of a new channel crosses "
+          "nodes only after a restart");
+  }
   n.server->SetLimits(ServerOptionsOf(next, n.file_limit));
   if (next.store_faults != n.cfg.store_faults) {
     store::FaultSpec spec;

@@ -438,10 +438,31 @@ TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
   StartThree();
   auto db = Desk(*b_);
   auto dc = Desk(*c_);
+  auto m = User(*c_, "m");
+  HttpResult chat = Http(a_->port(), "POST", "/v1/user-chats", "{\"user_id\":\"m\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
   std::vector<std::unique_ptr<WsClient>> users;
   std::thread killer([&] {
     std::this_thread::sleep_for(700ms);
-    nats_.Kill(0);
+    nats_.Kill(0);  // node a's server
+  });
+  // Messages through a (whose NATS server dies) to m on c, meanwhile.
+  std::vector<int64_t> acked;
+  std::thread sender([&] {
+    for (int i = 0; i < 20; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      for (int tries = 0; tries < 40; ++tries) {
+        HttpResult r = Http(a_->port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                            "{\"text\":\"" + key + "\"}", Manager(), {{"Idempotency-Key", key}});
+        if (r.status == 201) {
+          acked.push_back(r.Json().at("seq").as_int64());
+          break;
+        }
+        std::this_thread::sleep_for(100ms);
+      }
+      std::this_thread::sleep_for(150ms);
+    }
   });
   // Users come and go on every node for a few seconds.
   for (int i = 0; i < 30; ++i) {
@@ -451,6 +472,19 @@ TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
     std::this_thread::sleep_for(100ms);
   }
   killer.join();
+  sender.join();
+  // Every acknowledged message is stored and reached m, in order.
+  ASSERT_EQ(acked.size(), 20u);
+  auto is_chat = [&](const json::value& v) { return v.at("chat_id").as_string() == chat_id; };
+  for (int64_t want : acked) {
+    auto got = m->WaitFor("message", 5000ms, is_chat);
+    ASSERT_TRUE(got) << "message " << want << " never reached the user";
+    EXPECT_EQ(got->at("seq").as_int64(), want);
+  }
+  HttpResult stored =
+      Http(b_->port(), "GET", "/v1/user-chats/" + chat_id + "/messages?limit=100", "", Manager());
+  ASSERT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(stored.Json().at("messages").as_array().size(), 20u);
   // Every user is either online (the last ten) or offline; wait until both
   // desks have heard the whole story, then compare what they got.
   std::map<int64_t, std::string> at_b, at_c;
@@ -461,14 +495,14 @@ TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
       into[s] = json::serialize(*e);
       size_t offline = 0;
       for (const auto& [k, v] : into) offline += v.find("\"online\":false") != std::string::npos;
-      if (offline >= 20 && into.size() >= 50) break;
+      if (offline >= 20 && into.size() >= 51) break;
     }
   };
   drain(*db, at_b);
   drain(*dc, at_c);
-  ASSERT_EQ(at_b.size(), 50u) << "30 online and 20 offline events";
+  ASSERT_EQ(at_b.size(), 51u) << "31 online (m and the 30) and 20 offline events";
   EXPECT_EQ(at_b, at_c) << "the two desks saw different streams";
-  EXPECT_EQ(at_b.rbegin()->first - at_b.begin()->first, 49) << "a gap in the numbers";
+  EXPECT_EQ(at_b.rbegin()->first - at_b.begin()->first, 50) << "a gap in the numbers";
 }
 
 }  // namespace
