@@ -222,7 +222,8 @@ struct Engine::Impl {
   jsCtx* js = nullptr;
   std::vector<natsSubscription*> subs;
   natsSubscription* stream_sub = nullptr;
-  std::atomic<bool> alive{true}, is_connected{false}, is_joined{false}, stream_ok{false};
+  std::atomic<bool> alive{true}, is_connected{false}, is_joined{false}, stream_ok{false},
+      warned_twin{false};
 
   std::mutex mu;  // peers, homes, channel stream state, desk interest: never a hot path
   std::map<std::string, Peer> peers;
@@ -747,7 +748,13 @@ void Engine::Impl::OnBeatMsg(natsConnection*, natsSubscription*, natsMsg* msg, v
 }
 
 void Engine::Impl::HandleBeat(Beat&& b) {
-  if (b.node == opts.node_id) return;
+  if (b.node == opts.node_id) {
+    // no_echo hides this node's own beats: another process has its id.
+    if (b.boot != boot && !warned_twin.exchange(true))
+      spdlog::error("cluster: another process beats as node {}; node ids must be unique",
+                    opts.node_id);
+    return;
+  }
   std::lock_guard lock(mu);
   if (b.leaving) {
     Peer* p = FindPeerLocked(b.node);
@@ -1328,7 +1335,20 @@ Engine::Engine(base::LoopGroup& loops, base::Metrics& metrics, Options opts)
   }
 }
 
-Engine::~Engine() { Stop(); }
+// The connection and subscriptions outlive Stop: loops still running until
+// the node stops them may publish (a closed connection refuses that), and
+// callbacks still in flight see `alive` false. Freed here, after the loops.
+Engine::~Engine() {
+  Stop();
+  Impl& m = *impl_;
+  for (natsSubscription* s : m.subs) natsSubscription_Destroy(s);
+  if (m.stream_sub != nullptr) natsSubscription_Destroy(m.stream_sub);
+  for (natsSubscription* s : m.desk_subs) {
+    if (s != nullptr) natsSubscription_Destroy(s);
+  }
+  jsCtx_Destroy(m.js);
+  natsConnection_Destroy(m.nc);
+}
 
 void Engine::Start() {
   Impl& m = *impl_;
@@ -1342,9 +1362,9 @@ void Engine::Start() {
 
 void Engine::Stop() {
   Impl& m = *impl_;
-  if (m.nc == nullptr) return;
   {
     std::lock_guard lock(m.qmu);
+    if (m.stopping) return;
     m.stopping = true;
   }
   m.qcv.notify_all();
@@ -1359,20 +1379,11 @@ void Engine::Stop() {
   if (m.stream_sub != nullptr) natsSubscription_Unsubscribe(m.stream_sub);
   {
     std::lock_guard lock(m.mu);
-    for (natsSubscription*& s : m.desk_subs) {
+    for (natsSubscription* s : m.desk_subs) {
       if (s != nullptr) natsSubscription_Unsubscribe(s);
     }
   }
   natsConnection_Close(m.nc);
-  for (natsSubscription* s : m.subs) natsSubscription_Destroy(s);
-  if (m.stream_sub != nullptr) natsSubscription_Destroy(m.stream_sub);
-  for (natsSubscription*& s : m.desk_subs) {
-    if (s != nullptr) natsSubscription_Destroy(s);
-    s = nullptr;
-  }
-  jsCtx_Destroy(m.js);
-  natsConnection_Destroy(m.nc);
-  m.nc = nullptr;
 }
 
 bool Engine::connected() const { return impl_->is_connected.load(); }

@@ -3,6 +3,7 @@
 // the run's PostgreSQL. Registered as cluster/* (tests/CMakeLists.txt).
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <boost/json.hpp>
 #include <chrono>
@@ -254,6 +255,23 @@ TEST_F(ClusterTest, KillNineOfANodeTakesItsUsersOfflineWithinASecondPlusTheGrace
   std::printf("kill -9 -> offline at another node: %lld ms (grace 800)\n",
               static_cast<long long>(ms));
   EXPECT_FALSE(Query(*c_, "ann").at("online").as_bool());
+}
+
+TEST_F(ClusterTest, SigtermDrainsWithARetryHintAndPeersDropTheNodeAtOnce) {
+  StartThree();
+  auto db = Desk(*b_);
+  auto ann = User(*a_, "ann");
+  ASSERT_TRUE(Next(*db, "ann", 3000ms));
+  const auto t0 = Clock::now();
+  a_->Signal(SIGTERM);
+  EXPECT_EQ(ann->WaitClosed(3000ms), 1001);
+  EXPECT_NE(ann->close_reason().find("retry_after_ms"), std::string::npos) << ann->close_reason();
+  int status = a_->WaitExit(5000ms);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto off = Next(*db, "ann", 4000ms);
+  ASSERT_TRUE(off);
+  EXPECT_TRUE(IsPresence(*off, "ann", false));
+  EXPECT_LT(MsSince(t0), 800 + 1500) << "the peers waited for missed beats";
 }
 
 TEST_F(ClusterTest, AUserWhoReconnectsElsewhereWithinTheGraceNeverGoesOffline) {
