@@ -32,6 +32,8 @@ constexpr size_t kChunkBytes = 512 * 1024;  // a snapshot chunk, well under NATS
 constexpr size_t kDeltaBytes = 256 * 1024;  // a Deltas message
 constexpr size_t kMaxEventQueue = 262144;   // events waiting for the stream
 constexpr size_t kMaxBuffered = 4096;       // Deltas held while a peer's snapshot comes
+constexpr size_t kAppendEvents = 4096;      // events per append: < 1 MB with 64-byte ids
+constexpr size_t kMaxHeld = 256;            // a chat's frames held after a gap
 constexpr uint32_t kMaxPeerShards = 1024;
 constexpr uint32_t kSelf = 0;  // the replica's index of this node
 
@@ -203,6 +205,8 @@ struct Engine::Impl {
   void Tick(int64_t now);
   void SendBeat(bool leaving);
   void PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs);
+  void Rederive(ChannelIdx ch, const std::vector<PresenceEvent>& evs);
+  void RejoinLocked(int64_t now, const char* why);
   bool RefreshChannel(ChannelIdx ch, std::string* last_payload);
   void SetupStream();
 
@@ -252,7 +256,8 @@ void Rec::OnTimer(int64_t) {
   Shard& s = *shard;
   if (in_grace) {
     in_grace = false;
-    if (shares.empty() && s.home[ch]) {
+    const bool said_online = pending ? pend_online : (pub_known && pub_online);
+    if (shares.empty() && ch < s.home.size() && s.home[ch] && said_online) {
       s.impl->Emit(*this, false, false);
       return;
     }
@@ -370,9 +375,10 @@ void Engine::Impl::OnLocal(presence::Event&& e) {
   const size_t si = presence::ShardOf(e.channel, e.user_id, shards.size());
   base::AssertOnLoop(si);
   Shard& s = *shards[si];
+  if (e.channel >= opts.channels.size()) return;  // added by SIGHUP: not in the cluster (warned)
   Rec& r = GetRec(s, e.channel, e.user_id);
   SetShare(r, kSelf, e.online ? e.sessions : 0, e.idle, e.last_seen, e.timed_out, 0);
-  if (e.channel < opts.channels.size()) {
+  {
     UserEntry u;
     u.channel = opts.channels[e.channel];
     u.user = e.user_id;
@@ -476,7 +482,13 @@ void Engine::Impl::Emit(Rec& r, bool online, bool idle) {
     std::lock_guard lock(qmu);
     if (queue.size() >= kMaxEventQueue) {
       metrics.Add(r.shard->index, m_events_dropped);
-      r.pending = false;  // re-derived on the next change or home move
+      r.pending = false;
+      // Tried again in a second (the timer re-derives it), so that an
+      // offline is never lost for good.
+      base::TimingWheel& w = loops.at(r.shard->index).wheel();
+      if (r.scheduled()) w.Cancel(&r);
+      r.in_grace = true;
+      w.Schedule(&r, w.now_ms() + 1000);
       return;
     }
     queue.push_back(std::move(q));
@@ -548,10 +560,11 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
     metrics.Add(s.index, m_dups);
     return;
   }
+  if (r.held.size() >= kMaxHeld) DeliverHeld(r, true);  // the store is slow: order over waiting
   r.held.emplace(seq, std::move(frame));
   DeliverHeld(r, false);
   if (r.held.empty() || r.healing) return;
-  if (!opts.heal || r.held.size() > 256) {
+  if (!opts.heal) {
     DeliverHeld(r, true);
     return;
   }
@@ -847,6 +860,7 @@ void Engine::Impl::OnSnapChunk(natsConnection*, natsSubscription*, natsMsg* msg,
   Peer* p = impl->FindPeerLocked(c->node);
   if (p == nullptr || p->boot != c->boot || !p->syncing || p->gen != gen) return;  // stale
   if (p->shard_done.empty()) p->shard_done.assign(c->shards, 0);
+  p->sync_started = base::SteadyMs();  // a big read is slow, not lost, while chunks come
   if (c->shard >= p->shard_done.size() || p->shard_done[c->shard]) return;
   impl->ApplyEntries(p->ix, p->gen, std::move(c->users), true);
   if (!c->last) return;
@@ -931,6 +945,9 @@ void Engine::Impl::OnStreamMsg(natsConnection*, natsSubscription*, natsMsg* msg,
   auto m = DecodeEvents(g.data());
   if (!m) {
     impl->metrics.Add(impl->metrics.loops(), impl->m_bad_msgs);
+    std::lock_guard lock(impl->mu);  // the next append must expect it, numbering unchanged
+    ChanState& c = impl->chans[it->second];
+    c.stream_seq = std::max(c.stream_seq, sseq);
     return;
   }
   impl->HandleEvents(it->second, sseq, std::move(*m));
@@ -962,7 +979,10 @@ void Engine::Impl::HandleEvents(ChannelIdx ch, uint64_t stream_seq, Events&& m) 
         r.pub_online = e.online;
         r.pub_idle = e.idle;
         if (!e.online) r.last_seen = std::max(r.last_seen, e.last_seen);
-        r.pending = false;
+        // Ours arrived (or another home's saying the same): no longer in
+        // flight. A different state leaves ours pending; a refusal clears it.
+        if (r.pending && r.pend_online == e.online && (!e.online || r.pend_idle == e.idle))
+          r.pending = false;
         Changed(r);
       }
     });
@@ -1007,12 +1027,16 @@ void Engine::Impl::OnReconnected(natsConnection*, void* self) {
     impl->metrics.Add(impl->metrics.loops(), impl->m_connected, 1);
     spdlog::info("cluster: NATS connected");
   }
-  // Whatever crossed NATS meanwhile may be lost: re-read every peer, and
-  // beat at once so they re-read this node.
+  // Whatever crossed NATS meanwhile may be lost: re-read every peer (not
+  // deciding as a home meanwhile), and beat at once so they re-read this node.
   std::lock_guard lock(impl->mu);
-  for (auto& [id, p] : impl->peers) impl->RequestSnapshotLocked(p);
-  impl->beat_now = true;
-  impl->qcv.notify_one();
+  if (impl->is_joined.load()) {
+    impl->RejoinLocked(base::SteadyMs(), "NATS connection back");
+  } else {
+    for (auto& [id, p] : impl->peers) impl->RequestSnapshotLocked(p);
+    impl->beat_now = true;
+  }
+  impl->qcv.notify_all();
 }
 
 // ---------------------------------------------------------------------------
@@ -1029,6 +1053,18 @@ void Engine::Impl::SendBeat(bool leaving) {
   natsConnection_Publish(nc, "onl.beat", m.data(), static_cast<int>(m.size()));
 }
 
+void Engine::Impl::RejoinLocked(int64_t now, const char* why) {
+  spdlog::warn("cluster: {}; re-reading the peers before deciding presence again", why);
+  is_joined = false;
+  started_at = now;
+  for (auto& [id, p] : peers) {
+    p.last_beat = now;
+    RequestSnapshotLocked(p);
+  }
+  RecomputeHomesLocked();  // no home while not joined
+  beat_now = true;         // ready = false: the peers do not count on it either
+}
+
 void Engine::Impl::Tick(int64_t now) {
   static thread_local int64_t last_tick = now;
   static thread_local int64_t last_beat = 0;
@@ -1037,13 +1073,10 @@ void Engine::Impl::Tick(int64_t now) {
   std::lock_guard lock(mu);
   if (gap > opts.dead_after_ms / 2) {
     // This node itself stood still (SIGSTOP, a long pause): its peers' beats
-    // are not late, its clock reading is. Count afresh; the peers will have
-    // dropped this node and re-read it when its beats come again.
-    spdlog::warn("cluster: this node stalled for {} ms; re-reading the peers", gap);
-    for (auto& [id, p] : peers) {
-      p.last_beat = now;
-      RequestSnapshotLocked(p);
-    }
+    // are not late, its clock reading is. The peers will have dropped this
+    // node and read it again when its beats come; it re-reads them before it
+    // decides anything as a home again (its replica is stale).
+    RejoinLocked(now, ("this node stalled for " + std::to_string(gap) + " ms").c_str());
   }
   if (!is_connected.load()) {
     // Deaf, not alone: while this node cannot hear NATS its peers' silence
@@ -1095,23 +1128,53 @@ bool Engine::Impl::RefreshChannel(ChannelIdx ch, std::string* last_payload) {
     return false;
   }
   std::lock_guard lock(mu);
-  if (fresh.stream_seq >= chans[ch].stream_seq) chans[ch] = fresh;
+  if (fresh.stream_seq >= chans[ch].stream_seq) {
+    // A malformed last message (only a foreign publisher writes one) keeps
+    // the numbering where it was: it never goes down.
+    fresh.last_event = std::max(fresh.last_event, chans[ch].last_event);
+    chans[ch] = fresh;
+  }
   return true;
+}
+
+// The users of `evs` get their events re-derived by the channel's home from
+// what the stream says (their event was refused, dropped or not ours).
+void Engine::Impl::Rederive(ChannelIdx ch, const std::vector<PresenceEvent>& evs) {
+  std::vector<std::vector<std::string>> users(shards.size());
+  for (const auto& e : evs) users[presence::ShardOf(ch, e.user, shards.size())].push_back(e.user);
+  for (size_t i = 0; i < users.size(); ++i) {
+    if (users[i].empty()) continue;
+    PostTo(i, [this, ch, u = std::move(users[i])](Shard& sh) {
+      for (const auto& id : u) {
+        auto it = sh.recs.find(RecKey(ch, id));
+        if (it == sh.recs.end()) continue;
+        it->second->pending = false;
+        Changed(*it->second);
+      }
+    });
+  }
 }
 
 void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs) {
   const std::string subject = "onl.pev." + tokens[ch];
+  ChanState c;
+  {
+    std::lock_guard lock(mu);
+    if (!homes[ch]) {  // no longer this node's to number (membership moved)
+      Rederive(ch, evs);
+      return;
+    }
+    c = chans[ch];
+  }
+  // One expectation for every retry of this append: if a try was stored but
+  // its answer lost, the consumer may already have moved chans[ch] past it;
+  // a retry with a fresh expectation would store the events twice.
+  Events m;
+  m.first_seq = (c.last_event != 0 ? c.last_event : epoch_base) + 1;
+  m.events = evs;
+  const std::string body = Encode(m);
   int failures = 0;
   while (true) {
-    ChanState c;
-    {
-      std::lock_guard lock(mu);
-      c = chans[ch];
-    }
-    Events m;
-    m.first_seq = (c.last_event != 0 ? c.last_event : epoch_base) + 1;
-    m.events = evs;
-    std::string body = Encode(m);
     natsMsg* msg = nullptr;
     natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
     // Compare-and-set on the subject: "0" is "no message yet" (set by hand:
@@ -1145,20 +1208,15 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
       // woke from a freeze): these events are not ours to number. The homes
       // re-derive them from what the stream now says.
       metrics.Add(metrics.loops(), m_cas_refused);
-      std::vector<std::vector<std::string>> users(shards.size());
-      for (const auto& e : evs)
-        users[presence::ShardOf(ch, e.user, shards.size())].push_back(e.user);
-      for (size_t i = 0; i < users.size(); ++i) {
-        if (users[i].empty()) continue;
-        PostTo(i, [this, ch, u = std::move(users[i])](Shard& sh) {
-          for (const auto& id : u) {
-            auto it = sh.recs.find(RecKey(ch, id));
-            if (it == sh.recs.end()) continue;
-            it->second->pending = false;
-            Changed(*it->second);
-          }
-        });
-      }
+      Rederive(ch, evs);
+      return;
+    }
+    if (jerr == JSStreamNotFoundErr) {
+      // The stream is gone (deleted, NATS's storage lost): set it up again;
+      // its new epoch numbers above every old event (desks reset).
+      spdlog::error("cluster: the presence stream is gone; creating it again");
+      stream_ok = false;
+      Rederive(ch, evs);
       return;
     }
     metrics.Add(metrics.loops(), m_publish_retries);
@@ -1166,14 +1224,9 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
       spdlog::warn("cluster: appending to the presence stream failed ({}{}); retrying", Status(s),
                    jerr != 0 ? ", js error " + std::to_string(jerr) : "");
     }
-    {
-      std::unique_lock lock(qmu);
-      qcv.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping; });
-      if (stopping) return;
-    }
-    // The retry keeps the same expectation unless the stream moved on: a
-    // publish that was stored but not acknowledged is then found above.
-    if (failures % 4 == 0) RefreshChannel(ch, nullptr);
+    std::unique_lock lock(qmu);
+    qcv.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping; });
+    if (stopping) return;
   }
 }
 
@@ -1250,6 +1303,13 @@ void Engine::Impl::RunPublisher() {
     if (!stream_ok.load() && is_connected.load() && now - last_stream_try >= 1000) {
       last_stream_try = now;
       SetupStream();
+      if (stream_ok.load() && stream_sub != nullptr) {  // a stream set up again: consume it anew
+        natsSubscription_Unsubscribe(stream_sub);
+        natsSubscription_Destroy(stream_sub);
+        stream_sub = nullptr;
+        std::lock_guard lock(mu);
+        chans.assign(chans.size(), ChanState{});
+      }
       if (stream_ok.load()) {
         jsSubOptions so;
         jsSubOptions_Init(&so);
@@ -1266,10 +1326,22 @@ void Engine::Impl::RunPublisher() {
         }
       }
     }
-    // Per channel, in order; one append per channel per round.
+    // Per channel, in order; appends of at most kAppendEvents events, each
+    // well under NATS's 1 MB payload limit.
     std::map<ChannelIdx, std::vector<PresenceEvent>> by_ch;
     for (QueuedEvent& q : batch) by_ch[q.ch].push_back(std::move(q.ev));
-    for (auto& [ch, evs] : by_ch) PublishEvents(ch, std::move(evs));
+    for (auto& [ch, evs] : by_ch) {
+      for (size_t from = 0; from < evs.size(); from += kAppendEvents) {
+        const size_t to = std::min(evs.size(), from + kAppendEvents);
+        std::vector<PresenceEvent> part(std::make_move_iterator(evs.begin() + from),
+                                        std::make_move_iterator(evs.begin() + to));
+        if (!stream_ok.load()) {
+          Rederive(ch, part);  // the stream is being set up again
+          continue;
+        }
+        PublishEvents(ch, std::move(part));
+      }
+    }
   }
 }
 
