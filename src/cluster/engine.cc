@@ -1027,15 +1027,13 @@ void Engine::Impl::OnReconnected(natsConnection*, void* self) {
     impl->metrics.Add(impl->metrics.loops(), impl->m_connected, 1);
     spdlog::info("cluster: NATS connected");
   }
-  // Whatever crossed NATS meanwhile may be lost: re-read every peer (not
-  // deciding as a home meanwhile), and beat at once so they re-read this node.
+  // Whatever crossed NATS meanwhile may be lost: re-read every peer, and
+  // beat at once so they re-read this node. It stays a home: a reconnect is
+  // short, the stream's compare-and-set refuses a stale append, and moving
+  // every home away and back would cost more than it saves.
   std::lock_guard lock(impl->mu);
-  if (impl->is_joined.load()) {
-    impl->RejoinLocked(base::SteadyMs(), "NATS connection back");
-  } else {
-    for (auto& [id, p] : impl->peers) impl->RequestSnapshotLocked(p);
-    impl->beat_now = true;
-  }
+  for (auto& [id, p] : impl->peers) impl->RequestSnapshotLocked(p);
+  impl->beat_now = true;
   impl->qcv.notify_all();
 }
 
@@ -1477,48 +1475,24 @@ void Engine::StateChanged(ChannelIdx ch, std::string user_id) {
 
 void Engine::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done) {
   Impl& m = *impl_;
-  const size_t n = m.shards.size();
-  const size_t origin = base::Loop::Current()->index();
-  struct Gather {
-    std::vector<std::string> ids;
-    std::vector<presence::UserInfo> out;
-    size_t pending = 0;  // touched only on the origin loop
-    QueryDone done;
-  };
-  auto g = std::make_shared<Gather>();
-  g->out.resize(ids.size());
-  g->done = std::move(done);
-  std::vector<std::vector<uint32_t>> parts(n);
-  for (uint32_t i = 0; i < ids.size(); ++i) parts[presence::ShardOf(ch, ids[i], n)].push_back(i);
-  g->ids = std::move(ids);
-  for (const auto& p : parts) g->pending += p.empty() ? 0 : 1;
-  if (g->pending == 0) {
-    g->done(std::move(g->out), std::move(g->ids));
-    return;
-  }
-  for (size_t s = 0; s < n; ++s) {
-    if (parts[s].empty()) continue;
-    m.PostTo(s, [&m, g, ch, origin, idx = std::move(parts[s])](Shard& sh) mutable {
-      std::vector<presence::UserInfo> found(idx.size());
-      const int64_t now = base::WallMs();
-      for (size_t k = 0; k < idx.size(); ++k) {
-        auto it = sh.recs.find(RecKey(ch, g->ids[idx[k]]));
-        if (it == sh.recs.end()) continue;
-        const Rec& r = *it->second;
-        presence::UserInfo& u = found[k];
-        u.sessions = r.Sessions();
-        u.online = r.Online();
-        // A live share is vouched for by its node (its sessions beat there):
-        // its last_seen is now, to within the heartbeat timeout.
-        u.last_seen = r.shares.empty() ? r.last_seen : now;
-        u.idle = r.shares.empty() ? (u.online && r.pub_idle) : r.AllIdle();
-      }
-      m.loops.Post(origin, [g, idx = std::move(idx), found = std::move(found)] {
-        for (size_t k = 0; k < idx.size(); ++k) g->out[idx[k]] = found[k];
-        if (--g->pending == 0) g->done(std::move(g->out), std::move(g->ids));
+  presence::ScatterQuery(
+      m.loops, ch, std::move(ids), std::move(done),
+      [&m, ch](size_t s, const std::string_view* ids, size_t n, presence::UserInfo* out) {
+        const Shard& sh = *m.shards[s];
+        const int64_t now = base::WallMs();
+        for (size_t k = 0; k < n; ++k) {
+          auto it = sh.recs.find(RecKey(ch, ids[k]));
+          if (it == sh.recs.end()) continue;
+          const Rec& r = *it->second;
+          presence::UserInfo& u = out[k];
+          u.sessions = r.Sessions();
+          u.online = r.Online();
+          // A live share is vouched for by its node (its sessions beat there):
+          // its last_seen is now, to within the heartbeat timeout.
+          u.last_seen = r.shares.empty() ? r.last_seen : now;
+          u.idle = r.shares.empty() ? (u.online && r.pub_idle) : r.AllIdle();
+        }
       });
-    });
-  }
 }
 
 uint64_t Engine::Subscribe(ChannelIdx ch, presence::Subscriber* sub,

@@ -99,18 +99,21 @@ void Service::StateChanged(ChannelIdx ch, std::string user_id) {
   });
 }
 
-void Service::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done) {
-  const size_t n = shards_.size();
+void ScatterQuery(base::LoopGroup& loops, ChannelIdx ch, std::vector<std::string> ids,
+                  Presence::QueryDone done, ShardLookup lookup) {
+  const size_t n = loops.size();
   const size_t origin = base::Loop::Current()->index();
   struct Gather {
     std::vector<std::string> ids;
     std::vector<UserInfo> out;
     size_t pending = 0;  // touched only on the origin loop
-    QueryDone done;
+    Presence::QueryDone done;
+    ShardLookup lookup;
   };
   auto g = std::make_shared<Gather>();
   g->out.resize(ids.size());
   g->done = std::move(done);
+  g->lookup = std::move(lookup);
   // Positions of the ids per shard.
   std::vector<std::vector<uint32_t>> parts(n);
   for (uint32_t i = 0; i < ids.size(); ++i) parts[ShardOf(ch, ids[i], n)].push_back(i);
@@ -120,20 +123,34 @@ void Service::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done)
     g->done(std::move(g->out), std::move(g->ids));
     return;
   }
+  auto run_on = [&loops](size_t loop, auto&& fn) {
+    if (base::Loop::Current() != nullptr && base::Loop::Current()->index() == loop) {
+      fn();
+    } else {
+      loops.Post(loop, std::forward<decltype(fn)>(fn));
+    }
+  };
   for (size_t s = 0; s < n; ++s) {
     if (parts[s].empty()) continue;
-    RunOn(s, [this, g, s, ch, origin, idx = std::move(parts[s])]() mutable {
+    run_on(s, [run_on, g, s, origin, idx = std::move(parts[s])]() mutable {
       // Read on the shard's loop; `g->ids` is immutable after dispatch.
       std::vector<std::string_view> ids(idx.size());
       for (size_t k = 0; k < idx.size(); ++k) ids[k] = g->ids[idx[k]];
       std::vector<UserInfo> found(idx.size());
-      shards_[s]->table->LookupMany(ch, ids.data(), ids.size(), found.data());
-      RunOn(origin, [g, idx = std::move(idx), found = std::move(found)] {
+      g->lookup(s, ids.data(), ids.size(), found.data());
+      run_on(origin, [g, idx = std::move(idx), found = std::move(found)] {
         for (size_t k = 0; k < idx.size(); ++k) g->out[idx[k]] = found[k];
         if (--g->pending == 0) g->done(std::move(g->out), std::move(g->ids));
       });
     });
   }
+}
+
+void Service::Query(ChannelIdx ch, std::vector<std::string> ids, QueryDone done) {
+  ScatterQuery(loops_, ch, std::move(ids), std::move(done),
+               [this, ch](size_t s, const std::string_view* ids, size_t n, UserInfo* out) {
+                 shards_[s]->table->LookupMany(ch, ids, n, out);
+               });
 }
 
 void Service::Publish(Event&& e) {

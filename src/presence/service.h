@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/loops.h"
@@ -34,6 +35,16 @@ struct ServiceOptions {
   // back through AppendNumbered.
   std::function<void(Event&&)> forward;
 };
+
+// A presence query's scatter and gather, for any engine sharded by ShardOf
+// over `loops`: the ids are split by shard, `lookup(shard, ids, n, out)` runs
+// on each shard's loop (inline when that is the caller's) and fills out[i]
+// for ids[i]; `done` runs on the caller's loop with the results in the ids'
+// order and the ids given back. Caller's loop only.
+using ShardLookup =
+    std::function<void(size_t shard, const std::string_view* ids, size_t n, UserInfo* out)>;
+void ScatterQuery(base::LoopGroup& loops, ChannelIdx ch, std::vector<std::string> ids,
+                  Presence::QueryDone done, ShardLookup lookup);
 
 // The in-process engine behind the seams (presence/seams.h): one shard per
 // loop of this process.

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, openPage } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -48,11 +48,7 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 200));
   }
   urls = JSON.parse(fs.readFileSync(info, 'utf8'));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launch();
   fs.mkdirSync(shots, { recursive: true });
 });
 
@@ -66,14 +62,7 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function page(url) {
-  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const p = await ctx.newPage();
-  p.errors = [];
-  p.on('pageerror', (e) => p.errors.push(e));
-  await p.goto(url);
-  return p;
-}
+const page = (url) => openPage(browser, url);
 
 test('cluster: the desk on node 1 sees a widget on node 2 go green and gets its message', async () => {
   assert.notEqual(new URL(urls.desk).port, new URL(urls.widgets.alice).port, 'two nodes');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, openPage } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -67,14 +67,7 @@ async function api(method, p, body) {
   return r.json();
 }
 
-async function page(url) {
-  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
-  const p = await ctx.newPage();
-  p.errors = [];
-  p.on('pageerror', (e) => p.errors.push(e));
-  await p.goto(url);
-  return p;
-}
+const page = (url) => openPage(browser, url);
 
 const desk = () => page(`${base()}/desk#token=${manager()}`);
 const widget = (user) => page(`${base()}/widget#token=${token('user', user)}`);
@@ -98,11 +91,7 @@ quiet_hours = "off"
 sms_min_interval_s = 0
 `);
   await startServer();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launch();
   fs.mkdirSync(shots, { recursive: true });
 });
 
