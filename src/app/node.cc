@@ -211,10 +211,10 @@ class SchedulerClock final : public chat::SmsClock {
 
 // Declared in the order they are built; destroyed in reverse.
 struct Node::Parts {
-  explicit Parts(config::Config c)
+  Parts(config::Config c, base::SteadyClock clock)
       : cfg(std::move(c)),
         file_limit(RaiseFileLimit()),
-        loops(static_cast<size_t>(cfg.threads)),
+        loops(static_cast<size_t>(cfg.threads), 100, clock),
         metrics(loops.size()),
         engines(MakeEngines(cfg, loops, metrics, &store)),
         channels(cfg.channels),
@@ -261,10 +261,11 @@ Node::Node(std::unique_ptr<Parts> p) : p_(std::move(p)) {}
 
 Node::~Node() { Stop(); }
 
-std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(store::Db&)>& seed) {
+std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(store::Db&)>& seed,
+                                  base::SteadyClock clock) {
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   signal(SIGPIPE, SIG_IGN);
-  auto p = std::make_unique<Parts>(std::move(cfg));
+  auto p = std::make_unique<Parts>(std::move(cfg), clock);
   Parts& n = *p;
   n.ctx.sends.Set(n.cfg.max_sends_per_s, SendBurst(n.cfg));
   std::unique_ptr<notify::Provider> provider = MakeProvider(n.cfg, n.scheduler);
@@ -381,6 +382,8 @@ void Node::Reload(config::Config next) {
                next.channels.size());
   n.cfg = std::move(next);
 }
+
+void Node::TickLoops() { p_->loops.TickAll(); }
 
 void Node::Stop() {
   Parts& n = *p_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "base/clock.h"
 #include "config/config.h"
 #include "store/db.h"
 
@@ -19,8 +20,11 @@ class Node {
   // Opens the store, runs `seed` in one store write (the demo), binds the
   // listeners and starts serving. Throws std::runtime_error with a message
   // for the operator if the store cannot be opened or `listen` bound.
+  // `clock` is the steady time of the loops' deadlines (grace, heartbeat
+  // timeouts): the real one, or a test's ManualClock.
   static std::unique_ptr<Node> Start(config::Config cfg,
-                                     const std::function<void(store::Db&)>& seed = {});
+                                     const std::function<void(store::Db&)>& seed = {},
+                                     base::SteadyClock clock = {});
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -39,6 +43,10 @@ class Node {
   // Stops accepting, closes every WebSocket with 1001, finishes the queued
   // store writes (every acknowledged one is committed), stops the threads.
   void Stop();
+
+  // Fires, on every loop, what the clock makes due now; returns once done.
+  // For tests that move a ManualClock (see base/clock.h).
+  void TickLoops();
 
  private:
   struct Parts;

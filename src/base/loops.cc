@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <latch>
 #include <string>
 
 #include "base/clock.h"
@@ -12,8 +13,12 @@ namespace {
 thread_local Loop* current_loop = nullptr;
 }
 
-Loop::Loop(size_t index, int64_t tick_ms)
-    : index_(index), tick_ms_(tick_ms), wheel_(SteadyMs(), tick_ms), tick_timer_(io_) {}
+Loop::Loop(size_t index, int64_t tick_ms, SteadyClock clock)
+    : index_(index),
+      tick_ms_(tick_ms),
+      clock_(clock),
+      wheel_(clock.Now(), tick_ms),
+      tick_timer_(io_) {}
 
 Loop* Loop::Current() { return current_loop; }
 
@@ -21,7 +26,7 @@ void Loop::ArmTick() {
   tick_timer_.expires_after(std::chrono::milliseconds(tick_ms_));
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    wheel_.Advance(SteadyMs());
+    wheel_.Advance(clock_.Now());
     ArmTick();
   });
 }
@@ -30,15 +35,15 @@ void Loop::Run() {
   current_loop = this;
   std::string name = "loop-" + std::to_string(index_);
   pthread_setname_np(pthread_self(), name.c_str());
-  wheel_.Advance(SteadyMs());
+  wheel_.Advance(clock_.Now());
   ArmTick();
   io_.run();
   current_loop = nullptr;
 }
 
-LoopGroup::LoopGroup(size_t n, int64_t tick_ms) {
+LoopGroup::LoopGroup(size_t n, int64_t tick_ms, SteadyClock clock) {
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  for (size_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(i, tick_ms));
+  for (size_t i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(i, tick_ms, clock));
 }
 
 LoopGroup::~LoopGroup() {
@@ -51,6 +56,18 @@ LoopGroup::~LoopGroup() {
 void LoopGroup::Start() {
   for (auto& l : loops_) guards_.emplace_back(l->io_.get_executor());
   for (auto& l : loops_) threads_.emplace_back([lp = l.get()] { lp->Run(); });
+}
+
+void LoopGroup::TickAll() {
+  assert(Loop::Current() == nullptr && "TickAll from a loop would wait for itself");
+  std::latch done(static_cast<std::ptrdiff_t>(loops_.size()));
+  for (auto& l : loops_) {
+    boost::asio::post(l->io_, [lp = l.get(), &done] {
+      lp->wheel_.Advance(lp->clock_.Now());
+      done.count_down();
+    });
+  }
+  done.wait();
 }
 
 void LoopGroup::Stop() {

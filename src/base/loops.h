@@ -12,13 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/timing_wheel.h"
 
 namespace onlined::base {
 
 class Loop {
  public:
-  Loop(size_t index, int64_t tick_ms);
+  Loop(size_t index, int64_t tick_ms, SteadyClock clock);
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
@@ -39,6 +40,7 @@ class Loop {
 
   size_t index_;
   int64_t tick_ms_;
+  SteadyClock clock_;
   // Declared before io_: handlers destroyed with io_ (connections) may
   // still cancel their wheel entries.
   TimingWheel wheel_;
@@ -54,8 +56,9 @@ inline void AssertOnLoop([[maybe_unused]] size_t i) {
 
 class LoopGroup {
  public:
-  // n == 0 means one loop per hardware thread.
-  explicit LoopGroup(size_t n, int64_t tick_ms = 100);
+  // n == 0 means one loop per hardware thread. `clock` is the steady time
+  // the wheels run on (a ManualClock in tests).
+  explicit LoopGroup(size_t n, int64_t tick_ms = 100, SteadyClock clock = {});
   ~LoopGroup();
 
   size_t size() const { return loops_.size(); }
@@ -65,6 +68,11 @@ class LoopGroup {
   void Start();
   // Stops every loop and joins the threads. Safe to call twice.
   void Stop();
+
+  // Has every loop read its clock now and fire what is due, and returns once
+  // each has (not from a loop's own thread). Tests call it after moving a
+  // ManualClock, so what the new time makes due has fired when it returns.
+  void TickAll();
 
   // Runs fn on loop i's thread (FIFO per (sender, loop) pair).
   template <class Fn>

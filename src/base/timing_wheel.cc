@@ -52,7 +52,7 @@ void TimingWheel::Unlink(TimerEntry* e) {
 
 void TimingWheel::Schedule(TimerEntry* e, int64_t deadline_ms) {
   if (e->wheel_ != nullptr) e->wheel_->Cancel(e);
-  int64_t tick = deadline_ms / tick_ms_;
+  int64_t tick = TickOf(deadline_ms);
   if (tick <= current_tick_) tick = current_tick_ + 1;  // due now: next Advance
   e->deadline_ms_ = deadline_ms;
   Link(e, static_cast<size_t>(tick) % (slots_.size() - 1));
@@ -74,7 +74,7 @@ size_t TimingWheel::Advance(int64_t now_ms) {
     // of a later turn of the wheel stay.
     for (TimerEntry* e = slots_[slot]; e != nullptr;) {
       TimerEntry* next = e->next_;
-      if (e->deadline_ms_ / tick_ms_ <= tick) {
+      if (TickOf(e->deadline_ms_) <= tick) {
         Unlink(e);
         Link(e, firing);
       }

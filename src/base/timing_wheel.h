@@ -60,6 +60,12 @@ class TimingWheel {
   int64_t tick_ms() const { return tick_ms_; }
 
  private:
+  // The first tick at whose start the deadline has passed (rounded up: a
+  // deadline inside a tick fires at the next tick's edge, never before it).
+  int64_t TickOf(int64_t deadline_ms) const {
+    const int64_t q = deadline_ms / tick_ms_;
+    return q * tick_ms_ < deadline_ms ? q + 1 : q;
+  }
   void Link(TimerEntry* e, size_t slot);
   void Unlink(TimerEntry* e);
 

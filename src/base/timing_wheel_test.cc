@@ -23,11 +23,26 @@ TEST(TimingWheel, FiresAtOrAfterDeadlineNeverBefore) {
   w.Schedule(&p, 250);
   w.Advance(199);
   EXPECT_TRUE(p.fired.empty());
-  w.Advance(299);  // the tick containing 250 is done at 299
+  w.Advance(249);  // inside the deadline's tick, before it: not yet
+  EXPECT_TRUE(p.fired.empty());
+  w.Advance(299);  // fires at the next tick's edge (300), never inside 200..299
+  EXPECT_TRUE(p.fired.empty());
+  w.Advance(300);
   ASSERT_EQ(p.fired.size(), 1u);
   EXPECT_GE(p.fired[0], 250);
   EXPECT_FALSE(p.scheduled());
   EXPECT_EQ(w.size(), 0u);
+}
+
+TEST(TimingWheel, ADeadlineOnATickEdgeFiresThere) {
+  TimingWheel w(1000, 100, 16);
+  Probe p;
+  w.Schedule(&p, 1800);
+  w.Advance(1799);
+  EXPECT_TRUE(p.fired.empty());
+  w.Advance(1800);
+  ASSERT_EQ(p.fired.size(), 1u);
+  EXPECT_EQ(p.fired[0], 1800);
 }
 
 TEST(TimingWheel, DeadlinesBeyondOneTurnWaitForTheirTurn) {

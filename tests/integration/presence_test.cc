@@ -1,5 +1,9 @@
 // Presence end to end: the real binary, real sockets, a real WebSocket
 // client. Settings (see harness): heartbeat 1 s (timeout 2.5 s), grace 800 ms.
+// Here the deadlines are checked from below only (never early) on real time;
+// their edges, and what must not happen before them (a reconnect within the
+// grace, a second tab, heartbeats), are checked on a test clock in
+// deadline_test.cc, where a loaded machine cannot stretch a sleep.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -89,28 +93,13 @@ TEST(Presence, CloseGoesOfflineAfterGraceNotBefore) {
   ASSERT_TRUE(desk->WaitFor("presence", 2000ms));
   auto closed_at = std::chrono::steady_clock::now();
   alice->Close();
-  std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(OnlineByQuery(s, "alice"));  // within the 800 ms grace
-  auto ev = desk->WaitFor("presence", 3000ms);
+  auto ev = desk->WaitFor("presence", 5000ms);
   ASSERT_TRUE(ev);
   auto after = std::chrono::steady_clock::now() - closed_at;
   EXPECT_TRUE(IsPresence(*ev, "alice", false));
-  EXPECT_GE(after, 750ms);   // not before the grace (wheel tick is 100 ms)
-  EXPECT_LE(after, 2000ms);  // and not much after
+  EXPECT_GE(after, 800ms);  // not before the grace
   EXPECT_FALSE(OnlineByQuery(s, "alice"));
   EXPECT_GT(Query(s, {"alice"}).at("users").at("alice").at("last_seen").as_int64(), 0);
-}
-
-TEST(Presence, ReconnectWithinGraceDoesNotFlap) {
-  ServerProcess s;
-  auto desk = Desk(s);
-  auto alice = User(s, "alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 2000ms));
-  alice->Close();
-  std::this_thread::sleep_for(200ms);
-  auto again = User(s, "alice");                    // a page reload
-  EXPECT_FALSE(desk->WaitFor("presence", 1500ms));  // no offline, no second online
-  EXPECT_TRUE(OnlineByQuery(s, "alice"));
 }
 
 TEST(Presence, SilentDropEndsAtHeartbeatTimeout) {
@@ -124,36 +113,8 @@ TEST(Presence, SilentDropEndsAtHeartbeatTimeout) {
   ASSERT_TRUE(ev);
   auto after = std::chrono::steady_clock::now() - start;
   EXPECT_TRUE(IsPresence(*ev, "alice", false));
-  EXPECT_GE(after, 2000ms);  // heartbeat timeout 2.5 s after the last frame (hello)
-  EXPECT_LE(after, 4000ms);
+  EXPECT_GE(after, 2000ms);                // heartbeat timeout 2.5 s after the last frame (hello)
   EXPECT_TRUE(alice->WaitClosed(1000ms));  // the server cut the connection
-}
-
-TEST(Presence, HeartbeatsKeepASessionAlive) {
-  ServerProcess s;
-  auto desk = Desk(s);
-  auto alice = User(s, "alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 2000ms));
-  for (int i = 0; i < 8; ++i) {  // 4 s, well past the 2.5 s timeout
-    alice->Send(R"({"type":"ping"})");
-    std::this_thread::sleep_for(500ms);
-  }
-  EXPECT_TRUE(OnlineByQuery(s, "alice"));
-  EXPECT_FALSE(alice->closed());
-}
-
-TEST(Presence, TwoTabsThenOneClosedStaysOnline) {
-  ServerProcess s;
-  auto desk = Desk(s);
-  auto tab1 = User(s, "alice");
-  auto tab2 = User(s, "alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 2000ms));
-  EXPECT_EQ(Query(s, {"alice"}).at("users").at("alice").at("sessions").as_int64(), 2);
-  tab1->Close();
-  EXPECT_FALSE(desk->WaitFor("presence", 1500ms));  // past the grace: still online
-  json::value q = Query(s, {"alice"});
-  EXPECT_TRUE(q.at("users").at("alice").at("online").as_bool());
-  EXPECT_EQ(q.at("users").at("alice").at("sessions").as_int64(), 1);
 }
 
 TEST(Presence, IdleAndActiveState) {
