@@ -12,7 +12,7 @@ build_pkgs=(
   libssl-dev libsqlite3-dev libtomlplusplus-dev libjwt-dev
   libspdlog-dev libcli11-dev libpq-dev libnats-dev
 )
-test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev clang-format clang-tidy postgresql-15 nats-server)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev clang-format clang-tidy postgresql-15 nats-server libwebsockets-dev)
 bench_pkgs=(linux-perf redis-server gnuplot-nox)
 
 pkgs=("${build_pkgs[@]}")
