@@ -22,11 +22,13 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <latch>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -91,8 +93,8 @@ std::vector<Core*> g_cores;
 
 class Core {
  public:
+  SharedState state;  // before ioc: handlers destroyed with ioc still touch it
   asio::io_context ioc{1};
-  SharedState state;
 };
 
 class WebsocketSession : public std::enable_shared_from_this<WebsocketSession> {
@@ -102,15 +104,16 @@ class WebsocketSession : public std::enable_shared_from_this<WebsocketSession> {
   ~WebsocketSession() {
     if (user_.empty()) return;
     auto it = state_.users.find(user_);
-    if (it != state_.users.end()) {
+    if (it != state_.users.end()) {  // kept offline, with its last_seen (as the other peers do)
       it->second.last_seen = NowMs();
-      if (--it->second.sessions <= 0) state_.users.erase(it);
+      --it->second.sessions;
     }
   }
 
   // `raw`: the upgrade request as received and any frames behind it.
   void Run(asio::const_buffer raw) {
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.read_message_max(64 * 1024);  // the cap the other systems have
     ws_.async_accept(raw, [self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->Read();
     });
@@ -134,7 +137,7 @@ class WebsocketSession : public std::enable_shared_from_this<WebsocketSession> {
     if (type == nullptr || !type->is_string()) return Read();
     if (type->as_string() == "ping" && !user_.empty()) {
       state_.users[user_].last_seen = NowMs();
-      Send(Pong());
+      Send(R"({"type":"pong"})");
     } else if (type->as_string() == "hello" && user_.empty()) {
       const json::value* token = v.as_object().if_contains("token");
       user_ = token != nullptr && token->is_string() ? SubOf(token->as_string()) : "";
@@ -146,29 +149,25 @@ class WebsocketSession : public std::enable_shared_from_this<WebsocketSession> {
       Presence& p = state_.users[user_];
       ++p.sessions;
       p.last_seen = NowMs();
-      Send(std::make_shared<const std::string>(R"({"type":"welcome","heartbeat_s":25})"));
+      Send(R"({"type":"welcome","heartbeat_s":25})");
     }
     Read();
   }
 
-  static std::shared_ptr<const std::string> Pong() {
-    static const auto pong = std::make_shared<const std::string>(R"({"type":"pong"})");
-    return pong;
-  }
-
   // A bounded write queue: a peer that does not read is cut, not buffered.
-  void Send(std::shared_ptr<const std::string> msg) {
+  // Every frame this server sends is a constant: the queue holds views of them.
+  void Send(std::string_view msg) {
     if (queue_.size() >= kMaxQueue) {
       beast::get_lowest_layer(ws_).close();
       return;
     }
-    queue_.push_back(std::move(msg));
+    queue_.push_back(msg);
     if (queue_.size() == 1) Write();
   }
 
   void Write() {
     ws_.text(true);
-    ws_.async_write(asio::buffer(*queue_.front()),
+    ws_.async_write(asio::buffer(queue_.front().data(), queue_.front().size()),
                     [self = shared_from_this()](beast::error_code ec, size_t) {
                       if (ec) return;
                       self->queue_.pop_front();
@@ -181,7 +180,7 @@ class WebsocketSession : public std::enable_shared_from_this<WebsocketSession> {
   beast::flat_buffer buf_;
   SharedState& state_;
   std::string user_;
-  std::deque<std::shared_ptr<const std::string>> queue_;
+  std::deque<std::string_view> queue_;
 };
 
 // The answer to a query: each core looks its users up on its own thread.
@@ -239,7 +238,7 @@ void Query(Core& here, std::vector<std::string> ids, std::function<void(std::str
 // followed it. http::async_read would have kept them in its own buffer.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& s, Core& core) : socket_(std::move(s)), core_(core) {}
+  HttpSession(tcp::socket&& s, Core& core) : stream_(std::move(s)), core_(core) {}
   void Run() {
     NewRequest();
     Read();
@@ -255,7 +254,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Read() {
-    socket_.async_read_some(asio::buffer(chunk_),
+    stream_.expires_after(std::chrono::seconds(30));
+    stream_.async_read_some(asio::buffer(chunk_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (ec) return;
                               self->in_.append(self->chunk_.data(), n);
@@ -265,6 +265,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void Parse() {
     while (!parser_->is_done()) {
+      if (used_ == in_.size()) return Read();  // put() wants more without saying so mid-body
       beast::error_code ec;
       size_t n = parser_->put(asio::buffer(in_.data() + used_, in_.size() - used_), ec);
       used_ += n;
@@ -275,14 +276,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (ec) return;  // a malformed request: close
     }
     http::request<http::string_body> req = parser_->release();
-    if (websocket::is_upgrade(req)) {
-      if (req.target() != "/v1/connect") return Reply(http::status::not_found, req);
-      auto ws = std::make_shared<WebsocketSession>(std::move(socket_), core_.state);
+    if (websocket::is_upgrade(req) && req.target() == "/v1/connect") {
+      stream_.expires_never();
+      auto ws = std::make_shared<WebsocketSession>(stream_.release_socket(), core_.state);
       ws->Run(asio::buffer(in_));  // the request and whatever came after it
       return;
     }
     in_.erase(0, used_);
     used_ = 0;
+    if (websocket::is_upgrade(req)) return Reply(http::status::not_found, req);
     if (req.method() != http::verb::post || req.target() != "/v1/presence/query")
       return Reply(http::status::not_found, req);
     boost::system::error_code ec;
@@ -313,10 +315,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void Write(std::shared_ptr<http::response<http::string_body>> res) {
-    http::async_write(socket_, *res,
+    http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
                         if (ec || !res->keep_alive()) {
-                          self->socket_.shutdown(tcp::socket::shutdown_send, ec);
+                          self->stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
                           return;
                         }
                         self->NewRequest();
@@ -324,7 +326,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                       });
   }
 
-  tcp::socket socket_;
+  beast::tcp_stream stream_;
   Core& core_;
   std::array<char, 4096> chunk_;
   std::string in_;
@@ -382,5 +384,8 @@ int main(int argc, char** argv) {
   }
   for (auto& c : cores) c->ioc.stop();
   for (auto& t : ts) t.join();
-  return 0;
+  // Sessions of one core may sit in another's queues (a query's gather):
+  // tearing the cores down one by one would free what the next still uses.
+  std::fflush(stdout);
+  std::_Exit(0);
 }

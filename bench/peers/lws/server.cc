@@ -3,9 +3,9 @@
 // that serves both the HTTP query and the WebSocket (the first protocol gets
 // connections that name none), per-session user data allocated by lws,
 // writes only from LWS_CALLBACK_*_WRITEABLE with a bounded count of frames
-// owed, presence in a hash map. Debian builds lws with LWS_MAX_SMP 1, so it
-// serves from one thread (the bench's pinned mode gives every system one
-// core anyway).
+// owed, presence in a hash map, on lws's libuv event loop (its own is poll()).
+// Debian builds lws with LWS_MAX_SMP 1, so it serves from one thread (the
+// bench's pinned mode gives every system one core anyway).
 //
 // The same frames as onlined and the other peers: hello/welcome, ping/pong,
 // POST /v1/presence/query. Like them it reads the token's `sub` without
@@ -73,6 +73,7 @@ struct Pss {
   std::string* user;     // after hello
   std::string* partial;  // a message arriving in fragments
   std::string* body;     // an HTTP request's body, then its answer
+  bool answer_ready;     // body holds the answer
   bool welcome_owed;
   int pongs_owed;
 };
@@ -84,6 +85,7 @@ void Free(Pss* p) {
   delete p->partial;
   delete p->body;
   p->user = p->partial = p->body = nullptr;
+  p->answer_ready = false;
 }
 
 std::string Answer(const std::string& body) {
@@ -119,26 +121,23 @@ int WriteText(lws* wsi, std::string_view text) {
              : 0;
 }
 
-void OnMessage(lws* wsi, Pss* p, std::string_view text) {
+// Returns -1 to close the connection (lws's idiom from a callback).
+int OnMessage(lws* wsi, Pss* p, std::string_view text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return;
+  if (ec || !v.is_object()) return 0;
   const json::value* type = v.as_object().if_contains("type");
-  if (type == nullptr || !type->is_string()) return;
+  if (type == nullptr || !type->is_string()) return 0;
   if (type->as_string() == "ping" && p->user != nullptr) {
     g_users[*p->user].last_seen = NowMs();
-    if (++p->pongs_owed > kMaxOwed) {
-      lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-      return;
-    }
+    if (++p->pongs_owed > kMaxOwed) return -1;
     lws_callback_on_writable(wsi);
   } else if (type->as_string() == "hello" && p->user == nullptr) {
     const json::value* token = v.as_object().if_contains("token");
     std::string user = token != nullptr && token->is_string() ? SubOf(token->as_string()) : "";
     if (user.empty()) {
       lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, nullptr, 0);
-      lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-      return;
+      return -1;
     }
     Presence& pr = g_users[user];
     ++pr.sessions;
@@ -147,6 +146,7 @@ void OnMessage(lws* wsi, Pss* p, std::string_view text) {
     p->welcome_owed = true;
     lws_callback_on_writable(wsi);
   }
+  return 0;
 }
 
 int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, size_t len) {
@@ -174,10 +174,11 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
       if (p->body == nullptr) return -1;
       *p->body = Answer(*p->body);
+      p->answer_ready = true;
       lws_callback_on_writable(wsi);
       return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-      if (p->body == nullptr) return 0;
+      if (p->body == nullptr || !p->answer_ready) return 0;
       const bool bad = p->body->empty();
       std::string out(LWS_PRE + 512 + p->body->size(), '\0');
       auto* start = reinterpret_cast<unsigned char*>(out.data() + LWS_PRE);
@@ -192,6 +193,7 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
       q += p->body->size();
       delete p->body;
       p->body = nullptr;
+      p->answer_ready = false;
       if (lws_write(wsi, start, static_cast<size_t>(q - start), LWS_WRITE_HTTP_FINAL) < 0)
         return -1;
       return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -200,10 +202,7 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
       std::string_view chunk(static_cast<const char*>(in), len);
       const bool whole = lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
                          lws_remaining_packet_payload(wsi) == 0;
-      if (whole && p->partial == nullptr) {
-        OnMessage(wsi, p, chunk);
-        return 0;
-      }
+      if (whole && p->partial == nullptr) return OnMessage(wsi, p, chunk);
       if (p->partial == nullptr) p->partial = new std::string();
       if (p->partial->size() + len > 65536) return -1;
       p->partial->append(chunk);
@@ -211,7 +210,7 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
         std::string msg = std::move(*p->partial);
         delete p->partial;
         p->partial = nullptr;
-        OnMessage(wsi, p, msg);
+        return OnMessage(wsi, p, msg);
       }
       return 0;
     }
@@ -234,6 +233,7 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
       Free(p);
       return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:  // lws frees the user data next (upgrade, keep-alive)
       Free(p);
       return 0;
     default:
@@ -241,7 +241,7 @@ int Callback(lws* wsi, enum lws_callback_reasons reason, void* user, void* in, s
   }
 }
 
-volatile sig_atomic_t g_stop = 0;
+lws_context* g_ctx = nullptr;
 
 }  // namespace
 
@@ -261,18 +261,21 @@ int main(int argc, char** argv) {
   info.port = port;
   info.iface = "127.0.0.1";
   info.protocols = protocols;
-  info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-  lws_context* ctx = lws_create_context(&info);
-  if (ctx == nullptr) {
+  // lws's own loop is poll(): every wakeup walks all 19,000 descriptors. A
+  // user holding that many connections picks one of its event libraries;
+  // libuv (epoll), as in lws's minimal-http-server-eventlib example.
+  info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_LIBUV;
+  info.pcontext = &g_ctx;
+  info.signal_cb = [](void*, int) { lws_context_destroy(g_ctx); };
+  g_ctx = lws_create_context(&info);
+  if (g_ctx == nullptr) {
     std::fprintf(stderr, "lws-peer: cannot create the context on port %d\n", port);
     return 1;
   }
   std::printf("onlined: listening on http://127.0.0.1:%d\n", port);
   std::fflush(stdout);
-  signal(SIGTERM, [](int) { g_stop = 1; });
-  signal(SIGINT, [](int) { g_stop = 1; });
-  while (!g_stop && lws_service(ctx, 0) >= 0) {
+  while (!lws_service(g_ctx, 0)) {
   }
-  lws_context_destroy(ctx);
+  lws_context_destroy(g_ctx);
   return 0;
 }
