@@ -70,7 +70,7 @@ fuzz-smoke: deps
 
 bench: build
 	@scripts/install-deps.sh bench
-	bench/run --scenario all --systems onlined,floor,ws,socketio,redis
+	bench/run --scenario all --systems onlined,floor,ws,socketio,redis,beast,lws
 
 bench-smoke: build
 	bench/run --smoke

@@ -1,15 +1,9 @@
 #include "store/sqlite/sqlite_db.h"
 
-#include <pthread.h>
-#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
-#include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <iterator>
-#include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "store/sqlite/fault_vfs.h"
@@ -111,92 +105,6 @@ class Stmt {
   sqlite3_stmt* s_;
 };
 
-// The writer's WAL is copied back into the database file by a thread of its
-// own, on a connection of its own, never inside a commit. SQLite's automatic
-// checkpoint runs in the commit that takes the WAL past wal_autocheckpoint
-// pages: that commit, and every send waiting on it, then also waited for
-// the page writes to the main file and its fsync (milliseconds, every few
-// hundred ms at 1,000 sends/s). A passive checkpoint does not block the
-// writer: WAL mode lets one run beside a write transaction.
-class Checkpointer {
- public:
-  // Wakes the thread once the WAL holds this many pages (4 KiB each).
-  static constexpr int kKickPages = 1000;
-
-  // On the default VFS, whatever the writer's: injected faults (store_faults)
-  // are meant for the commits a test makes, not for checkpoints beside them.
-  explicit Checkpointer(const std::string& path) {
-    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
-      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw DbError("sqlite: cannot open " + path + " for checkpoints: " + msg);
-    }
-    sqlite3_exec(db_, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-    // Reading the schema opens the WAL for this connection (until then a
-    // checkpoint quietly does nothing).
-    sqlite3_exec(db_, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
-    thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "store-ckpt");
-      Run();
-    });
-  }
-  ~Checkpointer() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-    sqlite3_close(db_);
-  }
-  Checkpointer(const Checkpointer&) = delete;
-  Checkpointer& operator=(const Checkpointer&) = delete;
-
-  // From the writer's commit (its WAL hook): `pages` are in the WAL now.
-  void Committed(int pages) {
-    if (pages < kKickPages) return;
-    {
-      std::lock_guard lock(mu_);
-      if (kicked_) return;
-      kicked_ = true;
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void Run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      // Also now and then without a kick: a quiet WAL is folded back too.
-      cv_.wait_for(lock, std::chrono::seconds(5), [this] { return stop_ || kicked_; });
-      if (stop_) return;
-      kicked_ = false;
-      lock.unlock();
-      int log = 0;
-      int done = 0;
-      const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_warned_ > std::chrono::minutes(1)) {  // once a minute, not per try
-          last_warned_ = now;
-          spdlog::warn("store: checkpoint failed: {} (the WAL keeps growing until one succeeds)",
-                       sqlite3_errmsg(db_));
-        }
-      }
-      lock.lock();
-    }
-  }
-
-  sqlite3* db_ = nullptr;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool kicked_ = false;
-  bool stop_ = false;
-  std::chrono::steady_clock::time_point last_warned_{};
-  std::thread thread_;
-};
-
 class SqliteDb final : public Db {
  public:
   SqliteDb(const std::string& path, bool writer, const char* vfs) : writer_(writer) {
@@ -212,25 +120,14 @@ class SqliteDb final : public Db {
       Exec("PRAGMA synchronous=FULL");
       Exec("PRAGMA foreign_keys=OFF");
       Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
-      if (writer) {
-        Migrate(path);
-        Exec("PRAGMA wal_autocheckpoint=0");  // the Checkpointer's thread does it
-        // The WAL file is reused from its start after each full checkpoint;
-        // past a burst it is cut back to this size instead of staying large.
-        Exec("PRAGMA journal_size_limit=67108864");
-        checkpointer_ = std::make_unique<Checkpointer>(path);
-        sqlite3_wal_hook(db_, &SqliteDb::WalHook, this);
-      }
+      if (writer) Migrate(path);
     } catch (...) {
-      checkpointer_.reset();
       for (auto& [sql, st] : stmts_) sqlite3_finalize(st);
       sqlite3_close(db_);  // no destructor runs for a constructor that throws
       throw;
     }
   }
   ~SqliteDb() override {
-    if (checkpointer_) sqlite3_wal_hook(db_, nullptr, nullptr);
-    checkpointer_.reset();  // its thread first; closing the writer checkpoints the rest
     for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
     sqlite3_close(db_);
   }
@@ -713,18 +610,9 @@ class SqliteDb final : public Db {
     return n;
   }
 
-  // After each commit of the writer, on its thread. Never checkpoints here:
-  // a WAL that a long reader pins would be as pinned for the writer (SQLite's
-  // own checkpoint is passive too), and the thread retries every 5 s.
-  static int WalHook(void* self, sqlite3* /*db*/, const char* /*name*/, int pages) {
-    static_cast<SqliteDb*>(self)->checkpointer_->Committed(pages);
-    return SQLITE_OK;
-  }
-
   bool writer_;
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, sqlite3_stmt*> stmts_;
-  std::unique_ptr<Checkpointer> checkpointer_;
 };
 
 }  // namespace
