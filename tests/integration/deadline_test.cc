@@ -99,6 +99,18 @@ class TestClock : public ::testing::Test {
     ASSERT_EQ(Info(user).at("sessions").as_int64(), n);
   }
 
+  // A desk that saw alice come online, then her one session close: her
+  // grace runs from the clock's now. The desk's heartbeat is fresh.
+  std::unique_ptr<WsClient> DeskAfterAliceLeft() {
+    auto desk = Desk();
+    auto alice = User("alice");
+    EXPECT_TRUE(desk->WaitFor("presence", 5000ms));
+    alice->Close();
+    AwaitSessions("alice", 0);
+    Keep(*desk);
+    return desk;
+  }
+
   static bool IsPresence(const json::value& v, const std::string& user, bool online) {
     return v.at("user_id").as_string() == user && v.at("online").as_bool() == online;
   }
@@ -118,12 +130,7 @@ class TestClock : public ::testing::Test {
 };
 
 TEST_F(TestClock, CloseGoesOfflineAtTheGraceNeverBefore) {
-  auto desk = Desk();
-  auto alice = User("alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 5000ms));
-  alice->Close();
-  AwaitSessions("alice", 0);  // closed, now in its grace
-  Keep(*desk);
+  auto desk = DeskAfterAliceLeft();  // alice closed, now in her grace
   Advance(kGraceMs - 1);
   EXPECT_FALSE(desk->WaitFor("presence", kQuiet));  // one millisecond short: still online
   EXPECT_TRUE(Info("alice").at("online").as_bool());
@@ -136,12 +143,7 @@ TEST_F(TestClock, CloseGoesOfflineAtTheGraceNeverBefore) {
 }
 
 TEST_F(TestClock, AReconnectOneMillisecondBeforeTheGraceDoesNotFlap) {
-  auto desk = Desk();
-  auto alice = User("alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 5000ms));
-  alice->Close();
-  AwaitSessions("alice", 0);
-  Keep(*desk);
+  auto desk = DeskAfterAliceLeft();
   Advance(kGraceMs - 1);
   auto again = User("alice");  // a page reload, at the last moment
   AwaitSessions("alice", 1);
@@ -211,12 +213,7 @@ TEST_F(TestClock, OneOfTwoTabsClosedStaysOnlinePastTheGrace) {
 }
 
 TEST_F(TestClock, AnOfflineUserIsForgottenAtTheRetentionNotBefore) {
-  auto desk = Desk();
-  auto alice = User("alice");
-  ASSERT_TRUE(desk->WaitFor("presence", 5000ms));
-  alice->Close();
-  AwaitSessions("alice", 0);
-  Keep(*desk);
+  auto desk = DeskAfterAliceLeft();
   Advance(kGraceMs + kTickMs);
   ASSERT_TRUE(desk->WaitFor("presence", 5000ms));  // offline; last_seen kept from here
   ASSERT_FALSE(Info("alice").at("last_seen").is_null());

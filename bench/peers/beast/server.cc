@@ -33,6 +33,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../token_sub.h"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -47,36 +49,7 @@ int64_t NowMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The token's `sub`, or "" (base64url of the middle part, then JSON).
-std::string SubOf(std::string_view token) {
-  size_t a = token.find('.');
-  size_t b = token.find('.', a + 1);
-  if (a == std::string_view::npos || b == std::string_view::npos) return {};
-  std::string_view mid = token.substr(a + 1, b - a - 1);
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : mid) {
-    int v = c >= 'A' && c <= 'Z'   ? c - 'A'
-            : c >= 'a' && c <= 'z' ? c - 'a' + 26
-            : c >= '0' && c <= '9' ? c - '0' + 52
-            : c == '-'             ? 62
-            : c == '_'             ? 63
-                                   : -1;
-    if (v < 0) return {};
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  boost::system::error_code ec;
-  json::value v = json::parse(out, ec);
-  if (ec || !v.is_object()) return {};
-  const json::value* sub = v.as_object().if_contains("sub");
-  return sub != nullptr && sub->is_string() ? std::string(sub->as_string()) : std::string();
-}
+using bench_peers::SubOf;
 
 struct Presence {
   int sessions = 0;
