@@ -227,7 +227,7 @@ struct Engine::Impl {
   std::vector<natsSubscription*> subs;
   natsSubscription* stream_sub = nullptr;
   std::atomic<bool> alive{true}, is_connected{false}, is_joined{false}, stream_ok{false},
-      warned_twin{false};
+      consuming{false}, warned_twin{false};
 
   std::mutex mu;  // peers, homes, channel stream state, desk interest: never a hot path
   std::map<std::string, Peer> peers;
@@ -1302,6 +1302,7 @@ void Engine::Impl::RunPublisher() {
       last_stream_try = now;
       SetupStream();
       if (stream_ok.load() && stream_sub != nullptr) {  // a stream set up again: consume it anew
+        consuming = false;
         natsSubscription_Unsubscribe(stream_sub);
         natsSubscription_Destroy(stream_sub);
         stream_sub = nullptr;
@@ -1313,6 +1314,9 @@ void Engine::Impl::RunPublisher() {
         jsSubOptions_Init(&so);
         so.Stream = kStream;
         so.Ordered = true;
+        // Each channel's last batch first (what the stream says now), then
+        // every new one. Until this consumer exists the node does not say
+        // it joined: a desk here would miss the events in between.
         so.Config.DeliverPolicy = js_DeliverLastPerSubject;
         so.Config.Heartbeat = 1000LL * 1000 * 1000;  // a stalled consumer is found within seconds
         jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -1320,7 +1324,11 @@ void Engine::Impl::RunPublisher() {
                                     &so, &jerr);
         if (s != NATS_OK) {
           spdlog::error("cluster: cannot consume the presence stream: {}", Status(s));
+          stream_sub = nullptr;
           stream_ok = false;
+        } else {
+          consuming = true;
+          spdlog::info("cluster: consuming the presence stream");
         }
       }
     }
@@ -1457,7 +1465,7 @@ void Engine::Stop() {
 }
 
 bool Engine::connected() const { return impl_->is_connected.load(); }
-bool Engine::joined() const { return impl_->is_joined.load(); }
+bool Engine::joined() const { return impl_->is_joined.load() && impl_->consuming.load(); }
 
 void Engine::Open(ChannelIdx ch, std::string user_id, std::shared_ptr<presence::SessionCell> cell,
                   std::function<void()> done) {

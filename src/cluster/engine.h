@@ -101,7 +101,8 @@ class Engine final : public presence::Presence, public presence::Router {
 
   void SetGrace(int64_t offline_grace_ms);
 
-  // Connected to NATS and joined (for /readyz). Any thread.
+  // Connected to NATS; joined: the peers read and the presence stream
+  // consumed, so desks here miss no event (for /readyz). Any thread.
   bool connected() const;
   bool joined() const;
 

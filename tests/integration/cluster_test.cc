@@ -93,6 +93,19 @@ class ClusterTest : public ::testing::Test {
     return r.Json().at("users").at(user);
   }
 
+  // Whether `user` is online at `s`, asked until it is `want` or a second
+  // has passed: a node's replica hears an event a few ms after a desk
+  // elsewhere did.
+  static bool OnlineSoon(const ServerProcess& s, const std::string& user, bool want) {
+    bool online = !want;
+    for (int i = 0; i < 20; ++i) {
+      online = Query(s, user).at("online").as_bool();
+      if (online == want) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return online;
+  }
+
   // A counter or gauge from the node's /metrics (summed over label sets).
   static int64_t Metric(const ServerProcess& s, const std::string& name) {
     HttpResult r = Http(s.port(), "GET", "/metrics", "", kMetricsToken);
@@ -152,7 +165,7 @@ TEST_F(ClusterTest, OnlineOnOneNodeIsSeenOnEveryNodeWithTheSameEventSeq) {
   EXPECT_TRUE(IsPresence(*ob, "ann", false));
   EXPECT_EQ(Seq(*ob), Seq(*eb) + 1);
   EXPECT_EQ(Seq(*oc), Seq(*ob));
-  EXPECT_FALSE(Query(*c_, "ann").at("online").as_bool());
+  EXPECT_FALSE(OnlineSoon(*c_, "ann", false));
 }
 
 TEST_F(ClusterTest, SessionsOnTwoNodesAreOneUserOnlineUntilBothEnd) {
@@ -254,7 +267,7 @@ TEST_F(ClusterTest, KillNineOfANodeTakesItsUsersOfflineWithinASecondPlusTheGrace
   EXPECT_LT(ms, 800 + 1000) << "offline " << ms << " ms after kill -9";
   std::printf("kill -9 -> offline at another node: %lld ms (grace 800)\n",
               static_cast<long long>(ms));
-  EXPECT_FALSE(Query(*c_, "ann").at("online").as_bool());
+  EXPECT_FALSE(OnlineSoon(*c_, "ann", false));
 }
 
 TEST_F(ClusterTest, SigtermDrainsWithARetryHintAndPeersDropTheNodeAtOnce) {
