@@ -4,14 +4,17 @@
 #   scripts/test-postgres.sh start DIR   prints postgresql://postgres@127.0.0.1:PORT
 #   scripts/test-postgres.sh stop DIR    stops it (fast) and removes DIR
 #   scripts/test-postgres.sh halt DIR    stops it, keeps DIR (start again later)
+#   scripts/test-postgres.sh pause DIR   SIGSTOP to the server and its backends: the
+#                                        connections stay open and nothing answers
+#   scripts/test-postgres.sh resume DIR  SIGCONT to them
 # As root it runs the server as the unprivileged user `nobody` (initdb
 # refuses root); then DIR is given to nobody and DIR's parents get o+x (the
 # server must reach its directory), nothing else outside DIR changes. PG_SERVER_OPTS adds
 # server settings ("-c shared_buffers=512MB" for the bench).
 set -euo pipefail
 
-cmd="${1:?usage: test-postgres.sh start|stop|halt DIR}"
-dir="${2:?usage: test-postgres.sh start|stop|halt DIR}"
+cmd="${1:?usage: test-postgres.sh start|stop|halt|pause|resume DIR}"
+dir="${2:?usage: test-postgres.sh start|stop|halt|pause|resume DIR}"
 bin="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 
 as_owner() {
@@ -46,6 +49,13 @@ case "$cmd" in
       as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 || true
     fi
     if [ "$cmd" = stop ]; then rm -rf "$dir"; fi
+    ;;
+  pause|resume)
+    sig=STOP; [ "$cmd" = resume ] && sig=CONT
+    pid="$(head -1 "$dir/data/postmaster.pid")"
+    # The postmaster first (it forks no new backend meanwhile), then the rest.
+    kill -"$sig" "$pid"
+    pkill -"$sig" -P "$pid" || true
     ;;
   *)
     echo "test-postgres.sh: unknown command '$cmd'" >&2; exit 2 ;;

@@ -53,7 +53,9 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
      "a provider webhook whose X-Twilio-Signature does not match"},
     {E::kUnknownSid, "unknown_sid", 404, W::kNone, "a status callback for no notification of ours"},
     {E::kStoreUnavailable, "store_unavailable", 503, W::kStays,
-     "the store failed the write or cannot be reached: nothing was stored; retry"},
+     "the store failed the write or cannot be reached: nothing was stored, unless PostgreSQL "
+     "stopped answering after the commit was sent (then unknown: retry with the same "
+     "Idempotency-Key)"},
     {E::kReplayFailed, "replay_failed", 0, W::kStays,
      "the messages missed while away could not be read; reconnect"},
     {E::kBodyTooLarge, "body_too_large", 413, W::kNone, "an HTTP body over max_body_bytes"},

@@ -106,9 +106,11 @@ std::unique_ptr<store::Service> OpenStore(const config::Config& cfg, base::Metri
   }
   if (cfg.store_engine == "postgres") {
     std::string url = cfg.store_postgres_url;
+    const int64_t timeout_ms = cfg.store_timeout_ms;
     try {
       auto s = std::make_unique<store::Service>(
-          [url](bool writer) { return store::OpenPostgres(url, writer); }, o, metrics);
+          [url, timeout_ms](bool writer) { return store::OpenPostgres(url, writer, timeout_ms); },
+          o, metrics);
       spdlog::info("store: PostgreSQL, schema version {}", store::PostgresSchemaVersion());
       return s;
     } catch (const std::exception& e) {

@@ -119,6 +119,7 @@ constexpr IntSetting kIntSettings[] = {
     {"notify_tick_ms", 10, 60000, &SetField<&Config::notify_tick_ms>},
     {"store_max_batch", 1, 100000, &SetField<&Config::store_max_batch>},
     {"store_max_queue_delay_ms", 0, 600000, &SetField<&Config::store_max_queue_delay_ms>},
+    {"store_timeout_ms", 0, 600000, &SetField<&Config::store_timeout_ms>},
     {"outbox_lease_ms", 1000, 86400000, &SetField<&Config::outbox_lease_ms>},
     {"threads", 0, 256, &SetField<&Config::threads>},
 };
@@ -143,7 +144,7 @@ constexpr StrSetting kStrSettings[] = {
 void ApplyTop(Config& c, const toml::table& t, const std::string& where);
 
 // [store]: each key K is the top-level setting store_K (engine, postgres_url,
-// max_batch, max_queue_delay_ms, faults), so that the table, the top level and
+// max_batch, max_queue_delay_ms, timeout_ms, faults), so that the table, the top level and
 // ONLINED_STORE_K name one setting.
 void ApplyStore(Config& c, const toml::node& v, const std::string& where) {
   const toml::table* st = v.as_table();

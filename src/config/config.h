@@ -95,7 +95,9 @@ struct Config {
   double max_sends_per_s =
       0;  // messages stored per second on this node (users' and managers'); 0: unlimited
   int64_t store_max_queue_delay_ms =
-      100;              // refuse store work while the oldest queued waits longer (0: off)
+      100;  // refuse store work while the oldest queued waits longer (0: off)
+  // PostgreSQL: an answer slower than this counts as the server lost (0: off).
+  int64_t store_timeout_ms = 750;
   std::string web_dir;  // the desk and widget pages ("": found next to the binary)
   int threads = 0;      // 0: one loop per core
   std::string log_level = "info";

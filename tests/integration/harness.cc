@@ -102,6 +102,8 @@ PostgresServer::~PostgresServer() {
 
 void PostgresServer::Halt() { PgScript("halt", dir_); }
 void PostgresServer::Start() { PgScript("start", dir_); }
+void PostgresServer::Pause() { PgScript("pause", dir_); }
+void PostgresServer::Resume() { PgScript("resume", dir_); }
 
 namespace {
 void NatsScript(const std::string& args) {

@@ -59,6 +59,8 @@ class PostgresServer {
   PostgresServer& operator=(const PostgresServer&) = delete;
   void Halt();   // stops the server (connections cut), keeps its data
   void Start();  // starts it again, on the same port
+  void Pause();  // SIGSTOP: connections stay open, nothing answers
+  void Resume();
   // postgresql://postgres@127.0.0.1:PORT (add "/dbname").
   const std::string& url() const { return url_; }
 

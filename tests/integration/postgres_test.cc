@@ -4,8 +4,10 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/json.hpp>
+#include <cstdio>
 #include <functional>
 #include <latch>
 #include <map>
@@ -274,29 +276,28 @@ TEST(PostgresOutbox, ASendOfAKilledNodeIsRetriedOnceByAnotherAfterTheLease) {
   EXPECT_EQ(fake.Requests().size(), 2u) << "retried more than once";
 }
 
-// PostgreSQL stopped for 5 s while a client sends: 503 + Retry-After during,
-// full service after, every message stored once; presence never noticed.
-TEST(PostgresOutage, SendsFailFastWhileTheDatabaseIsDownAndNothingIsLost) {
-  PostgresServer pg;
-  ServerProcess server("", OnDatabase(pg.url() + "/postgres"), "");
-  const uint16_t port = server.port();
-  const std::string chat = OpenChat(port, "dan");
-  WsClient user;
-  ASSERT_TRUE(user.Connect(port));
-  ASSERT_TRUE(user.Hello(MintToken("user", "dan")));
-  user.AutoPing(300ms);
-
-  std::atomic<bool> stop{false};
+// As a careful client sends: each message under its own key, sent again
+// after a refusal until it is stored. Counts what it got.
+class CarefulSender {
+ public:
+  CarefulSender(uint16_t port, std::string chat) : port_(port), chat_(std::move(chat)) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~CarefulSender() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
   std::atomic<int> acked{0}, refused{0}, refused_without_retry_after{0}, other{0};
   std::atomic<int64_t> max_wait_ms{0};
-  std::thread sender([&] {
-    // As a careful client does: each message under its own key, sent again
-    // after a refusal until it is stored.
-    for (int i = 0; !stop; ++i) {
+
+ private:
+  void Run() {
+    for (int i = 0; !stop_; ++i) {
       const std::string key = "k" + std::to_string(i);
       for (;;) {
         const auto t0 = std::chrono::steady_clock::now();
-        HttpResult r = Post(port, chat, "m" + std::to_string(i), key);
+        HttpResult r = Post(port_, chat_, "m" + std::to_string(i), key);
         const int64_t ms =
             std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
         if (ms > max_wait_ms) max_wait_ms = ms;
@@ -314,9 +315,47 @@ TEST(PostgresOutage, SendsFailFastWhileTheDatabaseIsDownAndNothingIsLost) {
       }
       std::this_thread::sleep_for(20ms);
     }
-  });
+  }
+  uint16_t port_;
+  std::string chat_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// After an outage: service back (20 more sends stored within 10 s), and each
+// acknowledged message stored once, in order, nothing else.
+void ExpectBackWithEveryMessageOnce(uint16_t port, const std::string& chat, CarefulSender& s) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const int at_restart = s.acked;
+  while (s.acked < at_restart + 20 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  s.Stop();
+  EXPECT_GE(s.acked.load(), at_restart + 20) << "service did not come back";
+  EXPECT_GT(s.refused.load(), 0);
+  EXPECT_EQ(s.refused_without_retry_after.load(), 0);
+  EXPECT_EQ(s.other.load(), 0);
+  EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
+  std::vector<int64_t> seqs = Seqs(port, chat);
+  EXPECT_EQ(seqs.size(), static_cast<size_t>(s.acked.load()));
+  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], static_cast<int64_t>(i + 1));
+}
+
+// PostgreSQL stopped for 5 s while a client sends: 503 + Retry-After during,
+// full service after, every message stored once; presence never noticed.
+TEST(PostgresOutage, SendsFailFastWhileTheDatabaseIsDownAndNothingIsLost) {
+  PostgresServer pg;
+  ServerProcess server("", OnDatabase(pg.url() + "/postgres"), "");
+  const uint16_t port = server.port();
+  const std::string chat = OpenChat(port, "dan");
+  WsClient user;
+  ASSERT_TRUE(user.Connect(port));
+  ASSERT_TRUE(user.Hello(MintToken("user", "dan")));
+  user.AutoPing(300ms);
+
+  CarefulSender sender(port, chat);
   std::this_thread::sleep_for(1000ms);
-  const int before = acked;
+  const int before = sender.acked;
   EXPECT_GT(before, 0);
   pg.Halt();
   bool not_ready = false, presence_served = true;
@@ -327,29 +366,85 @@ TEST(PostgresOutage, SendsFailFastWhileTheDatabaseIsDownAndNothingIsLost) {
     presence_served =
         presence_served && q.status == 200 && q.Json().at("users").at("dan").at("online").as_bool();
   }
-  const int during = acked - before;
+  const int during = sender.acked - before;
   pg.Start();
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  const int at_restart = acked;
-  while (acked < at_restart + 20 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(50ms);
-  }
-  stop = true;
-  sender.join();
+  ExpectBackWithEveryMessageOnce(port, chat, sender);
   EXPECT_LE(during, 1) << "sends were acknowledged while the database was down";
-  EXPECT_GT(refused.load(), 0);
-  EXPECT_EQ(refused_without_retry_after.load(), 0);
-  EXPECT_EQ(other.load(), 0);
-  EXPECT_LT(max_wait_ms.load(), 2500) << "a send waited instead of failing fast";
-  EXPECT_GE(acked.load(), at_restart + 20) << "service did not come back";
+  EXPECT_LT(sender.max_wait_ms.load(), 2500) << "a send waited instead of failing fast";
   EXPECT_TRUE(not_ready) << "/readyz said ready while the store was down";
   EXPECT_TRUE(presence_served);
-  EXPECT_EQ(Http(port, "GET", "/readyz").status, 200);
   EXPECT_FALSE(user.closed()) << "the user's socket was cut by a store outage";
-  // Each acknowledged message once, in order, nothing else.
-  std::vector<int64_t> seqs = Seqs(port, chat);
-  EXPECT_EQ(seqs.size(), static_cast<size_t>(acked.load()));
-  for (size_t i = 0; i < seqs.size(); ++i) ASSERT_EQ(seqs[i], static_cast<int64_t>(i + 1));
+}
+
+// PostgreSQL frozen (SIGSTOP: its connections stay open and nothing answers,
+// as with a hung disk or a kernel in trouble) for 4 s: onlined gives up on an
+// answer after store_timeout_ms, refuses sends and the chat list fast with
+// 503 meanwhile, presence never notices; after SIGCONT every message is
+// stored once (a commit in flight when it froze had an unknown outcome: its
+// retry under the same key finds it).
+TEST(PostgresOutage, AFrozenDatabaseIsGivenUpOnWithinTheTimeout) {
+  PostgresServer pg;
+  ServerProcess server("", OnDatabase(pg.url() + "/postgres", "store_timeout_ms = 500\n"), "");
+  const uint16_t port = server.port();
+  const std::string chat = OpenChat(port, "eve");
+  WsClient user;
+  ASSERT_TRUE(user.Connect(port));
+  ASSERT_TRUE(user.Hello(MintToken("user", "eve")));
+  user.AutoPing(300ms);
+
+  CarefulSender sender(port, chat);
+  std::this_thread::sleep_for(1000ms);
+  const int before = sender.acked;
+  EXPECT_GT(before, 0);
+  pg.Pause();
+  // Thawed after 4 s whatever happens here: a call that waits for the
+  // database fails the test on its time instead of hanging it.
+  std::atomic<bool> frozen{true};
+  std::atomic<int> during{0};
+  std::thread thaw([&] {
+    std::this_thread::sleep_for(4s);
+    frozen = false;
+    during = sender.acked - before;
+    pg.Resume();
+  });
+  bool not_ready = false, presence_served = true;
+  int lists_refused = 0;
+  int64_t slowest_list_ms = 0, slowest_query_ms = 0;
+  auto ms_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (int i = 0; i < 20 && frozen; ++i) {
+    std::this_thread::sleep_for(150ms);
+    not_ready = not_ready || Http(port, "GET", "/readyz").status == 503;
+    auto t0 = std::chrono::steady_clock::now();
+    HttpResult q = Http(port, "POST", "/v1/presence/query", R"({"user_ids":["eve"]})", Manager());
+    slowest_query_ms = std::max(slowest_query_ms, ms_since(t0));
+    presence_served =
+        presence_served && q.status == 200 && q.Json().at("users").at("eve").at("online").as_bool();
+    t0 = std::chrono::steady_clock::now();
+    HttpResult l = Http(port, "GET", "/v1/user-chats?limit=50", "", Manager());
+    slowest_list_ms = std::max(slowest_list_ms, ms_since(t0));
+    if (l.status == 503 && !l.Header("Retry-After").empty()) {
+      ++lists_refused;
+    } else if (l.status != 200) {
+      ADD_FAILURE() << "chat list during the freeze: " << l.status << " " << l.body;
+    }
+  }
+  thaw.join();
+  ExpectBackWithEveryMessageOnce(port, chat, sender);
+  EXPECT_LE(during.load(), 1) << "sends were acknowledged while the database was frozen";
+  // The timeout (500 ms) and a reconnect attempt (as long) at most, with
+  // room for a loaded machine; without the timeout a send waits the 4 s.
+  EXPECT_LT(sender.max_wait_ms.load(), 2000) << "a send waited for the frozen database";
+  EXPECT_LT(slowest_list_ms, 2000) << "a chat list waited for the frozen database";
+  EXPECT_GT(lists_refused, 0) << "the chat list never said the store was away";
+  EXPECT_LT(slowest_query_ms, 500) << "presence waited for the store";
+  EXPECT_TRUE(not_ready) << "/readyz said ready while the store was frozen";
+  EXPECT_TRUE(presence_served);
+  EXPECT_FALSE(user.closed()) << "the user's socket was cut by a store outage";
+  std::printf("frozen database: slowest send %lld ms, slowest chat list %lld ms, %d refused\n",
+              static_cast<long long>(sender.max_wait_ms.load()),
+              static_cast<long long>(slowest_list_ms), sender.refused.load());
 }
 
 }  // namespace

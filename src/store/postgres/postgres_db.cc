@@ -1,10 +1,14 @@
 #include "store/postgres/postgres_db.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <iterator>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -240,10 +244,17 @@ class Result {
 
 class PostgresDb final : public Db {
  public:
-  PostgresDb(std::string url, bool writer) : url_(std::move(url)), writer_(writer) {
+  PostgresDb(std::string url, bool writer, int64_t timeout_ms)
+      : url_(std::move(url)), writer_(writer), timeout_ms_(timeout_ms) {
     Connect();
     try {
-      if (writer_) Migrate();
+      if (writer_) {
+        // A migration may wait for another node's (the advisory lock) and
+        // build indexes: no deadline.
+        const int64_t t = std::exchange(timeout_ms_, 0);
+        Migrate();
+        timeout_ms_ = t;
+      }
     } catch (...) {
       Close();  // no destructor runs for a constructor that throws
       throw;
@@ -259,7 +270,10 @@ class PostgresDb final : public Db {
   void Rollback() override {
     if (conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK &&
         PQtransactionStatus(conn_) != PQTRANS_IDLE) {
-      PQclear(PQexec(conn_, "ROLLBACK"));
+      try {
+        Exec("ROLLBACK");
+      } catch (const DbError&) {  // lost or timed out: closed, so rolled back
+      }
     }
   }
   void Savepoint() override { Exec("SAVEPOINT op"); }
@@ -347,7 +361,7 @@ class PostgresDb final : public Db {
     out.reserve(in.size());
     std::string first_error;
     for (size_t i = 0; i < in.size(); ++i) {
-      PGresult* res = PQgetResult(conn_);
+      PGresult* res = Next("pipeline");
       if (res == nullptr) Fail(nullptr, "pipeline: an answer is missing");
       const ExecStatusType st = PQresultStatus(res);
       if (st == PGRES_TUPLES_OK && first_error.empty()) {
@@ -359,9 +373,9 @@ class PostgresDb final : public Db {
         }
         PQclear(res);  // PGRES_PIPELINE_ABORTED for those after a failure
       }
-      PQclear(PQgetResult(conn_));  // the end of this statement's results
+      PQclear(Next("pipeline"));  // the end of this statement's results
     }
-    PGresult* sync = PQgetResult(conn_);
+    PGresult* sync = Next("pipeline");
     const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
     PQclear(sync);
     if (!synced) Fail(nullptr, "pipeline: no sync");
@@ -600,9 +614,23 @@ class PostgresDb final : public Db {
  private:
   void Connect() {
     // Defaults first: the URL's own settings, expanded from dbname, win.
+    // Connected without blocking, so that a server that accepts the TCP
+    // connection and never answers (stopped, hung) costs the deadline only.
     const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
     const char* vals[] = {"2", "onlined", url_.c_str(), nullptr};
-    conn_ = PQconnectdbParams(keys, vals, 1);
+    conn_ = PQconnectStartParams(keys, vals, 1);
+    const int64_t deadline = base::SteadyMs() + (timeout_ms_ > 0 ? timeout_ms_ : 10000);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (conn_ != nullptr && PQstatus(conn_) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
+           st != PGRES_POLLING_FAILED) {
+      if (!WaitSocket(st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline)) {
+        Close();
+        next_attempt_ms_ = base::SteadyMs() + kReconnectMs;
+        throw DbUnavailable("postgres: cannot connect: no answer within " +
+                            std::to_string(timeout_ms_ > 0 ? timeout_ms_ : 10000) + " ms");
+      }
+      st = PQconnectPoll(conn_);
+    }
     if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
       std::string msg = conn_ ? PQerrorMessage(conn_) : "out of memory";
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
@@ -616,15 +644,67 @@ class PostgresDb final : public Db {
         conn_, [](void*, const char*) {}, nullptr);
     // Short statements only: a parallel plan's worker start-up (milliseconds,
     // far more on a busy machine) would be most of a chat list's time.
-    PGresult* r = PQexec(conn_, "SET max_parallel_workers_per_gather = 0");
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) {
-      std::string msg = PQerrorMessage(conn_);
+    try {
+      Exec("SET max_parallel_workers_per_gather = 0");
+    } catch (const DbUnavailable&) {
+      throw;
+    } catch (const DbError& e) {
       Close();
       next_attempt_ms_ = base::SteadyMs() + kReconnectMs;
-      throw DbUnavailable("postgres: session setup failed: " + msg);
+      throw DbUnavailable(std::string("postgres: session setup failed: ") + e.what());
     }
+  }
+
+  // Waits until the connection's socket is ready for `events`; false at the
+  // deadline (0: none).
+  bool WaitSocket(short events, int64_t deadline) {
+    while (true) {
+      int wait = -1;
+      if (deadline > 0) {
+        const int64_t left = deadline - base::SteadyMs();
+        if (left <= 0) return false;
+        wait = static_cast<int>(std::min<int64_t>(left, 60000));
+      }
+      pollfd p{PQsocket(conn_), events, 0};
+      const int r = poll(&p, 1, wait);
+      if (r > 0) return true;
+      if (r < 0 && errno != EINTR) return true;  // the next libpq call reports it
+    }
+  }
+
+  // The next result of the statement in flight (nullptr: no more), waiting
+  // at most timeout_ms_ for the server. A server that stops answering
+  // (SIGSTOP, a hung disk, a partition that drops nothing) is treated as
+  // lost: the connection is closed and the operation fails with
+  // DbUnavailable. A COMMIT that was sent is then of unknown outcome; the
+  // caller's answer says so (a retry with the same idempotency key is safe).
+  PGresult* Next(const char* what) {
+    const int64_t deadline = timeout_ms_ > 0 ? base::SteadyMs() + timeout_ms_ : 0;
+    while (PQisBusy(conn_) == 1) {
+      if (!WaitSocket(POLLIN, deadline)) {
+        Close();
+        next_attempt_ms_ = base::SteadyMs() + kReconnectMs;
+        throw DbUnavailable("postgres: no answer within " + std::to_string(timeout_ms_) + " ms (" +
+                            what + ")");
+      }
+      if (PQconsumeInput(conn_) != 1) Fail(nullptr, what);
+    }
+    return PQgetResult(conn_);
+  }
+
+  // The first result of the statement just sent; the rest are read (and
+  // their first error kept) so that the connection is ready for the next.
+  PGresult* Collect(const char* what) {
+    PGresult* first = Next(what);
+    while (PGresult* more = Next(what)) {
+      const ExecStatusType st = PQresultStatus(more);
+      if (first != nullptr && PQresultStatus(first) != PGRES_FATAL_ERROR &&
+          st == PGRES_FATAL_ERROR) {
+        std::swap(first, more);
+      }
+      PQclear(more);
+    }
+    return first;
   }
 
   void Close() {
@@ -662,7 +742,8 @@ class PostgresDb final : public Db {
 
   void Exec(const char* sql) {
     Ensure();
-    PGresult* res = PQexec(conn_, sql);
+    if (PQsendQuery(conn_, sql) != 1) Fail(nullptr, sql);
+    PGresult* res = Collect(sql);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) Fail(res, sql);
     PQclear(res);
@@ -674,7 +755,10 @@ class PostgresDb final : public Db {
     auto it = prepared_.find(sql);
     if (it == prepared_.end()) {
       std::string name = "s" + std::to_string(prepared_.size());
-      PGresult* res = PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr);
+      if (PQsendPrepare(conn_, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
+        Fail(nullptr, "prepare");
+      }
+      PGresult* res = Collect("prepare");
       if (res == nullptr || PQresultStatus(res) != PGRES_COMMAND_OK) Fail(res, "prepare");
       PQclear(res);
       it = prepared_.emplace(sql, std::move(name)).first;
@@ -686,7 +770,10 @@ class PostgresDb final : public Db {
   Result Run(const std::string& sql, const Params& p) {
     const std::string& name = Prepared(sql);
     std::vector<const char*> vals = p.Pointers();
-    PGresult* res = PQexecPrepared(conn_, name.c_str(), p.size(), vals.data(), nullptr, nullptr, 0);
+    if (PQsendQueryPrepared(conn_, name.c_str(), p.size(), vals.data(), nullptr, nullptr, 0) != 1) {
+      Fail(nullptr, "statement");
+    }
+    PGresult* res = Collect("statement");
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) Fail(res, "statement");
     return Result(res);
@@ -701,9 +788,10 @@ class PostgresDb final : public Db {
       PostgresDb* db;
       ~Unlock() {
         if (db->conn_ != nullptr) {
-          PQclear(PQexec(
-              db->conn_,
-              ("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLock) + ")").c_str()));
+          try {
+            db->Exec(("SELECT pg_advisory_unlock(" + std::to_string(kMigrationLock) + ")").c_str());
+          } catch (const DbError&) {  // lost: the session's lock went with it
+          }
         }
       }
     } unlock{this};
@@ -827,6 +915,7 @@ class PostgresDb final : public Db {
 
   std::string url_;
   bool writer_;
+  int64_t timeout_ms_;  // per answer awaited; 0: none
   PGconn* conn_ = nullptr;
   int64_t next_attempt_ms_ = 0;
   std::unordered_map<std::string, std::string> prepared_;  // SQL -> statement name
@@ -836,8 +925,8 @@ class PostgresDb final : public Db {
 
 int PostgresSchemaVersion() { return kSchemaVersion; }
 
-std::unique_ptr<Db> OpenPostgres(const std::string& url, bool writer) {
-  return std::make_unique<PostgresDb>(url, writer);
+std::unique_ptr<Db> OpenPostgres(const std::string& url, bool writer, int64_t timeout_ms) {
+  return std::make_unique<PostgresDb>(url, writer, timeout_ms);
 }
 
 }  // namespace onlined::store

@@ -8,9 +8,10 @@
 // no savepoint round trips: after a failure the group is redone one
 // operation per transaction. A lost connection fails the operation at once
 // with DbUnavailable and is reopened by itself (at most every
-// kReconnectMs); the server's own fsync at COMMIT makes a write durable.
-// Schema migrations are versioned (table onlined_schema) and applied by the
-// writer under an advisory lock, so two nodes starting at once do not race.
+// kReconnectMs), as is one that gave no answer within the timeout (a
+// stopped or hung server keeps the TCP connection open); the server's own fsync at COMMIT makes a
+// write durable. Schema migrations are versioned (table onlined_schema) and applied by the writer
+// under an advisory lock, so two nodes starting at once do not race.
 #include <memory>
 #include <string>
 
@@ -24,6 +25,8 @@ int PostgresSchemaVersion();
 // Connects to `url` (a libpq URL or key=value string). The writer applies
 // missing migrations; a database with a newer schema than this build knows
 // is refused. Throws DbError (DbUnavailable if the server cannot be reached).
-std::unique_ptr<Db> OpenPostgres(const std::string& url, bool writer);
+// `timeout_ms` bounds every wait for the server's answer (and a connection
+// attempt): past it the server counts as unreachable (0: wait for ever).
+std::unique_ptr<Db> OpenPostgres(const std::string& url, bool writer, int64_t timeout_ms = 750);
 
 }  // namespace onlined::store
