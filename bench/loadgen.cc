@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -53,6 +54,7 @@ struct Options {
   double send_rate = 0;     // manager messages per second (POST), to connected users' chats
   int send_conns = 8;
   double list_rate = 0;  // GET /v1/user-chats?limit=50 per second
+  int list_conns = 2;
   bool socketio =
       false;           // speak Socket.IO (Engine.IO v4 over WebSocket) instead of onlined's frames
   bool storm = false;  // after the steady phase, drop every connection at once and reconnect all
@@ -204,6 +206,8 @@ class Loadgen {
     std::function<std::string()> build;     // the next request, whole
     Histogram lat, ok_lat;                  // every answer; the 2xx ones
     uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
+    uint64_t lost = 0;                      // err without an answer (the connection failed)
+    std::map<int, uint64_t> statuses;       // the answers that were not 2xx
     struct Link {
       std::unique_ptr<tcp::socket> sock;
       std::string resp;
@@ -609,7 +613,8 @@ void Loadgen::StartStreams() {
   };
   add("query", o_.query_rate, o_.query_conns,
       [this, request] { return request("POST", "/v1/presence/query", QueryBody()); });
-  add("list", o_.list_rate, 2, [request] { return request("GET", "/v1/user-chats?limit=50", ""); });
+  add("list", o_.list_rate, o_.list_conns,
+      [request] { return request("GET", "/v1/user-chats?limit=50", ""); });
   if (o_.send_rate > 0) {
     std::ifstream f(o_.chats_file);
     std::string user, chat;
@@ -650,6 +655,7 @@ void Loadgen::Issue(HttpStream& s) {
       auto& l = sp->links[k];
       if (ec) {
         ++sp->err;
+        ++sp->lost;
         l.dead = true;
         return;
       }
@@ -661,6 +667,7 @@ void Loadgen::Issue(HttpStream& s) {
               auto& l = sp->links[k];
               if (ec) {
                 ++sp->err;
+                ++sp->lost;
                 l.dead = true;
                 return;
               }
@@ -675,6 +682,7 @@ void Loadgen::Issue(HttpStream& s) {
                   bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
                   good ? ++sp->ok : ++sp->err;
                   if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
+                  if (!good && l.resp.size() >= 12) ++sp->statuses[std::atoi(l.resp.c_str() + 9)];
                   if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
                       l.resp.find("Retry-After: ") < he) {
                     ++sp->refused;
@@ -728,10 +736,24 @@ int Loadgen::Run() {
   for (size_t i = 0; i < streams_.size(); ++i) {
     auto& s = *streams_[i];
     if (i) streams += ",";
-    streams += "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
-               ",\"err\":" + std::to_string(s.err) + ",\"refused\":" + std::to_string(s.refused) +
-               ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) +
-               ",\"latency\":" + s.lat.Json() + ",\"ok_latency\":" + s.ok_lat.Json() + "}";
+    // Requests still waiting for their answer when the run ended (a server
+    // that hangs): neither ok nor err, and in no latency.
+    size_t unanswered = 0;
+    for (const auto& l : s.links) unanswered += l.sent_us != 0 && !l.dead;
+    streams +=
+        "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
+        ",\"unanswered\":" + std::to_string(unanswered) + ",\"lost\":" + std::to_string(s.lost) +
+        ",\"statuses\":{" +
+        [&s] {
+          std::string j;
+          for (const auto& [code, n] : s.statuses) {
+            j += (j.empty() ? "\"" : ",\"") + std::to_string(code) + "\":" + std::to_string(n);
+          }
+          return j;
+        }() +
+        "}" + ",\"err\":" + std::to_string(s.err) + ",\"refused\":" + std::to_string(s.refused) +
+        ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) +
+        ",\"latency\":" + s.lat.Json() + ",\"ok_latency\":" + s.ok_lat.Json() + "}";
   }
   streams += "}";
   printf(
@@ -807,6 +829,8 @@ int main(int argc, char** argv) {
       o.send_conns = std::stoi(val());
     else if (a == "--list-rate")
       o.list_rate = std::stod(val());
+    else if (a == "--list-conns")
+      o.list_conns = std::stoi(val());
     else if (a == "--socketio")
       o.socketio = true;
     else if (a == "--storm")

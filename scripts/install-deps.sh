@@ -44,7 +44,7 @@ fi
 # The peers of the benchmark (ws, Socket.IO, presence in Redis) are Node programs.
 if [ "$profile" = bench ]; then
   peers="$(dirname "$0")/../bench/peers/node"
-  if [ ! -d "$peers/node_modules/socket.io" ]; then
+  if [ ! -d "$peers/node_modules/socket.io" ] || [ ! -d "$peers/node_modules/pg" ]; then
     echo "install-deps: npm install (bench/peers/node)"
     (cd "$peers" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
   fi
