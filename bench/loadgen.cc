@@ -4,7 +4,7 @@
 // driver (bench/run) starts several to stay under the per-process file limit.
 //
 // Output: progress on stderr; "READY <n>" on stdout once connected, then one
-// JSON line of results when done. SIGUSR1 prints "MARK <pongs>" (so the driver
+// JSON line of results when done. SIGUSR1 prints "MARK <pongs> <pings>" (so the driver
 // can line a CPU sample up with a heartbeat count); with --streams-on-mark K
 // the HTTP load (queries, sends, lists) starts at the K-th mark, not at READY.
 // SIGINT ends the run early, with the usual report.
@@ -207,6 +207,7 @@ class Loadgen {
     Histogram lat, ok_lat;                  // every answer; the 2xx ones
     uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
     uint64_t lost = 0;                      // err without an answer (the connection failed)
+    uint64_t sent = 0;
     std::map<int, uint64_t> statuses;       // the answers that were not 2xx
     struct Link {
       std::unique_ptr<tcp::socket> sock;
@@ -504,7 +505,8 @@ void Loadgen::WaitMark() {
       return;
     }
     ++marks_seen_;
-    printf("MARK %llu\n", static_cast<unsigned long long>(pongs));
+    printf("MARK %llu %llu\n", static_cast<unsigned long long>(pongs),
+           static_cast<unsigned long long>(pings));
     fflush(stdout);
     if (!streams_started_ && marks_seen_ == o_.streams_on_mark) {
       streams_started_ = true;
@@ -649,6 +651,7 @@ void Loadgen::Issue(HttpStream& s) {
     if (!l.busy || l.sent_us != 0 || l.dead) continue;
     auto req = std::make_shared<std::string>(s.build());
     l.sent_us = NowUs();
+    ++s.sent;
     l.resp.clear();
     HttpStream* sp = &s;
     asio::async_write(*l.sock, asio::buffer(*req), [this, sp, k, req](auto ec, size_t) {
@@ -736,10 +739,12 @@ int Loadgen::Run() {
   for (size_t i = 0; i < streams_.size(); ++i) {
     auto& s = *streams_[i];
     if (i) streams += ",";
-    // Requests still waiting for their answer when the run ended (a server
-    // that hangs): neither ok nor err, and in no latency.
+    // Requests waiting over a second for their answer when the run ended (a
+    // server that hangs): neither ok nor err, and in no latency. Younger
+    // ones were merely in flight.
     size_t unanswered = 0;
-    for (const auto& l : s.links) unanswered += l.sent_us != 0 && !l.dead;
+    const int64_t now_us = NowUs();
+    for (const auto& l : s.links) unanswered += l.sent_us != 0 && !l.dead && now_us - l.sent_us > 1000000;
     streams +=
         "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
         ",\"unanswered\":" + std::to_string(unanswered) + ",\"lost\":" + std::to_string(s.lost) +
