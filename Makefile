@@ -71,6 +71,7 @@ fuzz-smoke: deps
 bench: build
 	@scripts/install-deps.sh bench
 	bench/run --scenario all --systems onlined,floor,ws,socketio,redis,beast,lws
+	bench/run --scenario replay
 
 bench-smoke: build
 	bench/run --smoke

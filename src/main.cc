@@ -119,8 +119,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "onlined token: --role must be user, manager or server\n");
         return 2;
       }
-      std::printf("%s\n", auth::Mint({ch->id, token_sub, role, base::WallMs() / 1000 + token_ttl},
-                                     ch->secret)
+      const int64_t now_s = base::WallMs() / 1000;
+      std::printf("%s\n", auth::Mint({ch->id, token_sub, role, now_s + token_ttl}, ch->secret, now_s)
                               .c_str());
       return 0;
     }

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <unordered_map>
 
 #include "api/errors.h"
 #include "api/http_api.h"
 #include "base/clock.h"
+#include "base/token_bucket.h"
 #include "chat/codec.h"
 #include "chat/session_rules.h"
 #include "proto/frames.h"
@@ -18,6 +20,7 @@ namespace onlined::api {
 namespace {
 
 constexpr uint16_t kClosePolicy = 1008;
+constexpr uint16_t kCloseSessionExpired = 4001;
 constexpr int kMaxRefusedFrames = 50;  // then the connection is cut
 // A session's `state` changes reach the shard at most this often; toggles in
 // between are coalesced into the last one (a user cannot flood the desks).
@@ -45,8 +48,9 @@ std::string NewSessionId(size_t loop) {
 
 // One client connection (user, manager or server role) after the upgrade.
 // Lives on its connection's loop; the net layer owns it. Its timer is the
-// hello deadline until welcome, then the heartbeat deadline, checked lazily:
-// a frame only records its time, the wheel re-arms on expiry.
+// hello deadline until welcome, then the earliest of the heartbeat deadline
+// and the token's expiry, checked lazily: a frame only records its time, the
+// wheel re-arms on expiry.
 class ClientSession final : public net::WsSession,
                             public presence::Subscriber,
                             public presence::MessageSink,
@@ -156,6 +160,7 @@ class ClientSession final : public net::WsSession,
       return Refuse(Error::kHelloTimeout, "no hello within the time allowed", true);
     }
     if (phase_ != Phase::kLive) return;
+    if (now >= ExpiresMs()) return Expire();
     if (state_dirty_ && now >= state_next_ms_) PublishState(now);
     int64_t deadline = last_frame_ + settings_->heartbeat_timeout_ms;
     if (now < deadline) {
@@ -207,6 +212,7 @@ class ClientSession final : public net::WsSession,
       return Refuse(FromCode(err.code), err.message, true);
     }
     entry_idx_ = entry->idx;
+
     phase_ = Phase::kAuthing;
     session_id_ = NewSessionId(conn_.loop());
     std::weak_ptr<void> alive = conn_.lifetime();
@@ -233,14 +239,50 @@ class ClientSession final : public net::WsSession,
   void GoLive(std::optional<uint64_t> event_seq) {
     phase_ = Phase::kLive;
     conn_.Send(Share(proto::EncodeWelcome(session_id_, settings_->heartbeat_s,
-                                          settings_->heartbeat_timeout_ms, event_seq)));
+                                          settings_->heartbeat_timeout_ms, event_seq,
+                                          claims_.exp * 1000)));
     ArmTimer();
+  }
+
+  // The token's exp as a deadline on this loop's steady clock (computed,
+  // not kept: a session's every byte counts, times a million).
+  int64_t ExpiresMs() const { return loop_.now_ms() + (claims_.exp * 1000 - base::WallMs()); }
+
+  // The token ran out without a refresh: the session ends (4001).
+  void Expire() {
+    ctx_.CountRefusal(conn_.loop(), Error::kSessionExpired);
+    conn_.Send(Share(proto::EncodeError(
+        Code(Error::kSessionExpired),
+        "the session's token expired; connect again with a new one (or refresh before expires_at)")));
+    conn_.Close(kCloseSessionExpired, Code(Error::kSessionExpired));
+    closing_ = true;
+  }
+
+  // A new token for the same channel, subject and role: the session goes on
+  // until its exp. A token that fails is refused and the old one stays.
+  void OnRefresh(const proto::ClientFrame& f) {
+    std::shared_ptr<const ChannelTable> table;
+    const ChannelEntry* entry = nullptr;
+    auth::Claims next;
+    auth::TokenError err;
+    if (!ctx_.Authenticate(f.token, table, next, entry, err)) {
+      if (err.code.empty()) err = {Code(Error::kUnknownChannel), "token names an unknown channel"};
+      return Refuse(FromCode(err.code), err.message + " (the session keeps its token)", false);
+    }
+    if (next.channel != claims_.channel || next.subject != claims_.subject ||
+        next.role != claims_.role) {
+      return Refuse(Error::kRefreshMismatch,
+                    "a refresh must keep the channel, subject and role of the session", false);
+    }
+    claims_.exp = next.exp;
+    ArmTimer();
+    conn_.Send(Share(proto::EncodeRefreshed(claims_.exp * 1000)));
   }
 
   // The one timer of a live session: the heartbeat deadline, or earlier a
   // coalesced state change that is due.
   void ArmTimer() {
-    int64_t at = last_frame_ + settings_->heartbeat_timeout_ms;
+    int64_t at = std::min(last_frame_ + settings_->heartbeat_timeout_ms, ExpiresMs());
     if (state_dirty_) at = std::min(at, state_next_ms_);
     loop_.wheel().Schedule(this, at);
   }
@@ -270,6 +312,8 @@ class ClientSession final : public net::WsSession,
         return;
       case proto::FrameType::kHello:
         return Refuse(Error::kAlreadyHello, "hello was already accepted", false);
+      case proto::FrameType::kRefresh:
+        return OnRefresh(f);
       case proto::FrameType::kState:
         if (!cell_) return Refuse(Error::kForbidden, "state is a user's frame", false);
         if (f.idle != cell_->idle.load(std::memory_order_relaxed)) OnState(f.idle);
@@ -338,6 +382,28 @@ class ClientSession final : public net::WsSession,
     const ChannelEntry* e = table->Find(claims_.channel);
     if (e == nullptr) return Refuse(Error::kUnknownChannel, "this channel was removed", true);
     if (f.text.empty()) return Refuse(Error::kEmptyText, "text is empty", false);
+    // This session's own pace first (a user cannot flood the store and every
+    // desk); a refusal counts toward the connection's refusals, so a client
+    // that keeps going is cut (too_many_errors).
+    const int64_t now = loop_.now_ms();
+    if (!send_bucket_) {
+      send_bucket_ = std::make_unique<base::TokenBucket>();
+      send_bucket_->Set(static_cast<double>(e->settings.user_sends_per_s),
+                        static_cast<double>(e->settings.user_send_burst));
+    }
+    if (!send_bucket_->Take(now)) {
+      ctx_.CountRefusal(conn_.loop(), Error::kRateLimited);
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
+      conn_.Send(Share(proto::EncodeError(Code(Error::kRateLimited),
+                                          "too many messages; send it again later",
+                                          send_bucket_->MsUntilNext(now))));
+      if (++refused_ > kMaxRefusedFrames) {
+        ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
+        conn_.Close(kClosePolicy, Code(Error::kTooManyErrors));
+        closing_ = true;
+      }
+      return;
+    }
     if (!ctx_.sends.Take(base::SteadyMs())) {
       return SendError(Error::kOverloaded, "too many sends on this node; send it again later",
                        ctx_.settings()->retry_after_ms);
@@ -410,6 +476,9 @@ class ClientSession final : public net::WsSession,
   std::shared_ptr<presence::SessionCell> cell_;  // users only
   uint64_t sub_handle_ = 0;                      // managers only
   int64_t last_frame_ = 0;                       // loop steady ms
+  // Users' send frames, at the channel's pace; made at the first send (most
+  // sessions never send).
+  std::unique_ptr<base::TokenBucket> send_bucket_;
   int refused_ = 0;
   bool timed_out_ = false;
   bool state_dirty_ = false;   // a state change waits for state_next_ms_

@@ -2,6 +2,7 @@
 
 #include <unordered_map>
 
+#include "api/errors.h"
 #include "base/clock.h"
 #include "chat/codec.h"
 #include "proto/frames.h"
@@ -82,9 +83,25 @@ bool Context::Authenticate(std::string_view token, std::shared_ptr<const Channel
     const ChannelEntry* e = t->Find(ch);
     return e == nullptr ? nullptr : &e->settings.secret;
   };
-  if (!auth::Verify(token, lookup, now_s, claims, err)) return false;
+  const int64_t leeway = settings()->token_leeway_s;
+  int64_t iat = 0;
+  if (!auth::Verify(token, lookup, now_s, claims, err, leeway, &iat)) return false;
   entry = t->Find(claims.channel);
   if (entry == nullptr) return false;
+  // The channel's bound on a token's lifetime for its role (RFC 8725: a
+  // token that lives for years is a key that never rotates).
+  const config::Channel& ch = entry->settings;
+  const int64_t max = claims.role == auth::Role::kUser      ? ch.max_user_token_s
+                      : claims.role == auth::Role::kManager ? ch.max_manager_token_s
+                                                            : ch.max_server_token_s;
+  const int64_t lifetime = claims.exp - (iat != 0 ? iat : now_s);
+  if (max > 0 && lifetime > max + leeway) {
+    err = {Code(Error::kTokenTooLong),
+           "token lives " + std::to_string(lifetime) + " s; this channel allows " +
+               std::string(auth::RoleName(claims.role)) + " tokens " + std::to_string(max) + " s"};
+    entry = nullptr;
+    return false;
+  }
   if (cache.verified.size() >= kTokenCacheMax) cache.verified.clear();
   cache.verified.emplace(std::string(token), claims);
   return true;

@@ -31,6 +31,7 @@ struct LiveSettings {
   int64_t hello_timeout_ms = 10000;
   int64_t retry_after_ms = 5000;
   int64_t max_text_bytes = 4000;
+  int64_t token_leeway_s = 30;             // clock skew allowed on nbf and iat
   std::string sms_auth_token;              // checks X-Twilio-Signature
   std::string sms_public_url;              // the URL the provider calls ("" = from Host)
   std::string metrics_token;               // /metrics on the public listener ("" = not there)

@@ -23,6 +23,10 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
     {E::kAlreadyHello, "already_hello", 0, W::kStays, "a second hello"},
     {E::kBadToken, "bad_token", 401, W::kCloses, "the token is malformed, forged or lacks a claim"},
     {E::kTokenExpired, "token_expired", 401, W::kCloses, "the token's exp has passed"},
+    {E::kTokenNotYetValid, "token_not_yet_valid", 401, W::kCloses,
+     "the token's nbf or iat is ahead of the server's clock by more than token_leeway_s"},
+    {E::kTokenTooLong, "token_lifetime_too_long", 401, W::kCloses,
+     "the token lives longer (exp - iat) than its channel allows its role"},
     {E::kUnknownChannel, "unknown_channel", 401, W::kCloses,
      "the token names a channel this server does not have"},
     {E::kUnauthorized, "unauthorized", 401, W::kNone, "no Bearer token (or not the metrics token)"},
@@ -38,6 +42,9 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
      "GET /v1/connect without the WebSocket upgrade"},
     {E::kOverloaded, "overloaded", 503, W::kStays,
      "refused to keep the server responsive; retry after Retry-After / retry_after_ms"},
+    {E::kRateLimited, "rate_limited", 429, W::kStays,
+     "this session sends faster than its channel allows (user_send_burst, user_sends_per_s); "
+     "retry after retry_after_ms"},
     {E::kTooManyErrors, "too_many_errors", 0, W::kCloses, "50 refused frames on one connection"},
     {E::kFrameTooLarge, "frame_too_large", 0, W::kNone,
      "a message over max_frame_bytes (close 1009)"},
@@ -59,6 +66,11 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
     {E::kReplayFailed, "replay_failed", 0, W::kStays,
      "the messages missed while away could not be read; reconnect"},
     {E::kBodyTooLarge, "body_too_large", 413, W::kNone, "an HTTP body over max_body_bytes"},
+    {E::kHeadersTooLarge, "headers_too_large", 431, W::kNone, "HTTP request headers over 16 KiB"},
+    {E::kSessionExpired, "session_expired", 0, W::kNone,
+     "the session's token reached its exp without a refresh: error frame, then close 4001"},
+    {E::kRefreshMismatch, "refresh_mismatch", 0, W::kStays,
+     "a refresh token for another channel, subject or role (the session keeps its token)"},
     {E::kOther, "other", 500, W::kNone, "an unexpected failure"},
 }};
 

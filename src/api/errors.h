@@ -19,6 +19,8 @@ enum class Error : uint8_t {
   kAlreadyHello,
   kBadToken,
   kTokenExpired,
+  kTokenNotYetValid,
+  kTokenTooLong,
   kUnknownChannel,
   kUnauthorized,
   kForbidden,
@@ -28,6 +30,7 @@ enum class Error : uint8_t {
   kBadRequest,
   kNotWebSocket,
   kOverloaded,
+  kRateLimited,
   kTooManyErrors,
   kFrameTooLarge,
   kUnknownChat,
@@ -41,6 +44,9 @@ enum class Error : uint8_t {
   kStoreUnavailable,
   kReplayFailed,
   kBodyTooLarge,
+  kHeadersTooLarge,
+  kSessionExpired,
+  kRefreshMismatch,
   kOther,  // a code outside this table (counted, never sent on purpose)
 };
 

@@ -47,6 +47,7 @@ api::LiveSettings ToLive(const config::Config& c) {
   s.heartbeat_s = c.heartbeat_s;
   s.heartbeat_timeout_ms = c.EffectiveHeartbeatTimeoutMs();
   s.hello_timeout_ms = c.hello_timeout_ms;
+  s.token_leeway_s = c.token_leeway_s;
   s.retry_after_ms = c.retry_after_ms;
   s.max_text_bytes = c.max_text_bytes;
   s.sms_auth_token = c.sms.auth_token;

@@ -51,7 +51,7 @@ bool ParseRole(std::string_view s, Role& out) {
 }
 
 bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, Claims& out,
-            TokenError& err) {
+            TokenError& err, int64_t leeway_s, int64_t* iat_out) {
   if (token.empty() || token.size() > 4096)
     return Fail(err, "bad_token", "token is missing or too long");
   std::string tok(token);
@@ -86,13 +86,31 @@ bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, 
     return Fail(err, "bad_token", "token 'role' must be user, manager or server");
   }
   if (exp <= now_s) return Fail(err, "token_expired", "token has expired");
+  // Optional times: absent is fine, present must be a number.
+  auto optional_time = [&](const char* name, long& v) {
+    errno = 0;
+    v = jwt_get_grant_int(jwt.get(), name);
+    if (errno == ENOENT) {
+      v = 0;
+      return true;
+    }
+    return errno == 0 && v > 0;
+  };
+  long nbf = 0, iat = 0;
+  if (!optional_time("nbf", nbf)) return Fail(err, "bad_token", "token 'nbf' must be a number");
+  if (!optional_time("iat", iat)) return Fail(err, "bad_token", "token 'iat' must be a number");
+  if (nbf > now_s + leeway_s) return Fail(err, "token_not_yet_valid", "token is not valid yet (nbf)");
+  if (iat > now_s + leeway_s) {
+    return Fail(err, "token_not_yet_valid", "token was issued in the future (iat)");
+  }
   out.channel = jwt_get_grant(jwt.get(), "ch");
   out.subject = sub;
   out.exp = exp;
+  if (iat_out != nullptr) *iat_out = iat;
   return true;
 }
 
-std::string Mint(const Claims& claims, std::string_view secret) {
+std::string Mint(const Claims& claims, std::string_view secret, int64_t iat) {
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) throw std::runtime_error("token: jwt_new failed");
   JwtPtr jwt(raw);
@@ -101,6 +119,7 @@ std::string Mint(const Claims& claims, std::string_view secret) {
       jwt_add_grant(jwt.get(), "sub", claims.subject.c_str()) != 0 ||
       jwt_add_grant(jwt.get(), "role", role.c_str()) != 0 ||
       jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(claims.exp)) != 0 ||
+      (iat != 0 && jwt_add_grant_int(jwt.get(), "iat", static_cast<long>(iat)) != 0) ||
       jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                   static_cast<int>(secret.size())) != 0) {
     throw std::runtime_error("token: cannot build the token");

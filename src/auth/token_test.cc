@@ -1,6 +1,9 @@
 #include "auth/token.h"
 
 #include <gtest/gtest.h>
+#include <jwt.h>
+
+#include <cstdlib>
 
 namespace onlined::auth {
 namespace {
@@ -14,6 +17,25 @@ SecretLookup Secrets() {
     if (ch == "other") return &kOther;
     return nullptr;
   };
+}
+
+// A token with an nbf claim (onlined does not mint one; other issuers do).
+std::string MintWithNbf(const Claims& claims, long nbf, const std::string& secret) {
+  jwt_t* j = nullptr;
+  if (jwt_new(&j) != 0) return "";
+  const std::string role(RoleName(claims.role));
+  jwt_add_grant(j, "ch", claims.channel.c_str());
+  jwt_add_grant(j, "sub", claims.subject.c_str());
+  jwt_add_grant(j, "role", role.c_str());
+  jwt_add_grant_int(j, "exp", static_cast<long>(claims.exp));
+  jwt_add_grant_int(j, "nbf", nbf);
+  jwt_set_alg(j, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+              static_cast<int>(secret.size()));
+  char* s = jwt_encode_str(j);
+  std::string out = s != nullptr ? s : "";
+  free(s);
+  jwt_free(j);
+  return out;
 }
 
 TEST(Token, MintThenVerify) {
@@ -33,6 +55,33 @@ TEST(Token, Expired) {
   TokenError e;
   EXPECT_FALSE(Verify(t, Secrets(), 1000, c, e));
   EXPECT_EQ(e.code, "token_expired");
+}
+
+// RFC 8725: nbf and iat ahead of the clock beyond the leeway are refused;
+// within it accepted; absent is fine.
+TEST(Token, NotYetValidBeyondTheLeeway) {
+  Claims c;
+  TokenError e;
+  int64_t iat = -1;
+  std::string ahead = Mint({"acme", "u1", Role::kUser, 5000}, kAcme, 1031);  // 31 s ahead
+  EXPECT_FALSE(Verify(ahead, Secrets(), 1000, c, e, 30));
+  EXPECT_EQ(e.code, "token_not_yet_valid");
+  std::string near = Mint({"acme", "u1", Role::kUser, 5000}, kAcme, 1029);
+  EXPECT_TRUE(Verify(near, Secrets(), 1000, c, e, 30, &iat)) << e.message;
+  EXPECT_EQ(iat, 1029);
+  std::string none = Mint({"acme", "u1", Role::kUser, 5000}, kAcme);
+  EXPECT_TRUE(Verify(none, Secrets(), 1000, c, e, 30, &iat)) << e.message;
+  EXPECT_EQ(iat, 0);
+}
+
+TEST(Token, NbfIsHonoured) {
+  // nbf an hour ahead of the clock.
+  Claims c;
+  TokenError e;
+  std::string later = MintWithNbf({"acme", "u1", Role::kUser, 10000}, 4600, kAcme);
+  EXPECT_FALSE(Verify(later, Secrets(), 1000, c, e, 30));
+  EXPECT_EQ(e.code, "token_not_yet_valid");
+  EXPECT_TRUE(Verify(later, Secrets(), 4590, c, e, 30)) << e.message;
 }
 
 TEST(Token, SignedWithAnotherChannelsSecret) {

@@ -26,6 +26,13 @@ class TokenBucket {
     tokens_ -= 1.0;
     return true;
   }
+  // How long until Take can succeed (0: now).
+  int64_t MsUntilNext(int64_t now_ms) {
+    if (rate_ <= 0) return 0;
+    Refill(now_ms);
+    if (tokens_ >= 1.0) return 0;
+    return static_cast<int64_t>((1.0 - tokens_) * 1000.0 / rate_) + 1;
+  }
   // True if Take would succeed now (refills, takes nothing).
   bool Available(int64_t now_ms) {
     if (rate_ <= 0) return true;

@@ -102,6 +102,7 @@ constexpr IntSetting kIntSettings[] = {
     {"heartbeat_timeout_ms", 0, 3600000, &SetField<&Config::heartbeat_timeout_ms>},
     {"offline_grace_ms", 0, 3600000, &SetField<&Config::offline_grace_ms>},
     {"hello_timeout_ms", 100, 600000, &SetField<&Config::hello_timeout_ms>},
+    {"token_leeway_s", 0, 3600, &SetField<&Config::token_leeway_s>},
     {"max_frame_bytes", 1024, 16 << 20, &SetField<&Config::max_frame_bytes>},
     {"max_body_bytes", 1024, 64 << 20, &SetField<&Config::max_body_bytes>},
     {"max_connections", 0, 10000000, &SetField<&Config::max_connections>},

@@ -32,6 +32,15 @@ struct Channel {
   QuietHours quiet_hours;
   std::string quiet_hours_text = "21:00-08:00";
   std::string time_zone = "UTC";
+  // The longest a token of each role may live (exp - iat, or exp - now for
+  // a token without iat); 0: no limit.
+  int64_t max_user_token_s = 30 * 86400;
+  int64_t max_manager_token_s = 86400;
+  int64_t max_server_token_s = 0;
+  // A user session's `send` frames: this many at once, then this many a
+  // second (0: no limit); past it `rate_limited` with retry_after_ms.
+  int64_t user_send_burst = 20;
+  double user_sends_per_s = 1.0;
 };
 
 struct Sms {
@@ -66,6 +75,7 @@ struct Config {
   int64_t heartbeat_timeout_ms = 0;  // 0: 2.5 x heartbeat_s
   int64_t offline_grace_ms = 10000;
   int64_t hello_timeout_ms = 10000;
+  int64_t token_leeway_s = 30;  // clock skew allowed on a token's nbf, iat and exp
   int64_t max_frame_bytes = 64 * 1024;
   int64_t max_body_bytes = 1024 * 1024;
   int64_t max_connections = 0;            // every socket; 0: derived from the open-file limit

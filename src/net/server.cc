@@ -7,6 +7,7 @@
 
 #include <boost/asio/socket_base.hpp>
 #include <cctype>
+#include <sstream>
 
 #include "base/clock.h"
 #include "net/server_impl.h"
@@ -165,13 +166,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Shutdown();
     }
     if (ec == http::error::body_limit) {
-      keep_alive_ = false;
-      return Write(JsonError(413, "body_too_large", "request body is over the limit"), 11);
+      return RefuseAndLinger(JsonError(413, "body_too_large", "request body is over the limit"));
+    }
+    if (ec == http::error::header_limit) {
+      impl_.metrics.Add(loop_, impl_.m.http_errors);
+      return RefuseAndLinger(
+          JsonError(431, "headers_too_large", "request headers are over the limit (16 KiB)"));
     }
     if (ec) {
       impl_.metrics.Add(loop_, impl_.m.http_errors);
-      keep_alive_ = false;
-      return Write(JsonError(400, "bad_request", "malformed HTTP request"), 11);
+      return RefuseAndLinger(JsonError(400, "bad_request", "malformed HTTP request"));
     }
     http::request<http::string_body> req = parser_->release();
     impl_.metrics.Add(loop_, impl_.m.http_requests);
@@ -234,6 +238,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
+  }
+
+  // A request refused before it was read whole (too large, malformed): the
+  // answer, then the rest of what the client is still sending is read and
+  // dropped for a while (bounded: WriteAndLinger) before the close, so that
+  // a client still uploading sees the answer instead of a reset (the
+  // lingering close of nginx).
+  void RefuseAndLinger(Response r) {
+    keep_alive_ = false;
+    std::ostringstream os;
+    os << ToBeastResponse(std::move(r), 11, false);
+    stream_.expires_never();
+    WriteAndLinger(stream_.release_socket(), os.str(), std::move(slot_));
   }
 
   Server::Impl& impl_;

@@ -27,6 +27,7 @@
 #include <sstream>
 
 #include "base/clock.h"
+#include "base/log_limit.h"
 #include "net/poller.h"
 #include "net/server_impl.h"
 #include "net/ws_reader.h"
@@ -37,6 +38,12 @@ namespace {
 
 constexpr uint8_t kOpText = 0x1, kOpClose = 0x8, kOpPong = 0xA;
 constexpr int64_t kCloseLingerMs = 2000;  // wait this long for the peer's close
+
+// Ten lines per 10 s for slow consumers, whatever their number.
+base::LogLimit& SlowConsumerLog() {
+  static base::LogLimit limit(10, 10000);
+  return limit;
+}
 
 std::string AcceptKey(std::string_view key) {
   std::string s(key);
@@ -215,7 +222,15 @@ class WsConn : public WsConnection,
     if (queue_.size() - head_ >= impl_.send_queue_max.load(std::memory_order_relaxed)) {
       // A peer that does not read cannot take a close frame either.
       impl_.metrics.Add(loop_, impl_.m.ws_slow);
-      if (!aborting_) spdlog::info("ws {}: send queue full, cutting slow consumer", remote_);
+      uint64_t dropped = 0;
+      if (!aborting_ && SlowConsumerLog().Allow(base::SteadyMs(), &dropped)) {
+        if (dropped > 0) {
+          spdlog::info("ws {}: send queue full, cutting slow consumer ({} more not logged)",
+                       remote_, dropped);
+        } else {
+          spdlog::info("ws {}: send queue full, cutting slow consumer", remote_);
+        }
+      }
       close_code_ = 1008;
       Abort();
       return false;

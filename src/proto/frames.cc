@@ -108,6 +108,10 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err) 
     }
     return true;
   }
+  if (type == "refresh") {
+    out.type = FrameType::kRefresh;
+    return GetString(*o, "token", kMaxTokenBytes, out.token, err);
+  }
   if (type == "ack" || type == "read") {
     out.type = type == "ack" ? FrameType::kAck : FrameType::kRead;
     if (!GetString(*o, "chat_id", kMaxIdBytes, out.chat_id, err)) return false;
@@ -136,7 +140,8 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err) 
 }
 
 std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
-                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq) {
+                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq,
+                          std::optional<int64_t> expires_at_ms) {
   std::string s = R"({"type":"welcome","session_id":)";
   AppendJsonString(s, session_id);
   s += R"(,"heartbeat_s":)";
@@ -147,6 +152,17 @@ std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
     s += R"(,"event_seq":)";
     AppendInt(s, static_cast<int64_t>(*event_seq));
   }
+  if (expires_at_ms) {
+    s += R"(,"expires_at":)";
+    AppendInt(s, *expires_at_ms);
+  }
+  s += '}';
+  return s;
+}
+
+std::string EncodeRefreshed(int64_t expires_at_ms) {
+  std::string s = R"({"type":"refreshed","expires_at":)";
+  AppendInt(s, expires_at_ms);
   s += '}';
   return s;
 }

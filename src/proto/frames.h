@@ -12,11 +12,11 @@
 
 namespace onlined::proto {
 
-enum class FrameType { kHello, kPing, kAck, kRead, kSend, kState };
+enum class FrameType { kHello, kPing, kAck, kRead, kSend, kState, kRefresh };
 
 struct ClientFrame {
   FrameType type = FrameType::kPing;
-  // hello
+  // hello, refresh
   std::string token;
   std::vector<std::pair<std::string, int64_t>> resume;  // chat_id -> last seq
   std::optional<int64_t> presence_after;
@@ -45,7 +45,10 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err);
 
 // Server frames.
 std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
-                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq);
+                          int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq,
+                          std::optional<int64_t> expires_at_ms = std::nullopt);
+// The answer to a refresh: the session's new end (ms since the epoch).
+std::string EncodeRefreshed(int64_t expires_at_ms);
 std::string EncodeError(std::string_view code, std::string_view message,
                         std::optional<int64_t> retry_after_ms = std::nullopt);
 // Appends a user's presence as every answer and event spells it:

@@ -48,6 +48,23 @@ TEST(Frames, AckReadSendState) {
   EXPECT_TRUE(f.idle);
 }
 
+TEST(Frames, RefreshCarriesAToken) {
+  ClientFrame f;
+  FrameError e;
+  ASSERT_TRUE(Parse(R"({"type":"refresh","token":"a.b.c"})", f, e)) << e.message;
+  EXPECT_EQ(f.type, FrameType::kRefresh);
+  EXPECT_EQ(f.token, "a.b.c");
+  EXPECT_FALSE(Parse(R"({"type":"refresh"})", f, e));
+  EXPECT_EQ(e.code, "bad_frame");
+  EXPECT_FALSE(Parse(R"({"type":"refresh","token":7})", f, e));
+  auto w = boost::json::parse(EncodeWelcome("s1", 25, 62500, std::nullopt, 1795000000000));
+  EXPECT_EQ(w.at("expires_at").as_int64(), 1795000000000);
+  EXPECT_FALSE(boost::json::parse(EncodeWelcome("s1", 25, 62500, 7u)).as_object().contains("expires_at"));
+  auto r = boost::json::parse(EncodeRefreshed(1795000000000));
+  EXPECT_EQ(r.at("type").as_string(), "refreshed");
+  EXPECT_EQ(r.at("expires_at").as_int64(), 1795000000000);
+}
+
 TEST(Frames, Refusals) {
   ClientFrame f;
   FrameError e;

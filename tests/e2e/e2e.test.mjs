@@ -191,6 +191,36 @@ test('an expired token gets a visible, human message', async () => {
   await d.close();
 });
 
+test('a desk whose page hands out fresh tokens outlives its first token; one without goes', async () => {
+  await chatWith('rita');
+  // The page's backend, played by the test: window.onlinedGetToken asks it
+  // for a new 3-second manager token each time.
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 700 } });
+  let minted = 0;
+  await ctx.exposeFunction('mintForTest', () => {
+    minted += 1;
+    return token('manager', 'maria', 3);
+  });
+  await ctx.addInitScript(() => { window.onlinedGetToken = () => window.mintForTest(); });
+  const d = await ctx.newPage();
+  d.errors = [];
+  d.on('pageerror', (e) => d.errors.push(e));
+  await d.goto(`${base()}/desk#token=${token('manager', 'maria', 3)}`);
+  await d.waitForSelector('li[data-user="rita"] .dot.off');
+  // A desk without the hook, on the same short token, is ended at its exp.
+  const plain = await page(`${base()}/desk#token=${token('manager', 'maria', 3)}`);
+  await new Promise((r) => setTimeout(r, 7000));  // two lifetimes of a token
+  await plain.waitForSelector('#banner:not([hidden]) >> text=/expired/', { timeout: 3000 });
+  assert.ok(minted >= 2, `the page was asked for ${minted} tokens`);
+  const w = await widget('rita');
+  await d.waitForSelector('li[data-user="rita"] .dot.on', { timeout: 3000 });
+  assert.equal(await d.isVisible('#banner'), false, 'the refreshed desk shows a banner');
+  assert.deepEqual(d.errors, []);
+  await w.close();
+  await plain.close();
+  await ctx.close();
+});
+
 test('a server restart under an open widget and desk loses and doubles nothing', async () => {
   const chat = await chatWith('yan');
   const d = await desk();

@@ -77,6 +77,23 @@ TEST_F(BadInput, ExpiredToken) {
   ExpectRefused({Hello(MintToken("user", "u", "acme", -10))}, "token_expired", 1008);
 }
 
+// A channel bounds its tokens' lifetimes per role (defaults: managers 24 h,
+// users 30 days): a ten-year manager token is refused, on the WebSocket and
+// over HTTP; a day's is fine.
+TEST_F(BadInput, TokenThatLivesTooLong) {
+  ExpectRefused({Hello(MintToken("manager", "m", "acme", int64_t{10} * 365 * 86400))},
+                "token_lifetime_too_long", 1008);
+  ExpectRefused({Hello(MintToken("user", "u", "acme", 31 * 86400))}, "token_lifetime_too_long",
+                1008);
+  HttpResult r = Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":["u"]})",
+                      MintToken("manager", "m", "acme", 2 * 86400));
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_NE(r.body.find("token_lifetime_too_long"), std::string::npos) << r.body;
+  r = Http(server_.port(), "POST", "/v1/presence/query", R"({"user_ids":["u"]})",
+           MintToken("manager", "m", "acme", 86400));
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST_F(BadInput, TokenOfUnknownChannel) {
   ExpectRefused({Hello(MintToken("user", "u", "nope", 3600, "whatever-secret-123456"))},
                 "unknown_channel", 1008);
@@ -272,6 +289,31 @@ TEST(Shutdown, TheCloseCarriesARetryHintSpreadOverTheWindow) {
   }
   EXPECT_GT(waits.size(), 20u) << "the hints are not spread";
   EXPECT_GT(*waits.rbegin() - *waits.begin(), 2000) << "the hints do not cover the window";
+}
+
+// Headers over the limit are 431 (RFC 6585), not a generic 400.
+TEST(HttpLimits, HeadersOverTheLimitAre431) {
+  ServerProcess server;
+  HttpResult r = Http(server.port(), "GET", "/healthz", "", "",
+                      {{"X-Padding", std::string(20 * 1024, 'a')}});
+  EXPECT_EQ(r.status, 431) << r.body;
+  EXPECT_NE(r.body.find("headers_too_large"), std::string::npos) << r.body;
+  EXPECT_EQ(Http(server.port(), "GET", "/healthz").status, 200);
+}
+
+// A client still uploading a body over the limit gets its 413: the server
+// reads and drops the rest for a while before closing (a close at once
+// resets the connection, and the reset destroys the answer at the client).
+TEST(HttpLimits, AnUploadOverTheLimitGetsItsAnswer) {
+  ServerProcess server("", "max_body_bytes = 4096");
+  for (int i = 0; i < 5; ++i) {
+    HttpResult r;
+    ASSERT_NO_THROW(r = Http(server.port(), "POST", "/v1/presence/query",
+                             std::string(200 * 1024, ' ') + "{}", MintToken("manager", "m1")))
+        << "the connection was reset before the answer could be read";
+    EXPECT_EQ(r.status, 413) << r.body;
+    EXPECT_NE(r.body.find("body_too_large"), std::string::npos) << r.body;
+  }
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // each manager message, its delivery state (delivered, read, SMS ...).
 // Stays correct across its own reconnects: after each welcome it reloads
 // what it shows; a presence_reset makes it query presence again.
-import { Connection, api, tokenFromFragment, el, clock, timeAgo } from '/shared/connection.js';
+import { Connection, api, pageTokenHook, tokenFromFragment, el, clock, timeAgo } from '/shared/connection.js';
 
 const token = tokenFromFragment();
 const $ = (id) => document.getElementById(id);
@@ -26,7 +26,7 @@ function showBanner(text, retry = true) {
 
 async function call(path, opts) {
   try {
-    return await api(token, path, opts);
+    return await api(conn.token, path, opts);  // the newest token (refreshed)
   } catch (e) {
     if (e.status === 401) showBanner(`Your session has expired or is not valid (${e.code}). Reload with a new token.`, false);
     else if (e.status === 503) showBanner(`The server is busy; retrying in ${Math.ceil((e.retryAfter || 2000) / 1000)} s.`);
@@ -290,6 +290,7 @@ function onReceipt(r) {
 
 const conn = new Connection({
   token,
+  getToken: pageTokenHook(),
   hello() {
     // A resume that did not reach welcome is not tried again with the same
     // number: the next hello asks for the current state instead (the list is
@@ -311,7 +312,8 @@ const conn = new Connection({
       st.textContent = `Reconnecting in ${Math.ceil(detail.delay / 1000)} s…`;
     } else if (s === 'failed') {
       st.textContent = 'Disconnected';
-      showBanner(detail.code === 'token_expired' ? 'Your session has expired. Reload the desk with a new token.'
+      showBanner(detail.code === 'token_expired' || detail.code === 'session_expired'
+        ? 'Your session has expired. Reload the desk with a new token.'
         : `Cannot connect: ${detail.message}`, false);
     }
   },

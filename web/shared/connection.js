@@ -18,13 +18,26 @@ export function claimsOf(token) {
 }
 
 // Codes after which retrying with the same token cannot help.
-const FATAL = new Set(['bad_token', 'token_expired', 'unknown_channel']);
+const FATAL = new Set(['bad_token', 'token_expired', 'unknown_channel', 'session_expired']);
+
+// The page's hook for fresh tokens: window.onlinedGetToken, if the page
+// defines it, is an async function returning a new token for the same
+// channel, subject and role (from the page's own backend, which holds the
+// channel's secret; the browser never does). Without it a session ends at
+// its token's exp and the page says so.
+export function pageTokenHook() {
+  return typeof window.onlinedGetToken === 'function' ? window.onlinedGetToken : null;
+}
 
 export class Connection {
   // hello(): extra hello fields (resume, presence_after), asked at each connect.
   // onFrame(frame), onState(state, detail): 'connecting' | 'online' | 'waiting' | 'failed'.
-  constructor({ token, hello = () => ({}), onFrame = () => {}, onState = () => {} }) {
+  // getToken(): async, a fresh token; asked a minute before the session's
+  // expires_at (halfway for a shorter token) and after an expiry.
+  constructor({ token, getToken = null, hello = () => ({}), onFrame = () => {}, onState = () => {} }) {
     this.token = token;
+    this.getToken = getToken;
+    this.refreshTimer = null;
     this.hello = hello;
     this.onFrame = onFrame;
     this.onState = onState;
@@ -45,6 +58,7 @@ export class Connection {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.refreshTimer);
     clearInterval(this.heartbeat);
     if (this.ws) this.ws.close(1000);
   }
@@ -93,7 +107,10 @@ export class Connection {
         clearInterval(this.heartbeat);
         const every = Math.max(1, frame.heartbeat_s || 25) * 1000;
         this.heartbeat = setInterval(() => this.send({ type: 'ping' }), every);
+        this.planRefresh(frame.expires_at);
         this.onState('online');
+      } else if (frame.type === 'refreshed') {
+        this.planRefresh(frame.expires_at);
       } else if (frame.type === 'error') {
         this.lastError = frame;
         if (frame.retry_after_ms) this.retryHint = frame.retry_after_ms;
@@ -102,9 +119,15 @@ export class Connection {
     };
     ws.onclose = (ev) => {
       clearInterval(this.heartbeat);
+      clearTimeout(this.refreshTimer);
       const wasLive = this.live;
       this.live = false;
       if (this.stopped || this.ws !== ws) return;
+      const code = this.lastError && this.lastError.code;
+      if (this.getToken && (code === 'session_expired' || code === 'token_expired')) {
+        this.renewAndReconnect();
+        return;
+      }
       if (this.lastError && FATAL.has(this.lastError.code)) {
         this.onState('failed', this.lastError);
         return;
@@ -116,6 +139,42 @@ export class Connection {
       }
       this.scheduleRetry(wasLive ? 'connection lost' : 'server unreachable');
     };
+  }
+
+  // The session's end is known: ask for a new token ahead of it.
+  planRefresh(expiresAt) {
+    clearTimeout(this.refreshTimer);
+    if (!this.getToken || !expiresAt) return;
+    const left = expiresAt - Date.now();
+    const lead = Math.min(60000, left / 2);
+    this.refreshTimer = setTimeout(() => this.refresh(), Math.max(1000, left - lead));
+  }
+
+  async fetchToken() {
+    try {
+      const t = await this.getToken();
+      return typeof t === 'string' && t ? t : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async refresh() {
+    const t = await this.fetchToken();
+    if (!t || this.stopped) return;  // no new token: the session ends at expires_at
+    this.token = t;
+    this.send({ type: 'refresh', token: t });
+  }
+
+  async renewAndReconnect() {
+    const t = await this.fetchToken();
+    if (!t) {
+      this.onState('failed', this.lastError);
+      return;
+    }
+    this.token = t;
+    this.attempt = 0;
+    this.connect();
   }
 
   scheduleRetry(why) {

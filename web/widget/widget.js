@@ -2,7 +2,7 @@
 // URL fragment, shows the chat live, acks what it receives, marks read what
 // is visible, reports idle/active, and survives reconnects without losing
 // or repeating a message.
-import { Connection, tokenFromFragment, el, clock } from '/shared/connection.js';
+import { Connection, pageTokenHook, tokenFromFragment, el, clock } from '/shared/connection.js';
 
 const token = tokenFromFragment();
 const $ = (id) => document.getElementById(id);
@@ -45,6 +45,7 @@ function markRead() {
 
 const conn = new Connection({
   token,
+  getToken: pageTokenHook(),
   hello: () => ({ resume }),
   onState(state, detail) {
     if (state === 'online') {
@@ -63,7 +64,7 @@ const conn = new Connection({
     } else if (state === 'failed') {
       statusEl.textContent = 'Disconnected';
       statusEl.dataset.state = 'failed';
-      showBanner(detail.code === 'token_expired'
+      showBanner(detail.code === 'token_expired' || detail.code === 'session_expired'
         ? 'Your chat session has expired. Reload the page to start a new one.'
         : `We could not connect you (${detail.message}).`);
     }
