@@ -209,7 +209,7 @@ class Loadgen {
     uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
     uint64_t lost = 0;                      // err without an answer (the connection failed)
     uint64_t sent = 0;
-    std::map<int, uint64_t> statuses;       // the answers that were not 2xx
+    std::map<int, uint64_t> statuses;  // the answers that were not 2xx
     struct Link {
       std::unique_ptr<tcp::socket> sock;
       std::string resp;
@@ -751,7 +751,8 @@ int Loadgen::Run() {
     // ones were merely in flight.
     size_t unanswered = 0;
     const int64_t now_us = NowUs();
-    for (const auto& l : s.links) unanswered += l.sent_us != 0 && !l.dead && now_us - l.sent_us > 1000000;
+    for (const auto& l : s.links)
+      unanswered += l.sent_us != 0 && !l.dead && now_us - l.sent_us > 1000000;
     streams +=
         "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
         ",\"unanswered\":" + std::to_string(unanswered) + ",\"lost\":" + std::to_string(s.lost) +

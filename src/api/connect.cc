@@ -251,9 +251,9 @@ class ClientSession final : public net::WsSession,
   // The token ran out without a refresh: the session ends (4001).
   void Expire() {
     ctx_.CountRefusal(conn_.loop(), Error::kSessionExpired);
-    conn_.Send(Share(proto::EncodeError(
-        Code(Error::kSessionExpired),
-        "the session's token expired; connect again with a new one (or refresh before expires_at)")));
+    conn_.Send(Share(proto::EncodeError(Code(Error::kSessionExpired),
+                                        "the session's token expired; connect again with a new one "
+                                        "(or refresh before expires_at)")));
     conn_.Close(kCloseSessionExpired, Code(Error::kSessionExpired));
     closing_ = true;
   }

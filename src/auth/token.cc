@@ -99,7 +99,8 @@ bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, 
   long nbf = 0, iat = 0;
   if (!optional_time("nbf", nbf)) return Fail(err, "bad_token", "token 'nbf' must be a number");
   if (!optional_time("iat", iat)) return Fail(err, "bad_token", "token 'iat' must be a number");
-  if (nbf > now_s + leeway_s) return Fail(err, "token_not_yet_valid", "token is not valid yet (nbf)");
+  if (nbf > now_s + leeway_s)
+    return Fail(err, "token_not_yet_valid", "token is not valid yet (nbf)");
   if (iat > now_s + leeway_s) {
     return Fail(err, "token_not_yet_valid", "token was issued in the future (iat)");
   }

@@ -29,7 +29,8 @@ struct Claims {
 
 // Why a token was refused: `code` is the contract's error code.
 struct TokenError {
-  std::string_view code;  // "bad_token" | "token_expired" | "unknown_channel" | "token_not_yet_valid"
+  std::string_view
+      code;  // "bad_token" | "token_expired" | "unknown_channel" | "token_not_yet_valid"
   std::string message;
 };
 

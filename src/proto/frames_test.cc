@@ -59,7 +59,8 @@ TEST(Frames, RefreshCarriesAToken) {
   EXPECT_FALSE(Parse(R"({"type":"refresh","token":7})", f, e));
   auto w = boost::json::parse(EncodeWelcome("s1", 25, 62500, std::nullopt, 1795000000000));
   EXPECT_EQ(w.at("expires_at").as_int64(), 1795000000000);
-  EXPECT_FALSE(boost::json::parse(EncodeWelcome("s1", 25, 62500, 7u)).as_object().contains("expires_at"));
+  EXPECT_FALSE(
+      boost::json::parse(EncodeWelcome("s1", 25, 62500, 7u)).as_object().contains("expires_at"));
   auto r = boost::json::parse(EncodeRefreshed(1795000000000));
   EXPECT_EQ(r.at("type").as_string(), "refreshed");
   EXPECT_EQ(r.at("expires_at").as_int64(), 1795000000000);

@@ -51,7 +51,8 @@ TEST_F(Authority, ASessionEndsWhenItsTokenDoes) {
   EXPECT_GE(expires_at, before + 2000);
   EXPECT_LE(expires_at, before + 4000);
   // Alive up to it (heartbeats keep it), then ended with 4001.
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(0, expires_at - NowMs() - 500)));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::max<int64_t>(0, expires_at - NowMs() - 500)));
   EXPECT_FALSE(desk->closed()) << "ended before the token did";
   auto err = desk->WaitFor("error", 3000ms);
   ASSERT_TRUE(err) << "no error frame at the token's end";
@@ -73,7 +74,8 @@ TEST_F(Authority, ARefreshedSessionGoesOnAndKeepsReceiving) {
   ASSERT_TRUE(r) << "no answer to the refresh";
   EXPECT_GE(r->at("expires_at").as_int64(), NowMs() + 50000);
   // Past the old end the desk is still live and still hears the channel.
-  std::this_thread::sleep_for(std::chrono::milliseconds(std::max<int64_t>(0, old_end - NowMs() + 1200)));
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(std::max<int64_t>(0, old_end - NowMs() + 1200)));
   EXPECT_FALSE(desk->closed()) << "the refresh did not extend the session";
   WsClient user;
   ASSERT_TRUE(user.Connect(server_.port()));
@@ -138,8 +140,8 @@ TEST_F(Authority, AUserSendingFasterThanItsChannelAllowsIsRefusedNotStored) {
   ASSERT_TRUE(user.Hello(MintToken("user", "flo")));
   user.AutoPing();
   for (int i = 0; i < 30; ++i) {
-    user.Send(R"({"type":"send","client_msg_id":"m)" + std::to_string(i) +
-              R"(","text":")" + std::string(1000, 'x') + R"("})");
+    user.Send(R"({"type":"send","client_msg_id":"m)" + std::to_string(i) + R"(","text":")" +
+              std::string(1000, 'x') + R"("})");
   }
   int sent = 0, limited = 0;
   while (sent + limited < 30) {

@@ -294,8 +294,8 @@ TEST(Shutdown, TheCloseCarriesARetryHintSpreadOverTheWindow) {
 // Headers over the limit are 431 (RFC 6585), not a generic 400.
 TEST(HttpLimits, HeadersOverTheLimitAre431) {
   ServerProcess server;
-  HttpResult r = Http(server.port(), "GET", "/healthz", "", "",
-                      {{"X-Padding", std::string(20 * 1024, 'a')}});
+  HttpResult r =
+      Http(server.port(), "GET", "/healthz", "", "", {{"X-Padding", std::string(20 * 1024, 'a')}});
   EXPECT_EQ(r.status, 431) << r.body;
   EXPECT_NE(r.body.find("headers_too_large"), std::string::npos) << r.body;
   EXPECT_EQ(Http(server.port(), "GET", "/healthz").status, 200);
