@@ -212,7 +212,6 @@ class ClientSession final : public net::WsSession,
       return Refuse(FromCode(err.code), err.message, true);
     }
     entry_idx_ = entry->idx;
-
     phase_ = Phase::kAuthing;
     session_id_ = NewSessionId(conn_.loop());
     std::weak_ptr<void> alive = conn_.lifetime();
