@@ -154,6 +154,7 @@ struct QueuedEvent {
 struct ChanState {
   uint64_t stream_seq = 0;  // the stream sequence of the subject's last message
   uint64_t last_event = 0;  // the event_seq of the last event in it (0: none yet)
+  uint64_t consumed = 0;    // the stream sequence of the subject's last message consumed here
 };
 
 struct Engine::Impl {
@@ -240,6 +241,16 @@ struct Engine::Impl {
   bool beat_now = false;
   int64_t started_at = 0;
   int64_t last_stream_try = -1000000;
+  // The consumer's watchdog (publisher thread): a stream ahead of what this
+  // node consumed, twice in a row with nothing consumed between, is a
+  // consumer that stopped (nats.c's ordered consumer can fail to reset
+  // while the stream has no leader); it is made again after what was consumed.
+  int64_t last_stall_check = 0;
+  uint64_t consumed_total = 0;  // under mu: the highest stream sequence consumed
+  bool lag_seen = false;        // under mu: the last check found the stream ahead ...
+  uint64_t lag_consumed = 0;    // ... with this much consumed
+  bool SubscribeStream();
+  void CheckConsumer(int64_t now);
 
   std::mutex qmu;
   std::condition_variable qcv;
@@ -948,6 +959,8 @@ void Engine::Impl::OnStreamMsg(natsConnection*, natsSubscription*, natsMsg* msg,
     std::lock_guard lock(impl->mu);  // the next append must expect it, numbering unchanged
     ChanState& c = impl->chans[it->second];
     c.stream_seq = std::max(c.stream_seq, sseq);
+    c.consumed = std::max(c.consumed, sseq);
+    impl->consumed_total = std::max(impl->consumed_total, sseq);
     return;
   }
   impl->HandleEvents(it->second, sseq, std::move(*m));
@@ -957,6 +970,8 @@ void Engine::Impl::HandleEvents(ChannelIdx ch, uint64_t stream_seq, Events&& m) 
   {
     std::lock_guard lock(mu);
     ChanState& c = chans[ch];
+    c.consumed = std::max(c.consumed, stream_seq);
+    consumed_total = std::max(consumed_total, stream_seq);
     if (stream_seq > c.stream_seq) {
       c.stream_seq = stream_seq;
       c.last_event = m.first_seq + m.events.size() - 1;
@@ -1130,6 +1145,7 @@ bool Engine::Impl::RefreshChannel(ChannelIdx ch, std::string* last_payload) {
     // A malformed last message (only a foreign publisher writes one) keeps
     // the numbering where it was: it never goes down.
     fresh.last_event = std::max(fresh.last_event, chans[ch].last_event);
+    fresh.consumed = chans[ch].consumed;
     chans[ch] = fresh;
   }
   return true;
@@ -1228,6 +1244,78 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
   }
 }
 
+// Consumes the stream: each channel's last batch first (what the stream
+// says now), then every new one; or, when this node consumed before (a
+// consumer made again), after the last sequence it consumed, so its desks
+// miss nothing between. Until a consumer exists the node does not say it
+// joined. Publisher thread.
+bool Engine::Impl::SubscribeStream() {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = kStream;
+  so.Ordered = true;
+  uint64_t after = 0;
+  {
+    std::lock_guard lock(mu);
+    after = consumed_total;
+  }
+  if (after == 0) {
+    so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+  } else {
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = after + 1;
+  }
+  so.Config.Heartbeat = 1000LL * 1000 * 1000;  // a stalled consumer is found within seconds
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s =
+      js_Subscribe(&stream_sub, js, "onl.pev.>", &Impl::OnStreamMsg, this, nullptr, &so, &jerr);
+  if (s != NATS_OK) {
+    spdlog::error("cluster: cannot consume the presence stream: {}", Status(s));
+    stream_sub = nullptr;
+    return false;
+  }
+  consuming = true;
+  spdlog::info("cluster: consuming the presence stream{}",
+               after == 0 ? "" : " after sequence " + std::to_string(after));
+  return true;
+}
+
+void Engine::Impl::CheckConsumer(int64_t) {
+  bool lag = false;
+  for (ChannelIdx ch = 0; ch < tokens.size() && !lag; ++ch) {
+    natsMsg* m = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const std::string subject = "onl.pev." + tokens[ch];
+    if (js_GetLastMsg(&m, js, kStream, subject.c_str(), nullptr, &jerr) != NATS_OK) continue;
+    const uint64_t last = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    std::lock_guard lock(mu);
+    lag = last > chans[ch].consumed;
+  }
+  uint64_t resume_after = 0;
+  {
+    std::lock_guard lock(mu);
+    if (!lag) {
+      lag_seen = false;
+      return;
+    }
+    if (!lag_seen || lag_consumed != consumed_total) {  // seen once, or moving: look again
+      lag_seen = true;
+      lag_consumed = consumed_total;
+      return;
+    }
+    resume_after = consumed_total;
+    lag_seen = false;
+  }
+  spdlog::warn("cluster: the presence stream's consumer stopped after sequence {}; consuming again",
+               resume_after);
+  consuming = false;
+  natsSubscription_Unsubscribe(stream_sub);
+  natsSubscription_Destroy(stream_sub);
+  stream_sub = nullptr;
+  if (!SubscribeStream()) stream_ok = false;  // set up again within a second
+}
+
 void Engine::Impl::SetupStream() {
   jsStreamConfig cfg;
   jsStreamConfig_Init(&cfg);
@@ -1308,29 +1396,14 @@ void Engine::Impl::RunPublisher() {
         stream_sub = nullptr;
         std::lock_guard lock(mu);
         chans.assign(chans.size(), ChanState{});
+        consumed_total = 0;
+        lag_seen = false;
       }
-      if (stream_ok.load()) {
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = kStream;
-        so.Ordered = true;
-        // Each channel's last batch first (what the stream says now), then
-        // every new one. Until this consumer exists the node does not say
-        // it joined: a desk here would miss the events in between.
-        so.Config.DeliverPolicy = js_DeliverLastPerSubject;
-        so.Config.Heartbeat = 1000LL * 1000 * 1000;  // a stalled consumer is found within seconds
-        jsErrCode jerr = static_cast<jsErrCode>(0);
-        natsStatus s = js_Subscribe(&stream_sub, js, "onl.pev.>", &Impl::OnStreamMsg, this, nullptr,
-                                    &so, &jerr);
-        if (s != NATS_OK) {
-          spdlog::error("cluster: cannot consume the presence stream: {}", Status(s));
-          stream_sub = nullptr;
-          stream_ok = false;
-        } else {
-          consuming = true;
-          spdlog::info("cluster: consuming the presence stream");
-        }
-      }
+      if (stream_ok.load() && !SubscribeStream()) stream_ok = false;
+    }
+    if (consuming.load() && is_connected.load() && now - last_stall_check >= 2000) {
+      last_stall_check = now;
+      CheckConsumer(now);
     }
     // Per channel, in order; appends of at most kAppendEvents events, each
     // well under NATS's 1 MB payload limit.
