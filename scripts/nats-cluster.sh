@@ -13,15 +13,31 @@ set -euo pipefail
 cmd="${1:?usage: nats-cluster.sh start|stop|kill|restart DIR [N|I]}"
 dir="${2:?usage: nats-cluster.sh start|stop|kill|restart DIR [N|I]}"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_port() {  # PORT: until it accepts, at most 10 s
-  for _ in $(seq 1 100); do
+wait_port() {  # PORT [I]: until it accepts, at most 20 s; fails at once if server I died
+  for _ in $(seq 1 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if [ -n "${2:-}" ] && ! kill -0 "$(cat "$dir/n$2.pid")" 2>/dev/null; then
+      echo "nats-cluster.sh: server $2 exited before listening on 127.0.0.1:$1:" >&2
+      tail -n 5 "$dir/n$2.log" >&2 || true
+      return 1
+    fi
     sleep 0.1
   done
   echo "nats-cluster.sh: nothing listens on 127.0.0.1:$1" >&2
+  tail -n 5 "$dir/n${2:-1}.log" >&2 || true
   return 1
+}
+
+stop_all() {
+  for f in "$dir"/n*.pid; do
+    [ -f "$f" ] || continue
+    kill "$(cat "$f")" 2>/dev/null || true
+  done
+  for f in "$dir"/n*.pid; do
+    [ -f "$f" ] || continue
+    for _ in $(seq 1 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$(cat "$f")" 2>/dev/null || true
+  done
 }
 
 launch() {  # I
@@ -35,18 +51,19 @@ case "$cmd" in
     n="${3:-3}"
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
-    for i in $(seq 1 "$n"); do
-      echo "$(free_port) $(free_port)" >"$dir/n$i.ports"
-    done
-    routes=""
-    for i in $(seq 1 "$n"); do
-      read -r _ cport <"$dir/n$i.ports"
-      routes="$routes nats://127.0.0.1:$cport"
-    done
-    urls=""
-    for i in $(seq 1 "$n"); do
-      read -r port cport <"$dir/n$i.ports"
-      cat >"$dir/n$i.conf" <<CONF
+    # A server that cannot bind (a port taken since it was chosen) or does not
+    # come up in time: stop them all and try again on new ports, three times.
+    for attempt in 1 2 3; do
+      read -r -a ports <<<"$("$(dirname "$0")/free-ports" $((2 * n)))"
+      routes=""
+      for i in $(seq 1 "$n"); do
+        echo "${ports[$((2 * i - 2))]} ${ports[$((2 * i - 1))]}" >"$dir/n$i.ports"
+        routes="$routes nats://127.0.0.1:${ports[$((2 * i - 1))]}"
+      done
+      urls=""
+      for i in $(seq 1 "$n"); do
+        read -r port cport <"$dir/n$i.ports"
+        cat >"$dir/n$i.conf" <<CONF
 server_name: onl-n$i
 listen: 127.0.0.1:$port
 jetstream { store_dir: "$dir/js$i" }
@@ -66,15 +83,24 @@ accounts {
 system_account: SYS
 no_auth_user: app
 CONF
-      if [ "$n" -eq 1 ]; then sed -i '/^cluster {/,/^}/d' "$dir/n$i.conf"; fi
-      launch "$i"
-      urls="${urls:+$urls,}nats://127.0.0.1:$port"
+        if [ "$n" -eq 1 ]; then sed -i '/^cluster {/,/^}/d' "$dir/n$i.conf"; fi
+        launch "$i"
+        urls="${urls:+$urls,}nats://127.0.0.1:$port"
+      done
+      up=1
+      for i in $(seq 1 "$n"); do
+        read -r port _ <"$dir/n$i.ports"
+        wait_port "$port" "$i" || { up=0; break; }
+      done
+      if [ "$up" -eq 1 ]; then
+        echo "$urls" | tee "$dir/urls"
+        exit 0
+      fi
+      echo "nats-cluster.sh: attempt $attempt failed, trying again on other ports" >&2
+      stop_all
+      rm -rf "$dir"/js* "$dir"/n*.pid
     done
-    for i in $(seq 1 "$n"); do
-      read -r port _ <"$dir/n$i.ports"
-      wait_port "$port"
-    done
-    echo "$urls" | tee "$dir/urls"
+    exit 1
     ;;
   kill)
     i="${3:?which server}"
@@ -84,18 +110,10 @@ CONF
     i="${3:?which server}"
     launch "$i"
     read -r port _ <"$dir/n$i.ports"
-    wait_port "$port"
+    wait_port "$port" "$i"
     ;;
   stop)
-    for f in "$dir"/n*.pid; do
-      [ -f "$f" ] || continue
-      kill "$(cat "$f")" 2>/dev/null || true
-    done
-    for f in "$dir"/n*.pid; do
-      [ -f "$f" ] || continue
-      for _ in $(seq 1 50); do kill -0 "$(cat "$f")" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$(cat "$f")" 2>/dev/null || true
-    done
+    stop_all
     rm -rf "$dir"
     ;;
   *)

@@ -37,10 +37,18 @@ case "$cmd" in
       as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-instructions \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    port="$(cat "$dir/port" 2>/dev/null || python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 ${PG_SERVER_OPTS:-}" >/dev/null \
-      || { cat "$dir/server.log" >&2; exit 1; }
+    # A restart keeps its port; a first start whose port was taken meanwhile
+    # tries again on another (scripts/free-ports), three times.
+    for attempt in 1 2 3; do
+      port="$(cat "$dir/port" 2>/dev/null || "$(dirname "$0")/free-ports")"
+      if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 ${PG_SERVER_OPTS:-}" >/dev/null; then
+        break
+      fi
+      tail -n 5 "$dir/server.log" >&2
+      if [ -f "$dir/port" ] || [ "$attempt" -eq 3 ]; then exit 1; fi
+      echo "test-postgres.sh: start on port $port failed, trying another" >&2
+    done
     echo "$port" >"$dir/port"
     echo "postgresql://postgres@127.0.0.1:$port" | tee "$dir/url"
     ;;
