@@ -10,8 +10,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::string kSecret = "fuzz-secret-0123456789";
   std::string_view token(reinterpret_cast<const char*>(data), size);
-  onlined::auth::SecretLookup secrets = [](std::string_view ch) -> const std::string* {
-    return ch == "acme" ? &kSecret : nullptr;
+  onlined::auth::KeyLookup secrets = [](std::string_view ch, const char* kid,
+                                        onlined::auth::TokenError&) -> onlined::auth::KeyRef {
+    if (ch != "acme" || (kid != nullptr && std::string_view(kid) != "k1")) return {};
+    return {&kSecret, 1};
   };
   onlined::auth::Claims c;
   onlined::auth::TokenError err;

@@ -120,9 +120,10 @@ int main(int argc, char** argv) {
         return 2;
       }
       const int64_t now_s = base::WallMs() / 1000;
-      std::printf(
-          "%s\n",
-          auth::Mint({ch->id, token_sub, role, now_s + token_ttl}, ch->secret, now_s).c_str());
+      const config::ChannelKey key = ch->SigningKey();
+      std::printf("%s\n", auth::Mint({ch->id, token_sub, role, now_s + token_ttl, now_s},
+                                     key.secret, key.kid)
+                              .c_str());
       return 0;
     }
   } catch (const config::ConfigError& e) {

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auth/token.h"
 #include "config/config.h"
 #include "presence/presence_table.h"
 
@@ -17,6 +18,20 @@ namespace onlined::api {
 struct ChannelEntry {
   presence::ChannelIdx idx;
   config::Channel settings;
+  // The keys that verify the channel's tokens: `secret` (kid "") and
+  // [[channels.keys]], each with its fingerprint.
+  struct Key {
+    std::string_view kid;
+    const std::string* secret;
+    uint64_t fingerprint;
+  };
+  std::vector<Key> keys;
+
+  // The key a token's `kid` names (nullptr: none given, then the channel's
+  // `secret`, or its only key); a null secret and `err` when there is none.
+  auth::KeyRef FindKey(const char* kid, auth::TokenError& err) const;
+  // Whether the key of this fingerprint still verifies tokens.
+  bool HasKey(uint64_t fingerprint) const;
 };
 
 class ChannelTable {
@@ -29,7 +44,8 @@ class ChannelTable {
   const std::vector<std::string>& names() const { return names_; }
 
  private:
-  std::unordered_map<std::string, ChannelEntry> by_id_;
+  // Entries point into their own settings: built in place, never moved.
+  std::unordered_map<std::string, std::unique_ptr<ChannelEntry>> by_id_;
   std::vector<std::string> names_;
 };
 

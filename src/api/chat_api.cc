@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
 
@@ -106,7 +107,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   bool chats = path == "/v1/user-chats" || path.rfind("/v1/user-chats/", 0) == 0;
   bool users = path.rfind("/v1/users/", 0) == 0;
   bool notes = path == "/v1/notifications";
-  if (!chats && !users && !notes) return false;
+  bool revoke = path == "/v1/revocations";
+  if (!chats && !users && !notes && !revoke) return false;
 
   auth::Claims claims;
   const ChannelEntry* entry = nullptr;
@@ -123,6 +125,10 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     r.headers.emplace_back("Allow", allow);
     respond(std::move(r));
   };
+  if (revoke) {
+    if (m == "POST") return Revoke(req, respond, claims, *entry), true;
+    return bad_method("POST"), true;
+  }
   if (path == "/v1/user-chats") {
     if (m == "POST") return OpenChat(req, respond, claims, *entry), true;
     if (m == "GET") return ListChats(req, respond, *entry), true;
@@ -270,6 +276,60 @@ void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const 
           }));
 }
 
+void ChatApi::Revoke(net::Request& req, const net::Responder& respond, const auth::Claims& c,
+                     const ChannelEntry& e) {
+  if (c.role != auth::Role::kServer) {
+    return respond(ErrorResponse(ctx_, req.loop, Error::kForbidden,
+                                 "revocations need a server token of the channel"));
+  }
+  boost::system::error_code ec;
+  json::value body = json::parse(req.body, ec);
+  const json::object* o = !ec ? body.if_object() : nullptr;
+  const json::value* user = o ? o->if_contains("user_id") : nullptr;
+  const json::value* manager = o ? o->if_contains("manager_id") : nullptr;
+  const json::value* id = user != nullptr ? user : manager;
+  if (id == nullptr || (user != nullptr && manager != nullptr) || !id->is_string() ||
+      !ValidId(std::string(id->as_string()))) {
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                                 "body must be {\"user_id\":\"...\"} or {\"manager_id\":\"...\"}"));
+  }
+  const config::Channel& cs = e.settings;
+  const auth::Role role = user != nullptr ? auth::Role::kUser : auth::Role::kManager;
+  const int64_t now_ms = base::WallMs();
+  store::Revocation r;
+  r.channel = cs.id;
+  r.role = std::string(auth::RoleName(role));
+  r.subject = std::string(id->as_string());
+  r.revoked_at = now_ms / 1000;
+  // Kept while a token issued before it can still be valid: the longest
+  // lifetime the channel allows the role, plus the leeway; for good if the
+  // channel sets no bound.
+  const int64_t max_s = role == auth::Role::kUser ? cs.max_user_token_s : cs.max_manager_token_s;
+  r.expires_at = max_s > 0 ? (r.revoked_at + max_s + ctx_.settings()->token_leeway_s) * 1000 : 0;
+  ctx_.store.Write<bool>(
+      [r, now_ms](store::Db& db) {
+        db.PutRevocation(r, now_ms);
+        return true;
+      },
+      [this, r, loop = req.loop, respond](store::Outcome<bool> out) {
+        if (!out.ok()) return respond(StoreError(ctx_, loop, out));
+        // Durable first, then in force here at once; other nodes read it
+        // from the shared store within revocation_poll_ms.
+        ctx_.revocations.Add(r);
+        ctx_.RecheckSessions({false, r.channel, r.role, r.subject});
+        json::object a;
+        a["channel"] = r.channel;
+        a["role"] = r.role;
+        a["subject"] = r.subject;
+        a["revoked_at"] = r.revoked_at * 1000;
+        if (r.expires_at > 0)
+          a["expires_at"] = r.expires_at;
+        else
+          a["expires_at"] = nullptr;
+        respond(JsonResponse(201, json::serialize(a)));
+      });
+}
+
 void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, const auth::Claims& c,
                           const ChannelEntry& e, const std::string& chat_id) {
   // The node's send rate (max_sends_per_s): past it the cheapest answer, before the body is looked
@@ -280,6 +340,23 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
     r.headers.emplace_back("Retry-After",
                            std::to_string((ctx_.settings()->retry_after_ms + 999) / 1000));
     return respond(std::move(r));
+  }
+  // A manager's own pace on this node (manager_send_burst,
+  // manager_sends_per_s); server tokens (the company's backend) are not
+  // paced per subject.
+  if (c.role == auth::Role::kManager) {
+    std::string who = e.settings.id;
+    who.push_back('\0');
+    who += c.subject;
+    if (int64_t wait = ctx_.manager_sends.Take(who, e.settings.manager_sends_per_s,
+                                               static_cast<double>(e.settings.manager_send_burst),
+                                               base::SteadyMs())) {
+      ctx_.metrics.Add(req.loop, ctx_.m_limited_manager_send);
+      net::Response r = ErrorResponse(ctx_, req.loop, Error::kRateLimited,
+                                      "this manager sends faster than the channel allows");
+      r.headers.emplace_back("Retry-After", std::to_string((wait + 999) / 1000));
+      return respond(std::move(r));
+    }
   }
   boost::system::error_code ec;
   json::value body = json::parse(req.body, ec);

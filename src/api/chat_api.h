@@ -25,6 +25,10 @@ class ChatApi {
   void PutUser(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                const std::string& user_id);
   void ListNotifications(net::Request& req, const net::Responder& respond, const ChannelEntry& e);
+  // POST /v1/revocations (server role): ends a user's or manager's sessions
+  // and refuses the subject's tokens issued until now.
+  void Revoke(net::Request& req, const net::Responder& respond, const auth::Claims& c,
+              const ChannelEntry& e);
   void SmsInbound(net::Request& req, net::Responder respond);
   void SmsStatus(net::Request& req, net::Responder respond);
   bool CheckSignature(const net::Request& req,

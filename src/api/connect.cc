@@ -21,6 +21,8 @@ namespace {
 
 constexpr uint16_t kClosePolicy = 1008;
 constexpr uint16_t kCloseSessionExpired = 4001;
+constexpr uint16_t kCloseKeyRemoved = 4002;
+constexpr uint16_t kCloseSessionRevoked = 4003;
 constexpr int kMaxRefusedFrames = 50;  // then the connection is cut
 // A session's `state` changes reach the shard at most this often; toggles in
 // between are coalesced into the last one (a user cannot flood the desks).
@@ -54,12 +56,39 @@ std::string NewSessionId(size_t loop) {
 class ClientSession final : public net::WsSession,
                             public presence::Subscriber,
                             public presence::MessageSink,
-                            public base::TimerEntry {
+                            public base::TimerEntry,
+                            public LiveSession {
  public:
   ClientSession(Context& ctx, net::WsConnection& conn)
       : ctx_(ctx), conn_(conn), loop_(ctx.loops.at(conn.loop())), settings_(ctx.settings()) {}
 
-  ~ClientSession() override { loop_.wheel().Cancel(this); }
+  ~ClientSession() override {
+    loop_.wheel().Cancel(this);
+    ctx_.sessions.Unlink(conn_.loop(), this);
+  }
+
+  // LiveSession: a reload may have removed the key that signed this
+  // session's token (or its channel); a revocation may name its subject.
+  void Recheck(const Sweep& sweep) override {
+    if (closing_ || (phase_ != Phase::kLive && phase_ != Phase::kAuthing)) return;
+    if (sweep.keys) {
+      auto table = ctx_.channels.Get();
+      const ChannelEntry* e = table->Find(claims_.channel);
+      if (e == nullptr || !e->HasKey(claims_.key)) {
+        ctx_.metrics.Add(conn_.loop(), ctx_.m_ended_key_removed);
+        return End(Error::kKeyRemoved, kCloseKeyRemoved,
+                   "the key that signed this session's token was removed; connect again with a "
+                   "token signed by a current key");
+      }
+    }
+    if (!sweep.subject.empty() && sweep.subject == claims_.subject &&
+        sweep.channel == claims_.channel && sweep.role == auth::RoleName(claims_.role) &&
+        ctx_.revocations.Revoked(claims_)) {
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_ended_revoked);
+      return End(Error::kSessionRevoked, kCloseSessionRevoked,
+                 "this session's subject was revoked");
+    }
+  }
 
   void OnOpen() override {
     last_frame_ = loop_.now_ms();
@@ -107,6 +136,7 @@ class ClientSession final : public net::WsSession,
     Phase was = phase_;
     phase_ = Phase::kClosed;
     loop_.wheel().Cancel(this);
+    ctx_.sessions.Unlink(conn_.loop(), this);
     if (sub_handle_ != 0) {
       ctx_.presence.Unsubscribe(sub_handle_);
       sub_handle_ = 0;
@@ -213,6 +243,7 @@ class ClientSession final : public net::WsSession,
     }
     entry_idx_ = entry->idx;
     phase_ = Phase::kAuthing;
+    ctx_.sessions.Link(conn_.loop(), this);
     session_id_ = NewSessionId(conn_.loop());
     std::weak_ptr<void> alive = conn_.lifetime();
     if (claims_.role == auth::Role::kUser) {
@@ -249,11 +280,17 @@ class ClientSession final : public net::WsSession,
 
   // The token ran out without a refresh: the session ends (4001).
   void Expire() {
-    ctx_.CountRefusal(conn_.loop(), Error::kSessionExpired);
-    conn_.Send(Share(proto::EncodeError(Code(Error::kSessionExpired),
-                                        "the session's token expired; connect again with a new one "
-                                        "(or refresh before expires_at)")));
-    conn_.Close(kCloseSessionExpired, Code(Error::kSessionExpired));
+    End(Error::kSessionExpired, kCloseSessionExpired,
+        "the session's token expired; connect again with a new one (or refresh before "
+        "expires_at)");
+  }
+
+  // The session's authority ended: an error frame, then the close `code`
+  // with the error's code as the reason.
+  void End(Error e, uint16_t code, std::string_view message) {
+    ctx_.CountRefusal(conn_.loop(), e);
+    conn_.Send(Share(proto::EncodeError(Code(e), message)));
+    conn_.Close(code, Code(e));
     closing_ = true;
   }
 
@@ -274,6 +311,8 @@ class ClientSession final : public net::WsSession,
                     "a refresh must keep the channel, subject and role of the session", false);
     }
     claims_.exp = next.exp;
+    claims_.iat = next.iat;
+    claims_.key = next.key;  // a token of a new key: the old one may go
     ArmTimer();
     conn_.Send(Share(proto::EncodeRefreshed(claims_.exp * 1000)));
   }
@@ -320,6 +359,7 @@ class ClientSession final : public net::WsSession,
       case proto::FrameType::kAck:
       case proto::FrameType::kRead:
         if (!cell_) return Refuse(Error::kForbidden, "ack and read are a user's frames", false);
+        if (!PaceReceipt()) return;
         return Receipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
       case proto::FrameType::kSend:
         if (!cell_)
@@ -381,27 +421,21 @@ class ClientSession final : public net::WsSession,
     const ChannelEntry* e = table->Find(claims_.channel);
     if (e == nullptr) return Refuse(Error::kUnknownChannel, "this channel was removed", true);
     if (f.text.empty()) return Refuse(Error::kEmptyText, "text is empty", false);
-    // This session's own pace first (a user cannot flood the store and every
-    // desk); a refusal counts toward the connection's refusals, so a client
-    // that keeps going is cut (too_many_errors).
+    // This session's own pace first, then the user's across its sessions
+    // on this node (a user cannot flood the store and every desk, with one
+    // tab or many); a refusal counts toward the connection's refusals, so a
+    // client that keeps going is cut (too_many_errors).
+    const config::Channel& cs = e->settings;
     const int64_t now = loop_.now_ms();
-    if (!send_bucket_) {
-      send_bucket_ = std::make_unique<base::TokenBucket>();
-      send_bucket_->Set(static_cast<double>(e->settings.user_sends_per_s),
-                        static_cast<double>(e->settings.user_send_burst));
+    if (int64_t wait = Pace(send_bucket_, cs.user_sends_per_s, cs.user_send_burst, now)) {
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_session_send);
+      return RateLimited("too many messages from this session; send it again later", wait);
     }
-    if (!send_bucket_->Take(now)) {
-      ctx_.CountRefusal(conn_.loop(), Error::kRateLimited);
-      ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
-      conn_.Send(Share(proto::EncodeError(Code(Error::kRateLimited),
-                                          "too many messages; send it again later",
-                                          send_bucket_->MsUntilNext(now))));
-      if (++refused_ > kMaxRefusedFrames) {
-        ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
-        conn_.Close(kClosePolicy, Code(Error::kTooManyErrors));
-        closing_ = true;
-      }
-      return;
+    if (int64_t wait =
+            ctx_.user_sends.Take(PrincipalKey(), cs.user_total_sends_per_s,
+                                 static_cast<double>(cs.user_total_send_burst), base::SteadyMs())) {
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_user_send);
+      return RateLimited("too many messages from this user; send it again later", wait);
     }
     if (!ctx_.sends.Take(base::SteadyMs())) {
       return SendError(Error::kOverloaded, "too many sends on this node; send it again later",
@@ -432,6 +466,58 @@ class ClientSession final : public net::WsSession,
                           }
                           conn_.Send(Share(chat::EncodeSentFrame(client_msg_id, o.value->message)));
                         });
+  }
+
+  // Takes a token of `bucket` (made at first use, with the channel's
+  // current settings, which a reload may change); 0 if taken, else the wait.
+  int64_t Pace(std::unique_ptr<base::TokenBucket>& bucket, double rate, int64_t burst,
+               int64_t now) {
+    if (rate <= 0) return 0;
+    const auto b = static_cast<double>(burst);
+    if (!bucket) {
+      bucket = std::make_unique<base::TokenBucket>();
+      bucket->Set(rate, b);
+    } else if (bucket->rate() != rate || bucket->burst() != b) {
+      bucket->Set(rate, b);
+    }
+    if (bucket->Take(now)) return 0;
+    return std::max<int64_t>(1, bucket->MsUntilNext(now));
+  }
+
+  // `rate_limited` with the wait; the connection stays, unless this client
+  // keeps going past kMaxRefusedFrames refusals (then too_many_errors).
+  void RateLimited(std::string_view message, int64_t wait_ms) {
+    ctx_.CountRefusal(conn_.loop(), Error::kRateLimited);
+    ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
+    conn_.Send(Share(proto::EncodeError(Code(Error::kRateLimited), message, wait_ms)));
+    if (++refused_ > kMaxRefusedFrames) {
+      ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
+      conn_.Close(kClosePolicy, Code(Error::kTooManyErrors));
+      closing_ = true;
+    }
+  }
+
+  // A receipt is a store write: paced per session (receipt_burst,
+  // receipts_per_s). False if refused.
+  bool PaceReceipt() {
+    auto table = ctx_.channels.Get();
+    const ChannelEntry* e = table->Find(claims_.channel);
+    if (e == nullptr) return true;  // the channel is going: the sweep ends the session
+    const config::Channel& cs = e->settings;
+    if (int64_t wait = Pace(receipt_bucket_, cs.receipts_per_s, cs.receipt_burst, loop_.now_ms())) {
+      ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_receipt);
+      RateLimited("too many receipts; send the newest one again later", wait);
+      return false;
+    }
+    return true;
+  }
+
+  // The key of this session's principal in the node's keyed buckets.
+  std::string PrincipalKey() const {
+    std::string k = claims_.channel;
+    k.push_back('\0');
+    k += claims_.subject;
+    return k;
   }
 
   void Receipt(bool read, const std::string& chat_id, int64_t seq) {
@@ -478,6 +564,7 @@ class ClientSession final : public net::WsSession,
   // Users' send frames, at the channel's pace; made at the first send (most
   // sessions never send).
   std::unique_ptr<base::TokenBucket> send_bucket_;
+  std::unique_ptr<base::TokenBucket> receipt_bucket_;  // ack and read, likewise
   int refused_ = 0;
   bool timed_out_ = false;
   bool state_dirty_ = false;   // a state change waits for state_next_ms_

@@ -18,6 +18,7 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
       channels(c),
       store(st),
       messenger(msg),
+      sessions(l.size()),
       settings_(std::make_shared<const LiveSettings>(s)) {
   for (const ErrorInfo& e : AllErrors()) {
     refusal_ids_.push_back(metrics.Counter("onlined_refusals_total",
@@ -38,6 +39,29 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
   m_chats_latency =
       metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+  auto limited = [this](const char* kind) {
+    return metrics.Counter("onlined_rate_limited_total",
+                           "Frames and requests refused with rate_limited, by which limit.",
+                           std::string("kind=\"") + kind + "\"");
+  };
+  m_limited_session_send = limited("session_send");
+  m_limited_user_send = limited("user_send");
+  m_limited_receipt = limited("receipt");
+  m_limited_manager_send = limited("manager_send");
+  auto ended = [this](const char* reason) {
+    return metrics.Counter("onlined_sessions_ended_total",
+                           "Live sessions ended because their authority ended, by reason.",
+                           std::string("reason=\"") + reason + "\"");
+  };
+  m_ended_key_removed = ended("key_removed");
+  m_ended_revoked = ended("revoked");
+}
+
+void Context::RecheckSessions(LiveSession::Sweep sweep) {
+  auto shared = std::make_shared<const LiveSession::Sweep>(std::move(sweep));
+  for (size_t i = 0; i < loops.size(); ++i) {
+    loops.Post(i, [this, i, shared] { sessions.RecheckAll(i, *shared); });
+  }
 }
 
 namespace {
@@ -71,23 +95,31 @@ bool Context::Authenticate(std::string_view token, std::shared_ptr<const Channel
     cache.verified.clear();
     cache.table = table;
   }
+  auto revoked = [&] {
+    if (!revocations.Revoked(claims)) return false;
+    err = {Code(Error::kTokenRevoked),
+           "this token's subject was revoked; a token issued after the revocation is needed"};
+    entry = nullptr;
+    return true;
+  };
   if (auto it = cache.verified.find(token); it != cache.verified.end()) {
     if (it->second.exp > now_s) {
       claims = it->second;
       entry = t->Find(claims.channel);
-      return entry != nullptr;
+      return entry != nullptr && !revoked();
     }
     cache.verified.erase(it);  // expired: Verify below says so
   }
-  auto lookup = [t](std::string_view ch) -> const std::string* {
-    const ChannelEntry* e = t->Find(ch);
-    return e == nullptr ? nullptr : &e->settings.secret;
+  auto lookup = [t](std::string_view ch, const char* kid, auth::TokenError& e) -> auth::KeyRef {
+    const ChannelEntry* c = t->Find(ch);
+    if (c == nullptr) return {};
+    return c->FindKey(kid, e);
   };
   const int64_t leeway = settings()->token_leeway_s;
-  int64_t iat = 0;
-  if (!auth::Verify(token, lookup, now_s, claims, err, leeway, &iat)) return false;
+  if (!auth::Verify(token, lookup, now_s, claims, err, leeway)) return false;
   entry = t->Find(claims.channel);
   if (entry == nullptr) return false;
+  const int64_t iat = claims.iat;
   // The channel's bound on a token's lifetime for its role (RFC 8725: a
   // token that lives for years is a key that never rotates).
   const config::Channel& ch = entry->settings;
@@ -104,7 +136,7 @@ bool Context::Authenticate(std::string_view token, std::shared_ptr<const Channel
   }
   if (cache.verified.size() >= kTokenCacheMax) cache.verified.clear();
   cache.verified.emplace(std::string(token), claims);
-  return true;
+  return !revoked();
 }
 
 }  // namespace onlined::api

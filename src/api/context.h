@@ -11,6 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "api/authority.h"
 #include "api/channels.h"
 #include "api/errors.h"
 #include "auth/token.h"
@@ -60,8 +61,8 @@ class Context {
     settings_.store(std::make_shared<const LiveSettings>(s), std::memory_order_release);
   }
 
-  // Verifies a token against the current channels. On success fills
-  // `claims` and `entry` (valid while `table` is held).
+  // Verifies a token against the current channels and the revocations. On
+  // success fills `claims` and `entry` (valid while `table` is held).
   bool Authenticate(std::string_view token, std::shared_ptr<const ChannelTable>& table,
                     auth::Claims& claims, const ChannelEntry*& entry, auth::TokenError& err) const;
 
@@ -70,6 +71,19 @@ class Context {
   void CountRefusal(size_t loop, Error e) {
     metrics.Add(loop, refusal_ids_[static_cast<size_t>(e)]);
   }
+
+  // Asks every loop's live sessions whether they keep their authority
+  // (after a reload, or a revocation). Any thread; returns at once.
+  void RecheckSessions(LiveSession::Sweep sweep);
+
+  // Revoked subjects (POST /v1/revocations; loaded from the store).
+  Revocations revocations;
+  // The live sessions of each loop (api/connect.cc links them).
+  LiveSessions sessions;
+  // Per-user and per-manager send pacing on this node, by key (see
+  // RateLimits). Any thread.
+  base::KeyedBuckets user_sends;
+  base::KeyedBuckets manager_sends;
 
   std::atomic<bool> ready{false};
   // Cluster mode: how this node stands in its cluster ("joined", "joining",
@@ -81,6 +95,11 @@ class Context {
   base::SharedTokenBucket sends;
   base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency,
       m_replay_too_long;
+  // onlined_rate_limited_total{kind}: session_send, user_send, receipt, manager_send.
+  base::Metrics::Id m_limited_session_send, m_limited_user_send, m_limited_receipt,
+      m_limited_manager_send;
+  // onlined_sessions_ended_total{reason}: key_removed, revoked.
+  base::Metrics::Id m_ended_key_removed, m_ended_revoked;
 
  private:
   std::atomic<std::shared_ptr<const LiveSettings>> settings_;

@@ -43,8 +43,8 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
     {E::kOverloaded, "overloaded", 503, W::kStays,
      "refused to keep the server responsive; retry after Retry-After / retry_after_ms"},
     {E::kRateLimited, "rate_limited", 429, W::kStays,
-     "this session sends faster than its channel allows (user_send_burst, user_sends_per_s); "
-     "retry after retry_after_ms"},
+     "faster than the channel allows: a session's or user's sends, a session's receipts, a "
+     "manager's sends (see Rate limits); retry after retry_after_ms / Retry-After"},
     {E::kTooManyErrors, "too_many_errors", 0, W::kCloses, "50 refused frames on one connection"},
     {E::kFrameTooLarge, "frame_too_large", 0, W::kNone,
      "a message over max_frame_bytes (close 1009)"},
@@ -71,6 +71,13 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
      "the session's token reached its exp without a refresh: error frame, then close 4001"},
     {E::kRefreshMismatch, "refresh_mismatch", 0, W::kStays,
      "a refresh token for another channel, subject or role (the session keeps its token)"},
+    {E::kTokenRevoked, "token_revoked", 401, W::kCloses,
+     "the token's subject was revoked (POST /v1/revocations) at or after the token's iat"},
+    {E::kKeyRemoved, "key_removed", 0, W::kNone,
+     "the key that signed the session's token was removed from its channel: error frame, then "
+     "close 4002"},
+    {E::kSessionRevoked, "session_revoked", 0, W::kNone,
+     "the session's subject was revoked (POST /v1/revocations): error frame, then close 4003"},
     {E::kOther, "other", 500, W::kNone, "an unexpected failure"},
 }};
 

@@ -47,6 +47,9 @@ enum class Error : uint8_t {
   kHeadersTooLarge,
   kSessionExpired,
   kRefreshMismatch,
+  kTokenRevoked,
+  kKeyRemoved,
+  kSessionRevoked,
   kOther,  // a code outside this table (counted, never sent on purpose)
 };
 

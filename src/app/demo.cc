@@ -26,7 +26,9 @@ std::string RandomSecret() {
 
 std::string MintFor(const config::Channel& ch, auth::Role role, const std::string& sub,
                     int64_t ttl_s) {
-  return auth::Mint({ch.id, sub, role, base::WallMs() / 1000 + ttl_s}, ch.secret);
+  const config::ChannelKey key = ch.SigningKey();
+  const int64_t now_s = base::WallMs() / 1000;
+  return auth::Mint({ch.id, sub, role, now_s + ttl_s, now_s}, key.secret, key.kid);
 }
 
 }  // namespace

@@ -229,7 +229,8 @@ struct Node::Parts {
         ctx(loops, metrics, *engines.presence, *engines.router, channels, *store, messenger,
             ToLive(cfg)),
         http(ctx, &web),
-        connect(ctx) {}
+        connect(ctx),
+        revocation_sync(ctx, cfg.revocation_poll_ms) {}
 
   static notify::Scheduler::Options SchedulerOptions(const config::Config& c) {
     notify::Scheduler::Options o;
@@ -254,6 +255,7 @@ struct Node::Parts {
   api::StaticFiles web;
   api::HttpApi http;
   api::ConnectEndpoint connect;
+  api::RevocationSync revocation_sync;
   std::unique_ptr<net::Server> server;
   std::unique_ptr<api::MetricsHttp> metrics_http;
   std::unique_ptr<net::Server> metrics_server;
@@ -326,6 +328,11 @@ std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(s
     c->Start();
   }
   n.scheduler.Start(std::move(provider));
+  try {
+    n.revocation_sync.Start();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("store: ") + e.what());
+  }
   n.ctx.ready = true;
   spdlog::info("onlined {} on {}:{} with {} loops, {} channel(s), max {} connections",
                ONLINED_VERSION, n.cfg.listen_host, n.server->port(), n.loops.size(),
@@ -350,6 +357,10 @@ void Node::Reload(config::Config next) {
   next.data_dir = n.cfg.data_dir;
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   n.channels.Replace(next.channels);
+  // Sessions whose key (or channel) is gone end now (close 4002).
+  api::LiveSession::Sweep keys;
+  keys.keys = true;
+  n.ctx.RecheckSessions(std::move(keys));
   n.policies.Set(notify::Policies::Build(next.channels));  // time zones read here, once
   n.ctx.set_settings(ToLive(next));
   n.ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
@@ -394,6 +405,7 @@ void Node::Stop() {
   n.stopped = true;
   spdlog::info("draining: closing connections with 1001");
   n.ctx.ready = false;
+  n.revocation_sync.Stop();
   n.server->Stop();
   if (n.metrics_server) n.metrics_server->Stop();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

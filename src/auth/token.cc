@@ -50,8 +50,22 @@ bool ParseRole(std::string_view s, Role& out) {
   return true;
 }
 
-bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, Claims& out,
-            TokenError& err, int64_t leeway_s, int64_t* iat_out) {
+uint64_t KeyFingerprint(std::string_view kid, std::string_view secret) {
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(kid);
+  mix(std::string_view("\0", 1));
+  mix(secret);
+  return h == 0 ? 1 : h;
+}
+
+bool Verify(std::string_view token, const KeyLookup& keys, int64_t now_s, Claims& out,
+            TokenError& err, int64_t leeway_s) {
   if (token.empty() || token.size() > 4096)
     return Fail(err, "bad_token", "token is missing or too long");
   std::string tok(token);
@@ -64,8 +78,13 @@ bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, 
   JwtPtr unverified(raw);
   const char* ch = jwt_get_grant(unverified.get(), "ch");
   if (ch == nullptr) return Fail(err, "bad_token", "token has no 'ch' claim");
-  const std::string* secret = secrets(ch);
-  if (secret == nullptr) return Fail(err, "unknown_channel", "token names an unknown channel");
+  const char* kid = jwt_get_header(unverified.get(), "kid");
+  KeyRef key = keys(ch, kid, err);
+  if (key.secret == nullptr) {
+    if (err.code.empty()) return Fail(err, "unknown_channel", "token names an unknown channel");
+    return false;
+  }
+  const std::string* secret = key.secret;
   raw = nullptr;
   if (jwt_decode(&raw, tok.c_str(), reinterpret_cast<const unsigned char*>(secret->data()),
                  static_cast<int>(secret->size())) != 0 ||
@@ -107,11 +126,13 @@ bool Verify(std::string_view token, const SecretLookup& secrets, int64_t now_s, 
   out.channel = jwt_get_grant(jwt.get(), "ch");
   out.subject = sub;
   out.exp = exp;
-  if (iat_out != nullptr) *iat_out = iat;
+  out.iat = iat;
+  out.key = key.fingerprint;
   return true;
 }
 
-std::string Mint(const Claims& claims, std::string_view secret, int64_t iat) {
+std::string Mint(const Claims& claims, std::string_view secret, std::string_view kid) {
+  const int64_t iat = claims.iat;
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) throw std::runtime_error("token: jwt_new failed");
   JwtPtr jwt(raw);
@@ -121,6 +142,7 @@ std::string Mint(const Claims& claims, std::string_view secret, int64_t iat) {
       jwt_add_grant(jwt.get(), "role", role.c_str()) != 0 ||
       jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(claims.exp)) != 0 ||
       (iat != 0 && jwt_add_grant_int(jwt.get(), "iat", static_cast<long>(iat)) != 0) ||
+      (!kid.empty() && jwt_add_header(jwt.get(), "kid", std::string(kid).c_str()) != 0) ||
       jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
                   static_cast<int>(secret.size())) != 0) {
     throw std::runtime_error("token: cannot build the token");

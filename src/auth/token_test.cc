@@ -11,11 +11,16 @@ namespace {
 const std::string kAcme = "acme-secret-0123456789";
 const std::string kOther = "other-secret-0123456789";
 
-SecretLookup Secrets() {
-  return [](std::string_view ch) -> const std::string* {
-    if (ch == "acme") return &kAcme;
-    if (ch == "other") return &kOther;
-    return nullptr;
+// Channels with one key each, for tokens without kid.
+KeyLookup Secrets() {
+  return [](std::string_view ch, const char* kid, TokenError& err) -> KeyRef {
+    if (kid != nullptr) {
+      err = {"bad_token", "no such kid"};
+      return {};
+    }
+    if (ch == "acme") return {&kAcme, 1};
+    if (ch == "other") return {&kOther, 2};
+    return {};
   };
 }
 
@@ -62,16 +67,15 @@ TEST(Token, Expired) {
 TEST(Token, NotYetValidBeyondTheLeeway) {
   Claims c;
   TokenError e;
-  int64_t iat = -1;
-  std::string ahead = Mint({"acme", "u1", Role::kUser, 5000}, kAcme, 1031);  // 31 s ahead
+  std::string ahead = Mint({"acme", "u1", Role::kUser, 5000, 1031}, kAcme);  // 31 s ahead
   EXPECT_FALSE(Verify(ahead, Secrets(), 1000, c, e, 30));
   EXPECT_EQ(e.code, "token_not_yet_valid");
-  std::string near = Mint({"acme", "u1", Role::kUser, 5000}, kAcme, 1029);
-  EXPECT_TRUE(Verify(near, Secrets(), 1000, c, e, 30, &iat)) << e.message;
-  EXPECT_EQ(iat, 1029);
+  std::string near = Mint({"acme", "u1", Role::kUser, 5000, 1029}, kAcme);
+  EXPECT_TRUE(Verify(near, Secrets(), 1000, c, e, 30)) << e.message;
+  EXPECT_EQ(c.iat, 1029);
   std::string none = Mint({"acme", "u1", Role::kUser, 5000}, kAcme);
-  EXPECT_TRUE(Verify(none, Secrets(), 1000, c, e, 30, &iat)) << e.message;
-  EXPECT_EQ(iat, 0);
+  EXPECT_TRUE(Verify(none, Secrets(), 1000, c, e, 30)) << e.message;
+  EXPECT_EQ(c.iat, 0);
 }
 
 TEST(Token, NbfIsHonoured) {
@@ -123,6 +127,41 @@ TEST(Token, AlgNoneIsRefused) {
   Claims c;
   TokenError e;
   EXPECT_FALSE(Verify(t, Secrets(), 1000, c, e));
+}
+
+// Rotation with overlap: a token names its key by kid; the lookup finds it
+// among the channel's keys, and the claims carry which key it was.
+TEST(Token, TheKidNamesTheKey) {
+  const std::string k1 = "first-key-0123456789", k2 = "second-key-0123456789";
+  KeyLookup keys = [&](std::string_view ch, const char* kid, TokenError& err) -> KeyRef {
+    if (ch != "acme") return {};
+    if (kid == nullptr) {
+      err = {"bad_token", "token has no kid and this channel has several keys"};
+      return {};
+    }
+    if (std::string_view(kid) == "k1") return {&k1, KeyFingerprint("k1", k1)};
+    if (std::string_view(kid) == "k2") return {&k2, KeyFingerprint("k2", k2)};
+    err = {"bad_token", "token's kid names no key of this channel"};
+    return {};
+  };
+  Claims c;
+  TokenError e;
+  EXPECT_TRUE(Verify(Mint({"acme", "u1", Role::kUser, 2000}, k1, "k1"), keys, 1000, c, e));
+  EXPECT_EQ(c.key, KeyFingerprint("k1", k1));
+  EXPECT_TRUE(Verify(Mint({"acme", "u1", Role::kUser, 2000}, k2, "k2"), keys, 1000, c, e));
+  EXPECT_EQ(c.key, KeyFingerprint("k2", k2));
+  // Signed by k1 but claiming k2: the signature does not verify.
+  EXPECT_FALSE(Verify(Mint({"acme", "u1", Role::kUser, 2000}, k1, "k2"), keys, 1000, c, e));
+  EXPECT_EQ(e.code, "bad_token");
+  e = {};
+  EXPECT_FALSE(Verify(Mint({"acme", "u1", Role::kUser, 2000}, k1, "k9"), keys, 1000, c, e));
+  EXPECT_EQ(e.code, "bad_token");
+  EXPECT_NE(e.message.find("kid"), std::string::npos) << e.message;
+  e = {};
+  EXPECT_FALSE(Verify(Mint({"acme", "u1", Role::kUser, 2000}, k1), keys, 1000, c, e));
+  EXPECT_EQ(e.code, "bad_token");
+  EXPECT_NE(KeyFingerprint("k1", k1), KeyFingerprint("k2", k1));
+  EXPECT_NE(KeyFingerprint("k1", k1), KeyFingerprint("k1", k2));
 }
 
 }  // namespace

@@ -58,6 +58,45 @@ std::string GetStr(const toml::node& n, const std::string& key, const std::strin
   return *n.value<std::string>();
 }
 
+// A rate per second: a number from 0 (no limit) to a million.
+double GetRate(const toml::node& n, const std::string& key, const std::string& where) {
+  std::optional<double> v = n.value<double>();
+  if (!v || !(*v >= 0 && *v <= 1e6)) Fail(key, where, "must be a number from 0 to 1000000");
+  return *v;
+}
+
+constexpr int64_t kMaxLifetimeS = 10LL * 365 * 86400;
+
+// [[channels.keys]]: each { kid, secret }, kids distinct.
+std::vector<ChannelKey> GetKeys(const toml::node& n, const std::string& key,
+                                const std::string& where) {
+  const toml::array* a = n.as_array();
+  if (!a) Fail(key, where, "must be an array of tables ([[channels.keys]])");
+  std::vector<ChannelKey> out;
+  size_t i = 0;
+  for (const auto& el : *a) {
+    std::string base = key + "[" + std::to_string(i++) + "]";
+    const toml::table* t = el.as_table();
+    if (!t) Fail(base, where, "must be a table with kid and secret");
+    ChannelKey k;
+    for (const auto& [kk, kv] : *t) {
+      if (kk == "kid")
+        k.kid = GetStr(kv, base + ".kid", where);
+      else if (kk == "secret")
+        k.secret = GetStr(kv, base + ".secret", where);
+      else
+        Fail(base + "." + std::string(kk.str()), where, "unknown setting");
+    }
+    if (k.kid.empty() || k.kid.size() > 64) Fail(base + ".kid", where, "must be 1-64 characters");
+    if (k.secret.size() < 16) Fail(base + ".secret", where, "must be at least 16 characters");
+    for (const ChannelKey& o : out) {
+      if (o.kid == k.kid) Fail(base + ".kid", where, "'" + k.kid + "' appears twice");
+    }
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
 // "HOST:PORT" (IPv6 in brackets) of setting `key`.
 void ParseHostPort(const std::string& s, const std::string& key, const std::string& where,
                    std::string& host_out, uint16_t& port_out) {
@@ -123,6 +162,7 @@ constexpr IntSetting kIntSettings[] = {
     {"store_timeout_ms", 0, 600000, &SetField<&Config::store_timeout_ms>},
     {"outbox_lease_ms", 1000, 86400000, &SetField<&Config::outbox_lease_ms>},
     {"threads", 0, 256, &SetField<&Config::threads>},
+    {"revocation_poll_ms", 100, 600000, &SetField<&Config::revocation_poll_ms>},
 };
 struct StrSetting {
   const char* key;
@@ -243,6 +283,30 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
             ch.id = GetStr(cv, name, where);
           else if (ck == "secret")
             ch.secret = GetStr(cv, name, where);
+          else if (ck == "keys")
+            ch.keys = GetKeys(cv, name, where);
+          else if (ck == "max_user_token_s")
+            ch.max_user_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
+          else if (ck == "max_manager_token_s")
+            ch.max_manager_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
+          else if (ck == "max_server_token_s")
+            ch.max_server_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
+          else if (ck == "user_send_burst")
+            ch.user_send_burst = GetInt(cv, name, where, 1, 1000000);
+          else if (ck == "user_sends_per_s")
+            ch.user_sends_per_s = GetRate(cv, name, where);
+          else if (ck == "user_total_send_burst")
+            ch.user_total_send_burst = GetInt(cv, name, where, 1, 1000000);
+          else if (ck == "user_total_sends_per_s")
+            ch.user_total_sends_per_s = GetRate(cv, name, where);
+          else if (ck == "manager_send_burst")
+            ch.manager_send_burst = GetInt(cv, name, where, 1, 1000000);
+          else if (ck == "manager_sends_per_s")
+            ch.manager_sends_per_s = GetRate(cv, name, where);
+          else if (ck == "receipt_burst")
+            ch.receipt_burst = GetInt(cv, name, where, 1, 1000000);
+          else if (ck == "receipts_per_s")
+            ch.receipts_per_s = GetRate(cv, name, where);
           else if (ck == "sms_delay_s")
             ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "ack_timeout_s")
@@ -260,7 +324,10 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
             Fail(name, where, "unknown setting");
         }
         if (!ValidId(ch.id)) Fail(base + ".id", where, "must be 1-64 characters of [A-Za-z0-9._-]");
-        if (ch.secret.size() < 16) Fail(base + ".secret", where, "must be at least 16 characters");
+        if (!ch.secret.empty() && ch.secret.size() < 16)
+          Fail(base + ".secret", where, "must be at least 16 characters");
+        if (ch.secret.empty() && ch.keys.empty())
+          Fail(base + ".secret", where, "a channel needs a secret or [[channels.keys]]");
         if (ch.time_zone != "UTC" &&
             !std::filesystem::exists("/usr/share/zoneinfo/" + ch.time_zone)) {
           Fail(base + ".time_zone", where, "unknown time zone '" + ch.time_zone + "'");

@@ -23,9 +23,20 @@ struct QuietHours {
   bool enabled = true;
 };
 
+// A key that signs a channel's tokens, named by the tokens' `kid` header.
+struct ChannelKey {
+  std::string kid;
+  std::string secret;
+};
+
 struct Channel {
   std::string id;
+  // The key of tokens without `kid` ("" if the channel has only `keys`).
   std::string secret;
+  // [[channels.keys]]: keys named by `kid`, so that a new key can sign
+  // tokens while the old one still verifies the tokens it signed (rotation
+  // with overlap). Removing one (SIGHUP) ends the sessions it signed.
+  std::vector<ChannelKey> keys;
   int sms_delay_s = 120;
   int ack_timeout_s = 10;
   int sms_min_interval_s = 600;  // at most one SMS per user per this
@@ -41,6 +52,20 @@ struct Channel {
   // second (0: no limit); past it `rate_limited` with retry_after_ms.
   int64_t user_send_burst = 20;
   double user_sends_per_s = 1.0;
+  // The same, for all of one user's sessions on this node together (a user
+  // with many tabs, or reconnecting, is one sender).
+  int64_t user_total_send_burst = 40;
+  double user_total_sends_per_s = 2.0;
+  // A manager's sends (POST .../messages), per manager on this node.
+  int64_t manager_send_burst = 100;
+  double manager_sends_per_s = 20.0;
+  // A session's `ack` and `read` frames (each one a store write).
+  int64_t receipt_burst = 100;
+  double receipts_per_s = 20.0;
+
+  // The key that signs new tokens (`onlined token`, the demo): the last of
+  // `keys`, or `secret` (kid "") if there are none.
+  ChannelKey SigningKey() const { return keys.empty() ? ChannelKey{"", secret} : keys.back(); }
 };
 
 struct Sms {
@@ -108,6 +133,9 @@ struct Config {
       100;  // refuse store work while the oldest queued waits longer (0: off)
   // PostgreSQL: an answer slower than this counts as the server lost (0: off).
   int64_t store_timeout_ms = 750;
+  // How often the revocations are read from the store (other nodes' ones,
+  // in cluster mode; expired ones forgotten).
+  int64_t revocation_poll_ms = 1000;
   std::string web_dir;  // the desk and widget pages ("": found next to the binary)
   int threads = 0;      // 0: one loop per core
   std::string log_level = "info";

@@ -51,6 +51,61 @@ void ExpectError(const std::string& toml, const std::string& needle,
   }
 }
 
+// A channel's keys, its token lifetimes and its rate limits.
+TEST(Config, ChannelKeysAndLimits) {
+  Config c = LoadFromString(R"(
+[[channels]]
+id = "acme"
+secret = "0123456789abcdef"
+max_manager_token_s = 3600
+user_total_sends_per_s = 0.5
+manager_send_burst = 7
+receipts_per_s = 0
+[[channels.keys]]
+kid = "k2"
+secret = "fedcba9876543210"
+[[channels]]
+id = "keys-only"
+[[channels.keys]]
+kid = "a"
+secret = "aaaaaaaaaaaaaaaa"
+[[channels.keys]]
+kid = "b"
+secret = "bbbbbbbbbbbbbbbb"
+)",
+                            {}, {});
+  ASSERT_EQ(c.channels.size(), 2u);
+  const Channel& a = c.channels[0];
+  ASSERT_EQ(a.keys.size(), 1u);
+  EXPECT_EQ(a.keys[0].kid, "k2");
+  EXPECT_EQ(a.SigningKey().kid, "k2");
+  EXPECT_EQ(a.max_manager_token_s, 3600);
+  EXPECT_DOUBLE_EQ(a.user_total_sends_per_s, 0.5);
+  EXPECT_EQ(a.manager_send_burst, 7);
+  EXPECT_DOUBLE_EQ(a.receipts_per_s, 0);
+  EXPECT_EQ(a.user_send_burst, 20);  // defaults stay
+  const Channel& k = c.channels[1];
+  EXPECT_TRUE(k.secret.empty());
+  EXPECT_EQ(k.SigningKey().kid, "b");
+  EXPECT_EQ(k.SigningKey().secret, "bbbbbbbbbbbbbbbb");
+}
+
+TEST(Config, ChannelKeyErrorsNameTheKey) {
+  ExpectError("[[channels]]\nid = \"a\"", "a secret or [[channels.keys]]");
+  ExpectError(
+      "[[channels]]\nid = \"a\"\n[[channels.keys]]\nkid = \"k\"\nsecret = \"0123456789abcdef\"\n"
+      "[[channels.keys]]\nkid = \"k\"\nsecret = \"0123456789abcdefg\"",
+      "channels[0].keys[1].kid");
+  ExpectError("[[channels]]\nid = \"a\"\n[[channels.keys]]\nkid = \"k\"\nsecret = \"short\"",
+              "channels[0].keys[0].secret");
+  ExpectError("[[channels]]\nid = \"a\"\n[[channels.keys]]\nsecret = \"0123456789abcdef\"",
+              "channels[0].keys[0].kid");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\nuser_sends_per_s = -1",
+              "channels[0].user_sends_per_s");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\nreceipt_burst = 0",
+              "channels[0].receipt_burst");
+}
+
 TEST(Config, ErrorsNameTheKey) {
   ExpectError("heartbeat_s = \"x\"", "heartbeat_s");
   ExpectError("heartbeat_s = 0", "heartbeat_s");

@@ -149,6 +149,12 @@ class Db {
   // before: a replayed webhook, which must not be applied again.
   virtual bool RecordInboundSms(const std::string& sid, int64_t at) = 0;
 
+  // Revocations. Put records one (a later one of the same subject wins,
+  // an earlier one changes nothing) and drops those expired by `now` (ms);
+  // Revocations lists those not expired by `now`.
+  virtual void PutRevocation(const Revocation& r, int64_t now) = 0;
+  virtual std::vector<Revocation> Revocations(int64_t now) = 0;
+
   // The outbox.
   virtual int64_t InsertNotification(const Notification& n) = 0;
   virtual void UpdateNotification(const Notification& n) = 0;

@@ -43,6 +43,17 @@ struct UserProfile {
   int64_t updated_at = 0;
 };
 
+// A revoked subject (POST /v1/revocations): its tokens issued at or before
+// `revoked_at` (seconds) are refused until `expires_at` (ms; 0: never), when
+// every such token has expired anyway.
+struct Revocation {
+  std::string channel;
+  std::string role;  // "user" | "manager"
+  std::string subject;
+  int64_t revoked_at = 0;  // seconds since the epoch
+  int64_t expires_at = 0;  // ms since the epoch; 0: kept for good
+};
+
 // States of a notification (SMS) in the outbox.
 enum class NotifyState { kScheduled, kSending, kSent, kCancelled, kFailed };
 const char* NotifyStateName(NotifyState s);

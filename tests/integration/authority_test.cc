@@ -3,9 +3,12 @@
 // that is not the same principal's changes nothing. The real binary, real
 // sockets; tokens a few seconds long.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -172,6 +175,303 @@ TEST_F(Authority, AUserSendingFasterThanItsChannelAllowsIsRefusedNotStored) {
   user.Send(R"({"type":"send","client_msg_id":"late","text":"hi"})");
   auto late = user.WaitFor("sent", 3000ms);
   EXPECT_TRUE(late) << "the pace never let another send through";
+}
+
+// --- Rotation with overlap (docs/protocol.md "Keys and rotation") ---------
+
+constexpr const char* kOldKey = "rot-old-secret-0123456789";
+constexpr const char* kNewKey = "rot-new-secret-0123456789";
+
+// A channel "rot" with its old `secret` and a new key "k2" beside it.
+const char* kRotChannel =
+    "[[channels]]\nid = \"rot\"\nsecret = \"rot-old-secret-0123456789\"\n"
+    "[[channels.keys]]\nkid = \"k2\"\nsecret = \"rot-new-secret-0123456789\"\n";
+
+// Rewrites the server's config file: `from` becomes `to`.
+void EditConfig(const ServerProcess& s, const std::string& from, const std::string& to) {
+  std::ifstream in(s.config_path());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << "not in the config: " << from;
+  text.replace(at, from.size(), to);
+  std::ofstream(s.config_path(), std::ios::trunc) << text;
+}
+
+std::unique_ptr<WsClient> LiveDesk(uint16_t port, const std::string& token) {
+  auto c = std::make_unique<WsClient>();
+  EXPECT_TRUE(c->Connect(port));
+  EXPECT_TRUE(c->Hello(token)) << "hello refused";
+  c->AutoPing();
+  return c;
+}
+
+// Expects `c` to get the error `code` and then the close `close_code`
+// within `within`.
+void ExpectEnded(WsClient& c, const std::string& code, int close_code, Ms within) {
+  auto err = c.WaitFor("error", within);
+  ASSERT_TRUE(err) << "no error frame; expected " << code;
+  EXPECT_EQ(err->at("code").as_string(), code);
+  auto closed = c.WaitClosed(2000ms);
+  ASSERT_TRUE(closed) << "still open after " << code;
+  EXPECT_EQ(*closed, close_code);
+  EXPECT_EQ(c.close_reason(), code);
+}
+
+TEST(Rotation, BothKeysVerifyThenRemovingTheOldOneEndsOnlyItsSessions) {
+  ServerProcess s(kRotChannel);
+  // The old key (no kid) and the new one (kid k2) both verify.
+  auto old_desk = LiveDesk(s.port(), MintToken("manager", "m-old", "rot", 600, kOldKey));
+  auto new_desk = LiveDesk(s.port(), MintToken("manager", "m-new", "rot", 600, kNewKey, "k2"));
+  // A desk on the old key that refreshed onto the new one before the cut.
+  auto moved = LiveDesk(s.port(), MintToken("manager", "m-moved", "rot", 600, kOldKey));
+  moved->Send(Refresh(MintToken("manager", "m-moved", "rot", 600, kNewKey, "k2")));
+  ASSERT_TRUE(moved->WaitFor("refreshed", 2000ms));
+  // A kid that names no key, and the new key's secret under no kid: refused.
+  for (const std::string& bad : {MintToken("manager", "x", "rot", 600, kNewKey, "k9"),
+                                 MintToken("manager", "x", "rot", 600, kNewKey)}) {
+    WsClient c;
+    ASSERT_TRUE(c.Connect(s.port()));
+    EXPECT_FALSE(c.Hello(bad));
+  }
+  // The old key goes (SIGHUP): its sessions end within seconds, with 4002.
+  EditConfig(s, "secret = \"rot-old-secret-0123456789\"\n", "");
+  const int64_t cut = NowMs();
+  s.Signal(SIGHUP);
+  ExpectEnded(*old_desk, "key_removed", 4002, 3000ms);
+  EXPECT_LE(NowMs() - cut, 3000) << "the old key's session outlived its key";
+  // The others go on and still hear the channel.
+  WsClient user;
+  ASSERT_TRUE(user.Connect(s.port()));
+  ASSERT_TRUE(user.Hello(MintToken("user", "ulla", "rot", 600, kNewKey, "k2")));
+  for (WsClient* d : {new_desk.get(), moved.get()}) {
+    auto p = d->WaitFor("presence", 3000ms);
+    ASSERT_TRUE(p) << "a session on the kept key hears nothing";
+    EXPECT_EQ(p->at("user_id").as_string(), "ulla");
+    EXPECT_FALSE(d->closed());
+  }
+  // With one key left, a token without kid is verified by it.
+  WsClient no_kid;
+  ASSERT_TRUE(no_kid.Connect(s.port()));
+  EXPECT_TRUE(no_kid.Hello(MintToken("manager", "y", "rot", 600, kNewKey)));
+  // And the old key's tokens are refused, on the socket and over HTTP.
+  WsClient late;
+  ASSERT_TRUE(late.Connect(s.port()));
+  EXPECT_FALSE(late.Hello(MintToken("manager", "m-old", "rot", 600, kOldKey)));
+  EXPECT_EQ(Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["ulla"]})",
+                 MintToken("manager", "m-old", "rot", 600, kOldKey))
+                .status,
+            401);
+}
+
+// The finding: a channel's secret changed by SIGHUP ended nothing.
+TEST(Rotation, AChangedSecretEndsTheSessionsItSigned) {
+  ServerProcess s;
+  auto desk = LiveDesk(s.port(), MintToken("manager", "m1", "other"));
+  auto acme = LiveDesk(s.port(), MintToken("manager", "m1", "acme"));
+  EditConfig(s, "secret = \"other-secret-0123456789\"", "secret = \"other-rotated-0123456789\"");
+  s.Signal(SIGHUP);
+  ExpectEnded(*desk, "key_removed", 4002, 3000ms);
+  acme->Send(R"({"type":"ping"})");
+  EXPECT_TRUE(acme->WaitFor("pong")) << "another channel's session was cut";
+  EXPECT_FALSE(acme->closed());
+}
+
+// --- Revocation (docs/protocol.md "Revocations") --------------------------
+
+HttpResult Revoke(uint16_t port, const std::string& body,
+                  const std::string& token = MintToken("server", "backend")) {
+  return Http(port, "POST", "/v1/revocations", body, token);
+}
+
+TEST(Revocation, EndsTheSubjectsSessionsAndRefusesItsOlderTokensForGood) {
+  ServerProcess s;
+  const int64_t issued = NowMs() / 1000;
+  const std::string m1 = MintToken("manager", "m1", "acme", 3600, "", "", issued);
+  auto gone = LiveDesk(s.port(), m1);
+  auto kept = LiveDesk(s.port(), MintToken("manager", "m2", "acme", 3600, "", "", issued));
+  auto other_channel = LiveDesk(s.port(), MintToken("manager", "m1", "other"));
+  // Only a server token may revoke, and the body names one subject.
+  EXPECT_EQ(Revoke(s.port(), R"({"manager_id":"m1"})", m1).status, 403);
+  EXPECT_EQ(Revoke(s.port(), R"({"manager_id":""})").status, 400);
+  EXPECT_EQ(Revoke(s.port(), R"({"manager_id":"m1","user_id":"u"})").status, 400);
+  EXPECT_EQ(Revoke(s.port(), "not json").status, 400);
+  EXPECT_EQ(Http(s.port(), "GET", "/v1/revocations", "", MintToken("server", "b")).status, 405);
+
+  HttpResult r = Revoke(s.port(), R"({"manager_id":"m1"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto a = r.Json();
+  EXPECT_EQ(a.at("role").as_string(), "manager");
+  EXPECT_EQ(a.at("subject").as_string(), "m1");
+  // Kept for the longest a manager token may live (24 h by default) past it.
+  EXPECT_GE(a.at("expires_at").as_int64(), a.at("revoked_at").as_int64() + 86400 * 1000);
+  ExpectEnded(*gone, "session_revoked", 4003, 2000ms);
+  kept->Send(R"({"type":"ping"})");
+  EXPECT_TRUE(kept->WaitFor("pong"));
+  EXPECT_FALSE(kept->closed()) << "another manager's session was ended";
+  other_channel->Send(R"({"type":"ping"})");
+  EXPECT_TRUE(other_channel->WaitFor("pong"));
+  EXPECT_FALSE(other_channel->closed()) << "the same id in another channel was ended";
+
+  // The old token is refused from now on: hello and desk calls.
+  WsClient again;
+  ASSERT_TRUE(again.Connect(s.port()));
+  auto w = again.Hello(m1);
+  EXPECT_FALSE(w);
+  HttpResult q = Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["a"]})", m1);
+  EXPECT_EQ(q.status, 401);
+  EXPECT_NE(q.body.find("token_revoked"), std::string::npos) << q.body;
+  // A token issued after the revocation (a later second) is accepted.
+  std::this_thread::sleep_for(1100ms);
+  const std::string fresh = MintToken("manager", "m1", "acme", 3600, "", "", NowMs() / 1000);
+  WsClient back;
+  ASSERT_TRUE(back.Connect(s.port()));
+  EXPECT_TRUE(back.Hello(fresh)) << "a token issued after the revocation was refused";
+  // Durable: after a restart the old token is still refused.
+  s.Signal(SIGKILL);
+  s.WaitExit(5000ms);
+  s.Restart();
+  EXPECT_EQ(Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["a"]})", m1).status, 401);
+  EXPECT_EQ(Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":["a"]})", fresh).status,
+            200);
+}
+
+TEST(Revocation, ARevokedUserIsCutAndGoesOffline) {
+  ServerProcess s;
+  auto desk = LiveDesk(s.port(), MintToken("manager", "m1"));
+  WsClient tab1, tab2;
+  const std::string t = MintToken("user", "eve", "acme", 3600, "", "", NowMs() / 1000);
+  for (WsClient* c : {&tab1, &tab2}) {
+    ASSERT_TRUE(c->Connect(s.port()));
+    ASSERT_TRUE(c->Hello(t));
+    c->AutoPing();
+  }
+  auto on = desk->WaitFor("presence", 3000ms);
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(on->at("online").as_bool());
+  ASSERT_EQ(Revoke(s.port(), R"({"user_id":"eve"})").status, 201);
+  ExpectEnded(tab1, "session_revoked", 4003, 2000ms);
+  ExpectEnded(tab2, "session_revoked", 4003, 2000ms);
+  auto off = desk->WaitFor("presence", 4000ms);
+  ASSERT_TRUE(off) << "the revoked user never went offline";
+  EXPECT_FALSE(off->at("online").as_bool());
+  // A user token without iat cannot show it was issued later: refused.
+  WsClient c;
+  ASSERT_TRUE(c.Connect(s.port()));
+  EXPECT_FALSE(c.Hello(MintToken("user", "eve")));
+}
+
+// --- Rate limits (docs/protocol.md "Rate limits") -------------------------
+
+int64_t MetricValue(uint16_t port, const std::string& series) {
+  HttpResult m = Http(port, "GET", "/metrics", "", kMetricsToken);
+  size_t at = m.body.find(series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stoll(m.body.substr(at + series.size() + 1));
+}
+
+// Sends `n` send frames on `c`; returns {sent, rate_limited}.
+std::pair<int, int> SendBurst(WsClient& c, int n, const std::string& prefix) {
+  for (int i = 0; i < n; ++i) {
+    c.Send(R"({"type":"send","client_msg_id":")" + prefix + std::to_string(i) +
+           R"(","text":"hi"})");
+  }
+  int sent = 0, limited = 0;
+  while (sent + limited < n) {
+    auto text = c.Next(3000ms);
+    if (!text) break;
+    boost::system::error_code ec;
+    json::value v = json::parse(*text, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("type")) continue;
+    const std::string type(v.at("type").as_string());
+    if (type == "sent") ++sent;
+    if (type == "error" && v.at("code").as_string() == "rate_limited") ++limited;
+  }
+  return {sent, limited};
+}
+
+// One user with two tabs is one sender: each tab's own pace (20) lets 40
+// through, the user's pace (set to 30 here) stops the rest.
+TEST(RateLimits, AUsersTabsShareOnePace) {
+  ServerProcess s("", "", "user_total_send_burst = 30\nuser_total_sends_per_s = 0.5\n");
+  WsClient a, b;
+  for (WsClient* c : {&a, &b}) {
+    ASSERT_TRUE(c->Connect(s.port()));
+    ASSERT_TRUE(c->Hello(MintToken("user", "tab")));
+  }
+  auto [sa, la] = SendBurst(a, 20, "a");
+  auto [sb, lb] = SendBurst(b, 20, "b");
+  EXPECT_EQ(sa + sb, 30);
+  EXPECT_EQ(la + lb, 10);
+  EXPECT_FALSE(a.closed());
+  EXPECT_FALSE(b.closed());
+  EXPECT_EQ(MetricValue(s.port(), "onlined_rate_limited_total{kind=\"user_send\"}"), 10);
+  // Another user is not held back by this one.
+  WsClient other;
+  ASSERT_TRUE(other.Connect(s.port()));
+  ASSERT_TRUE(other.Hello(MintToken("user", "someone-else")));
+  auto [so, lo] = SendBurst(other, 5, "o");
+  EXPECT_EQ(so, 5);
+  EXPECT_EQ(lo, 0);
+}
+
+// Receipts are store writes: a session's acks past receipt_burst are
+// refused with a wait; the connection stays.
+TEST(RateLimits, ReceiptsArePacedPerSession) {
+  ServerProcess s("", "", "receipt_burst = 10\nreceipts_per_s = 1\n");
+  WsClient u;
+  ASSERT_TRUE(u.Connect(s.port()));
+  ASSERT_TRUE(u.Hello(MintToken("user", "rex")));
+  u.Send(R"({"type":"send","client_msg_id":"first","text":"hello"})");
+  auto sent = u.WaitFor("sent", 3000ms);
+  ASSERT_TRUE(sent);
+  const std::string chat(sent->at("chat_id").as_string());
+  for (int i = 0; i < 30; ++i) u.Send(R"({"type":"ack","chat_id":")" + chat + R"(","seq":1})");
+  int limited = 0;
+  while (auto e = u.WaitFor("error", 1500ms)) {
+    EXPECT_EQ(e->at("code").as_string(), "rate_limited");
+    EXPECT_GT(e->at("retry_after_ms").as_int64(), 0);
+    ++limited;
+  }
+  EXPECT_EQ(limited, 20);
+  EXPECT_FALSE(u.closed());
+  EXPECT_EQ(MetricValue(s.port(), "onlined_rate_limited_total{kind=\"receipt\"}"), 20);
+}
+
+// A manager's HTTP sends: past manager_send_burst, 429 with Retry-After;
+// nothing refused is stored. Server tokens are not paced per subject.
+TEST(RateLimits, AManagersSendsArePacedAndAReloadChangesThePace) {
+  ServerProcess s("", "", "manager_send_burst = 5\nmanager_sends_per_s = 0.2\n");
+  const std::string mgr = MintToken("manager", "mo");
+  HttpResult c = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"pat"})", mgr);
+  ASSERT_TRUE(c.status == 200 || c.status == 201) << c.body;
+  const std::string chat(c.Json().at("chat_id").as_string());
+  const std::string path = "/v1/user-chats/" + chat + "/messages";
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 8; ++i) {
+    HttpResult r = Http(s.port(), "POST", path, R"({"text":"hi"})", mgr);
+    if (r.status == 201) ++ok;
+    if (r.status == 429) {
+      ++limited;
+      EXPECT_NE(r.body.find("rate_limited"), std::string::npos);
+      EXPECT_GE(std::stoi(r.Header("Retry-After")), 1);
+    }
+  }
+  EXPECT_EQ(ok, 5);
+  EXPECT_EQ(limited, 3);
+  HttpResult list = Http(s.port(), "GET", path, "", mgr);
+  EXPECT_EQ(list.Json().at("messages").as_array().size(), 5u) << list.body;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Http(s.port(), "POST", path, R"({"text":"srv"})", MintToken("server", "be")).status,
+              201);
+  }
+  // A reload that raises the pace applies to the same manager at once.
+  EditConfig(s, "manager_send_burst = 5\nmanager_sends_per_s = 0.2\n",
+             "manager_send_burst = 5\nmanager_sends_per_s = 1000\n");
+  s.Signal(SIGHUP);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(Http(s.port(), "POST", path, R"({"text":"after"})", mgr).status, 201);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/clock.h"
 #include "harness.h"
 #include "store/testing/test_engine.h"
 
@@ -541,6 +542,43 @@ TEST_F(ClusterTest, ANatsServerKilledUnderChurnLosesNoEventAtTheDesks) {
   ASSERT_EQ(at_b.size(), 51u) << "31 online (m and the 30) and 20 offline events";
   EXPECT_EQ(at_b, at_c) << "the two desks saw different streams";
   EXPECT_EQ(at_b.rbegin()->first - at_b.begin()->first, 50) << "a gap in the numbers";
+}
+
+// A revocation made through one node ends the subject's sessions on the
+// others too (they read the shared store every revocation_poll_ms) and its
+// older tokens are refused there.
+TEST_F(ClusterTest, ARevocationThroughOneNodeEndsTheSubjectsSessionsOnEveryNode) {
+  a_ = Node(0);
+  b_ = Node(1);
+  WaitJoined(*a_);
+  WaitJoined(*b_);
+  const int64_t iat = base::WallMs() / 1000;
+  const std::string m9 = MintToken("manager", "m9", "acme", 3600, "", "", iat);
+  WsClient on_b, on_a;
+  for (auto [c, node] : {std::pair{&on_b, b_.get()}, std::pair{&on_a, a_.get()}}) {
+    ASSERT_TRUE(c->Connect(node->port()));
+    ASSERT_TRUE(c->Hello(m9));
+    c->AutoPing();
+  }
+  auto kept = Desk(*b_);  // another manager
+  HttpResult r = Http(a_->port(), "POST", "/v1/revocations", R"({"manager_id":"m9"})",
+                      MintToken("server", "backend"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto start = std::chrono::steady_clock::now();
+  for (WsClient* c : {&on_a, &on_b}) {
+    auto e = c->WaitFor("error", 4000ms);
+    ASSERT_TRUE(e) << "a session of the revoked manager went on";
+    EXPECT_EQ(e->at("code").as_string(), "session_revoked");
+    auto code = c->WaitClosed(2000ms);
+    ASSERT_TRUE(code);
+    EXPECT_EQ(*code, 4003);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s) << "slower than the poll allows";
+  EXPECT_EQ(Http(b_->port(), "POST", "/v1/presence/query", R"({"user_ids":["x"]})", m9).status,
+            401);
+  kept->Send(R"({"type":"ping"})");
+  EXPECT_TRUE(kept->WaitFor("pong"));
+  EXPECT_FALSE(kept->closed());
 }
 
 }  // namespace

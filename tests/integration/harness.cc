@@ -266,11 +266,12 @@ boost::json::array FakeSms::Requests() {
 }
 
 std::string MintToken(const std::string& role, const std::string& sub, const std::string& channel,
-                      int64_t ttl_s, const std::string& secret) {
+                      int64_t ttl_s, const std::string& secret, const std::string& kid,
+                      int64_t iat) {
   auth::Role r;
   if (!auth::ParseRole(role, r)) throw std::invalid_argument("role");
   std::string key = !secret.empty() ? secret : channel == "other" ? kOtherSecret : kSecret;
-  return auth::Mint({channel, sub, r, base::WallMs() / 1000 + ttl_s}, key);
+  return auth::Mint({channel, sub, r, base::WallMs() / 1000 + ttl_s, iat}, key, kid);
 }
 
 std::string HttpResult::Header(const std::string& name) const {

@@ -91,9 +91,11 @@ class NatsCluster {
 // The resident memory of a process, in bytes (VmRSS), or -1.
 int64_t RssBytes(int pid);
 
+// A token of the test channels (acme, other) signed with their secret, or
+// with `secret` and a `kid` header if given; `iat` (seconds) if not 0.
 std::string MintToken(const std::string& role, const std::string& sub,
                       const std::string& channel = "acme", int64_t ttl_s = 3600,
-                      const std::string& secret = "");
+                      const std::string& secret = "", const std::string& kid = "", int64_t iat = 0);
 
 struct HttpResult {
   int status = 0;

@@ -174,7 +174,14 @@ BEGIN
   r_notification_id := COALESCE(r_notification_id, 0);
 END $$;
 )sql";
-constexpr const char* kMigrations[] = {kV1};
+// Version 2: revoked subjects (Db::PutRevocation).
+constexpr const char* kV2 = R"sql(
+CREATE TABLE revocations(
+  channel text NOT NULL, role text NOT NULL, subject text NOT NULL,
+  revoked_at bigint NOT NULL, expires_at bigint NOT NULL,
+  PRIMARY KEY(channel, role, subject));
+)sql";
+constexpr const char* kMigrations[] = {kV1, kV2};
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 // A key for pg_advisory_lock: the schema's migrations, one at a time.
@@ -508,6 +515,26 @@ class PostgresDb final : public Db {
     Result r = Run("INSERT INTO inbound_sms(sid, received_at) VALUES($1,$2) ON CONFLICT DO NOTHING",
                    Params().S(sid).I(at));
     return r.Affected() == 1;
+  }
+
+  void PutRevocation(const Revocation& r, int64_t now) override {
+    Run("INSERT INTO revocations(channel, role, subject, revoked_at, expires_at)"
+        " VALUES($1,$2,$3,$4,$5) ON CONFLICT(channel, role, subject) DO UPDATE SET"
+        " revoked_at=excluded.revoked_at, expires_at=excluded.expires_at"
+        " WHERE excluded.revoked_at > revocations.revoked_at",
+        Params().S(r.channel).S(r.role).S(r.subject).I(r.revoked_at).I(r.expires_at));
+    Run("DELETE FROM revocations WHERE expires_at > 0 AND expires_at <= $1", Params().I(now));
+  }
+
+  std::vector<Revocation> Revocations(int64_t now) override {
+    Result r =
+        Run("SELECT channel, role, subject, revoked_at, expires_at FROM revocations"
+            " WHERE expires_at = 0 OR expires_at > $1",
+            Params().I(now));
+    std::vector<Revocation> out;
+    for (int i = 0; i < r.rows(); ++i)
+      out.push_back({r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3), r.Int(i, 4)});
+    return out;
   }
 
   int64_t InsertNotification(const Notification& n) override {

@@ -53,7 +53,14 @@ constexpr const char* kV2 = R"sql(
 ALTER TABLE notifications ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE notifications ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 )sql";
-constexpr const char* kMigrations[] = {kV1, kV2};
+// Version 3: revoked subjects (Db::PutRevocation).
+constexpr const char* kV3 = R"sql(
+CREATE TABLE IF NOT EXISTS revocations(
+  channel TEXT NOT NULL, role TEXT NOT NULL, subject TEXT NOT NULL,
+  revoked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  PRIMARY KEY(channel, role, subject)) WITHOUT ROWID;
+)sql";
+constexpr const char* kMigrations[] = {kV1, kV2, kV3};
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 // A prepared statement, reset after each use.
@@ -370,6 +377,32 @@ class SqliteDb final : public Db {
         "INSERT INTO inbound_sms(sid, received_at) VALUES(?1,?2) ON CONFLICT(sid) DO NOTHING");
     s.Bind(1, sid).Bind(2, at).Run();
     return sqlite3_changes(db_) == 1;
+  }
+
+  void PutRevocation(const Revocation& r, int64_t now) override {
+    Stmt s = Prepare(
+        "INSERT INTO revocations(channel, role, subject, revoked_at, expires_at) "
+        "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(channel, role, subject) DO UPDATE SET "
+        "revoked_at=excluded.revoked_at, expires_at=excluded.expires_at "
+        "WHERE excluded.revoked_at > revocations.revoked_at");
+    s.Bind(1, r.channel)
+        .Bind(2, r.role)
+        .Bind(3, r.subject)
+        .Bind(4, r.revoked_at)
+        .Bind(5, r.expires_at)
+        .Run();
+    Stmt d = Prepare("DELETE FROM revocations WHERE expires_at > 0 AND expires_at <= ?1");
+    d.Bind(1, now).Run();
+  }
+
+  std::vector<Revocation> Revocations(int64_t now) override {
+    Stmt s = Prepare(
+        "SELECT channel, role, subject, revoked_at, expires_at FROM revocations "
+        "WHERE expires_at = 0 OR expires_at > ?1");
+    s.Bind(1, now);
+    std::vector<Revocation> out;
+    while (s.Step()) out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Int(3), s.Int(4)});
+    return out;
   }
 
   int64_t InsertNotification(const Notification& n) override {
