@@ -311,7 +311,7 @@ void ChatApi::Revoke(net::Request& req, const net::Responder& respond, const aut
         db.PutRevocation(r, now_ms);
         return true;
       },
-      [this, r, loop = req.loop, respond](store::Outcome<bool> out) {
+      [this, r, loop = req.loop, respond](const store::Outcome<bool>& out) {
         if (!out.ok()) return respond(StoreError(ctx_, loop, out));
         // Durable first, then in force here at once; other nodes read it
         // from the shared store within revocation_poll_ms.

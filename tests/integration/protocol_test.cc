@@ -91,7 +91,7 @@ TEST(Protocol, AStalledReaderGetsEverythingInOrderOnceItReads) {
   // socket, queue, and resume when the reader drains it.
   constexpr int kMessages = 200;
   const std::string filler(20000, 'x');
-  ServerProcess s("", "max_text_bytes = 30000\n");
+  ServerProcess s("", "max_text_bytes = 30000\n", "manager_sends_per_s = 0\n");
   StallingClient c(s.port());
   ASSERT_TRUE(c.ok());
   c.Write(UpgradeRequest() + MaskedFrame(0x81, Hello("stall")));

@@ -1,4 +1,4 @@
-// A presence server on Socket.IO (the stack the company in DESIGN.md ran),
+// A presence server on Socket.IO (the stack of the 2017 incident in README "The incident, replayed"),
 // written as a user of it would: "hello" and "ping" events, presence in a
 // Map, the same presence query over HTTP. Messages: POST
 // /v1/user-chats/<chat>/messages relays an emit to the chat's user (a room

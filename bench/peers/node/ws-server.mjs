@@ -3,7 +3,7 @@
 // presence query, presence in a Map. The peer `bench/run` compares against.
 //   node ws-server.mjs [--redis]   prints "onlined: listening on http://127.0.0.1:PORT"
 // With --redis, presence lives in Redis instead: each heartbeat is a SET ... EX,
-// each query an MGET (the design that fell over in DESIGN.md).
+// each query an MGET (the design that fell over in 2017, README "The incident, replayed").
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 
