@@ -211,12 +211,14 @@ class ClientSession final : public net::WsSession,
     if (cell_) cell_->last_frame_ms.store(base::WallMs(), std::memory_order_relaxed);
   }
 
-  // Sends an error frame; with `close`, ends the connection after it (1008).
-  void Refuse(Error e, std::string_view message, bool close) {
+  // Sends an error frame (with the wait to ask for, if any); with `close`,
+  // ends the connection after it (1008).
+  void Refuse(Error e, std::string_view message, bool close,
+              std::optional<int64_t> retry_after_ms = std::nullopt) {
     ctx_.CountRefusal(conn_.loop(), e);
     ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
     if (closing_ || phase_ == Phase::kClosed) return;
-    conn_.Send(Share(proto::EncodeError(Code(e), message)));
+    conn_.Send(Share(proto::EncodeError(Code(e), message, retry_after_ms)));
     if (close || ++refused_ > kMaxRefusedFrames) {
       if (!close) ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
       conn_.Close(kClosePolicy, Code(e));
@@ -487,14 +489,7 @@ class ClientSession final : public net::WsSession,
   // `rate_limited` with the wait; the connection stays, unless this client
   // keeps going past kMaxRefusedFrames refusals (then too_many_errors).
   void RateLimited(std::string_view message, int64_t wait_ms) {
-    ctx_.CountRefusal(conn_.loop(), Error::kRateLimited);
-    ctx_.metrics.Add(conn_.loop(), ctx_.m_frames_refused);
-    conn_.Send(Share(proto::EncodeError(Code(Error::kRateLimited), message, wait_ms)));
-    if (++refused_ > kMaxRefusedFrames) {
-      ctx_.CountRefusal(conn_.loop(), Error::kTooManyErrors);
-      conn_.Close(kClosePolicy, Code(Error::kTooManyErrors));
-      closing_ = true;
-    }
+    Refuse(Error::kRateLimited, message, false, wait_ms);
   }
 
   // A receipt is a store write: paced per session (receipt_burst,

@@ -39,22 +39,19 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
   m_chats_latency =
       metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
-  auto limited = [this](const char* kind) {
-    return metrics.Counter("onlined_rate_limited_total",
-                           "Frames and requests refused with rate_limited, by which limit.",
-                           std::string("kind=\"") + kind + "\"");
+  auto labelled = [this](const char* name, const char* help, const char* label, const char* value) {
+    return metrics.Counter(name, help, std::string(label) + "=\"" + value + "\"");
   };
-  m_limited_session_send = limited("session_send");
-  m_limited_user_send = limited("user_send");
-  m_limited_receipt = limited("receipt");
-  m_limited_manager_send = limited("manager_send");
-  auto ended = [this](const char* reason) {
-    return metrics.Counter("onlined_sessions_ended_total",
-                           "Live sessions ended because their authority ended, by reason.",
-                           std::string("reason=\"") + reason + "\"");
-  };
-  m_ended_key_removed = ended("key_removed");
-  m_ended_revoked = ended("revoked");
+  const char* limited = "onlined_rate_limited_total";
+  const char* limited_help = "Frames and requests refused with rate_limited, by which limit.";
+  m_limited_session_send = labelled(limited, limited_help, "kind", "session_send");
+  m_limited_user_send = labelled(limited, limited_help, "kind", "user_send");
+  m_limited_receipt = labelled(limited, limited_help, "kind", "receipt");
+  m_limited_manager_send = labelled(limited, limited_help, "kind", "manager_send");
+  const char* ended = "onlined_sessions_ended_total";
+  const char* ended_help = "Live sessions ended because their authority ended, by reason.";
+  m_ended_key_removed = labelled(ended, ended_help, "reason", "key_removed");
+  m_ended_revoked = labelled(ended, ended_help, "reason", "revoked");
 }
 
 void Context::RecheckSessions(LiveSession::Sweep sweep) {
