@@ -532,6 +532,7 @@ class PostgresDb final : public Db {
             " WHERE expires_at = 0 OR expires_at > $1",
             Params().I(now));
     std::vector<Revocation> out;
+    out.reserve(static_cast<size_t>(r.rows()));
     for (int i = 0; i < r.rows(); ++i)
       out.push_back({r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3), r.Int(i, 4)});
     return out;
