@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <unordered_map>
 
 #include "api/errors.h"
 #include "api/http_api.h"
@@ -157,11 +156,7 @@ class ClientSession final : public net::WsSession,
   void OnChatMessage(const presence::Payload& frame, const std::string& chat_id,
                      int64_t seq) override {
     if (phase_ != Phase::kLive || closing_) return;
-    if (replaying_) {
-      held_.push_back({frame, chat_id, seq});
-      return;
-    }
-    DeliverMessage(frame, chat_id, seq);
+    merge_.Live(frame, chat_id, seq, [this](const presence::Payload& f) { conn_.Send(f); });
   }
 
   void OnSubscribed(std::vector<presence::Payload> replay, bool reset, uint64_t last_seq) override {
@@ -246,7 +241,6 @@ class ClientSession final : public net::WsSession,
     entry_idx_ = entry->idx;
     phase_ = Phase::kAuthing;
     ctx_.sessions.Link(conn_.loop(), this);
-    session_id_ = NewSessionId(conn_.loop());
     std::weak_ptr<void> alive = conn_.lifetime();
     if (claims_.role == auth::Role::kUser) {
       cell_ = std::make_shared<presence::SessionCell>();
@@ -254,7 +248,7 @@ class ClientSession final : public net::WsSession,
       cell_->loop = conn_.loop();
       cell_->sink = this;
       cell_->alive = alive;
-      resume_ = f.resume;
+      merge_.Start(f.resume);
       ctx_.presence.Open(entry_idx_, claims_.subject, cell_, [this, alive] {
         if (alive.expired() || phase_ != Phase::kAuthing || closing_) return;
         GoLive(std::nullopt);
@@ -270,7 +264,7 @@ class ClientSession final : public net::WsSession,
 
   void GoLive(std::optional<uint64_t> event_seq) {
     phase_ = Phase::kLive;
-    conn_.Send(Share(proto::EncodeWelcome(session_id_, settings_->heartbeat_s,
+    conn_.Send(Share(proto::EncodeWelcome(NewSessionId(conn_.loop()), settings_->heartbeat_s,
                                           settings_->heartbeat_timeout_ms, event_seq,
                                           claims_.exp * 1000)));
     ArmTimer();
@@ -371,23 +365,13 @@ class ClientSession final : public net::WsSession,
     }
   }
 
-  // Sends a message frame unless this session already has it (replay and
-  // live delivery may overlap).
-  void DeliverMessage(const presence::Payload& frame, const std::string& chat_id, int64_t seq) {
-    int64_t& have = delivered_[chat_id];
-    if (seq <= have) return;
-    have = seq;
-    conn_.Send(frame);
-  }
-
   // What the user missed: for each of its chats, the messages after the seq
   // its hello named (all of them for chats it did not name), then what
   // arrived live meanwhile.
   void Replay() {
-    replaying_ = true;
     std::weak_ptr<void> alive = conn_.lifetime();
     std::string channel = claims_.channel, user = claims_.subject;
-    auto resume = resume_;
+    auto resume = merge_.marks();
     size_t loop = conn_.loop();
     using Batch = std::vector<store::Message>;
     ctx_.store.Read<Batch>(
@@ -396,24 +380,16 @@ class ClientSession final : public net::WsSession,
         [ctx = &ctx_, this, alive, loop](store::Outcome<Batch> o) {
           ctx->loops.Post(loop, [this, alive, o = std::move(o)] {
             if (alive.expired() || phase_ != Phase::kLive) return;
-            for (const auto& [id, seq] : resume_) {
-              int64_t& have = delivered_[id];
-              have = std::max(have, seq);
-            }
+            auto send = [this](const presence::Payload& f) { conn_.Send(f); };
             if (o.ok()) {
               for (const store::Message& m : *o.value) {
-                DeliverMessage(Share(chat::EncodeMessageFrame(m)), m.chat_id, m.seq);
+                merge_.Replayed(Share(chat::EncodeMessageFrame(m)), m.chat_id, m.seq, send);
               }
             } else {
               spdlog::warn("replay for {}: {}", claims_.subject, o.error);
               SendError(Error::kReplayFailed, "missed messages could not be read; reconnect");
             }
-            replaying_ = false;
-            auto held = std::move(held_);
-            held_.clear();
-            for (const auto& h : held) DeliverMessage(h.frame, h.chat_id, h.seq);
-            resume_.clear();
-            resume_.shrink_to_fit();
+            merge_.End(send);
           });
         });
   }
@@ -552,7 +528,6 @@ class ClientSession final : public net::WsSession,
   Phase phase_ = Phase::kHello;
   auth::Claims claims_;
   presence::ChannelIdx entry_idx_ = 0;
-  std::string session_id_;
   std::shared_ptr<presence::SessionCell> cell_;  // users only
   uint64_t sub_handle_ = 0;                      // managers only
   int64_t last_frame_ = 0;                       // loop steady ms
@@ -564,17 +539,8 @@ class ClientSession final : public net::WsSession,
   bool timed_out_ = false;
   bool state_dirty_ = false;   // a state change waits for state_next_ms_
   int64_t state_next_ms_ = 0;  // loop steady ms
-  // Users: the highest seq sent per chat, and live messages held back while
-  // the replay of what was missed is read.
-  struct Held {
-    presence::Payload frame;
-    std::string chat_id;
-    int64_t seq;
-  };
-  std::unordered_map<std::string, int64_t> delivered_;
-  std::vector<std::pair<std::string, int64_t>> resume_;
-  std::vector<Held> held_;
-  bool replaying_ = false;
+  // Users: the replay of what was missed and the live messages, merged.
+  chat::ReplayMerge merge_;
   bool closing_ = false;  // a close was sent: ignore the peer from now on
 };
 

@@ -45,7 +45,7 @@ class MetricsHttp : public net::HttpHandler {
 net::Response JsonResponse(int status, std::string body);
 
 // Builds the JSON error response of the contract (the status from the error
-// table, api/errors.h), counting it.
+// table, proto/errors.h), counting it.
 net::Response ErrorResponse(Context& ctx, size_t loop, Error e, std::string_view message);
 
 }  // namespace onlined::api

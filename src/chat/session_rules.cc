@@ -1,5 +1,7 @@
 #include "chat/session_rules.h"
 
+#include <algorithm>
+
 namespace onlined::chat {
 
 std::vector<store::Message> Missed(store::Db& db, const std::string& channel,
@@ -26,6 +28,33 @@ std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const st
   m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
   m.ack = db.RaiseUserAck(chat_id, seq, now);
   return m;
+}
+
+void ReplayMerge::Start(std::vector<std::pair<std::string, int64_t>> resume) {
+  replaying_ = true;
+  held_.clear();
+  // Sorted, one mark per chat (the highest, should a chat be named twice).
+  std::sort(resume.begin(), resume.end());
+  marks_.clear();
+  for (auto& m : resume) {
+    if (!marks_.empty() && marks_.back().first == m.first) {
+      marks_.back().second = m.second;
+    } else {
+      marks_.push_back(std::move(m));
+    }
+  }
+}
+
+bool ReplayMerge::Take(const std::string& chat_id, int64_t seq) {
+  auto it = std::lower_bound(marks_.begin(), marks_.end(), chat_id,
+                             [](const auto& m, const std::string& id) { return m.first < id; });
+  if (it != marks_.end() && it->first == chat_id) {
+    if (seq <= it->second) return false;
+    it->second = seq;
+    return true;
+  }
+  marks_.emplace(it, chat_id, seq);
+  return true;
 }
 
 }  // namespace onlined::chat

@@ -1,8 +1,10 @@
 #pragma once
 // What a user's session reads and writes in the store, as functions over the
 // store seam (engine-neutral, unit-tested without sockets): the messages a
-// reconnecting user missed, and its receipts.
+// reconnecting user missed, and its receipts; and how the missed messages
+// and the live ones are merged on the way out (ReplayMerge).
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -33,5 +35,66 @@ struct Marks {
 };
 std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const std::string& user_id,
                              const std::string& chat_id, int64_t seq, bool read, int64_t now);
+
+// The messages of one user's session on their way out: the replay of what it
+// missed (read from the store after hello) and the live ones that arrive
+// meanwhile. Live messages wait while the replay is read and go out after
+// it; a message goes out once (replay and live overlap) and never at or
+// below a seq the client said it has. Per chat it keeps the highest seq sent,
+// sorted (a hello may name up to 1,000 chats; a replay is up to 25,000
+// messages): 24 bytes for a session that has none. Not thread-safe: the
+// session's loop.
+class ReplayMerge {
+ public:
+  using Frame = std::shared_ptr<const std::string>;
+
+  // hello: the client has up to seq of each chat `resume` names; live
+  // messages are held until End.
+  void Start(std::vector<std::pair<std::string, int64_t>> resume);
+  // What Start was given (the replay reads after these).
+  const std::vector<std::pair<std::string, int64_t>>& marks() const { return marks_; }
+  bool replaying() const { return replaying_; }
+
+  // A live message of one of the user's chats: out now through `send`, or
+  // held while replaying.
+  template <class Send>
+  void Live(const Frame& frame, const std::string& chat_id, int64_t seq, Send&& send) {
+    if (replaying_) {
+      held_.push_back({frame, chat_id, seq});
+      return;
+    }
+    if (Take(chat_id, seq)) send(frame);
+  }
+  // A message of the replay (in seq order per chat): out unless the client has it.
+  template <class Send>
+  void Replayed(const Frame& frame, const std::string& chat_id, int64_t seq, Send&& send) {
+    if (Take(chat_id, seq)) send(frame);
+  }
+  // The replay is over: what was held goes out (what the replay already sent
+  // does not), and live messages go straight out from now on.
+  template <class Send>
+  void End(Send&& send) {
+    replaying_ = false;
+    std::vector<Held> held;
+    held.swap(held_);
+    for (const Held& h : held) {
+      if (Take(h.chat_id, h.seq)) send(h.frame);
+    }
+  }
+
+  // Records that the client has `seq` of `chat_id`; false if it had it (or
+  // a later one) already.
+  bool Take(const std::string& chat_id, int64_t seq);
+
+ private:
+  struct Held {
+    Frame frame;
+    std::string chat_id;
+    int64_t seq;
+  };
+  std::vector<std::pair<std::string, int64_t>> marks_;  // sorted by chat id
+  std::vector<Held> held_;
+  bool replaying_ = false;
+};
 
 }  // namespace onlined::chat

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 
 #include "chat/messages.h"
 #include "notify/webhook_rules.h"
@@ -110,6 +111,68 @@ TEST_F(RulesTest, AnUndeliveredStatusFailsTheNotificationWithTheCode) {
   auto got = db_->GetNotification(n.id);
   EXPECT_EQ(got->state, store::NotifyState::kFailed);
   EXPECT_EQ(got->reason, "provider_undelivered:30003");
+}
+
+// The replay/live merge: what a user's session sends, in what order.
+struct Sent {
+  std::vector<std::string> frames;
+  void operator()(const ReplayMerge::Frame& f) { frames.push_back(*f); }
+};
+
+ReplayMerge::Frame F(const std::string& s) { return std::make_shared<const std::string>(s); }
+
+TEST(ReplayMerge, LiveMessagesWaitForTheReplayAndGoOutOnce) {
+  ReplayMerge m;
+  Sent out;
+  m.Start({{"c1", 2}});
+  EXPECT_TRUE(m.replaying());
+  m.Live(F("c1#4 live"), "c1", 4, std::ref(out));  // arrives while the replay is read
+  m.Live(F("c2#1 live"), "c2", 1, std::ref(out));
+  EXPECT_TRUE(out.frames.empty()) << "nothing goes out before the replay";
+  // The replay read c1 after 2 (3 and 4: 4 also arrived live) and c2 from the start.
+  m.Replayed(F("c1#3"), "c1", 3, std::ref(out));
+  m.Replayed(F("c1#4"), "c1", 4, std::ref(out));
+  m.Replayed(F("c2#1"), "c2", 1, std::ref(out));
+  m.End(std::ref(out));
+  EXPECT_EQ(out.frames, (std::vector<std::string>{"c1#3", "c1#4", "c2#1"}));
+  EXPECT_FALSE(m.replaying());
+  m.Live(F("c1#5"), "c1", 5, std::ref(out));
+  m.Live(F("c1#5 again"), "c1", 5, std::ref(out));  // delivered twice (two routes): once
+  m.Live(F("c3#1"), "c3", 1, std::ref(out));
+  EXPECT_EQ(out.frames, (std::vector<std::string>{"c1#3", "c1#4", "c2#1", "c1#5", "c3#1"}));
+}
+
+TEST(ReplayMerge, NothingAtOrBelowWhatTheClientHas) {
+  ReplayMerge m;
+  Sent out;
+  // A chat named twice counts with its highest seq; chats in any order.
+  m.Start({{"zz", 1}, {"c1", 7}, {"c1", 9}, {"aa", 3}});
+  ASSERT_EQ(m.marks().size(), 3u);
+  EXPECT_EQ(m.marks()[1], (std::pair<std::string, int64_t>{"c1", 9}));
+  m.Replayed(F("c1#9"), "c1", 9, std::ref(out));
+  m.Replayed(F("aa#3"), "aa", 3, std::ref(out));
+  m.Replayed(F("aa#4"), "aa", 4, std::ref(out));
+  m.End(std::ref(out));
+  EXPECT_EQ(out.frames, (std::vector<std::string>{"aa#4"}));
+  EXPECT_FALSE(m.Take("c1", 8));
+  EXPECT_TRUE(m.Take("c1", 10));
+}
+
+TEST(ReplayMerge, AThousandNamedChatsAndAFullReplay) {
+  // A hello may name 1,000 chats and a replay bring 25,000 messages (50
+  // chats of 500): all of them go out, each once.
+  std::vector<std::pair<std::string, int64_t>> resume;
+  for (int i = 0; i < 1000; ++i) resume.emplace_back("chat" + std::to_string(i), 0);
+  ReplayMerge m;
+  m.Start(resume);
+  size_t sent = 0;
+  auto count = [&](const ReplayMerge::Frame&) { ++sent; };
+  auto frame = F("x");
+  for (int c = 0; c < 50; ++c) {
+    for (int seq = 1; seq <= 500; ++seq) m.Replayed(frame, "chat" + std::to_string(c), seq, count);
+  }
+  m.End(count);
+  EXPECT_EQ(sent, 25000u);
 }
 
 }  // namespace

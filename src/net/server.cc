@@ -61,6 +61,14 @@ http::response<http::string_body> ToBeastResponse(Response r, unsigned version, 
   return res;
 }
 
+Response ErrorResponse(proto::Error e, std::string_view message) {
+  Response r;
+  r.status = proto::HttpStatus(e);
+  r.body = R"({"error":{"code":")" + std::string(proto::Code(e)) + R"(","message":")" +
+           std::string(message) + "\"}}";
+  return r;
+}
+
 namespace {
 
 std::string Peer(const tcp::socket& s) {
@@ -126,14 +134,6 @@ class Linger : public std::enable_shared_from_this<Linger> {
   size_t drained_ = 0;
 };
 
-Response JsonError(int status, std::string_view code, std::string_view message) {
-  Response r;
-  r.status = status;
-  r.body = R"({"error":{"code":")" + std::string(code) + R"(","message":")" + std::string(message) +
-           "\"}}";
-  return r;
-}
-
 // One HTTP/1.1 connection: reads requests one at a time, hands them to the
 // application, writes its answers; on an upgrade it hands the socket (and
 // its admission slot) over.
@@ -166,16 +166,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Shutdown();
     }
     if (ec == http::error::body_limit) {
-      return RefuseAndLinger(JsonError(413, "body_too_large", "request body is over the limit"));
+      return RefuseAndLinger(
+          ErrorResponse(proto::Error::kBodyTooLarge, "request body is over the limit"));
     }
     if (ec == http::error::header_limit) {
       impl_.metrics.Add(loop_, impl_.m.http_errors);
-      return RefuseAndLinger(
-          JsonError(431, "headers_too_large", "request headers are over the limit (16 KiB)"));
+      return RefuseAndLinger(ErrorResponse(proto::Error::kHeadersTooLarge,
+                                           "request headers are over the limit (16 KiB)"));
     }
     if (ec) {
       impl_.metrics.Add(loop_, impl_.m.http_errors);
-      return RefuseAndLinger(JsonError(400, "bad_request", "malformed HTTP request"));
+      return RefuseAndLinger(ErrorResponse(proto::Error::kBadRequest, "malformed HTTP request"));
     }
     http::request<http::string_body> req = parser_->release();
     impl_.metrics.Add(loop_, impl_.m.http_requests);
@@ -192,7 +193,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     unsigned version = req.version();
     if (!impl_.admission.BeginRequest()) {
       impl_.metrics.Add(loop_, impl_.m.refused_in_flight);
-      Response r = JsonError(503, "overloaded", "too many requests in flight; retry later");
+      Response r =
+          ErrorResponse(proto::Error::kOverloaded, "too many requests in flight; retry later");
       r.headers.emplace_back("Retry-After",
                              std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
       return Write(std::move(r), version);
@@ -289,8 +291,9 @@ void RefuseNow(tcp::socket& s, const std::string& bytes) {
 
 std::string Server::Impl::RefusalBytes(std::string_view message) const {
   int64_t retry = retry_after_ms.load(std::memory_order_relaxed);
-  std::string body = R"({"error":{"code":"overloaded","message":")" + std::string(message) +
-                     R"(","retry_after_ms":)" + std::to_string(retry) + "}}";
+  std::string body = R"({"error":{"code":")" + std::string(proto::Code(proto::Error::kOverloaded)) +
+                     R"(","message":")" + std::string(message) + R"(","retry_after_ms":)" +
+                     std::to_string(retry) + "}}";
   return "HTTP/1.1 503 Service Unavailable\r\nServer: onlined\r\nContent-Type: application/json\r\n"
          "Cache-Control: no-store\r\nConnection: close\r\nRetry-After: " +
          std::to_string((retry + 999) / 1000) +

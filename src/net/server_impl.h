@@ -11,8 +11,13 @@
 #include "net/admission.h"
 #include "net/poller.h"
 #include "net/server.h"
+#include "proto/errors.h"
 
 namespace onlined::net {
+
+// An HTTP error answer from the contract's table (proto/errors.h): its
+// status and `{"error":{"code","message"}}`.
+Response ErrorResponse(proto::Error e, std::string_view message);
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;

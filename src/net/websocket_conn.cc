@@ -28,6 +28,7 @@
 
 #include "base/clock.h"
 #include "base/log_limit.h"
+#include "base/thread_checker.h"
 #include "net/poller.h"
 #include "net/server_impl.h"
 #include "net/ws_reader.h"
@@ -84,20 +85,16 @@ class WsConn : public WsConnection,
              const Request& app_req, std::string leftover) {
     slot_ = std::move(slot);
     if (impl_.stopping.load()) {
-      Response r;
-      r.status = 503;
+      Response r = ErrorResponse(proto::Error::kOverloaded, "server is shutting down");
       r.headers.emplace_back("Retry-After",
                              std::to_string((impl_.retry_after_ms.load() + 999) / 1000));
-      r.body = R"({"error":{"code":"overloaded","message":"server is shutting down"}})";
       return Refuse(std::move(r), req.version());
     }
     std::string_view key = req[http::field::sec_websocket_key];
     if (req[http::field::sec_websocket_version] != "13" || !ValidWebSocketKey(key)) {
-      Response r;
-      r.status = 400;
+      Response r = ErrorResponse(proto::Error::kBadRequest,
+                                 "WebSocket version 13 with a valid Sec-WebSocket-Key is required");
       r.headers.emplace_back("Sec-WebSocket-Version", "13");
-      r.body =
-          R"({"error":{"code":"bad_request","message":"WebSocket version 13 with a valid Sec-WebSocket-Key is required"}})";
       return Refuse(std::move(r), req.version());
     }
     if (!impl_.admission.TakeHandshake(base::SteadyMs())) {
@@ -106,8 +103,9 @@ class WsConn : public WsConnection,
       // later) whose reason carries the wait.
       impl_.metrics.Add(loop_, impl_.m.refused_handshake);
       impl_.metrics.Add(loop_, impl_.m.ws_refused);
-      std::string reason = R"({"code":"overloaded","retry_after_ms":)" +
-                           std::to_string(impl_.retry_after_ms.load()) + "}";
+      std::string reason = R"({"code":")" + std::string(proto::Code(proto::Error::kOverloaded)) +
+                           R"(","retry_after_ms":)" + std::to_string(impl_.retry_after_ms.load()) +
+                           "}";
       std::string bytes =
           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
           "Server: onlined\r\nSec-WebSocket-Accept: " +
@@ -150,23 +148,27 @@ class WsConn : public WsConnection,
   }
 
   bool Send(std::shared_ptr<const std::string> text) override {
+    thread_.Check();
     if (state_ != State::kOpen) return false;
     return Enqueue(kOpText, std::move(text));
   }
 
   size_t send_room() const override {
+    thread_.Check();
     size_t cap = impl_.send_queue_max.load(std::memory_order_relaxed);
     size_t queued = queue_.size() - head_;
     return queued >= cap ? 0 : cap - queued;
   }
 
   void Close(uint16_t code, std::string_view reason) override {
+    thread_.Check();
     if (state_ != State::kOpen) return;
     close_code_ = code;
     SendClose(code, reason);
   }
 
   void Abort() override {
+    thread_.Check();
     if (state_ == State::kClosed || aborting_) return;
     aborting_ = true;  // nothing more is read or written
     asio::post(impl_.loops.at(loop_).io(),
@@ -179,11 +181,13 @@ class WsConn : public WsConnection,
 
   // base::TimerEntry: the close handshake took too long.
   void OnTimer(int64_t) override {
+    thread_.Check();
     if (state_ == State::kClosing) Finish(close_code_);
   }
 
   // Poller::Handler: the socket became readable and/or writable.
   void OnEvents(uint32_t ev) override {
+    thread_.Check();
     if (state_ == State::kClosed || aborting_) return;
     if ((ev & EPOLLOUT) && writing_) {
       writing_ = false;
@@ -439,8 +443,9 @@ class WsConn : public WsConnection,
 
   Server::Impl& impl_;
   size_t loop_;
-  tcp::socket sock_;      // until the upgrade; then fd_
-  Admission::Slot slot_;  // this socket's place in the connection limits
+  base::ThreadChecker thread_;  // the connection's loop: every call is made there
+  tcp::socket sock_;            // until the upgrade; then fd_
+  Admission::Slot slot_;        // this socket's place in the connection limits
   int fd_ = -1;
   std::shared_ptr<WsConn> self_;  // while the Poller may name us
   std::string remote_;
@@ -507,7 +512,8 @@ void Server::Stop() {
           continue;
         }
         const int64_t wait = static_cast<int64_t>(rng() % static_cast<uint64_t>(spread + 1));
-        s->Close(1001, R"({"code":"shutting_down","retry_after_ms":)" + std::to_string(wait) + "}");
+        s->Close(1001, R"({"code":")" + std::string(proto::Code(proto::Error::kShuttingDown)) +
+                           R"(","retry_after_ms":)" + std::to_string(wait) + "}");
       }
     });
   }

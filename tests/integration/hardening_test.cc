@@ -141,7 +141,14 @@ TEST(Hardening, DeskResumingFromFarBackGetsAResetNotACut) {
       ASSERT_TRUE(users.back()->Hello(MintToken("user", "u" + std::to_string(i))));
     }
   }
-  std::this_thread::sleep_for(1500ms);
+  // Their 40 offline events are out once the last of them is offline.
+  std::string ids;
+  for (int i = 0; i < 40; ++i) ids += (i ? ",\"u" : "\"u") + std::to_string(i) + "\"";
+  ASSERT_TRUE(Eventually(5000ms, [&] {
+    HttpResult r = Http(s.port(), "POST", "/v1/presence/query", R"({"user_ids":[)" + ids + "]}",
+                        MintToken("manager", "m1"));
+    return r.status == 200 && r.body.find("\"online\":true") == std::string::npos;
+  }));
   for (int attempt = 0; attempt < 2; ++attempt) {  // and again: it never loops into a cut
     WsClient desk;
     ASSERT_TRUE(desk.Connect(s.port()));

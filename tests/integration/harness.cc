@@ -346,6 +346,15 @@ int64_t RssBytes(int pid) {
   return -1;
 }
 
+bool Eventually(Ms timeout, const std::function<bool()>& done, Ms every) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(every);
+  }
+  return done();
+}
+
 int ServerFrame::close_code() const {
   if (payload.size() < 2) return 1005;
   return (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1]);

@@ -91,6 +91,11 @@ class NatsCluster {
 // The resident memory of a process, in bytes (VmRSS), or -1.
 int64_t RssBytes(int pid);
 
+// Asks `done` every `every` until it says yes (true) or `timeout` passes
+// (false, after one last ask): a test waits for a state, not for a guess of
+// how long it takes.
+bool Eventually(Ms timeout, const std::function<bool()>& done, Ms every = 20ms);
+
 // A token of the test channels (acme, other) signed with their secret, or
 // with `secret` and a `kid` header if given; `iat` (seconds) if not 0.
 std::string MintToken(const std::string& role, const std::string& sub,

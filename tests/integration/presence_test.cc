@@ -144,7 +144,7 @@ TEST(Presence, EventsAreOrderedAndResumable) {
   // While the desk is away: b comes online, a leaves.
   auto b = User(s, "b");
   a->Close();
-  std::this_thread::sleep_for(1200ms);
+  ASSERT_TRUE(Eventually(3000ms, [&] { return !OnlineByQuery(s, "a"); }));
   auto desk2 = std::make_unique<WsClient>();
   ASSERT_TRUE(desk2->Connect(s.port()));
   auto w = desk2->Hello(MintToken("manager", "m1"), ",\"presence_after\":" + std::to_string(seq1));

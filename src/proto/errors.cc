@@ -1,8 +1,8 @@
-#include "api/errors.h"
+#include "proto/errors.h"
 
 #include <array>
 
-namespace onlined::api {
+namespace onlined::proto {
 
 namespace {
 
@@ -78,6 +78,9 @@ constexpr std::array<ErrorInfo, static_cast<size_t>(E::kOther) + 1> kTable = {{
      "close 4002"},
     {E::kSessionRevoked, "session_revoked", 0, W::kNone,
      "the session's subject was revoked (POST /v1/revocations): error frame, then close 4003"},
+    {E::kShuttingDown, "shutting_down", 0, W::kNone,
+     "the server is draining: the close 1001's reason, with retry_after_ms spread over "
+     "drain_spread_ms"},
     {E::kOther, "other", 500, W::kNone, "an unexpected failure"},
 }};
 
@@ -94,4 +97,4 @@ Error FromCode(std::string_view code) {
   return E::kOther;
 }
 
-}  // namespace onlined::api
+}  // namespace onlined::proto

@@ -1,5 +1,5 @@
 // The error table: one row per code, in enum order, and documented.
-#include "api/errors.h"
+#include "proto/errors.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-namespace onlined::api {
+namespace onlined::proto {
 namespace {
 
 TEST(Errors, OneRowPerErrorInEnumOrder) {
@@ -40,4 +40,4 @@ TEST(Errors, DocsListEveryCodeWithItsStatus) {
 }
 
 }  // namespace
-}  // namespace onlined::api
+}  // namespace onlined::proto
