@@ -210,6 +210,8 @@ struct Engine::Impl {
   void RejoinLocked(int64_t now, const char* why);
   bool RefreshChannel(ChannelIdx ch, std::string* last_payload);
   void SetupStream();
+  // Asks JetStream to keep the stream in opts.stream_replicas copies.
+  void RaiseReplicas(const jsStreamConfig* have);
 
   base::LoopGroup& loops;
   base::Metrics& metrics;
@@ -241,6 +243,7 @@ struct Engine::Impl {
   bool beat_now = false;
   int64_t started_at = 0;
   int64_t last_stream_try = -1000000;
+  int64_t first_stream_try = -1;  // steady ms of the first try to set the stream up
   // The consumer's watchdog (publisher thread): a stream ahead of what this
   // node consumed, twice in a row with nothing consumed between, is a
   // consumer that stopped (nats.c's ordered consumer can fail to reset
@@ -249,7 +252,7 @@ struct Engine::Impl {
   uint64_t consumed_total = 0;  // under mu: the highest stream sequence consumed
   bool lag_seen = false;        // under mu: the last check found the stream ahead ...
   uint64_t lag_consumed = 0;    // ... with this much consumed
-  bool SubscribeStream();
+  bool SubscribeStream(bool restart = false);
   void CheckConsumer(int64_t now);
 
   std::mutex qmu;
@@ -1247,9 +1250,11 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
 // Consumes the stream: each channel's last batch first (what the stream
 // says now), then every new one; or, when this node consumed before (a
 // consumer made again), after the last sequence it consumed, so its desks
-// miss nothing between. Until a consumer exists the node does not say it
-// joined. Publisher thread.
-bool Engine::Impl::SubscribeStream() {
+// miss nothing between. A consumer made again (`restart`) that had consumed
+// nothing yet takes all the stream holds: the batches appended since the
+// first one was made are not only each channel's last. Until a consumer
+// exists the node does not say it joined. Publisher thread.
+bool Engine::Impl::SubscribeStream(bool restart) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = kStream;
@@ -1260,7 +1265,7 @@ bool Engine::Impl::SubscribeStream() {
     after = consumed_total;
   }
   if (after == 0) {
-    so.Config.DeliverPolicy = js_DeliverLastPerSubject;
+    so.Config.DeliverPolicy = restart ? js_DeliverAll : js_DeliverLastPerSubject;
   } else {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = after + 1;
@@ -1313,7 +1318,7 @@ void Engine::Impl::CheckConsumer(int64_t) {
   natsSubscription_Unsubscribe(stream_sub);
   natsSubscription_Destroy(stream_sub);
   stream_sub = nullptr;
-  if (!SubscribeStream()) stream_ok = false;  // set up again within a second
+  if (!SubscribeStream(true)) stream_ok = false;  // set up again within a second
 }
 
 void Engine::Impl::SetupStream() {
@@ -1332,6 +1337,15 @@ void Engine::Impl::SetupStream() {
   const std::string proposal = "onlined presence events, epoch " +
                                std::to_string(static_cast<uint64_t>(base::WallMs()) * 1000);
   cfg.Description = proposal.c_str();
+  // As many replicas as configured. One only where JetStream says it has no
+  // cluster (a single server), or once the configured count has failed for
+  // kStreamFallbackMs (fewer servers than replicas): a cluster still forming
+  // (no meta leader yet, peers without stats) fails the first tries too, and
+  // a stream of one copy dies with its server.
+  constexpr int64_t kStreamFallbackMs = 15000;
+  const int64_t now = base::SteadyMs();
+  if (first_stream_try < 0) first_stream_try = now;
+  const bool give_up_replicas = now - first_stream_try >= kStreamFallbackMs;
   for (int replicas : {opts.stream_replicas, 1}) {
     cfg.Replicas = replicas;
     jsStreamInfo* si = nullptr;
@@ -1347,12 +1361,45 @@ void Engine::Impl::SetupStream() {
                                 : static_cast<uint64_t>(si->Created / 1000000) * 1000;
       spdlog::info("cluster: presence stream {} ({} replica(s)), epoch {}", kStream,
                    si->Config->Replicas, epoch_base);
+      if (si->Config->Replicas < opts.stream_replicas && replicas > 1) {
+        RaiseReplicas(si->Config);  // made with fewer by a node that gave up on more
+      }
       jsStreamInfo_Destroy(si);
       stream_ok = true;
       return;
     }
-    spdlog::warn("cluster: presence stream with {} replica(s): {} (js error {})", replicas,
-                 Status(s), static_cast<int>(jerr));
+    const bool standalone = jerr == JSStreamReplicasNotSupportedErr;
+    if (replicas > 1 && !standalone && !give_up_replicas) {
+      spdlog::warn("cluster: presence stream with {} replica(s): {} (js error {}); trying again",
+                   replicas, Status(s), static_cast<int>(jerr));
+      return;  // again within a second
+    }
+    if (replicas > 1 && !standalone) {
+      spdlog::error(
+          "cluster: presence stream with {} replica(s) failed for {} s: {} (js error {}); "
+          "trying one replica (it is lost with its server: give NATS as many servers as "
+          "cluster.stream_replicas)",
+          replicas, kStreamFallbackMs / 1000, Status(s), static_cast<int>(jerr));
+    } else if (replicas == 1) {
+      spdlog::warn("cluster: presence stream with 1 replica: {} (js error {})", Status(s),
+                   static_cast<int>(jerr));
+    }
+  }
+}
+
+void Engine::Impl::RaiseReplicas(const jsStreamConfig* have) {
+  jsStreamConfig cfg = *have;  // every field as it is (the epoch's description too)
+  cfg.Replicas = opts.stream_replicas;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_UpdateStream(&si, js, &cfg, nullptr, &jerr);
+  if (s == NATS_OK) {
+    spdlog::info("cluster: presence stream raised from {} to {} replicas", have->Replicas,
+                 si->Config->Replicas);
+    jsStreamInfo_Destroy(si);
+  } else {
+    spdlog::warn("cluster: presence stream stays at {} replica(s): {} (js error {})",
+                 have->Replicas, Status(s), static_cast<int>(jerr));
   }
 }
 
