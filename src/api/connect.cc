@@ -492,33 +492,19 @@ class ClientSession final : public net::WsSession,
   }
 
   void Receipt(bool read, const std::string& chat_id, int64_t seq) {
-    std::string channel = claims_.channel, user = claims_.subject;
     std::weak_ptr<void> alive = conn_.lifetime();
-    size_t loop = conn_.loop();
-    presence::ChannelIdx ch = entry_idx_;
-    using Marks = std::optional<chat::Marks>;
-    ctx_.store.Write<Marks>(
-        [channel, user, chat_id, seq, read](store::Db& db) {
-          return chat::Receipt(db, channel, user, chat_id, seq, read, base::WallMs());
-        },
-        // On the writer thread: `this` may be gone; touch it only on its loop.
-        [ctx = &ctx_, this, alive, loop, ch, chat_id, user](store::Outcome<Marks> o) {
-          if (o.ok() && o.value->has_value()) {
-            const chat::Marks& m = **o.value;
-            ctx->router.PublishToChannel(
-                ch, Share(chat::EncodeReceiptFrame(chat_id, user, m.ack, m.read)));
-            return;
-          }
-          bool unknown = o.ok();
-          ctx->loops.Post(loop, [this, alive, unknown] {
-            if (alive.expired() || phase_ != Phase::kLive) return;
-            if (unknown) {
-              Refuse(Error::kUnknownChat, "no such chat of yours", false);
-            } else {
-              SendError(Error::kStoreUnavailable, "the receipt was not stored");
-            }
-          });
-        });
+    chat::Messenger::ReceiptInput in{claims_.channel, claims_.subject, chat_id, seq, read};
+    ctx_.messenger.Receipt(std::move(in), entry_idx_, conn_.loop(),
+                           // On this session's loop; `this` may be gone.
+                           [this, alive](store::Outcome<std::optional<chat::Marks>> o) {
+                             if (alive.expired() || phase_ != Phase::kLive) return;
+                             if (o.ok() && o.value->has_value()) return;  // the desks have it
+                             if (o.ok()) {
+                               Refuse(Error::kUnknownChat, "no such chat of yours", false);
+                             } else {
+                               SendError(Error::kStoreUnavailable, "the receipt was not stored");
+                             }
+                           });
   }
 
   Context& ctx_;

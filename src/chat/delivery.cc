@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "base/clock.h"
 #include "chat/codec.h"
 
 namespace onlined::chat {
@@ -14,6 +15,27 @@ Messenger::Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Serv
   m_send_latency_ =
       metrics.Histogram("onlined_send_seconds", "From a send request to its durable commit.",
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});
+}
+
+void Messenger::Receipt(ReceiptInput in, presence::ChannelIdx ch, size_t reply_loop,
+                        ReceiptDone done) {
+  using Marks_ = std::optional<Marks>;
+  auto shared = std::make_shared<ReceiptInput>(std::move(in));
+  store_.Write<Marks_>(
+      [shared](store::Db& db) {
+        const ReceiptInput& r = *shared;
+        return chat::Receipt(db, r.channel, r.user_id, r.chat_id, r.seq, r.read, base::WallMs());
+      },
+      // On the writer thread, in commit order.
+      [this, shared, ch, reply_loop, done = std::move(done)](store::Outcome<Marks_> o) mutable {
+        if (o.ok() && o.value->has_value()) {
+          const Marks& m = **o.value;
+          router_.PublishToChannel(ch, std::make_shared<const std::string>(EncodeReceiptFrame(
+                                           shared->chat_id, shared->user_id, m.ack, m.read)));
+        }
+        loops_.Post(reply_loop,
+                    [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
+      });
 }
 
 void Messenger::Send(const SendInput& in, presence::ChannelIdx ch, size_t reply_loop, Done done) {

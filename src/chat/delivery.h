@@ -12,6 +12,9 @@
 //                 created_at + sms_delay instead of after the ack timeout)
 //             ->  `done` on the caller's loop with the outcome.
 //
+//   Receipt(in) -> store writer: chat::Receipt -> on commit, the receipt
+//                 frame to every desk -> `done` on the caller's loop.
+//
 // The send waits for the commit and nothing else: no presence lookup, no
 // SMS decision (notify::Decide runs when the notification is due, on what
 // the store says then). Thread-safe: Send from any loop.
@@ -20,6 +23,7 @@
 #include "base/loops.h"
 #include "base/metrics.h"
 #include "chat/messages.h"
+#include "chat/session_rules.h"
 #include "presence/seams.h"
 #include "store/service.h"
 
@@ -43,6 +47,19 @@ class Messenger {
   // `reply_loop`. A duplicate (the same idempotency key and body) is
   // answered with the stored message and delivered no second time.
   void Send(const SendInput& in, presence::ChannelIdx ch, size_t reply_loop, Done done);
+
+  // A user's `ack` (read = false) or `read` up to `seq` in one of its chats
+  // (chat::Receipt, in the next group commit); once committed, the receipt
+  // frame goes to every desk of the channel (Router::PublishToChannel).
+  // `done` runs on loop `reply_loop` with the marks, or nullopt if the chat
+  // is not the user's, or the store's failure.
+  struct ReceiptInput {
+    std::string channel, user_id, chat_id;
+    int64_t seq = 0;
+    bool read = false;
+  };
+  using ReceiptDone = std::function<void(store::Outcome<std::optional<Marks>>)>;
+  void Receipt(ReceiptInput in, presence::ChannelIdx ch, size_t reply_loop, ReceiptDone done);
 
  private:
   // On the writer thread, after the commit of a new message.

@@ -166,5 +166,27 @@ TEST_F(MessengerTest, NoSuchChatIsDeliveredNowhere) {
   EXPECT_TRUE(rec_.delivered.empty());
 }
 
+TEST_F(MessengerTest, AReceiptReachesTheDesksOnceCommittedAndAStrangersChatNowhere) {
+  SendInput in = Manager("hello");
+  in.chat_id = ChatId();
+  ASSERT_TRUE(SendAndWait(in).ok());
+  auto receipt = [this](const std::string& user, const std::string& chat, int64_t seq, bool read) {
+    std::promise<store::Outcome<std::optional<Marks>>> p;
+    messenger_.Receipt({"acme", user, chat, seq, read}, 0, 0,
+                       [&p](store::Outcome<std::optional<Marks>> o) { p.set_value(std::move(o)); });
+    return p.get_future().get();
+  };
+  auto read = receipt("ann", ChatId(), 1, true);
+  ASSERT_TRUE(read.ok() && read.value->has_value());
+  EXPECT_EQ((*read.value)->read, 1);
+  EXPECT_EQ((*read.value)->ack, 1) << "a read is also an ack";
+  auto stranger = receipt("bob", ChatId(), 1, false);
+  ASSERT_TRUE(stranger.ok());
+  EXPECT_FALSE(stranger.value->has_value()) << "not bob's chat";
+  std::lock_guard l(rec_.mu);
+  ASSERT_EQ(rec_.published.size(), 2u);  // the message, then ann's receipt; nothing of bob's
+  EXPECT_NE(rec_.published[1].find("\"receipt\""), std::string::npos) << rec_.published[1];
+}
+
 }  // namespace
 }  // namespace onlined::chat
