@@ -34,6 +34,7 @@ constexpr size_t kMaxEventQueue = 262144;   // events waiting for the stream
 constexpr size_t kMaxBuffered = 4096;       // Deltas held while a peer's snapshot comes
 constexpr size_t kAppendEvents = 4096;      // events per append: < 1 MB with 64-byte ids
 constexpr size_t kMaxHeld = 256;            // a chat's frames held after a gap
+constexpr int64_t kFirstHeal = 32;          // seqs read again before a chat's first frame here
 constexpr uint32_t kMaxPeerShards = 1024;
 constexpr uint32_t kSelf = 0;  // the replica's index of this node
 
@@ -253,6 +254,9 @@ struct Engine::Impl {
   bool lag_seen = false;        // under mu: the last check found the stream ahead ...
   uint64_t lag_consumed = 0;    // ... with this much consumed
   bool SubscribeStream(bool restart = false);
+  // A consumer made again (CheckConsumer) that is not made yet: the next
+  // SubscribeStream is a restart too. Publisher thread.
+  bool restart_pending = false;
   void CheckConsumer(int64_t now);
 
   std::mutex qmu;
@@ -555,10 +559,14 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
     r.first_seen = 0;
   }
   if (r.first_seen == 0) {
-    // The first frame a node sees of a chat: what came before reached the
-    // sessions by their own resume.
+    // The first frame a node sees of a chat. What came before reached the
+    // sessions by their own resume (the replay after their hello), except
+    // what was committed after that replay's read and never reached this
+    // node (a sender whose replica did not know the session yet, a publish
+    // lost with a NATS server): the kFirstHeal seqs before it are read again
+    // from the store (a gap, below) and each session drops what it has.
     r.first_seen = seq;
-    r.delivered = seq - 1;
+    r.delivered = std::max<int64_t>(0, seq - 1 - kFirstHeal);
   } else if (seq < r.first_seen) {
     if (std::find(r.late.begin(), r.late.end(), seq) != r.late.end() || r.late.size() >= 64) {
       metrics.Add(s.index, m_dups);
@@ -582,7 +590,7 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
     DeliverHeld(r, true);
     return;
   }
-  metrics.Add(s.index, m_gaps);
+  if (r.held.begin()->first != r.first_seen) metrics.Add(s.index, m_gaps);  // not the first look
   r.healing = true;
   const int64_t after = r.delivered, upto = r.held.begin()->first - 1;
   const size_t si = s.index;
@@ -1255,6 +1263,8 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
 // first one was made are not only each channel's last. Until a consumer
 // exists the node does not say it joined. Publisher thread.
 bool Engine::Impl::SubscribeStream(bool restart) {
+  restart = restart || restart_pending;
+  restart_pending = restart;  // until a consumer is made
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = kStream;
@@ -1280,6 +1290,7 @@ bool Engine::Impl::SubscribeStream(bool restart) {
     return false;
   }
   consuming = true;
+  restart_pending = false;
   spdlog::info("cluster: consuming the presence stream{}",
                after == 0 ? "" : " after sequence " + std::to_string(after));
   return true;
@@ -1445,6 +1456,7 @@ void Engine::Impl::RunPublisher() {
         chans.assign(chans.size(), ChanState{});
         consumed_total = 0;
         lag_seen = false;
+        restart_pending = false;  // a new stream: its last batches are its state
       }
       if (stream_ok.load() && !SubscribeStream()) stream_ok = false;
     }
