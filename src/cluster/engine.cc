@@ -242,6 +242,9 @@ struct Engine::Impl {
   std::vector<natsSubscription*> desk_subs;
   std::map<std::pair<size_t, uint64_t>, ChannelIdx> sub_channel;
   bool beat_now = false;
+  // A consumer made again (CheckConsumer) that is not made yet: the next
+  // SubscribeStream is a restart too. Publisher thread.
+  bool restart_pending = false;
   int64_t started_at = 0;
   int64_t last_stream_try = -1000000;
   int64_t first_stream_try = -1;  // steady ms of the first try to set the stream up
@@ -254,9 +257,6 @@ struct Engine::Impl {
   bool lag_seen = false;        // under mu: the last check found the stream ahead ...
   uint64_t lag_consumed = 0;    // ... with this much consumed
   bool SubscribeStream(bool restart = false);
-  // A consumer made again (CheckConsumer) that is not made yet: the next
-  // SubscribeStream is a restart too. Publisher thread.
-  bool restart_pending = false;
   void CheckConsumer(int64_t now);
 
   std::mutex qmu;
