@@ -242,8 +242,8 @@ struct Engine::Impl {
   std::vector<natsSubscription*> desk_subs;
   std::map<std::pair<size_t, uint64_t>, ChannelIdx> sub_channel;
   bool beat_now = false;
-  // A consumer made again (CheckConsumer) that is not made yet: the next
-  // SubscribeStream is a restart too. Publisher thread.
+  // The watchdog (CheckConsumer) makes the consumer again; until one is
+  // made, every SubscribeStream is that restart. Publisher thread.
   bool restart_pending = false;
   int64_t started_at = 0;
   int64_t last_stream_try = -1000000;
@@ -256,7 +256,7 @@ struct Engine::Impl {
   uint64_t consumed_total = 0;  // under mu: the highest stream sequence consumed
   bool lag_seen = false;        // under mu: the last check found the stream ahead ...
   uint64_t lag_consumed = 0;    // ... with this much consumed
-  bool SubscribeStream(bool restart = false);
+  bool SubscribeStream();
   void CheckConsumer(int64_t now);
 
   std::mutex qmu;
@@ -1258,13 +1258,11 @@ void Engine::Impl::PublishEvents(ChannelIdx ch, std::vector<PresenceEvent>&& evs
 // Consumes the stream: each channel's last batch first (what the stream
 // says now), then every new one; or, when this node consumed before (a
 // consumer made again), after the last sequence it consumed, so its desks
-// miss nothing between. A consumer made again (`restart`) that had consumed
+// miss nothing between. A consumer made again (restart_pending) that had consumed
 // nothing yet takes all the stream holds: the batches appended since the
 // first one was made are not only each channel's last. Until a consumer
 // exists the node does not say it joined. Publisher thread.
-bool Engine::Impl::SubscribeStream(bool restart) {
-  restart = restart || restart_pending;
-  restart_pending = restart;  // until a consumer is made
+bool Engine::Impl::SubscribeStream() {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = kStream;
@@ -1275,7 +1273,7 @@ bool Engine::Impl::SubscribeStream(bool restart) {
     after = consumed_total;
   }
   if (after == 0) {
-    so.Config.DeliverPolicy = restart ? js_DeliverAll : js_DeliverLastPerSubject;
+    so.Config.DeliverPolicy = restart_pending ? js_DeliverAll : js_DeliverLastPerSubject;
   } else {
     so.Config.DeliverPolicy = js_DeliverByStartSequence;
     so.Config.OptStartSeq = after + 1;
@@ -1329,7 +1327,8 @@ void Engine::Impl::CheckConsumer(int64_t) {
   natsSubscription_Unsubscribe(stream_sub);
   natsSubscription_Destroy(stream_sub);
   stream_sub = nullptr;
-  if (!SubscribeStream(true)) stream_ok = false;  // set up again within a second
+  restart_pending = true;
+  if (!SubscribeStream()) stream_ok = false;  // set up again within a second
 }
 
 void Engine::Impl::SetupStream() {

@@ -125,18 +125,26 @@ bool ValidId(const std::string& id) {
   });
 }
 
-// Every top-level scalar setting, once: its key (also ONLINED_<KEY>), its
-// range, and the field it sets. ApplyTop and ApplyEnv both read this table.
+// An integer setting of a struct S: its key, bounds and field.
+template <class M>
+struct OwnerOf;
+template <class S, class T>
+struct OwnerOf<T S::*> {
+  using type = S;
+};
 template <auto Field>
-void SetField(Config& c, int64_t v) {
+void SetField(typename OwnerOf<decltype(Field)>::type& c, int64_t v) {
   c.*Field = static_cast<std::remove_reference_t<decltype(c.*Field)>>(v);
 }
+template <class S>
 struct IntSetting {
   const char* key;
   int64_t lo, hi;
-  void (*set)(Config&, int64_t);
+  void (*set)(S&, int64_t);
 };
-constexpr IntSetting kIntSettings[] = {
+// Every top-level scalar setting, once: its key (also ONLINED_<KEY>), its
+// range, and the field it sets. ApplyTop and ApplyEnv both read this table.
+constexpr IntSetting<Config> kIntSettings[] = {
     {"heartbeat_s", 1, 3600, &SetField<&Config::heartbeat_s>},
     {"heartbeat_timeout_ms", 0, 3600000, &SetField<&Config::heartbeat_timeout_ms>},
     {"offline_grace_ms", 0, 3600000, &SetField<&Config::offline_grace_ms>},
@@ -180,6 +188,31 @@ constexpr StrSetting kStrSettings[] = {
     {"store_engine", &Config::store_engine},
     {"store_postgres_url", &Config::store_postgres_url},
     {"node_id", &Config::node_id},
+};
+
+// A [[channels]] entry's numbers: token lifetimes, pacing, the SMS policy.
+constexpr IntSetting<Channel> kChannelInts[] = {
+    {"max_user_token_s", 0, kMaxLifetimeS, &SetField<&Channel::max_user_token_s>},
+    {"max_manager_token_s", 0, kMaxLifetimeS, &SetField<&Channel::max_manager_token_s>},
+    {"max_server_token_s", 0, kMaxLifetimeS, &SetField<&Channel::max_server_token_s>},
+    {"user_send_burst", 1, 1000000, &SetField<&Channel::user_send_burst>},
+    {"user_total_send_burst", 1, 1000000, &SetField<&Channel::user_total_send_burst>},
+    {"manager_send_burst", 1, 1000000, &SetField<&Channel::manager_send_burst>},
+    {"receipt_burst", 1, 1000000, &SetField<&Channel::receipt_burst>},
+    {"sms_delay_s", 0, 86400 * 7, &SetField<&Channel::sms_delay_s>},
+    {"ack_timeout_s", 1, 3600, &SetField<&Channel::ack_timeout_s>},
+    {"sms_min_interval_s", 0, 86400 * 7, &SetField<&Channel::sms_min_interval_s>},
+};
+// Its rates (per second, 0: off).
+struct RateSetting {
+  const char* key;
+  double Channel::*field;
+};
+constexpr RateSetting kChannelRates[] = {
+    {"user_sends_per_s", &Channel::user_sends_per_s},
+    {"user_total_sends_per_s", &Channel::user_total_sends_per_s},
+    {"manager_sends_per_s", &Channel::manager_sends_per_s},
+    {"receipts_per_s", &Channel::receipts_per_s},
 };
 
 void ApplyTop(Config& c, const toml::table& t, const std::string& where);
@@ -279,40 +312,24 @@ void ApplyTop(Config& c, const toml::table& t, const std::string& where) {
         Channel ch;
         for (const auto& [ck, cv] : *ct) {
           std::string name = base + "." + std::string(ck.str());
+          const std::string_view key_name = ck.str();  // (a lambda cannot capture ck)
+          auto is = [key_name](const auto& s) { return key_name == s.key; };
+          if (auto i = std::find_if(std::begin(kChannelInts), std::end(kChannelInts), is);
+              i != std::end(kChannelInts)) {
+            i->set(ch, GetInt(cv, name, where, i->lo, i->hi));
+            continue;
+          }
+          if (auto r = std::find_if(std::begin(kChannelRates), std::end(kChannelRates), is);
+              r != std::end(kChannelRates)) {
+            ch.*(r->field) = GetRate(cv, name, where);
+            continue;
+          }
           if (ck == "id")
             ch.id = GetStr(cv, name, where);
           else if (ck == "secret")
             ch.secret = GetStr(cv, name, where);
           else if (ck == "keys")
             ch.keys = GetKeys(cv, name, where);
-          else if (ck == "max_user_token_s")
-            ch.max_user_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
-          else if (ck == "max_manager_token_s")
-            ch.max_manager_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
-          else if (ck == "max_server_token_s")
-            ch.max_server_token_s = GetInt(cv, name, where, 0, kMaxLifetimeS);
-          else if (ck == "user_send_burst")
-            ch.user_send_burst = GetInt(cv, name, where, 1, 1000000);
-          else if (ck == "user_sends_per_s")
-            ch.user_sends_per_s = GetRate(cv, name, where);
-          else if (ck == "user_total_send_burst")
-            ch.user_total_send_burst = GetInt(cv, name, where, 1, 1000000);
-          else if (ck == "user_total_sends_per_s")
-            ch.user_total_sends_per_s = GetRate(cv, name, where);
-          else if (ck == "manager_send_burst")
-            ch.manager_send_burst = GetInt(cv, name, where, 1, 1000000);
-          else if (ck == "manager_sends_per_s")
-            ch.manager_sends_per_s = GetRate(cv, name, where);
-          else if (ck == "receipt_burst")
-            ch.receipt_burst = GetInt(cv, name, where, 1, 1000000);
-          else if (ck == "receipts_per_s")
-            ch.receipts_per_s = GetRate(cv, name, where);
-          else if (ck == "sms_delay_s")
-            ch.sms_delay_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
-          else if (ck == "ack_timeout_s")
-            ch.ack_timeout_s = static_cast<int>(GetInt(cv, name, where, 1, 3600));
-          else if (ck == "sms_min_interval_s")
-            ch.sms_min_interval_s = static_cast<int>(GetInt(cv, name, where, 0, 86400 * 7));
           else if (ck == "quiet_hours") {
             ch.quiet_hours_text = GetStr(cv, name, where);
             std::string key_where = name;
@@ -346,7 +363,7 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
     if (name.rfind("ONLINED_", 0) != 0) continue;
     std::string rest = name.substr(8);
     bool used = false;
-    for (const IntSetting& k : kIntSettings) {
+    for (const IntSetting<Config>& k : kIntSettings) {
       if (rest == Upper(k.key)) {
         t.insert_or_assign(k.key, ParseIntText(name, "environment", value));
         used = true;
