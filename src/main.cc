@@ -1,11 +1,11 @@
 // onlined: wiring only. Parses the command line, loads the settings, starts
 // a node (app/node.h) and waits for signals: TERM/INT drain and stop; HUP
 // re-reads the file and applies what can change live.
-#include <signal.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "app/demo.h"
@@ -55,9 +55,7 @@ int RunUntilStopped(app::Node& node, const sigset_t& sigs) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("onlined"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
@@ -134,4 +132,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (...) {  // before the logger exists, or thrown by a handler
+    std::fputs("onlined: unexpected error\n", stderr);
+    return 1;
+  }
 }

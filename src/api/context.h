@@ -85,11 +85,8 @@ class Context {
   base::KeyedBuckets user_sends;
   base::KeyedBuckets manager_sends;
 
+  // Serving: set once everything is started, cleared when draining.
   std::atomic<bool> ready{false};
-  // Cluster mode: how this node stands in its cluster ("joined", "joining",
-  // "nats_unreachable"), shown by /readyz; unset on a single node. Set before
-  // serving, then any thread.
-  std::function<const char*()> cluster_state;
   // Sends admitted per second on this node, users' and managers' together
   // (max_sends_per_s; unlimited by default). Any thread.
   base::SharedTokenBucket sends;

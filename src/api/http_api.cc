@@ -99,11 +99,11 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
       // clients elsewhere while another node has a working store.
       respond(ErrorResponse(ctx_, req.loop, Error::kStoreUnavailable,
                             "the store cannot be reached; presence is served, writes fail"));
-    } else if (ctx_.ready.load() && ctx_.cluster_state) {
+    } else if (const char* standing = ctx_.presence.Standing(); ctx_.ready.load() && standing) {
       // Ready even without NATS: the node serves its own users (an outage of
       // NATS must not take every node out of the balancer at once).
       respond(JsonResponse(
-          200, std::string(R"({"status":"ready","cluster":")") + ctx_.cluster_state() + "\"}"));
+          200, std::string(R"({"status":"ready","cluster":")") + standing + "\"}"));
     } else if (ctx_.ready.load()) {
       respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {

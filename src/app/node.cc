@@ -1,9 +1,9 @@
 #include "app/node.h"
 
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <csignal>
 #include <future>
 #include <stdexcept>
 #include <thread>
@@ -168,7 +168,7 @@ Engines MakeEngines(const config::Config& c, base::LoopGroup& loops, base::Metri
     o.dead_after_ms = c.cluster.dead_after_ms;
     o.stream_replicas = static_cast<int>(c.cluster.stream_replicas);
     o.join_wait_ms = c.cluster.join_wait_ms;
-    o.heal = [store](std::string chat, int64_t after, int64_t upto,
+    o.heal = [store](const std::string& chat, int64_t after, int64_t upto,
                      std::function<void(cluster::Options::Frames)> done) {
       const int limit = static_cast<int>(std::min<int64_t>(upto - after, 1000));
       (*store)->Read<std::vector<store::Message>>(
@@ -319,14 +319,7 @@ std::unique_ptr<Node> Node::Start(config::Config cfg, const std::function<void(s
     }
   }
   n.loops.Start();
-  if (n.engines.cluster) {
-    cluster::Engine* c = n.engines.cluster.get();
-    n.ctx.cluster_state = [c] {
-      if (!c->connected()) return "nats_unreachable";
-      return c->joined() ? "joined" : "joining";
-    };
-    c->Start();
-  }
+  if (n.engines.cluster) n.engines.cluster->Start();
   n.scheduler.Start(std::move(provider));
   try {
     n.revocation_sync.Start();

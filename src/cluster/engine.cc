@@ -1598,6 +1598,11 @@ void Engine::Stop() {
 bool Engine::connected() const { return impl_->is_connected.load(); }
 bool Engine::joined() const { return impl_->is_joined.load() && impl_->consuming.load(); }
 
+const char* Engine::Standing() const {
+  if (!connected()) return "nats_unreachable";
+  return joined() ? "joined" : "joining";
+}
+
 void Engine::Open(ChannelIdx ch, std::string user_id, std::shared_ptr<presence::SessionCell> cell,
                   std::function<void()> done) {
   impl_->local.Open(ch, std::move(user_id), std::move(cell), std::move(done));

@@ -93,6 +93,7 @@ class Engine final : public presence::Presence, public presence::Router {
                      std::optional<uint64_t> after) override;
   void Unsubscribe(uint64_t handle) override;
   void OnlineCounts(std::function<void(std::vector<int64_t>)> done) override;
+  const char* Standing() const override;
 
   void DeliverToUser(presence::ChannelIdx ch, std::string user_id, presence::Payload frame,
                      std::string chat_id, int64_t seq,

@@ -60,6 +60,11 @@ class Presence {
   // Online users per channel index; `done` runs on an unspecified thread.
   // Any thread.
   virtual void OnlineCounts(std::function<void(std::vector<int64_t>)> done) = 0;
+
+  // How this node stands in its cluster ("joined", "joining",
+  // "nats_unreachable") for /readyz; nullptr when there is no cluster.
+  // Any thread.
+  virtual const char* Standing() const { return nullptr; }
 };
 
 class Router {
