@@ -74,10 +74,13 @@ fuzz-smoke: deps
 	@cmake --build build-fuzz -j $(JOBS) --target ws_reader_fuzz http_fuzz frames_fuzz jwt_fuzz config_fuzz webhook_fuzz cluster_wire_fuzz
 	scripts/fuzz-smoke.sh build-fuzz
 
+# BENCH_TAG names a run's results (make bench BENCH_TAG=run2: ...-all-run2.json),
+# so that a second run does not overwrite the first; bench/compare sets two
+# runs side by side.
 bench: build
 	@scripts/install-deps.sh bench
-	bench/run --scenario all --systems onlined,floor,ws,socketio,redis,beast,lws
-	bench/run --scenario replay
+	bench/run --scenario all --systems onlined,floor,ws,socketio,redis,beast,lws $(if $(BENCH_TAG),--tag $(BENCH_TAG))
+	bench/run --scenario replay $(if $(BENCH_TAG),--tag $(BENCH_TAG))
 
 bench-smoke: build
 	bench/run --smoke
