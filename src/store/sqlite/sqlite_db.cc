@@ -232,10 +232,8 @@ class SqliteDb final : public Db {
     if (in.sms_due_at > 0) {
       if (auto pending = ScheduledNotificationOfChat(m.chat_id)) {
         // Joins the pending notification: one SMS tells of all of them.
-        pending->last_seq = m.seq;
-        pending->updated_at = in.now;
-        UpdateNotification(*pending);
-        r.notification_id = pending->id;
+        JoinNotification(*pending, m.seq, in.now);
+        r.notification_id = *pending;
       } else {
         Notification n;
         n.channel = in.channel;
@@ -517,12 +515,23 @@ class SqliteDb final : public Db {
     s.Bind(1, in.channel).Bind(2, in.idem_scope).Bind(3, in.idem_key).Bind(4, m.chat_id);
     s.Bind(5, m.seq).Bind(6, in.body_hash).Bind(7, in.now).Run();
   }
-  std::optional<Notification> ScheduledNotificationOfChat(const std::string& chat_id) {
-    Stmt s = Prepare(NotificationSelect() +
-                     " WHERE chat_id=?1 AND state='scheduled' ORDER BY id DESC LIMIT 1");
+  // The id of the chat's notification still waiting for its time, read
+  // from the index (notifications_chat) alone.
+  std::optional<int64_t> ScheduledNotificationOfChat(const std::string& chat_id) {
+    Stmt s = Prepare(
+        "SELECT id FROM notifications WHERE chat_id=?1 AND state='scheduled' "
+        "ORDER BY id DESC LIMIT 1");
     s.Bind(1, chat_id);
     if (!s.Step()) return std::nullopt;
-    return ReadNotification(s);
+    return s.Int(0);
+  }
+  // A send joins a waiting notification. Sets only what changes: SQLite
+  // rewrites the entries of every index whose columns an UPDATE names, so
+  // the whole-row UpdateNotification would dirty three index pages per send
+  // (and write them to the WAL) for values that stay as they are.
+  void JoinNotification(int64_t id, int64_t last_seq, int64_t now) {
+    Stmt s = Prepare("UPDATE notifications SET last_seq=?2, updated_at=?3 WHERE id=?1");
+    s.Bind(1, id).Bind(2, last_seq).Bind(3, now).Run();
   }
 
   // Applies the versions the file lacks, each in its own transaction.
