@@ -271,8 +271,9 @@ class ClientSession final : public net::WsSession,
   }
 
   // The token's exp as a deadline on this loop's steady clock (computed,
-  // not kept: a session's every byte counts, times a million).
-  int64_t ExpiresMs() const { return loop_.now_ms() + (claims_.exp * 1000 - base::WallMs()); }
+  // not kept: a session's every byte counts, times a million), against the
+  // wall time the loop read with its steady time.
+  int64_t ExpiresMs() const { return loop_.now_ms() + (claims_.exp * 1000 - loop_.wall_ms()); }
 
   // The token ran out without a refresh: the session ends (4001).
   void Expire() {

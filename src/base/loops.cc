@@ -16,17 +16,23 @@ thread_local Loop* current_loop = nullptr;
 Loop::Loop(size_t index, int64_t tick_ms, SteadyClock clock)
     : index_(index),
       tick_ms_(tick_ms),
+      wall_ms_(clock.Wall()),
       clock_(clock),
       wheel_(clock.Now(), tick_ms),
       tick_timer_(io_) {}
 
 Loop* Loop::Current() { return current_loop; }
 
+void Loop::Advance() {
+  wall_ms_ = clock_.Wall();
+  wheel_.Advance(clock_.Now());
+}
+
 void Loop::ArmTick() {
   tick_timer_.expires_after(std::chrono::milliseconds(tick_ms_));
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    wheel_.Advance(clock_.Now());
+    Advance();
     ArmTick();
   });
 }
@@ -35,7 +41,7 @@ void Loop::Run() {
   current_loop = this;
   std::string name = "loop-" + std::to_string(index_);
   pthread_setname_np(pthread_self(), name.c_str());
-  wheel_.Advance(clock_.Now());
+  Advance();
   ArmTick();
   io_.run();
   current_loop = nullptr;
@@ -63,7 +69,7 @@ void LoopGroup::TickAll() {
   std::latch done(static_cast<std::ptrdiff_t>(loops_.size()));
   for (auto& l : loops_) {
     boost::asio::post(l->io_, [lp = l.get(), &done] {
-      lp->wheel_.Advance(lp->clock_.Now());
+      lp->Advance();
       done.count_down();
     });
   }

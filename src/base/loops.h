@@ -29,6 +29,10 @@ class Loop {
   // Only the loop's own thread may use these.
   TimingWheel& wheel() { return wheel_; }
   int64_t now_ms() const { return wheel_.now_ms(); }
+  // Wall time (ms since the epoch) read at the same tick as now_ms(), from
+  // the same clock: what a deadline in wall time (a token's exp) is set
+  // against, so that a test's ManualClock moves it too.
+  int64_t wall_ms() const { return wall_ms_; }
 
   // The loop whose thread is calling, or nullptr on any other thread.
   static Loop* Current();
@@ -37,9 +41,11 @@ class Loop {
   friend class LoopGroup;
   void Run();
   void ArmTick();
+  void Advance();  // reads the clock: the wheel fires what is due
 
   size_t index_;
   int64_t tick_ms_;
+  int64_t wall_ms_ = 0;
   SteadyClock clock_;
   // Declared before io_: handlers destroyed with io_ (connections) may
   // still cancel their wheel entries.

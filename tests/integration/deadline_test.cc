@@ -3,7 +3,9 @@
 // over real sockets by the real WebSocket client. Time moves only when the
 // test moves it, so the grace and the heartbeat timeout are checked at their
 // edges (one millisecond before: nothing; a wheel tick after: the event) instead of in
-// sleep windows that a loaded machine (a sanitizer build, -j2) stretches.
+// sleep windows that a loaded machine (a sanitizer build, -j2) stretches. The
+// loops read wall time from the same clock, so a token's exp is one of these
+// deadlines too.
 //
 // Real time still passes for the work itself (a frame crossing the socket);
 // the waits below are for that work, bounded and generous, never for a
@@ -222,6 +224,35 @@ TEST_F(TestClock, AnOfflineUserIsForgottenAtTheRetentionNotBefore) {
   EXPECT_FALSE(Info("alice").at("last_seen").is_null());  // one millisecond short
   Advance(kTickMs);
   EXPECT_TRUE(Info("alice").at("last_seen").is_null());  // forgotten
+}
+
+TEST_F(TestClock, ASessionEndsAtItsTokensExpNeverBefore) {
+  WsClient c;
+  ASSERT_TRUE(c.Connect(port_));
+  auto w = c.Hello(MintToken("manager", "m1", "acme", 5));
+  ASSERT_TRUE(w);
+  const int64_t exp_ms = w->at("expires_at").as_int64();
+  // The loops read wall time from the test's clock: exp is this far ahead.
+  int64_t left = exp_ms - clock_.Wall();
+  ASSERT_GT(left, 3000);  // a 5 s token, whole seconds, minus the time taken so far
+  // Heartbeats (each step under the timeout) carry the session to its exp.
+  while (left - 1 > 1000) {
+    Keep(c);
+    Advance(1000);
+    left -= 1000;
+  }
+  Keep(c);
+  Advance(left - 1);  // one millisecond short: still live
+  EXPECT_FALSE(c.WaitFor("error", kQuiet));
+  EXPECT_FALSE(c.closed());
+  Keep(c);
+  Advance(kTickMs);
+  auto err = c.WaitFor("error", 5000ms);
+  ASSERT_TRUE(err) << "no error frame at the token's exp";
+  EXPECT_EQ(err->at("code").as_string(), "session_expired");
+  auto code = c.WaitClosed(5000ms);
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 4001);
 }
 
 TEST_F(TestClock, NoHelloWithinItsDeadlineIsRefusedAtIt) {
