@@ -139,7 +139,10 @@ int Run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return Run(argc, argv);
-  } catch (...) {  // before the logger exists, or thrown by a handler
+  } catch (const std::exception& e) {  // before the logger exists, or from a handler
+    std::fprintf(stderr, "onlined: %s\n", e.what());
+    return 1;
+  } catch (...) {
     std::fputs("onlined: unexpected error\n", stderr);
     return 1;
   }

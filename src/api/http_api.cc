@@ -102,8 +102,8 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     } else if (const char* standing = ctx_.presence.Standing(); ctx_.ready.load() && standing) {
       // Ready even without NATS: the node serves its own users (an outage of
       // NATS must not take every node out of the balancer at once).
-      respond(JsonResponse(
-          200, std::string(R"({"status":"ready","cluster":")") + standing + "\"}"));
+      respond(
+          JsonResponse(200, std::string(R"({"status":"ready","cluster":")") + standing + "\"}"));
     } else if (ctx_.ready.load()) {
       respond(JsonResponse(200, R"({"status":"ready"})"));
     } else {
