@@ -3,6 +3,7 @@
 // connection (see store::Db for the threading rules). The writer connection
 // commits with synchronous=FULL: a committed transaction survives a crash
 // or power loss; store::Service groups many operations per commit.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -13,5 +14,12 @@ namespace onlined::store {
 // Opens (creating and migrating if needed) `dir`/onlined.db. Throws DbError.
 // With `fault_injection` the file goes through the fault VFS (fault_vfs.h).
 std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection = false);
+
+// Checkpoints (the WAL copied back into the database file) done by the
+// writers' checkpointer threads in this process so far. The writer's own
+// commits never checkpoint, except past a WAL of 16,000 pages (a checkpointer
+// that has fallen behind). With `store_faults` the checkpointer's writes count
+// among the injected faults' writes too.
+uint64_t SqliteCheckpoints();
 
 }  // namespace onlined::store
