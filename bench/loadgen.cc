@@ -528,7 +528,6 @@ void Loadgen::WaitMark() {
 }
 
 void Loadgen::Tick() {
-  const int64_t tick_us = o_.tick_us;
   int64_t now = NowUs();
   if (now - steady_start_us_ > o_.duration_s * 1e6) {
     if (o_.storm && storm_start_us_ == 0) {
@@ -558,7 +557,7 @@ void Loadgen::Tick() {
   // loop makes ticks late, and a per-tick amount would then offer less than
   // the rate asked for (it did: ~10 % short at 8,000 heartbeats/s).
   const double elapsed_s =
-      last_tick_us_ == 0 ? tick_us / 1e6 : std::min(0.1, (now - last_tick_us_) / 1e6);
+      last_tick_us_ == 0 ? o_.tick_us / 1e6 : std::min(0.1, (now - last_tick_us_) / 1e6);
   last_tick_us_ = now;
   // Heartbeats: spread evenly over the connections.
   hb_debt_ += o_.hb_per_conn * static_cast<double>(conns_.size()) * elapsed_s;
@@ -587,7 +586,7 @@ void Loadgen::Tick() {
     if (s.debt > 100) s.debt = 100;  // saturated: closed loop, no backlog
     Issue(s);
   }
-  tick_.expires_after(std::chrono::microseconds(tick_us));
+  tick_.expires_after(std::chrono::microseconds(o_.tick_us));
   tick_.async_wait([this](auto ec) {
     if (!ec) Tick();
   });
