@@ -125,15 +125,24 @@ std::atomic<uint64_t> checkpoints_done{0};
 // runs inside the COMMIT that crosses wal_autocheckpoint pages: that commit,
 // and every send grouped in it, waited for the pages' copy and the database
 // file's fsync (one commit in ~20 at 1,000 sends/s: the latency's p99). A
-// passive checkpoint takes no lock the writer needs; the WAL it has copied
-// whole is reused from its start by the next commit.
+// passive checkpoint takes no lock the writer needs.
+//
+// It copies in chunks of kDueFrames new frames: a page written by several
+// commits of a chunk is copied once, and a chunk costs one pair of fsyncs.
+// (Woken after every commit once the WAL held kDueFrames, it copied each
+// commit's frames alone, with its own fsyncs: under sustained writes the WAL
+// is never wholly copied when the writer begins, so it was never reused from
+// its start and stayed past the mark.) The WAL is reused from its start only
+// when the writer begins a transaction with every frame copied. Under
+// sustained writes that takes a checkpoint between a commit and the next, so
+// past kCatchUpFrames the checkpointer is woken after every commit (it then
+// lags one commit), and at kWriterFrames the writer copies that lag itself:
+// the WAL stays under kWriterFrames pages plus a commit.
 class Checkpointer {
  public:
-  // Frames in the WAL after a commit that wake the checkpointer, and that
-  // make the writer checkpoint itself (the checkpointer has fallen behind:
-  // the WAL must not grow without bound).
-  static constexpr int kDueFrames = 1000;  // SQLite's wal_autocheckpoint default
-  static constexpr int kWriterFrames = 16 * kDueFrames;
+  static constexpr int kDueFrames = kSqliteCheckpointPages;  // wal_autocheckpoint's default
+  static constexpr int kWriterFrames = kSqliteWalMaxPages;
+  static constexpr int kCatchUpFrames = kWriterFrames - kDueFrames;
 
   Checkpointer(const std::string& path, const char* vfs) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs) !=
@@ -173,17 +182,26 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // The writer's WAL hook (after each commit; the writer's thread).
+  // The writer's WAL hook (after each commit; the writer's thread). `frames`
+  // is the WAL's length in pages after this commit.
   static int OnCommit(void* self, sqlite3* writer, const char* name, int frames) {
-    if (frames >= kWriterFrames) {
-      sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-    } else if (frames >= kDueFrames) {
-      static_cast<Checkpointer*>(self)->Due();
-    }
+    static_cast<Checkpointer*>(self)->Committed(writer, name, frames);
     return SQLITE_OK;
   }
 
  private:
+  // The writer's thread only.
+  void Committed(sqlite3* writer, const char* name, int frames) {
+    if (frames < last_frames_) next_due_ = kDueFrames;  // the WAL was reused from its start
+    last_frames_ = frames;
+    if (frames >= kWriterFrames) {
+      sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= next_due_ || frames >= kCatchUpFrames) {
+      next_due_ = frames + kDueFrames;
+      Due();
+    }
+  }
+
   void Due() {
     {
       std::lock_guard lock(mu_);
@@ -218,6 +236,8 @@ class Checkpointer {
   bool due_ = false;
   bool stop_ = false;
   std::thread thread_;
+  int last_frames_ = 0;  // the writer's
+  int next_due_ = kDueFrames;
 };
 
 class SqliteDb final : public Db {

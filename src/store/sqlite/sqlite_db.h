@@ -15,11 +15,18 @@ namespace onlined::store {
 // With `fault_injection` the file goes through the fault VFS (fault_vfs.h).
 std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection = false);
 
+// The WAL's pages between two checkpoints, and its most (plus the last
+// commit's pages): see Checkpointer in sqlite_db.cc.
+inline constexpr int kSqliteCheckpointPages = 1000;
+inline constexpr int kSqliteWalMaxPages = 16 * kSqliteCheckpointPages;
+
 // Checkpoints (the WAL copied back into the database file) done by the
-// writers' checkpointer threads in this process so far. The writer's own
-// commits never checkpoint, except past a WAL of 16,000 pages (a checkpointer
-// that has fallen behind). With `store_faults` the checkpointer's writes count
-// among the injected faults' writes too.
+// writers' checkpointer threads in this process so far: one per
+// kSqliteCheckpointPages committed, under sustained writes one per commit
+// for the last pages before kSqliteWalMaxPages. The writer's own commits
+// checkpoint only at kSqliteWalMaxPages (the WAL is then reused from its
+// start). With `store_faults` the checkpointer's writes count among the
+// injected faults' writes too.
 uint64_t SqliteCheckpoints();
 
 }  // namespace onlined::store
