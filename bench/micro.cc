@@ -1,9 +1,12 @@
-// Microbenchmarks (Google Benchmark) of the presence hot paths, single
-// thread, no sockets: what a shard does per id of a presence query, with the
-// table far bigger than the caches, as on a loaded server.
+// Microbenchmarks (Google Benchmark) of the hot paths, single thread, no
+// sockets: what a shard does per id of a presence query, with the table far
+// bigger than the caches, as on a loaded server; what the store's writer
+// thread does per send.
 //   build/bench/micro [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <string>
@@ -11,6 +14,7 @@
 
 #include "base/timing_wheel.h"
 #include "presence/presence_table.h"
+#include "store/sqlite/sqlite_db.h"
 
 namespace {
 
@@ -63,6 +67,67 @@ void BM_LookupMany100(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 100);
 }
 BENCHMARK(BM_LookupMany100)->Arg(5000)->Arg(20000)->Arg(200000);
+
+// The writer's work per send on SQLite (store::Db::Append, as
+// chat::Messages sends it for a desk): groups of `range(0)` manager
+// messages to random chats of 2,000, each joining its chat's SMS
+// notification, one transaction per group, each send in its savepoint
+// (store::Db::RunGroup, as store::Service runs a group). CPU time is the writer thread's own (the
+// checkpointer's is not in it); real time includes the WAL's fsync.
+void BM_SqliteAppend(benchmark::State& state) {
+  namespace store = onlined::store;
+  char tmpl[] = "/tmp/onlined-micro-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    state.SkipWithError("mkdtemp failed");
+    return;
+  }
+  const std::string dir = tmpl;
+  {
+    auto db = store::OpenSqlite(dir, true);
+    constexpr int kChats = 2000;
+    db->Begin();
+    for (int i = 0; i < kChats; ++i) {
+      store::Chat c;
+      c.chat_id = "c_" + std::to_string(1000000 + i);
+      c.channel = "bench";
+      c.user_id = "u" + std::to_string(i);
+      c.created_at = c.updated_at = 1;
+      db->InsertChat(c);
+    }
+    db->Commit();
+    std::mt19937 rng(1);
+    std::uniform_int_distribution<int> pick(0, kChats - 1);
+    store::AppendInput in;
+    in.channel = "bench";
+    in.from = "manager";
+    in.sender_id = "desk1";
+    int64_t n = 0;
+    std::vector<std::string> errors;
+    std::string group_error;
+    for (auto _ : state) {
+      const bool ok = db->RunGroup(
+          static_cast<size_t>(state.range(0)),
+          [&](size_t) {
+            in.chat_id = "c_" + std::to_string(1000000 + pick(rng));
+            in.text = "b" + std::to_string(n);
+            in.message_id = "m_" + std::to_string(n);
+            in.now = 1000 + n;
+            in.sms_due_at = in.now + 60000;
+            ++n;
+            auto r = db->Append(in);
+            benchmark::DoNotOptimize(r);
+          },
+          errors, group_error);
+      if (!ok) {
+        state.SkipWithError(group_error.c_str());
+        break;
+      }
+    }
+    state.SetItemsProcessed(state.iterations() * state.range(0));
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_SqliteAppend)->Arg(8)->Arg(32)->MinTime(3.0);
 
 }  // namespace
 
