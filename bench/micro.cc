@@ -68,12 +68,12 @@ void BM_LookupMany100(benchmark::State& state) {
 }
 BENCHMARK(BM_LookupMany100)->Arg(5000)->Arg(20000)->Arg(200000);
 
-// The writer's work per send on SQLite (store::Db::Append, as
-// chat::Messages sends it for a desk): groups of `range(0)` manager
-// messages to random chats of 2,000, each joining its chat's SMS
-// notification, one transaction per group, each send in its savepoint
-// (store::Db::RunGroup, as store::Service runs a group). CPU time is the writer thread's own (the
-// checkpointer's is not in it); real time includes the WAL's fsync.
+// The writer's work per send on SQLite (store::Db::Append, as chat::Messages
+// sends it for a desk): groups of `range(0)` manager messages to random chats
+// of 2,000, each joining its chat's SMS notification, one transaction per
+// group, each send in its savepoint (store::Db::RunGroup, as store::Service
+// runs a group). CPU time is the writer thread's own (the checkpointer's is
+// not in it); real time includes the WAL's fsync.
 void BM_SqliteAppend(benchmark::State& state) {
   namespace store = onlined::store;
   char tmpl[] = "/tmp/onlined-micro-XXXXXX";
