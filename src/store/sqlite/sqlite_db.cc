@@ -199,8 +199,8 @@ class Checkpointer {
  private:
   // The writer's thread only.
   void Committed(sqlite3* writer, const char* name, int frames) {
-    if (frames < last_frames_) next_due_ = kDueFrames;  // the WAL was reused from its start
-    last_frames_ = frames;
+    // Shorter than at the last wake-up: the WAL was reused from its start.
+    if (frames < next_due_ - kDueFrames) next_due_ = kDueFrames;
     if (frames >= kWriterFrames) {
       sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     } else if (frames >= next_due_ || frames >= kCatchUpFrames) {
@@ -243,8 +243,7 @@ class Checkpointer {
   bool due_ = false;
   bool stop_ = false;
   std::thread thread_;
-  int last_frames_ = 0;  // the writer's
-  int next_due_ = kDueFrames;
+  int next_due_ = kDueFrames;  // the writer's: the WAL's length that wakes this thread next
 };
 
 class SqliteDb final : public Db {
