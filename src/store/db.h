@@ -84,6 +84,10 @@ class Db {
   // True while the engine cannot be reached (its last attempt failed to
   // connect or lost the connection); an embedded engine never is.
   virtual bool Unreachable() const { return false; }
+  // The engine's own write-ahead log after the last commit, in pages
+  // (SQLite's WAL; the onlined_store_wal_pages gauge); 0 for an engine
+  // whose log is not this process's.
+  virtual int64_t WalPages() const { return 0; }
 
   // The batch hook: runs operations 0..n-1 (`run(i)`) as one group
   // transaction, committed once. An operation that throws is undone alone

@@ -31,6 +31,9 @@ Service::Service(const Opener& open, Options opts, base::Metrics& metrics)
                                   {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5});
   m_unreachable_ = metrics.Gauge("onlined_store_unreachable",
                                  "1 while the store engine cannot be reached (writes fail fast).");
+  m_wal_pages_ =
+      metrics.Gauge("onlined_store_wal_pages",
+                    "Pages in the store's write-ahead log after the last commit (SQLite).");
   threads_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "store-writer");
     WriterLoop();
@@ -208,6 +211,9 @@ void Service::WriterLoop() {
       metrics_.Add(slot, m_commits_);
       metrics_.Observe(slot, m_batch_, static_cast<double>(batch.size()));
       metrics_.Observe(slot, m_commit_s_, secs);
+      const int64_t wal = writer_db_->WalPages();
+      metrics_.Add(slot, m_wal_pages_, wal - wal_pages_);
+      wal_pages_ = wal;
     }
     for (size_t i = 0; i < batch.size(); ++i) {
       const std::string* err = !committed ? &tx_error : errors[i].empty() ? nullptr : &errors[i];

@@ -14,6 +14,7 @@
 // (the queue holds what can be done soon, not the whole backlog).
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -140,7 +141,8 @@ class Service {
   std::atomic<bool> reachable_{true};
   std::vector<std::thread> threads_;
   base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_,
-      m_commit_s_, m_unreachable_;
+      m_commit_s_, m_unreachable_, m_wal_pages_;
+  int64_t wal_pages_ = 0;  // the writer's: what m_wal_pages_ shows
 };
 
 }  // namespace onlined::store

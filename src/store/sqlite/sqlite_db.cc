@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <iterator>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -144,12 +145,17 @@ std::atomic<uint64_t> checkpoints_done{0};
 // sustained writes that takes a checkpoint between a commit and the next, so
 // past kCatchUpFrames the checkpointer is woken after every commit (it then
 // lags one commit), and at kWriterFrames the writer copies that lag itself:
-// the WAL stays under kWriterFrames pages plus a commit.
+// the WAL stays under kWriterFrames pages plus the commits made while a copy
+// of this thread's in progress ends (the writer's checkpoint is passive: it
+// yields to that copy and is tried again at the next commit). A read that holds an old snapshot
+// keeps the WAL from being copied past it and reused: then it grows, shown
+// by onlined_store_wal_pages and warned of at each doubling past its most.
 class Checkpointer {
  public:
   static constexpr int kDueFrames = kSqliteCheckpointPages;  // wal_autocheckpoint's default
   static constexpr int kWriterFrames = kSqliteWalMaxPages;
   static constexpr int kCatchUpFrames = kWriterFrames - kDueFrames;
+  static constexpr int kMaxInt = std::numeric_limits<int>::max();
 
   Checkpointer(const std::string& path, const char* vfs) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs) !=
@@ -196,13 +202,33 @@ class Checkpointer {
     return SQLITE_OK;
   }
 
+  // The WAL's length in pages after the last commit (the writer's thread).
+  int wal_pages() const { return wal_pages_; }
+
  private:
   // The writer's thread only.
   void Committed(sqlite3* writer, const char* name, int frames) {
+    wal_pages_ = frames;
     // Shorter than at the last wake-up: the WAL was reused from its start.
-    if (frames < next_due_ - kDueFrames) next_due_ = kDueFrames;
+    if (frames < next_due_ - kDueFrames) {
+      next_due_ = kDueFrames;
+      warn_at_ = 2 * kWriterFrames;
+      writer_failed_ = false;
+    }
+    if (frames >= warn_at_) {
+      spdlog::warn(
+          "store: the WAL holds {} pages (its most is {}): a long read or failing "
+          "checkpoints keep it from being reused",
+          frames, kWriterFrames);
+      warn_at_ = frames > kMaxInt / 2 ? kMaxInt : 2 * frames;
+    }
     if (frames >= kWriterFrames) {
-      sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      const int rc =
+          sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY && !writer_failed_) {
+        writer_failed_ = true;  // once until the WAL is reused: it is tried at every commit
+        spdlog::warn("store: the writer's checkpoint failed: {}", sqlite3_errmsg(writer));
+      }
     } else if (frames >= next_due_ || frames >= kCatchUpFrames) {
       next_due_ = frames + kDueFrames;
       Due();
@@ -227,10 +253,16 @@ class Checkpointer {
       int log = 0, copied = 0;
       const int rc =
           sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
-      if (rc == SQLITE_OK && copied > 0) checkpoints_done.fetch_add(1, std::memory_order_relaxed);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-        // Nothing is lost (the WAL keeps every commit); the next commit
-        // past kDueFrames tries again.
+      if (rc == SQLITE_OK) {
+        // `copied` counts from the WAL's start: a checkpoint that copied
+        // nothing new (a read holds the rest) is not counted.
+        if (log < last_log_) last_copied_ = 0;
+        if (copied > last_copied_) checkpoints_done.fetch_add(1, std::memory_order_relaxed);
+        last_log_ = log;
+        last_copied_ = copied;
+      } else if (rc != SQLITE_BUSY) {
+        // Nothing is lost (the WAL keeps every commit): the next wake-up,
+        // kDueFrames later, or the writer's own at kWriterFrames tries again.
         spdlog::warn("store: checkpoint failed: {}", sqlite3_errmsg(db_));
       }
       lock.lock();
@@ -243,7 +275,16 @@ class Checkpointer {
   bool due_ = false;
   bool stop_ = false;
   std::thread thread_;
-  int next_due_ = kDueFrames;  // the writer's: the WAL's length that wakes this thread next
+  // The writer's thread: the WAL's length that wakes this thread next, the
+  // one that is warned of next, its length after the last commit, whether
+  // the writer's own checkpoint failed since the WAL was last reused.
+  int next_due_ = kDueFrames;
+  int warn_at_ = 2 * kWriterFrames;
+  int wal_pages_ = 0;
+  bool writer_failed_ = false;
+  // This thread's: the WAL's length and the frames copied at its last checkpoint.
+  int last_log_ = 0;
+  int last_copied_ = 0;
 };
 
 class SqliteDb final : public Db {
@@ -280,6 +321,8 @@ class SqliteDb final : public Db {
     FinalizeAll();
     sqlite3_close(db_);  // the last connection: checkpoints and removes the WAL
   }
+
+  int64_t WalPages() const override { return checkpointer_ ? checkpointer_->wal_pages() : 0; }
 
   // The writer takes the write lock up front; readers read a snapshot.
   void Begin() override {

@@ -15,8 +15,8 @@ namespace onlined::store {
 // With `fault_injection` the file goes through the fault VFS (fault_vfs.h).
 std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection = false);
 
-// The WAL's pages between two checkpoints, and its most (plus the last
-// commit's pages): see Checkpointer in sqlite_db.cc.
+// The WAL's pages between two checkpoints, and its most (plus the commits
+// made while a checkpoint in progress ends): see Checkpointer in sqlite_db.cc.
 inline constexpr int kSqliteCheckpointPages = 1000;
 inline constexpr int kSqliteWalMaxPages = 16 * kSqliteCheckpointPages;
 
