@@ -147,9 +147,10 @@ std::atomic<uint64_t> checkpoints_done{0};
 // lags one commit), and at kWriterFrames the writer copies that lag itself:
 // the WAL stays under kWriterFrames pages plus the commits made while a copy
 // of this thread's in progress ends (the writer's checkpoint is passive: it
-// yields to that copy and is tried again at the next commit). A read that holds an old snapshot
-// keeps the WAL from being copied past it and reused: then it grows, shown
-// by onlined_store_wal_pages and warned of at each doubling past its most.
+// yields to that copy and is tried again at the next commit). A read that
+// holds an old snapshot keeps the WAL from being copied past it and reused:
+// then it grows, shown by onlined_store_wal_pages and warned of at each
+// doubling past its most.
 class Checkpointer {
  public:
   static constexpr int kDueFrames = kSqliteCheckpointPages;  // wal_autocheckpoint's default

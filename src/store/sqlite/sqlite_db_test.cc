@@ -71,9 +71,10 @@ TEST(SqliteCheckpoint, TheWalIsCopiedBackWhileTheWriterGoesOn) {
 
 // Under sustained writes (a commit after a commit, as store::Service groups
 // them under load) the checkpointer copies in chunks, not after each commit,
-// and the WAL is reused from its start instead of growing: its file never
-// passes kSqliteWalMaxPages plus a commit. After a reuse the chunks start
-// over from the WAL's start (and not only past the old length).
+// and the WAL is reused from its start instead of growing: its file passes
+// kSqliteWalMaxPages only by the commits made while a copy in progress ends.
+// After a reuse the chunks start over from the WAL's start (and not only
+// past the old length).
 TEST(SqliteCheckpoint, SustainedWritesAreCopiedInChunksAndTheWalIsReused) {
   char tmpl[] = "/tmp/onlined-ckpt-test-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
