@@ -8,7 +8,6 @@
 #include <condition_variable>
 #include <filesystem>
 #include <iterator>
-#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -156,7 +155,6 @@ class Checkpointer {
   static constexpr int kDueFrames = kSqliteCheckpointPages;  // wal_autocheckpoint's default
   static constexpr int kWriterFrames = kSqliteWalMaxPages;
   static constexpr int kCatchUpFrames = kWriterFrames - kDueFrames;
-  static constexpr int kMaxInt = std::numeric_limits<int>::max();
 
   Checkpointer(const std::string& path, const char* vfs) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs) !=
@@ -221,7 +219,7 @@ class Checkpointer {
           "store: the WAL holds {} pages (its most is {}): a long read or failing "
           "checkpoints keep it from being reused",
           frames, kWriterFrames);
-      warn_at_ = frames > kMaxInt / 2 ? kMaxInt : 2 * frames;
+      warn_at_ = 2 * int64_t{frames};
     }
     if (frames >= kWriterFrames) {
       const int rc =
@@ -280,7 +278,7 @@ class Checkpointer {
   // one that is warned of next, its length after the last commit, whether
   // the writer's own checkpoint failed since the WAL was last reused.
   int next_due_ = kDueFrames;
-  int warn_at_ = 2 * kWriterFrames;
+  int64_t warn_at_ = 2 * kWriterFrames;
   int wal_pages_ = 0;
   bool writer_failed_ = false;
   // This thread's: the WAL's length and the frames copied at its last checkpoint.
