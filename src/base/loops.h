@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/post_batch.h"
 #include "base/timing_wheel.h"
 
 namespace onlined::base {
@@ -80,13 +81,19 @@ class LoopGroup {
   // ManualClock, so what the new time makes due has fired when it returns.
   void TickAll();
 
-  // Runs fn on loop i's thread (FIFO per (sender, loop) pair).
+  // Runs fn on loop i's thread (FIFO per (sender, loop) pair). Inside a
+  // PostBatch on this thread, when the batch ends.
   template <class Fn>
   void Post(size_t i, Fn&& fn) {
-    boost::asio::post(loops_[i]->io_, std::forward<Fn>(fn));
+    if (PostBatch::Active()) {
+      Defer(i, Task(std::forward<Fn>(fn)));
+    } else {
+      boost::asio::post(loops_[i]->io_, std::forward<Fn>(fn));
+    }
   }
 
  private:
+  void Defer(size_t i, Task task);
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::thread> threads_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;

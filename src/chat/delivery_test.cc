@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 
+#include "base/post_batch.h"
 #include "store/testing/test_engine.h"
 
 namespace onlined::chat {
@@ -113,6 +114,17 @@ TEST_F(MessengerTest, AManagersMessageToAnOfflineUserReachesTheDesksAndPullsTheS
   ASSERT_EQ(rec_.pulled.size(), 1u);
   EXPECT_EQ(rec_.pulled[0].first, o.value->notification_id);
   EXPECT_EQ(rec_.pulled[0].second, o.value->message.created_at + 120000);
+}
+
+// The writer runs a commit's completions in one PostBatch: the replies and
+// deliveries of its sends reach each loop as one handler (base/post_batch.h).
+TEST_F(MessengerTest, ACommitsCompletionsPostToTheLoopsInOneBatch) {
+  std::promise<bool> active;
+  store_.Write<bool>(
+      [](store::Db&) { return true; },
+      [&active](store::Outcome<bool>) { active.set_value(base::PostBatch::Active()); });
+  EXPECT_TRUE(active.get_future().get());
+  EXPECT_FALSE(base::PostBatch::Active());  // this thread's own posts are not held
 }
 
 TEST_F(MessengerTest, AnOnlineUserLeavesTheSmsWhereItIs) {

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "base/clock.h"
+#include "base/post_batch.h"
 
 namespace onlined::store {
 
@@ -69,12 +70,15 @@ void Service::Enqueue(Queue& q, Op op) {
   const int64_t now = base::SteadyMs();
   bool late = false;
   {
-    std::lock_guard lock(q.mu);
+    std::unique_lock lock(q.mu);
     late = opts_.max_queue_delay_ms > 0 && !q.ops.empty() &&
            now - q.ops.front().enqueued_ms > opts_.max_queue_delay_ms;
     if (!q.stop && q.ops.size() < opts_.max_queue && !late) {
       op.enqueued_ms = now;
       q.ops.push_back(std::move(op));
+      // Woken after the lock is let go: a woken thread on this core would
+      // otherwise preempt us, find the lock held and wait for us.
+      lock.unlock();
       q.cv.notify_one();
       return;
     }
@@ -215,6 +219,9 @@ void Service::WriterLoop() {
       metrics_.Add(slot, m_wal_pages_, wal - wal_pages_);
       wal_pages_ = wal;
     }
+    // The completions' posts (replies, deliveries) reach each loop as one
+    // handler per commit, not one per send (base/post_batch.h).
+    base::PostBatch posts;
     for (size_t i = 0; i < batch.size(); ++i) {
       const std::string* err = !committed ? &tx_error : errors[i].empty() ? nullptr : &errors[i];
       metrics_.Add(slot, err ? m_failed_ : m_ops_);
