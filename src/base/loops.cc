@@ -13,27 +13,21 @@ namespace onlined::base {
 namespace {
 thread_local Loop* current_loop = nullptr;
 
-// This thread's open batch: its depth and, per (group, loop), what waits.
+// What this thread's open batch holds, per (group, loop).
 struct Deferred {
   LoopGroup* group;
   size_t loop;
   std::vector<Task> tasks;
 };
-struct Batch {
-  int depth = 0;
-  std::vector<Deferred> pending;
-};
-thread_local Batch batch;
+thread_local std::vector<Deferred> deferred;
 }  // namespace
 
-PostBatch::PostBatch() { ++batch.depth; }
+PostBatch::PostBatch() { ++detail::post_batch_depth; }
 
 PostBatch::~PostBatch() {
-  if (--batch.depth > 0) return;
-  // Taken first: a handler cannot run here, but keep the batch empty and
-  // closed before posting, whatever posting does.
-  std::vector<Deferred> pending = std::move(batch.pending);
-  batch.pending.clear();
+  if (--detail::post_batch_depth > 0) return;
+  std::vector<Deferred> pending;
+  pending.swap(deferred);
   try {
     for (Deferred& d : pending) {
       boost::asio::post(d.group->at(d.loop).io(), [tasks = std::move(d.tasks)]() mutable {
@@ -45,17 +39,15 @@ PostBatch::~PostBatch() {
   }
 }
 
-bool PostBatch::Active() { return batch.depth > 0; }
-
 void LoopGroup::Defer(size_t i, Task task) {
-  for (Deferred& d : batch.pending) {
+  for (Deferred& d : deferred) {
     if (d.group == this && d.loop == i) {
       d.tasks.push_back(std::move(task));
       return;
     }
   }
-  batch.pending.push_back(Deferred{this, i, {}});
-  batch.pending.back().tasks.push_back(std::move(task));
+  deferred.push_back(Deferred{this, i, {}});
+  deferred.back().tasks.push_back(std::move(task));
 }
 
 Loop::Loop(size_t index, int64_t tick_ms, SteadyClock clock)

@@ -41,6 +41,11 @@ class Task {
   std::unique_ptr<Base> impl_;
 };
 
+namespace detail {
+// This thread's open batches (inline: read on every post without a call).
+inline thread_local int post_batch_depth = 0;
+}  // namespace detail
+
 class PostBatch {
  public:
   // Batches nest: an inner one joins the outermost, which posts. A post
@@ -51,7 +56,7 @@ class PostBatch {
   PostBatch& operator=(const PostBatch&) = delete;
 
   // True while this thread is inside a batch.
-  static bool Active();
+  static bool Active() { return detail::post_batch_depth > 0; }
 };
 
 }  // namespace onlined::base
