@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "proto/frames.h"
 #include "proto/json_writer.h"
@@ -24,5 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   out = onlined::proto::EncodePresence(text, true, 1, false, 2);
   boost::json::parse(out, ec);
   if (ec) abort();
+  // A query body the scanner takes must parse in full to the same ids.
+  std::vector<std::string_view> ids;
+  if (onlined::proto::ScanUserIds(text, ids)) {
+    boost::json::value v = boost::json::parse(text, ec);
+    if (ec || !v.is_object() || v.as_object().size() != 1) abort();
+    const boost::json::value* a = v.as_object().if_contains("user_ids");
+    if (a == nullptr || !a->is_array() || a->as_array().size() != ids.size()) abort();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const boost::json::string* s = a->as_array()[i].if_string();
+      if (s == nullptr || std::string_view(*s) != ids[i]) abort();
+    }
+  }
   return 0;
 }

@@ -1,6 +1,7 @@
 // libFuzzer target: the HTTP request path up to the upgrade, as HttpSession
 // runs it: Beast's request parser with the server's limits fed in reads, the
-// conversion to the application's Request, the upgrade checks. (net/ tests
+// conversion to the application's Request, the upgrade checks, the answer's
+// head. (net/ tests
 // may see net/'s internal header.)
 #include <cstdint>
 #include <cstdlib>
@@ -55,9 +56,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (onlined::net::ValidWebSocketKey(key) && key.size() != 24) abort();
       return 0;  // the socket is handed over
     }
+    // The answer, with what the client sent in it, must read back as one
+    // response with that body: nothing a client sends splits it.
     onlined::net::Response r;
     r.body = app.target;
-    auto res = onlined::net::ToBeastResponse(std::move(r), req.version(), req.keep_alive());
+    r.headers.emplace_back(std::string(app.Header("x-name")), std::string(app.Header("x-value")));
+    std::string bytes = onlined::net::ResponseHead(r, req.version(), req.keep_alive()) + r.body;
+    http::response_parser<http::string_body> rp;
+    rp.eager(true);
+    rp.put(boost::asio::buffer(bytes), ec);
+    if (ec || !rp.is_done() || rp.get().body() != r.body || rp.get().result_int() != 200) abort();
     if (!req.keep_alive()) return 0;
   }
   return 0;

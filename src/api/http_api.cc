@@ -3,6 +3,8 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
+#include <cstring>
 
 #include "base/clock.h"
 #include "proto/frames.h"
@@ -153,6 +155,48 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
 }
 
+namespace {
+
+// {"users":{"<id>":{<presence fields>,"sessions":<n>},...}}, written in place:
+// each entry fits in its id escaped (6 bytes a byte at most) and kEntryMax.
+std::string QueryAnswer(const std::vector<presence::UserInfo>& found,
+                        const std::vector<std::string>& ids) {
+  constexpr size_t kEntryMax = proto::kPresenceFieldsMax + 32;
+  size_t room = 16;
+  for (size_t i = 0; i < found.size(); ++i) room += ids[i].size() * 6 + kEntryMax;
+  std::string out(room, '\0');
+  char* p = out.data();
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  std::string escaped;
+  put(R"({"users":{)");
+  for (size_t i = 0; i < found.size(); ++i) {
+    if (i) *p++ = ',';
+    const presence::UserInfo& u = found[i];
+    if (proto::IsPlainJsonString(ids[i])) {
+      *p++ = '"';
+      put(ids[i]);
+      *p++ = '"';
+    } else {
+      escaped.clear();
+      proto::AppendJsonString(escaped, ids[i]);
+      put(escaped);
+    }
+    put(":{");
+    p = proto::WritePresenceFields(p, u.online, u.last_seen, u.idle);
+    put(R"(,"sessions":)");
+    p = std::to_chars(p, p + 10, u.sessions).ptr;
+    *p++ = '}';
+  }
+  put("}}");
+  out.resize(static_cast<size_t>(p - out.data()));
+  return out;
+}
+
+}  // namespace
+
 void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   const int64_t start_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::steady_clock::now().time_since_epoch())
@@ -163,60 +207,63 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   net::Response err;
   if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) return respond(std::move(err));
 
-  boost::system::error_code ec;
-  // The parsed body lives only in this function: its memory comes from the
-  // stack (and one block beyond for big queries), freed all at once.
-  unsigned char arena[16 * 1024];
-  json::monotonic_resource mr(arena, sizeof arena);
-  json::value body = json::parse(req.body, ec, &mr);
-  if (ec) return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body is not valid JSON"));
-  const json::object* o = body.if_object();
-  const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;
-  const json::array* ids_a = ids_v ? ids_v->if_array() : nullptr;
-  if (ids_a == nullptr) {
-    return respond(
-        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
-  }
-  if (ids_a->size() > kMaxQueryIds) {
-    return respond(
-        ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
-                      "at most 1000 user_ids per query, got " + std::to_string(ids_a->size())));
-  }
+  constexpr size_t kMaxIdBytes = 128;
+  auto too_many = [&](size_t n) {
+    return ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
+                         "at most 1000 user_ids per query, got " + std::to_string(n));
+  };
+  auto bad_ids = [&] {
+    return ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                         "user_ids must be non-empty strings of at most 128 bytes");
+  };
   std::vector<std::string> ids;
-  ids.reserve(ids_a->size());
-  for (const json::value& v : *ids_a) {
-    const json::string* s = v.if_string();
-    if (s == nullptr || s->empty() || s->size() > 128) {
-      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
-                                   "user_ids must be non-empty strings of at most 128 bytes"));
+  // The body as clients send it is scanned in place; anything else goes to
+  // the full JSON parser, which decides and words the error.
+  std::vector<std::string_view> views;
+  if (proto::ScanUserIds(req.body, views)) {
+    if (views.size() > kMaxQueryIds) return respond(too_many(views.size()));
+    ids.reserve(views.size());
+    for (std::string_view v : views) {
+      if (v.empty() || v.size() > kMaxIdBytes) return respond(bad_ids());
+      ids.emplace_back(v);
     }
-    ids.emplace_back(s->data(), s->size());
+  } else {
+    boost::system::error_code ec;
+    // The parsed body lives only in this block: its memory comes from the
+    // stack (and one block beyond for big queries), freed all at once.
+    unsigned char arena[16 * 1024];
+    json::monotonic_resource mr(arena, sizeof arena);
+    json::value body = json::parse(req.body, ec, &mr);
+    if (ec)
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body is not valid JSON"));
+    const json::object* o = body.if_object();
+    const json::value* ids_v = o ? o->if_contains("user_ids") : nullptr;
+    const json::array* ids_a = ids_v ? ids_v->if_array() : nullptr;
+    if (ids_a == nullptr) {
+      return respond(
+          ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
+    }
+    if (ids_a->size() > kMaxQueryIds) return respond(too_many(ids_a->size()));
+    ids.reserve(ids_a->size());
+    for (const json::value& v : *ids_a) {
+      const json::string* s = v.if_string();
+      if (s == nullptr || s->empty() || s->size() > kMaxIdBytes) return respond(bad_ids());
+      ids.emplace_back(s->data(), s->size());
+    }
   }
   const size_t loop = req.loop;
   ctx_.metrics.Add(loop, ctx_.m_query_ids, static_cast<int64_t>(ids.size()));
-  ctx_.presence.Query(entry->idx, std::move(ids),
-                      [this, loop, start_us, respond = std::move(respond)](
-                          std::vector<presence::UserInfo> found, std::vector<std::string> ids) {
-                        std::string out;
-                        out.reserve(32 + ids.size() * 72);
-                        out += R"({"users":{)";
-                        for (size_t i = 0; i < found.size(); ++i) {
-                          if (i) out += ',';
-                          const presence::UserInfo& u = found[i];
-                          proto::AppendJsonString(out, ids[i]);
-                          out += ":{";
-                          proto::AppendPresenceFields(out, u.online, u.last_seen, u.idle);
-                          out += R"(,"sessions":)";
-                          proto::AppendInt(out, u.sessions);
-                          out += '}';
-                        }
-                        out += "}}";
-                        int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                             std::chrono::steady_clock::now().time_since_epoch())
-                                             .count();
-                        ctx_.metrics.Observe(loop, ctx_.m_query_latency, (now_us - start_us) / 1e6);
-                        respond(JsonResponse(200, std::move(out)));
-                      });
+  ctx_.presence.Query(
+      entry->idx, std::move(ids),
+      [this, loop, start_us, respond = std::move(respond)](
+          const std::vector<presence::UserInfo>& found, const std::vector<std::string>& ids) {
+        std::string out = QueryAnswer(found, ids);
+        int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+        ctx_.metrics.Observe(loop, ctx_.m_query_latency, (now_us - start_us) / 1e6);
+        respond(JsonResponse(200, std::move(out)));
+      });
 }
 
 void HttpApi::OnlineCount(net::Request&& req, net::Responder respond) {

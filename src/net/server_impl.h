@@ -88,7 +88,10 @@ void WriteAndLinger(tcp::socket socket, std::string bytes, Admission::Slot slot 
 // With `with_body` the body is moved out of `req`.
 Request ToAppRequest(http::request<http::string_body>& req, std::string remote, size_t loop,
                      bool with_body);
-// Converts the application's Response into a Beast response.
-http::response<http::string_body> ToBeastResponse(Response r, unsigned version, bool keep_alive);
+// The status line and header fields that go before `r.body` (whose size is
+// the Content-Length, also for HEAD): Server, Content-Type, Cache-Control,
+// r.headers (a field whose name or value could end the line is dropped),
+// Connection, Content-Length.
+std::string ResponseHead(const Response& r, unsigned version, bool keep_alive);
 
 }  // namespace onlined::net

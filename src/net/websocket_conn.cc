@@ -24,7 +24,6 @@
 #include <cstring>
 #include <random>
 #include <span>
-#include <sstream>
 
 #include "base/clock.h"
 #include "base/log_limit.h"
@@ -57,9 +56,7 @@ std::string AcceptKey(std::string_view key) {
 }
 
 std::string Serialize(Response r, unsigned version) {
-  std::ostringstream os;
-  os << ToBeastResponse(std::move(r), version, false);
-  return os.str();
+  return ResponseHead(r, version, false) + r.body;
 }
 
 }  // namespace

@@ -116,7 +116,8 @@ void ScatterQuery(base::LoopGroup& loops, ChannelIdx ch, std::vector<std::string
   g->lookup = std::move(lookup);
   // Positions of the ids per shard.
   std::vector<std::vector<uint32_t>> parts(n);
-  for (uint32_t i = 0; i < ids.size(); ++i) parts[ShardOf(ch, ids[i], n)].push_back(i);
+  for (auto& p : parts) p.reserve(ids.size() / n + 16);
+  for (uint32_t i = 0; i < ids.size(); ++i) parts[n == 1 ? 0 : ShardOf(ch, ids[i], n)].push_back(i);
   g->ids = std::move(ids);
   for (const auto& p : parts) g->pending += p.empty() ? 0 : 1;
   if (g->pending == 0) {

@@ -3,6 +3,8 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
+#include <cstring>
 
 #include "proto/json_writer.h"
 
@@ -181,15 +183,69 @@ std::string EncodeError(std::string_view code, std::string_view message,
   return s;
 }
 
-void AppendPresenceFields(std::string& out, bool online, int64_t last_seen, bool idle) {
-  out += online ? R"("online":true)" : R"("online":false)";
-  out += R"(,"last_seen":)";
-  if (last_seen > 0) {
-    AppendInt(out, last_seen);
+bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids) {
+  ids.clear();
+  size_t i = 0;
+  const size_t n = body.size();
+  auto ws = [&] {
+    while (i < n && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r')) ++i;
+  };
+  auto lit = [&](std::string_view t) {
+    if (body.substr(i, t.size()) != t) return false;
+    i += t.size();
+    return true;
+  };
+  ws();
+  if (!lit("{")) return false;
+  ws();
+  if (!lit(R"("user_ids")")) return false;
+  ws();
+  if (!lit(":")) return false;
+  ws();
+  if (!lit("[")) return false;
+  ws();
+  if (i < n && body[i] == ']') {
+    ++i;
   } else {
-    out += "null";
+    for (;;) {
+      if (!lit("\"")) return false;
+      const size_t start = i;
+      while (i < n && IsPlainJsonChar(static_cast<unsigned char>(body[i]))) ++i;
+      if (!lit("\"")) return false;  // the end, an escape or a byte to validate
+      ids.push_back(body.substr(start, i - 1 - start));
+      ws();
+      if (i < n && body[i] == ']') {
+        ++i;
+        break;
+      }
+      if (!lit(",")) return false;
+      ws();
+    }
   }
-  if (online) out += idle ? R"(,"state":"idle")" : R"(,"state":"active")";
+  ws();
+  if (!lit("}")) return false;
+  ws();
+  return i == n;
+}
+
+char* WritePresenceFields(char* p, bool online, int64_t last_seen, bool idle) {
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  put(online ? R"("online":true,"last_seen":)" : R"("online":false,"last_seen":)");
+  if (last_seen > 0) {
+    p = std::to_chars(p, p + 20, last_seen).ptr;
+  } else {
+    put("null");
+  }
+  if (online) put(idle ? R"(,"state":"idle")" : R"(,"state":"active")");
+  return p;
+}
+
+void AppendPresenceFields(std::string& out, bool online, int64_t last_seen, bool idle) {
+  char buf[kPresenceFieldsMax];
+  out.append(buf, WritePresenceFields(buf, online, last_seen, idle));
 }
 
 std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,

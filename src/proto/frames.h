@@ -43,6 +43,16 @@ inline bool IsCanonicalPing(std::string_view text) { return text == R"({"type":"
 // Parses one client frame. On failure returns false and fills `err`.
 bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err);
 
+// The body of POST /v1/presence/query in the shape clients send it,
+// {"user_ids":["a","b",...]} (JSON whitespace allowed between tokens), with
+// ids of printable ASCII and no escapes: fills `ids` with views into `body`
+// and returns true. Anything else (another key, an escape, a byte outside
+// printable ASCII, a syntax error) returns false, and the caller parses the
+// body in full, which decides what is valid and words the error. So the
+// fast path answers only what the full parse would answer the same way
+// (fuzz/frames_fuzz.cc checks that).
+bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids);
+
 // Server frames.
 std::string EncodeWelcome(std::string_view session_id, int heartbeat_s,
                           int64_t heartbeat_timeout_ms, std::optional<uint64_t> event_seq,
@@ -54,6 +64,10 @@ std::string EncodeError(std::string_view code, std::string_view message,
 // Appends a user's presence as every answer and event spells it:
 // "online":<bool>,"last_seen":<ms or null>, and while online ,"state":"active"|"idle".
 void AppendPresenceFields(std::string& out, bool online, int64_t last_seen, bool idle);
+// The same written at `p`, which has room for kPresenceFieldsMax bytes;
+// returns the end of what it wrote.
+inline constexpr size_t kPresenceFieldsMax = 64;
+char* WritePresenceFields(char* p, bool online, int64_t last_seen, bool idle);
 
 std::string EncodePresence(std::string_view user_id, bool online, int64_t last_seen, bool idle,
                            uint64_t event_seq);

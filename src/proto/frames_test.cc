@@ -108,5 +108,36 @@ TEST(JsonWriter, EscapesAndRepairsUtf8) {
   EXPECT_EQ(out, "\"\xe2\x82\xac ok \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
 }
 
+TEST(QueryBody, TheUsualShapeIsScannedInPlace) {
+  std::vector<std::string_view> ids;
+  ASSERT_TRUE(ScanUserIds(R"({"user_ids":["alice","bob"]})", ids));
+  EXPECT_EQ(ids, (std::vector<std::string_view>{"alice", "bob"}));
+  ASSERT_TRUE(ScanUserIds(" {\n \"user_ids\" :\t[ \"a b\" ,\r\n\"\" ] } \n", ids));
+  EXPECT_EQ(ids, (std::vector<std::string_view>{"a b", ""}));  // the caller refuses ""
+  ASSERT_TRUE(ScanUserIds(R"({"user_ids":[]})", ids));
+  EXPECT_TRUE(ids.empty());
+}
+
+TEST(QueryBody, AnythingElseGoesToTheFullParser) {
+  std::vector<std::string_view> ids;
+  for (std::string_view body : {
+           R"({"user_ids":["\u0061"]})",       // an escape
+           "{\"user_ids\":[\"zo\xc3\xab\"]}",  // UTF-8 to validate
+           "{\"user_ids\":[\"a\x01\"]}",       // a control byte
+           R"({"x":1,"user_ids":["a"]})",      // another key
+           R"({"user_ids":["a"],"x":1})",      //
+           R"({"user_ids":["a",]})",           // syntax errors
+           R"({"user_ids":["a"]} x)",          //
+           R"({"user_ids":["a")",              //
+           R"({"user_ids":[1]})",              // not a string
+           R"({"user_ids":"a"})",              //
+           R"({"user_ids":["a""b"]})",         //
+           "",                                 //
+           "{",                                //
+       }) {
+    EXPECT_FALSE(ScanUserIds(body, ids)) << body;
+  }
+}
+
 }  // namespace
 }  // namespace onlined::proto

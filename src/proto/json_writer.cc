@@ -89,6 +89,13 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+bool IsPlainJsonString(std::string_view s) {
+  for (char c : s) {
+    if (!IsPlainJsonChar(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
 void AppendInt(std::string& out, int64_t v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);

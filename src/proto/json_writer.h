@@ -12,5 +12,12 @@ namespace onlined::proto {
 // replaced by U+FFFD so the output is always valid JSON.
 void AppendJsonString(std::string& out, std::string_view s);
 void AppendInt(std::string& out, int64_t v);
+// True when `c` needs no escape in a JSON string and no UTF-8 check:
+// printable ASCII but '"' and '\\'.
+inline bool IsPlainJsonChar(unsigned char c) {
+  return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
+}
+// True when every byte of `s` is (it goes between quotes as it is).
+bool IsPlainJsonString(std::string_view s);
 
 }  // namespace onlined::proto

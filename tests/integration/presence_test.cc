@@ -77,6 +77,61 @@ TEST(Presence, UserConnectsDeskSeesOnlineAndQueryAgrees) {
   EXPECT_TRUE(q.at("users").at("bob").at("last_seen").is_null());
 }
 
+// A query body is scanned in place when it has the usual shape and parsed in
+// full otherwise: both answer alike, and a keep-alive client's requests are
+// read whole however they arrive.
+TEST(Presence, QueryAnswersAlikeHoweverTheBodyIsSpelled) {
+  ServerProcess s;
+  auto alice = User(s, "alice");
+  auto zoe = User(s, "zo\xc3\xab");
+  auto ask = [&](const std::string& body) {
+    return Http(s.port(), "POST", "/v1/presence/query", body, MintToken("manager", "m1"));
+  };
+  for (const std::string body :
+       {R"({"user_ids":["alice","bob"]})", " {\n \"user_ids\" : [ \"alice\" ,\t\"bob\" ] }\n",
+        R"({"user_ids":["\u0061lice","bob"]})", R"({"x":1,"user_ids":["alice","bob"]})"}) {
+    HttpResult r = ask(body);
+    ASSERT_EQ(r.status, 200) << body << " -> " << r.body;
+    json::value q = r.Json();
+    EXPECT_EQ(q.at("users").as_object().size(), 2u) << r.body;
+    EXPECT_TRUE(q.at("users").at("alice").at("online").as_bool()) << r.body;
+    EXPECT_EQ(q.at("users").at("alice").at("sessions").as_int64(), 1) << r.body;
+    EXPECT_FALSE(q.at("users").at("bob").at("online").as_bool()) << r.body;
+  }
+  HttpResult r = ask("{\"user_ids\":[\"zo\xc3\xab\",\"a\\\"b\\\\\"]}");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.Json().at("users").at("zo\xc3\xab").at("online").as_bool()) << r.body;
+  EXPECT_FALSE(r.Json().at("users").at("a\"b\\").at("online").as_bool()) << r.body;
+
+  EXPECT_EQ(ask(R"({"user_ids":["alice",]})").Json().at("error").at("code").as_string(),
+            "bad_json");
+  EXPECT_EQ(ask(R"({"user_ids":["alice"]} x)").Json().at("error").at("code").as_string(),
+            "bad_json");
+  EXPECT_EQ(ask(R"({"user_ids":[""]})").status, 400);
+  EXPECT_EQ(ask(R"({"user_ids":[""]})").Json().at("error").at("code").as_string(), "bad_request");
+  EXPECT_EQ(ask(R"({"user_ids":[")" + std::string(129, 'x') + R"("]})").status, 400);
+  EXPECT_EQ(ask(R"({"user_ids":[")" + std::string(128, 'x') + R"("]})").status, 200);
+
+  // Three requests of 100 ids (1.4 KiB each) in one write on one connection.
+  std::string ids;
+  for (int i = 0; i < 100; ++i) ids += (i ? ",\"u" : "\"u") + std::to_string(1000 + i) + "\"";
+  const std::string body = R"({"user_ids":[)" + ids + "]}";
+  auto req = [&](const char* connection) {
+    return "POST /v1/presence/query HTTP/1.1\r\nHost: x\r\nConnection: " + std::string(connection) +
+           "\r\nAuthorization: Bearer " + MintToken("manager", "m1") +
+           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n\r\n" + body;
+  };
+  std::string out = RawExchange(s.port(), req("keep-alive") + req("keep-alive") + req("close"));
+  size_t answers = 0;
+  for (size_t at = out.find("HTTP/1.1 200 "); at != std::string::npos;
+       at = out.find("HTTP/1.1 200 ", at + 1))
+    ++answers;
+  EXPECT_EQ(answers, 3u) << out.substr(0, 300);
+  EXPECT_NE(out.find(R"("u1099":{"online":false,"last_seen":null,"sessions":0})"),
+            std::string::npos);
+}
+
 TEST(Presence, PingGetsPong) {
   ServerProcess s;
   auto alice = User(s, "alice");
