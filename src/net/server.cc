@@ -49,10 +49,30 @@ Request ToAppRequest(http::request<http::string_body>& req, std::string remote, 
   return r;
 }
 
+namespace {
+
+// RFC 9110 5.1 and 5.5: a field name is a token; a value has no control
+// character but HTAB.
+bool IsFieldName(std::string_view s) {
+  constexpr std::string_view kMarks = "!#$%&'*+-.^_`|~";
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && kMarks.find(ch) == kMarks.npos) return false;
+  }
+  return !s.empty();
+}
+bool IsFieldValue(std::string_view s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string ResponseHead(const Response& r, unsigned version, bool keep_alive) {
-  auto fits = [](std::string_view s) {
-    return s.find_first_of(std::string_view("\r\n\0", 3)) == s.npos;
-  };
   std::string h;
   h.reserve(160 + r.content_type.size());
   h += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
@@ -60,10 +80,10 @@ std::string ResponseHead(const Response& r, unsigned version, bool keep_alive) {
   h += ' ';
   h += http::obsolete_reason(static_cast<http::status>(r.status));
   h += "\r\nServer: onlined\r\nContent-Type: ";
-  if (fits(r.content_type)) h += r.content_type;
+  if (IsFieldValue(r.content_type)) h += r.content_type;
   h += "\r\nCache-Control: no-store\r\n";
   for (const auto& [k, v] : r.headers) {
-    if (k.empty() || !fits(k) || k.find(':') != k.npos || !fits(v)) continue;
+    if (!IsFieldName(k) || !IsFieldValue(v)) continue;
     h += k;
     h += ": ";
     h += v;

@@ -90,7 +90,8 @@ Request ToAppRequest(http::request<http::string_body>& req, std::string remote, 
                      bool with_body);
 // The status line and header fields that go before `r.body` (whose size is
 // the Content-Length, also for HEAD): Server, Content-Type, Cache-Control,
-// r.headers (a field whose name or value could end the line is dropped),
+// r.headers (a field whose name is not a token or whose value holds a
+// control character is dropped),
 // Connection, Content-Length.
 std::string ResponseHead(const Response& r, unsigned version, bool keep_alive);
 
