@@ -207,33 +207,18 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   net::Response err;
   if (!AuthorizeDesk(ctx_, req, claims, entry, table, err)) return respond(std::move(err));
 
-  constexpr size_t kMaxIdBytes = 128;
-  auto too_many = [&](size_t n) {
-    return ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
-                         "at most 1000 user_ids per query, got " + std::to_string(n));
-  };
-  auto bad_ids = [&] {
-    return ErrorResponse(ctx_, req.loop, Error::kBadRequest,
-                         "user_ids must be non-empty strings of at most 128 bytes");
-  };
-  std::vector<std::string> ids;
   // The body as clients send it is scanned in place; anything else goes to
-  // the full JSON parser, which decides and words the error.
+  // the full JSON parser, which decides and words the error. Either way
+  // `views` ends up naming the ids, checked below.
   std::vector<std::string_view> views;
-  if (proto::ScanUserIds(req.body, views)) {
-    if (views.size() > kMaxQueryIds) return respond(too_many(views.size()));
-    ids.reserve(views.size());
-    for (std::string_view v : views) {
-      if (v.empty() || v.size() > kMaxIdBytes) return respond(bad_ids());
-      ids.emplace_back(v);
-    }
-  } else {
+  // The parsed body lives only in this function: its memory comes from the
+  // stack (and one block beyond for big queries), freed all at once.
+  unsigned char arena[16 * 1024];
+  json::monotonic_resource mr(arena, sizeof arena);
+  json::value body;
+  if (!proto::ScanUserIds(req.body, views)) {
     boost::system::error_code ec;
-    // The parsed body lives only in this block: its memory comes from the
-    // stack (and one block beyond for big queries), freed all at once.
-    unsigned char arena[16 * 1024];
-    json::monotonic_resource mr(arena, sizeof arena);
-    json::value body = json::parse(req.body, ec, &mr);
+    body = json::parse(req.body, ec, &mr);
     if (ec)
       return respond(ErrorResponse(ctx_, req.loop, Error::kBadJson, "body is not valid JSON"));
     const json::object* o = body.if_object();
@@ -243,13 +228,25 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
       return respond(
           ErrorResponse(ctx_, req.loop, Error::kBadRequest, "body must be {\"user_ids\":[...]}"));
     }
-    if (ids_a->size() > kMaxQueryIds) return respond(too_many(ids_a->size()));
-    ids.reserve(ids_a->size());
+    views.reserve(ids_a->size());
     for (const json::value& v : *ids_a) {
       const json::string* s = v.if_string();
-      if (s == nullptr || s->empty() || s->size() > kMaxIdBytes) return respond(bad_ids());
-      ids.emplace_back(s->data(), s->size());
+      views.push_back(s != nullptr ? std::string_view(*s) : std::string_view());  // "" is refused
     }
+  }
+  if (views.size() > kMaxQueryIds) {
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kTooManyIds,
+                      "at most 1000 user_ids per query, got " + std::to_string(views.size())));
+  }
+  std::vector<std::string> ids;
+  ids.reserve(views.size());
+  for (std::string_view v : views) {
+    if (v.empty() || v.size() > 128) {
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                                   "user_ids must be non-empty strings of at most 128 bytes"));
+    }
+    ids.emplace_back(v);
   }
   const size_t loop = req.loop;
   ctx_.metrics.Add(loop, ctx_.m_query_ids, static_cast<int64_t>(ids.size()));
