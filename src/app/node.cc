@@ -25,7 +25,7 @@
 #include "presence/service.h"
 #include "store/postgres/postgres_db.h"
 #include "store/service.h"
-#include "store/sqlite/fault_vfs.h"
+#include "store/sqlite/vfs.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace onlined::app {

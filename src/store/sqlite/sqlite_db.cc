@@ -12,7 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "store/sqlite/fault_vfs.h"
+#include "store/sqlite/vfs.h"
 
 namespace onlined::store {
 
@@ -896,8 +896,7 @@ std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_i
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) throw DbError("cannot create data_dir '" + dir + "': " + ec.message());
-  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer,
-                                    fault_injection ? FaultVfsName() : nullptr);
+  return std::make_unique<SqliteDb>(dir + "/onlined.db", writer, VfsName(fault_injection));
 }
 
 }  // namespace onlined::store

@@ -12,7 +12,8 @@
 namespace onlined::store {
 
 // Opens (creating and migrating if needed) `dir`/onlined.db. Throws DbError.
-// With `fault_injection` the file goes through the fault VFS (fault_vfs.h).
+// Every connection goes through the store's VFS (vfs.h), with
+// `fault_injection` through the one that injects faults.
 std::unique_ptr<Db> OpenSqlite(const std::string& dir, bool writer, bool fault_injection = false);
 
 // The WAL's pages between two checkpoints, and its most (plus the commits

@@ -1,9 +1,11 @@
 // The SQLite engine's own machinery (store/sqlite/sqlite_db.cc): the
 // checkpointer that copies the WAL back into the database file while the
-// writer goes on.
+// writer goes on, and the VFS that makes that copy durable in pieces
+// (store/sqlite/vfs.h).
 #include "store/sqlite/sqlite_db.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -11,6 +13,8 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+
+#include "store/sqlite/vfs.h"
 
 namespace onlined::store {
 namespace {
@@ -24,6 +28,7 @@ TEST(SqliteCheckpoint, TheWalIsCopiedBackWhileTheWriterGoesOn) {
   {
     auto db = OpenSqlite(dir, true);
     const uint64_t checkpoints = SqliteCheckpoints();
+    const uint64_t pieces = WritebackSyncs();
     const std::string file = dir + "/onlined.db", wal = file + "-wal";
     const uintmax_t before = fs::file_size(file);
     Chat c;
@@ -61,6 +66,11 @@ TEST(SqliteCheckpoint, TheWalIsCopiedBackWhileTheWriterGoesOn) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_GE(fs::file_size(file), before + 8'000'000) << "the WAL was not copied back";
     EXPECT_GT(SqliteCheckpoints(), checkpoints) << "copied back, but not by the checkpointer";
+    // Made durable as it was written, a piece at a time: at least one sync
+    // per kWritebackPiece of the 8 MB (less what each checkpoint's own sync
+    // took of its last piece), not one sync at each checkpoint's end.
+    EXPECT_GE(WritebackSyncs() - pieces, 8'000'000 / kWritebackPiece - 20)
+        << "the copy was not made durable in pieces";
     EXPECT_TRUE(fs::exists(wal));  // still open: SQLite removes it at the last close
     auto last = db->GetMessage("c1", seq);
     ASSERT_TRUE(last);
@@ -150,6 +160,62 @@ TEST(SqliteCheckpoint, SustainedWritesAreCopiedInChunksAndTheWalIsReused) {
     ASSERT_TRUE(last);
     EXPECT_EQ(last->text.size(), 3000U);
   }
+  fs::remove_all(dir);
+}
+
+// A piece's sync that fails fails the checkpoint that wrote it: the WAL keeps
+// every frame and the next checkpoint copies them again. A sync that failed
+// may have lost the pages it was to write (the kernel reports such a failure
+// once, so SQLite's own sync at the end would not see it): had the
+// checkpoint gone on, the WAL would have been reused over frames that are on
+// no disk.
+TEST(SqliteVfs, AFailedPieceSyncFailsTheCheckpointAndNothingIsLost) {
+  char tmpl[] = "/tmp/onlined-vfs-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, file = dir + "/t.db";
+  auto exec = [](sqlite3* db, const char* sql) {
+    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  };
+  sqlite3* db = nullptr;
+  ASSERT_EQ(
+      sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, VfsName(true)),
+      SQLITE_OK);
+  ASSERT_EQ(exec(db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+                 "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+                 " INSERT INTO t SELECT i, hex(randomblob(250)) FROM n;"),
+            SQLITE_OK);
+  // ~1 MB in the WAL, none of it in the database file yet. The checkpoint's
+  // first sync is the WAL's, its second a piece's.
+  const uint64_t pieces = WritebackSyncs();
+  const int64_t injected = FaultsInjected();
+  FaultSpec spec;
+  spec.fail_sync = 2;
+  SetFaults(spec);
+  int log = 0, copied = 0;
+  EXPECT_NE(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied),
+            SQLITE_OK);
+  EXPECT_EQ(FaultsInjected(), injected + 1);
+  EXPECT_GT(WritebackSyncs(), pieces) << "the failed sync was not a piece's";
+  SetFaults(FaultSpec{});
+  ASSERT_EQ(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied),
+            SQLITE_OK);
+  EXPECT_GT(log, 0);
+  EXPECT_EQ(copied, log) << "the second checkpoint did not copy every frame";
+  // Read back from the database file alone: the WAL copied and emptied.
+  ASSERT_EQ(exec(db, "PRAGMA wal_checkpoint(TRUNCATE)"), SQLITE_OK);
+  ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+  EXPECT_EQ(fs::exists(file + "-wal") ? fs::file_size(file + "-wal") : 0U, 0U);
+  ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, VfsName(false)), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*), sum(length(v)) FROM t", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 2000);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), 2000 * 500);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
   fs::remove_all(dir);
 }
 

@@ -1,4 +1,4 @@
-#include "store/sqlite/fault_vfs.h"
+#include "store/sqlite/vfs.h"
 
 #include <sqlite3.h>
 
@@ -13,44 +13,65 @@ namespace {
 
 std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_writes{0}, g_syncs{0}, g_injected{0};
 std::atomic<bool> g_full{false};
+std::atomic<uint64_t> g_piece_syncs{0};
 
 sqlite3_vfs* g_base = nullptr;
-sqlite3_vfs g_vfs;
+sqlite3_vfs g_vfs;         // "onlined": pieces
+sqlite3_vfs g_faulty_vfs;  // "onlined-faults": pieces and faults
 
 // A file of the wrapping VFS: our methods first, then the base file.
-struct FaultFile {
+struct ShimFile {
   sqlite3_file base_hdr;  // pMethods = our io methods
   sqlite3_file* real;     // the base VFS's file, allocated after this struct
+  bool faults;            // opened through g_faulty_vfs
+  bool main_db;           // the database file (not the WAL, a journal or a temporary file)
+  int64_t unsynced;       // the database file's bytes written since its last sync
 };
 
-sqlite3_file* Real(sqlite3_file* f) { return reinterpret_cast<FaultFile*>(f)->real; }
+ShimFile* Shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
+sqlite3_file* Real(sqlite3_file* f) { return Shim(f)->real; }
 
 int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
 int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
   return Real(f)->pMethods->xRead(Real(f), p, n, off);
 }
+int Sync(sqlite3_file* f, int flags) {
+  ShimFile* sf = Shim(f);
+  if (sf->faults) {
+    int64_t at = g_fail_sync.load(std::memory_order_relaxed);
+    if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
+      g_injected.fetch_add(1);
+      return SQLITE_IOERR_FSYNC;
+    }
+  }
+  const int rc = Real(f)->pMethods->xSync(Real(f), flags);
+  if (rc == SQLITE_OK) sf->unsynced = 0;
+  return rc;
+}
 int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
-  if (g_full.load(std::memory_order_relaxed)) {
-    g_injected.fetch_add(1);
-    return SQLITE_FULL;
+  ShimFile* sf = Shim(f);
+  if (sf->faults) {
+    if (g_full.load(std::memory_order_relaxed)) {
+      g_injected.fetch_add(1);
+      return SQLITE_FULL;
+    }
+    int64_t at = g_fail_write.load(std::memory_order_relaxed);
+    if (at > 0 && g_writes.fetch_add(1) + 1 == at) {
+      g_injected.fetch_add(1);
+      return SQLITE_IOERR_WRITE;
+    }
   }
-  int64_t at = g_fail_write.load(std::memory_order_relaxed);
-  if (at > 0 && g_writes.fetch_add(1) + 1 == at) {
-    g_injected.fetch_add(1);
-    return SQLITE_IOERR_WRITE;
-  }
-  return Real(f)->pMethods->xWrite(Real(f), p, n, off);
+  const int rc = Real(f)->pMethods->xWrite(Real(f), p, n, off);
+  if (rc != SQLITE_OK || !sf->main_db) return rc;
+  sf->unsynced += n;
+  if (sf->unsynced < kWritebackPiece) return SQLITE_OK;
+  g_piece_syncs.fetch_add(1, std::memory_order_relaxed);
+  // Data only: the file's size is made durable by the sync that SQLite asks
+  // for at the checkpoint's end. A failure fails this write (vfs.h).
+  return Sync(f, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
 }
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
   return Real(f)->pMethods->xTruncate(Real(f), size);
-}
-int Sync(sqlite3_file* f, int flags) {
-  int64_t at = g_fail_sync.load(std::memory_order_relaxed);
-  if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
-    g_injected.fetch_add(1);
-    return SQLITE_IOERR_FSYNC;
-  }
-  return Real(f)->pMethods->xSync(Real(f), flags);
 }
 int FileSize(sqlite3_file* f, sqlite3_int64* size) {
   return Real(f)->pMethods->xFileSize(Real(f), size);
@@ -97,9 +118,12 @@ const sqlite3_io_methods kMethods = {2,
                                      nullptr,
                                      nullptr};
 
-int Open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
-  auto* ff = reinterpret_cast<FaultFile*>(f);
-  ff->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(FaultFile));
+int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
+  auto* ff = Shim(f);
+  ff->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
+  ff->faults = vfs == &g_faulty_vfs;
+  ff->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+  ff->unsynced = 0;
   std::memset(ff->real, 0, static_cast<size_t>(g_base->szOsFile));
   int rc = g_base->xOpen(g_base, name, ff->real, flags, out_flags);
   // SQLite calls xClose only if pMethods is set: set it only on success.
@@ -128,6 +152,28 @@ int CurrentTimeInt64(sqlite3_vfs*, sqlite3_int64* out) {
   return g_base->xCurrentTimeInt64(g_base, out);
 }
 
+void Register(sqlite3_vfs& vfs, const char* name) {
+  vfs = *g_base;
+  vfs.iVersion = 2;
+  vfs.szOsFile = static_cast<int>(sizeof(ShimFile)) + g_base->szOsFile;
+  vfs.zName = name;
+  vfs.pNext = nullptr;
+  vfs.xOpen = Open;
+  vfs.xDelete = Delete;
+  vfs.xAccess = Access;
+  vfs.xFullPathname = FullPathname;
+  vfs.xDlOpen = DlOpen;
+  vfs.xDlError = DlError;
+  vfs.xDlSym = DlSym;
+  vfs.xDlClose = DlClose;
+  vfs.xRandomness = Randomness;
+  vfs.xSleep = Sleep;
+  vfs.xCurrentTime = CurrentTime;
+  vfs.xGetLastError = GetLastError;
+  vfs.xCurrentTimeInt64 = CurrentTimeInt64;
+  sqlite3_vfs_register(&vfs, 0);
+}
+
 }  // namespace
 
 bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err) {
@@ -154,32 +200,17 @@ bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err) {
   return true;
 }
 
-const char* FaultVfsName() {
+const char* VfsName(bool faults) {
   static std::once_flag once;
   std::call_once(once, [] {
     g_base = sqlite3_vfs_find(nullptr);
-    g_vfs = *g_base;
-    g_vfs.iVersion = 2;
-    g_vfs.szOsFile = static_cast<int>(sizeof(FaultFile)) + g_base->szOsFile;
-    g_vfs.zName = "onlined-faults";
-    g_vfs.pNext = nullptr;
-    g_vfs.xOpen = Open;
-    g_vfs.xDelete = Delete;
-    g_vfs.xAccess = Access;
-    g_vfs.xFullPathname = FullPathname;
-    g_vfs.xDlOpen = DlOpen;
-    g_vfs.xDlError = DlError;
-    g_vfs.xDlSym = DlSym;
-    g_vfs.xDlClose = DlClose;
-    g_vfs.xRandomness = Randomness;
-    g_vfs.xSleep = Sleep;
-    g_vfs.xCurrentTime = CurrentTime;
-    g_vfs.xGetLastError = GetLastError;
-    g_vfs.xCurrentTimeInt64 = CurrentTimeInt64;
-    sqlite3_vfs_register(&g_vfs, 0);
+    Register(g_vfs, "onlined");
+    Register(g_faulty_vfs, "onlined-faults");
   });
-  return g_vfs.zName;
+  return faults ? g_faulty_vfs.zName : g_vfs.zName;
 }
+
+uint64_t WritebackSyncs() { return g_piece_syncs.load(std::memory_order_relaxed); }
 
 void SetFaults(const FaultSpec& spec) {
   g_writes = 0;
