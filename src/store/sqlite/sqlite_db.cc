@@ -132,7 +132,9 @@ std::atomic<uint64_t> checkpoints_done{0};
 // runs inside the COMMIT that crosses wal_autocheckpoint pages: that commit,
 // and every send grouped in it, waited for the pages' copy and the database
 // file's fsync (one commit in ~20 at 1,000 sends/s: the latency's p99). A
-// passive checkpoint takes no lock the writer needs.
+// passive checkpoint takes no lock the writer needs. Its copies are synced
+// in pieces as they are written (vfs.h: PaceCheckpoints) while the WAL is
+// under half its most; past that it has fallen behind and copies at full speed.
 //
 // It copies in chunks of kDueFrames new frames: a page written by several
 // commits of a chunk is copied once, and a chunk costs one pair of fsyncs.
@@ -155,6 +157,7 @@ class Checkpointer {
   static constexpr int kDueFrames = kSqliteCheckpointPages;  // wal_autocheckpoint's default
   static constexpr int kWriterFrames = kSqliteWalMaxPages;
   static constexpr int kCatchUpFrames = kWriterFrames - kDueFrames;
+  static constexpr int kUnpacedFrames = kWriterFrames / 2;
 
   Checkpointer(const std::string& path, const char* vfs) {
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs) !=
@@ -172,6 +175,10 @@ class Checkpointer {
       sqlite3_close(db_);
       throw DbError("sqlite: cannot read " + path + " to checkpoint: " + msg);
     }
+    // Its copies reach the disk in pieces (vfs.h), so that a commit's WAL
+    // fsync never waits behind a whole copy.
+    paced_ = PaceCheckpoints(db_, true);
+    if (!paced_) spdlog::warn("store: the checkpoints' writes are not paced");
     try {
       thread_ = std::thread([this] {
         pthread_setname_np(pthread_self(), "store-ckpt");
@@ -230,14 +237,15 @@ class Checkpointer {
       }
     } else if (frames >= next_due_ || frames >= kCatchUpFrames) {
       next_due_ = frames + kDueFrames;
-      Due();
+      Due(frames);
     }
   }
 
-  void Due() {
+  void Due(int frames) {
     {
       std::lock_guard lock(mu_);
       due_ = true;
+      due_frames_ = frames;
     }
     cv_.notify_one();
   }
@@ -248,7 +256,12 @@ class Checkpointer {
       cv_.wait(lock, [this] { return due_ || stop_; });
       if (stop_) return;
       due_ = false;
+      const int frames = due_frames_;
       lock.unlock();
+      // Behind (the WAL half its most): copy as fast as the disk takes it,
+      // one sync at the end; the pieces are for a checkpointer that keeps up.
+      const bool pace = frames < kUnpacedFrames;
+      if (pace != paced_ && PaceCheckpoints(db_, pace)) paced_ = pace;
       int log = 0, copied = 0;
       const int rc =
           sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
@@ -272,6 +285,7 @@ class Checkpointer {
   std::mutex mu_;
   std::condition_variable cv_;
   bool due_ = false;
+  int due_frames_ = 0;  // the WAL's length when woken
   bool stop_ = false;
   std::thread thread_;
   // The writer's thread: the WAL's length that wakes this thread next, the
@@ -281,9 +295,11 @@ class Checkpointer {
   int64_t warn_at_ = 2 * kWriterFrames;
   int wal_pages_ = 0;
   bool writer_failed_ = false;
-  // This thread's: the WAL's length and the frames copied at its last checkpoint.
+  // This thread's: the WAL's length and the frames copied at its last
+  // checkpoint; whether its copies are synced in pieces.
   int last_log_ = 0;
   int last_copied_ = 0;
+  bool paced_ = false;
 };
 
 class SqliteDb final : public Db {

@@ -1,5 +1,6 @@
 #include "store/sqlite/vfs.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -14,6 +15,11 @@ namespace {
 std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_writes{0}, g_syncs{0}, g_injected{0};
 std::atomic<bool> g_full{false};
 std::atomic<uint64_t> g_piece_syncs{0};
+std::atomic<bool> g_db_sync_failed{false};
+
+// sqlite3_file_control opcode of PaceCheckpoints (over 100: the
+// application's, as sqlite3.h asks).
+constexpr int kFcntlPace = 0x6f6e6c01;
 
 sqlite3_vfs* g_base = nullptr;
 sqlite3_vfs g_vfs;         // "onlined": pieces
@@ -25,7 +31,8 @@ struct ShimFile {
   sqlite3_file* real;     // the base VFS's file, allocated after this struct
   bool faults;            // opened through g_faulty_vfs
   bool main_db;           // the database file (not the WAL, a journal or a temporary file)
-  int64_t unsynced;       // the database file's bytes written since its last sync
+  bool paced;             // main_db, and its connection asked for pieces (PaceCheckpoints)
+  int64_t unsynced;       // bytes written since the last sync (paced only)
 };
 
 ShimFile* Shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
@@ -37,15 +44,23 @@ int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
 }
 int Sync(sqlite3_file* f, int flags) {
   ShimFile* sf = Shim(f);
+  if (sf->main_db && g_db_sync_failed.load(std::memory_order_relaxed)) return SQLITE_IOERR_FSYNC;
+  int rc = SQLITE_OK;
   if (sf->faults) {
     int64_t at = g_fail_sync.load(std::memory_order_relaxed);
     if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
       g_injected.fetch_add(1);
-      return SQLITE_IOERR_FSYNC;
+      rc = SQLITE_IOERR_FSYNC;
     }
   }
-  const int rc = Real(f)->pMethods->xSync(Real(f), flags);
-  if (rc == SQLITE_OK) sf->unsynced = 0;
+  if (rc == SQLITE_OK) rc = Real(f)->pMethods->xSync(Real(f), flags);
+  if (rc == SQLITE_OK) {
+    sf->unsynced = 0;
+  } else if (sf->main_db && !g_db_sync_failed.exchange(true)) {
+    spdlog::error(
+        "store: a sync of the database file failed: checkpoints stop and the WAL keeps every "
+        "commit until the server is restarted");
+  }
   return rc;
 }
 int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
@@ -62,7 +77,7 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
     }
   }
   const int rc = Real(f)->pMethods->xWrite(Real(f), p, n, off);
-  if (rc != SQLITE_OK || !sf->main_db) return rc;
+  if (rc != SQLITE_OK || !sf->paced) return rc;
   sf->unsynced += n;
   if (sf->unsynced < kWritebackPiece) return SQLITE_OK;
   g_piece_syncs.fetch_add(1, std::memory_order_relaxed);
@@ -82,6 +97,12 @@ int CheckReservedLock(sqlite3_file* f, int* out) {
   return Real(f)->pMethods->xCheckReservedLock(Real(f), out);
 }
 int FileControl(sqlite3_file* f, int op, void* arg) {
+  if (op == kFcntlPace) {
+    ShimFile* sf = Shim(f);
+    if (!sf->main_db) return SQLITE_NOTFOUND;
+    sf->paced = *static_cast<const bool*>(arg);
+    return SQLITE_OK;
+  }
   return Real(f)->pMethods->xFileControl(Real(f), op, arg);
 }
 int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
@@ -123,6 +144,7 @@ int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   ff->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(f) + sizeof(ShimFile));
   ff->faults = vfs == &g_faulty_vfs;
   ff->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
+  ff->paced = false;
   ff->unsynced = 0;
   std::memset(ff->real, 0, static_cast<size_t>(g_base->szOsFile));
   int rc = g_base->xOpen(g_base, name, ff->real, flags, out_flags);
@@ -210,6 +232,12 @@ const char* VfsName(bool faults) {
   return faults ? g_faulty_vfs.zName : g_vfs.zName;
 }
 
+bool PaceCheckpoints(sqlite3* db, bool on) {
+  return sqlite3_file_control(db, "main", kFcntlPace, &on) == SQLITE_OK;
+}
+
+bool DatabaseSyncFailed() { return g_db_sync_failed.load(std::memory_order_relaxed); }
+
 uint64_t WritebackSyncs() { return g_piece_syncs.load(std::memory_order_relaxed); }
 
 void SetFaults(const FaultSpec& spec) {
@@ -218,6 +246,7 @@ void SetFaults(const FaultSpec& spec) {
   g_fail_write = spec.fail_write;
   g_fail_sync = spec.fail_sync;
   g_full = spec.disk_full;
+  g_db_sync_failed = false;
 }
 
 int64_t FaultsInjected() { return g_injected.load(); }

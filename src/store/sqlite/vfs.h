@@ -2,18 +2,25 @@
 // The SQLite VFS every connection of the store opens with: the default VFS
 // with two additions, and nothing else changed.
 //
-// 1. The database file's writes reach the disk in pieces as they are made.
-//    In WAL mode only a checkpoint writes that file: the WAL's pages copied
-//    back, a megabyte and more at once, then one fsync. A commit's fsync of
-//    the WAL that falls in that window waits for the megabyte to be written
-//    first: measured here with a probe that commits 10 pages and fsyncs 400
-//    times a second beside 1.4 MB written and fsynced every 100 ms, the
-//    commit's fsync p99 was 2.1 ms against 0.4 ms alone. Made durable every
-//    kWritebackPiece bytes, the copy leaves the commits' fsyncs as they are
-//    alone (p99 0.4-0.5 ms). RocksDB's `bytes_per_sync` is the same idea; a
-//    VFS does not see the file descriptor, so the piece is made durable with
-//    the file's own sync. A piece's failed sync fails the write that asked for
-//    it: the checkpoint stops there and copies those pages again next time.
+// 1. A checkpoint's writes to the database file reach the disk in pieces as
+//    they are made. In WAL mode a checkpoint writes that file: the WAL's
+//    pages copied back, a megabyte and more at once, then one fsync. A
+//    commit's fsync of the WAL that falls in that window waits for the
+//    megabyte to be written first (bench/fsync_probe.c measures it; the
+//    README gives the figures). Synced every kWritebackPiece bytes, the copy
+//    leaves the commits' fsyncs as they are alone. RocksDB's `bytes_per_sync`
+//    is the same idea, with sync_file_range; a VFS does not see the file's
+//    descriptor, and one opened beside SQLite's could not be closed without
+//    dropping SQLite's locks on the file, so a piece is made durable with the
+//    file's own sync. Only on a connection that asked for it (PaceCheckpoints:
+//    the checkpointer's, while it keeps up), so that the writer's own
+//    checkpoint, which a commit waits for, and the one at the last close stay
+//    one sync each.
+//    A failed sync of the database file (a piece's or SQLite's own) fails
+//    every later one in this process: Linux reports a failed writeback once,
+//    and a checkpoint whose pages were lost must never let the WAL be reused.
+//    Checkpoints then fail and the WAL keeps every commit (and grows, warned
+//    of in the log); a restart copies it all back again.
 // 2. Faults on purpose, for tests (LevelDB's fault-injecting Env, for
 //    SQLite): the nth write, the nth sync, or every write as a full disk. For
 //    tests of what the server does when its disk fails: a send that fails is
@@ -27,6 +34,8 @@
 #include <string>
 #include <string_view>
 
+struct sqlite3;
+
 namespace onlined::store {
 
 // Bytes written to the database file between two of its syncs (a checkpoint
@@ -37,6 +46,14 @@ inline constexpr int64_t kWritebackPiece = 64 * 1024;
 // sqlite3_open_v2. With `faults`, the one that injects the faults set by
 // SetFaults (its pieces' syncs are counted among the syncs, as SQLite's are).
 const char* VfsName(bool faults);
+
+// Makes the checkpoints of `db` (opened through VfsName) sync the database
+// file in pieces, or (`on` false) no longer. False if its file is not one of
+// this VFS's.
+bool PaceCheckpoints(sqlite3* db, bool on);
+
+// True once a sync of a database file failed in this process (see 1. above).
+bool DatabaseSyncFailed();
 
 // Syncs of a piece of the database file made so far in this process.
 uint64_t WritebackSyncs();
@@ -51,7 +68,9 @@ struct FaultSpec {
 // set) if malformed.
 bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err);
 
-// Replaces the faults; counting starts again from now.
+// Replaces the faults; counting starts again from now, and a failed sync of
+// the database file is forgotten, as at a restart (tests only: a server's
+// SIGHUP that changes `store_faults` does it too).
 void SetFaults(const FaultSpec& spec);
 
 // Faults injected since start, for logs and tests.
