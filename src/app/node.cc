@@ -25,8 +25,8 @@
 #include "presence/service.h"
 #include "store/postgres/postgres_db.h"
 #include "store/service.h"
-#include "store/sqlite/vfs.h"
 #include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/vfs.h"
 
 namespace onlined::app {
 
