@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   int pages = 10, rate = 400, seconds = 8;
+  if ((argc - 2) % 2 != 0) {
+    fprintf(stderr, "fsync_probe: %s needs a value\n", argv[argc - 1]);
+    return 2;
+  }
   for (int i = 2; i + 1 < argc; i += 2) {
     int v = atoi(argv[i + 1]);
     if (v < 0 || v > 1000000) {
