@@ -352,7 +352,13 @@ std::string Server::Impl::RefusalBytes(std::string_view message) const {
 
 void Server::Impl::ShedOne(size_t loop) {
   PerLoop& pl = per_loop[loop];
-  if (pl.reserve_fd < 0) return;
+  if (pl.reserve_fd < 0) {
+    // Lost: another loop's accept took the descriptor this one freed to
+    // answer with. Taken back as soon as one is free (an idle client timed
+    // out), or this loop's waiting clients would never be answered again.
+    pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (pl.reserve_fd < 0) return;  // none yet: the next pause tries again
+  }
   ::close(pl.reserve_fd);
   pl.reserve_fd = -1;
   int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
