@@ -101,13 +101,17 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
       // clients elsewhere while another node has a working store.
       respond(ErrorResponse(ctx_, req.loop, Error::kStoreUnavailable,
                             "the store cannot be reached; presence is served, writes fail"));
-    } else if (const char* standing = ctx_.presence.Standing(); ctx_.ready.load() && standing) {
-      // Ready even without NATS: the node serves its own users (an outage of
-      // NATS must not take every node out of the balancer at once).
-      respond(
-          JsonResponse(200, std::string(R"({"status":"ready","cluster":")") + standing + "\"}"));
     } else if (ctx_.ready.load()) {
-      respond(JsonResponse(200, R"({"status":"ready"})"));
+      // Ready even without NATS: the node serves its own users (an outage of
+      // NATS must not take every node out of the balancer at once). Ready
+      // too with checkpoints stopped: every write still lands in the WAL,
+      // but the node wants a restart (docs/protocol.md).
+      std::string body = R"({"status":"ready")";
+      if (const char* standing = ctx_.presence.Standing()) {
+        body += std::string(R"(,"cluster":")") + standing + '"';
+      }
+      if (ctx_.store.checkpoints_stopped()) body += R"(,"store":"checkpoints_stopped")";
+      respond(JsonResponse(200, body + "}"));
     } else {
       respond(
           ErrorResponse(ctx_, req.loop, Error::kOverloaded, "not ready (starting or draining)"));

@@ -88,6 +88,10 @@ class Db {
   // (SQLite's WAL; the onlined_store_wal_pages gauge); 0 for an engine
   // whose log is not this process's.
   virtual int64_t WalPages() const { return 0; }
+  // True once a sync of the database file has failed: checkpoints have
+  // stopped until a restart and the write-ahead log keeps every commit
+  // (SQLite; the onlined_store_checkpoints_stopped gauge and /readyz).
+  virtual bool CheckpointsStopped() const { return false; }
 
   // The batch hook: runs operations 0..n-1 (`run(i)`) as one group
   // transaction, committed once. An operation that throws is undone alone

@@ -35,6 +35,10 @@ Service::Service(const Opener& open, Options opts, base::Metrics& metrics)
   m_wal_pages_ =
       metrics.Gauge("onlined_store_wal_pages",
                     "Pages in the store's write-ahead log after the last commit (SQLite).");
+  m_checkpoints_stopped_ = metrics.Gauge(
+      "onlined_store_checkpoints_stopped",
+      "1 once a sync of the database file failed: the WAL is no longer copied back until a "
+      "restart (SQLite).");
   threads_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "store-writer");
     WriterLoop();
@@ -218,6 +222,11 @@ void Service::WriterLoop() {
       const int64_t wal = writer_db_->WalPages();
       metrics_.Add(slot, m_wal_pages_, wal - wal_pages_);
       wal_pages_ = wal;
+      // Sticky until a restart: shown once, when first seen.
+      if (writer_db_->CheckpointsStopped() &&
+          !checkpoints_stopped_.exchange(true, std::memory_order_relaxed)) {
+        metrics_.Add(slot, m_checkpoints_stopped_, 1);
+      }
     }
     // The completions' posts (replies, deliveries) reach each loop as one
     // handler per commit, not one per send (base/post_batch.h).

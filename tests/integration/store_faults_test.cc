@@ -18,7 +18,8 @@ namespace json = boost::json;
 
 class StoreFaults : public ::testing::Test {
  protected:
-  StoreFaults() : server_("", "store_faults = \"none\"\n") {}
+  // No limit on a manager's sends: one test fills the WAL with them.
+  StoreFaults() : server_("", "store_faults = \"none\"\n", "manager_sends_per_s = 0\n") {}
 
   // Store writes committed so far (a send to an offline user is followed by
   // a write of its own, after the 201: a fault must not be spent on it).
@@ -40,6 +41,16 @@ class StoreFaults : public ::testing::Test {
   // Replaces the running faults (SIGHUP) and waits until they apply.
   void Faults(const std::string& spec) {
     WaitStoreIdle();
+    WriteFaults(spec);
+    size_t applied = Count(server_.Stderr(), "store faults now");
+    server_.Signal(SIGHUP);
+    for (int i = 0; i < 100 && Count(server_.Stderr(), "store faults now") == applied; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_GT(Count(server_.Stderr(), "store faults now"), applied) << server_.Stderr();
+  }
+  // The faults the server reads at its next start or SIGHUP.
+  void WriteFaults(const std::string& spec) {
     std::string text;
     {
       std::ifstream f(server_.config_path());
@@ -51,12 +62,12 @@ class StoreFaults : public ::testing::Test {
     ASSERT_NE(at, std::string::npos);
     text.replace(at, text.find('\n', at) - at, "store_faults = \"" + spec + "\"");
     std::ofstream(server_.config_path()) << text;
-    size_t applied = Count(server_.Stderr(), "store faults now");
-    server_.Signal(SIGHUP);
-    for (int i = 0; i < 100 && Count(server_.Stderr(), "store faults now") == applied; ++i) {
-      std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_GT(Count(server_.Stderr(), "store faults now"), applied) << server_.Stderr();
+  }
+  // A gauge's value in /metrics, -1 if it is not there.
+  int64_t Gauge(const std::string& name) {
+    std::string m = Http(server_.port(), "GET", "/metrics", "", kMetricsToken).body;
+    size_t at = m.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(m.substr(at + name.size() + 2));
   }
   static size_t Count(const std::string& s, const std::string& needle) {
     size_t n = 0;
@@ -155,6 +166,46 @@ TEST_F(StoreFaults, TheNthWriteFailingCostsOnlyItsGroup) {
   ASSERT_EQ(msgs.size(), 5u);
   for (size_t i = 0; i < msgs.size(); ++i)
     EXPECT_EQ(msgs[i].first, static_cast<int64_t>(i + 1));  // gapless
+}
+
+// A checkpoint whose sync of the database file fails stops the checkpoints
+// until a restart (vfs.h: the kernel reports a failed writeback once). The
+// node goes on taking sends, each in the WAL, and says that it wants a
+// restart: a gauge, a line in the log, a field in /readyz. After the restart
+// every acknowledged message is there and the WAL is copied back again.
+TEST_F(StoreFaults, AFailedSyncOfTheDatabaseFileStopsCheckpointsAndSaysSo) {
+  std::string chat = OpenChat("dee");
+  EXPECT_EQ(Gauge("onlined_store_checkpoints_stopped"), 0);
+  Faults("dbsync=1");
+  // The checkpointer wakes every 1,000 WAL pages: ~1 KiB messages fill them
+  // in a few hundred sends.
+  const std::string text(1000, 'x');
+  int sent = 0;
+  while (sent < 3000 && Gauge("onlined_store_checkpoints_stopped") != 1) {
+    for (int i = 0; i < 50; ++i, ++sent) ASSERT_EQ(Post(chat, text).status, 201);
+  }
+  ASSERT_EQ(Gauge("onlined_store_checkpoints_stopped"), 1) << "after " << sent << " sends";
+  EXPECT_NE(server_.Stderr().find("a sync of the database file failed"), std::string::npos);
+  HttpResult ready = Http(server_.port(), "GET", "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, R"({"status":"ready","store":"checkpoints_stopped"})");
+  // Still taking sends: each commit lands in the WAL.
+  for (int i = 0; i < 20; ++i, ++sent) ASSERT_EQ(Post(chat, text).status, 201);
+
+  WriteFaults("none");
+  server_.Signal(SIGKILL);
+  server_.WaitExit(3000ms);
+  server_.Restart();
+  EXPECT_EQ(Gauge("onlined_store_checkpoints_stopped"), 0);
+  EXPECT_EQ(Http(server_.port(), "GET", "/readyz").body, R"({"status":"ready"})");
+  HttpResult last = Http(
+      server_.port(), "GET",
+      "/v1/user-chats/" + chat + "/messages?after_seq=" + std::to_string(sent - 1), "", Manager());
+  ASSERT_EQ(last.status, 200) << last.body;
+  json::value body = last.Json();
+  const auto& ms = body.at("messages").as_array();
+  ASSERT_EQ(ms.size(), 1u) << last.body;
+  EXPECT_EQ(ms[0].at("seq").to_number<int64_t>(), sent);
 }
 
 }  // namespace

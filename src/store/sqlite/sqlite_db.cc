@@ -338,6 +338,7 @@ class SqliteDb final : public Db {
   }
 
   int64_t WalPages() const override { return checkpointer_ ? checkpointer_->wal_pages() : 0; }
+  bool CheckpointsStopped() const override { return DatabaseSyncFailed(); }
 
   // The writer takes the write lock up front; readers read a snapshot.
   void Begin() override {

@@ -12,7 +12,8 @@ namespace onlined::store {
 
 namespace {
 
-std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_writes{0}, g_syncs{0}, g_injected{0};
+std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_fail_db_sync{0}, g_writes{0}, g_syncs{0},
+    g_db_syncs{0}, g_injected{0};
 std::atomic<bool> g_full{false};
 std::atomic<uint64_t> g_piece_syncs{0};
 std::atomic<bool> g_db_sync_failed{false};
@@ -49,6 +50,11 @@ int Sync(sqlite3_file* f, int flags) {
   if (sf->faults) {
     int64_t at = g_fail_sync.load(std::memory_order_relaxed);
     if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
+      g_injected.fetch_add(1);
+      rc = SQLITE_IOERR_FSYNC;
+    }
+    at = g_fail_db_sync.load(std::memory_order_relaxed);
+    if (sf->main_db && at > 0 && g_db_syncs.fetch_add(1) + 1 == at) {
       g_injected.fetch_add(1);
       rc = SQLITE_IOERR_FSYNC;
     }
@@ -209,13 +215,14 @@ bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err) {
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), dst);
       return ec == std::errc() && p == v.data() + v.size() && dst > 0;
     };
-    const bool ok = item == "full"                 ? (out.disk_full = true)
-                    : item.rfind("write=", 0) == 0 ? number(item.substr(6), out.fail_write)
-                    : item.rfind("sync=", 0) == 0  ? number(item.substr(5), out.fail_sync)
-                                                   : false;
+    const bool ok = item == "full"                  ? (out.disk_full = true)
+                    : item.rfind("write=", 0) == 0  ? number(item.substr(6), out.fail_write)
+                    : item.rfind("sync=", 0) == 0   ? number(item.substr(5), out.fail_sync)
+                    : item.rfind("dbsync=", 0) == 0 ? number(item.substr(7), out.fail_db_sync)
+                                                    : false;
     if (!ok) {
       err = "unknown fault '" + std::string(item) +
-            "' (none | write=N | sync=N | full, comma-separated)";
+            "' (none | write=N | sync=N | dbsync=N | full, comma-separated)";
       return false;
     }
   }
@@ -243,8 +250,10 @@ uint64_t WritebackSyncs() { return g_piece_syncs.load(std::memory_order_relaxed)
 void SetFaults(const FaultSpec& spec) {
   g_writes = 0;
   g_syncs = 0;
+  g_db_syncs = 0;
   g_fail_write = spec.fail_write;
   g_fail_sync = spec.fail_sync;
+  g_fail_db_sync = spec.fail_db_sync;
   g_full = spec.disk_full;
   g_db_sync_failed = false;
 }

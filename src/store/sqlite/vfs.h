@@ -22,7 +22,8 @@
 //    Checkpoints then fail and the WAL keeps every commit (and grows, warned
 //    of in the log); a restart copies it all back again.
 // 2. Faults on purpose, for tests (LevelDB's fault-injecting Env, for
-//    SQLite): the nth write, the nth sync, or every write as a full disk. For
+//    SQLite): the nth write, the nth sync (of any file, or of the database
+//    file alone: a checkpoint's), or every write as a full disk. For
 //    tests of what the server does when its disk fails: a send that fails is
 //    answered 503 (or an error frame), nothing acknowledged is lost, and the
 //    writer goes on once the fault is gone. Only through the VFS that
@@ -59,12 +60,13 @@ bool DatabaseSyncFailed();
 uint64_t WritebackSyncs();
 
 struct FaultSpec {
-  int64_t fail_write = 0;  // the nth xWrite from now fails (SQLITE_IOERR_WRITE); 0: none
-  int64_t fail_sync = 0;   // the nth xSync from now fails (SQLITE_IOERR_FSYNC); 0: none
-  bool disk_full = false;  // every xWrite fails with SQLITE_FULL
+  int64_t fail_write = 0;    // the nth xWrite from now fails (SQLITE_IOERR_WRITE); 0: none
+  int64_t fail_sync = 0;     // the nth xSync from now fails (SQLITE_IOERR_FSYNC); 0: none
+  int64_t fail_db_sync = 0;  // the nth xSync of a database file from now fails; 0: none
+  bool disk_full = false;    // every xWrite fails with SQLITE_FULL
 };
 
-// "none", or a comma list of "write=N", "sync=N", "full". False (and `err`
+// "none", or a comma list of "write=N", "sync=N", "dbsync=N", "full". False (and `err`
 // set) if malformed.
 bool ParseFaultSpec(std::string_view text, FaultSpec& out, std::string& err);
 
