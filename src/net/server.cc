@@ -350,17 +350,35 @@ std::string Server::Impl::RefusalBytes(std::string_view message) const {
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
+int Server::Impl::TakeReserve() {
+  std::lock_guard lock(reserve_mu);
+  int fd = -1;
+  if (reserves.empty()) {
+    fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  } else {
+    fd = reserves.back();
+    reserves.pop_back();
+  }
+  if (fd >= 0) ++reserves_out;
+  return fd;
+}
+
+void Server::Impl::PutReserve(int fd, bool taken) {
+  std::lock_guard lock(reserve_mu);
+  if (taken) --reserves_out;
+  if (fd >= 0 && reserves.size() + reserves_out < reserves_wanted) {
+    reserves.push_back(fd);
+  } else if (fd >= 0) {
+    ::close(fd);
+  }
+  reserve_short.store(reserves.size() + reserves_out < reserves_wanted, std::memory_order_relaxed);
+}
+
 void Server::Impl::ShedOne(size_t loop) {
   PerLoop& pl = per_loop[loop];
-  if (pl.reserve_fd < 0) {
-    // Lost: another loop's accept took the descriptor this one freed to
-    // answer with. Taken back as soon as one is free (an idle client timed
-    // out), or this loop's waiting clients would never be answered again.
-    pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (pl.reserve_fd < 0) return;  // none yet: the next pause tries again
-  }
-  ::close(pl.reserve_fd);
-  pl.reserve_fd = -1;
+  int reserve = TakeReserve();
+  if (reserve < 0) return;  // every reserve is lost: the next pause tries again
+  ::close(reserve);
   int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0) {
     boost::system::error_code ec;
@@ -370,7 +388,22 @@ void Server::Impl::ShedOne(size_t loop) {
     metrics.Add(loop, m.refused_fd);
     metrics.Add(loop, m.refused_total);
   }
-  pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  PutReserve(::open("/dev/null", O_RDONLY | O_CLOEXEC), true);
+}
+
+bool Server::Impl::RefillReserves(tcp::socket& s, size_t loop) {
+  int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  bool refused = false;
+  if (fd < 0) {
+    // Nothing else is free: this socket has the number a reserve lacks.
+    RefuseNow(s, RefusalBytes("server is out of file descriptors"));
+    metrics.Add(loop, m.refused_fd);
+    metrics.Add(loop, m.refused_total);
+    refused = true;
+    fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  }
+  PutReserve(fd, false);
+  return refused;
 }
 
 void Server::Impl::Accept(size_t loop) {
@@ -395,6 +428,10 @@ void Server::Impl::Accept(size_t loop) {
         });
         return;
       }
+      Accept(loop);
+      return;
+    }
+    if (reserve_short.load(std::memory_order_relaxed) && RefillReserves(s, loop)) {
       Accept(loop);
       return;
     }
@@ -461,9 +498,7 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
 
 Server::~Server() {
   impl_->ReleaseSessions();
-  for (auto& pl : impl_->per_loop) {
-    if (pl.reserve_fd >= 0) ::close(pl.reserve_fd);
-  }
+  for (int fd : impl_->reserves) ::close(fd);
 }
 
 void Server::Start() {
@@ -479,7 +514,8 @@ void Server::Start() {
     if (i >= acceptors) continue;
     pl.acceptor = std::make_unique<tcp::acceptor>(io);
     pl.backoff = std::make_unique<asio::steady_timer>(io);
-    pl.reserve_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    impl_->reserves_wanted++;
+    impl_->PutReserve(::open("/dev/null", O_RDONLY | O_CLOEXEC), false);
     tcp::endpoint ep(addr, port);
     pl.acceptor->open(ep.protocol());
     pl.acceptor->set_option(asio::socket_base::reuse_address(true));

@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <mutex>
 #include <unordered_set>
 
 #include "net/admission.h"
@@ -47,14 +48,30 @@ struct Server::Impl {
   struct PerLoop {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::steady_timer> backoff;  // after EMFILE
-    int reserve_fd = -1;             // given up for a moment to answer when out of descriptors
-    std::unique_ptr<Poller> poller;  // upgraded connections
+    std::unique_ptr<Poller> poller;               // upgraded connections
     std::unordered_set<WsConn*> sessions;
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
     bool flush_posted = false;
     std::vector<char> scratch = std::vector<char>(64 * 1024);  // reads of this loop's connections
   };
   std::vector<PerLoop> per_loop;
+
+  // Descriptors held back to answer with when out of them, one per acceptor,
+  // shared by the loops. ShedOne gives one up for a moment; another loop's
+  // accept can take the freed number in between, and then that reserve is
+  // short until a descriptor frees up. While short, the loops refill the
+  // pool before they admit anyone (the first socket accepted then is refused
+  // if nothing else is free), so no loop is left unable to answer.
+  std::mutex reserve_mu;
+  std::vector<int> reserves;  // guarded by reserve_mu, with the two below
+  size_t reserves_out = 0;    // taken by a ShedOne that runs now
+  size_t reserves_wanted = 0;
+  std::atomic<bool> reserve_short{false};
+  int TakeReserve();  // -1 if none is held nor free
+  // Adds `fd` to the pool (closed if the pool is whole); `taken`: it stands
+  // for one that TakeReserve handed out (fd -1: that one is lost).
+  void PutReserve(int fd, bool taken);
+  bool RefillReserves(tcp::socket& s, size_t loop);  // while short: true if `s` was refused
 
   struct Ids {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,

@@ -90,7 +90,8 @@ class Db {
   virtual int64_t WalPages() const { return 0; }
   // True once a sync of the database file has failed: checkpoints have
   // stopped until a restart and the write-ahead log keeps every commit
-  // (SQLite; the onlined_store_checkpoints_stopped gauge and /readyz).
+  // (SQLite; the onlined_store_checkpoints_stopped gauge and /readyz). Any
+  // thread may ask.
   virtual bool CheckpointsStopped() const { return false; }
 
   // The batch hook: runs operations 0..n-1 (`run(i)`) as one group

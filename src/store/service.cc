@@ -222,11 +222,12 @@ void Service::WriterLoop() {
       const int64_t wal = writer_db_->WalPages();
       metrics_.Add(slot, m_wal_pages_, wal - wal_pages_);
       wal_pages_ = wal;
-      // Sticky until a restart: shown once, when first seen.
-      if (writer_db_->CheckpointsStopped() &&
-          !checkpoints_stopped_.exchange(true, std::memory_order_relaxed)) {
-        metrics_.Add(slot, m_checkpoints_stopped_, 1);
-      }
+    }
+    // After every pass, committed or not: a disk that failed a checkpoint's
+    // sync may fail the commits' too.
+    if (const bool stopped = writer_db_->CheckpointsStopped(); stopped != checkpoints_stopped_) {
+      checkpoints_stopped_ = stopped;
+      metrics_.Add(slot, m_checkpoints_stopped_, stopped ? 1 : -1);
     }
     // The completions' posts (replies, deliveries) reach each loop as one
     // handler per commit, not one per send (base/post_batch.h).

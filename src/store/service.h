@@ -90,8 +90,8 @@ class Service {
   // down); /readyz and the metrics report it.
   bool reachable() const { return reachable_.load(std::memory_order_relaxed); }
   // True once the engine has stopped copying its log back (Db::
-  // CheckpointsStopped): writes still succeed; a restart is due.
-  bool checkpoints_stopped() const { return checkpoints_stopped_.load(std::memory_order_relaxed); }
+  // CheckpointsStopped, read now): writes still succeed; a restart is due.
+  bool checkpoints_stopped() const { return writer_db_->CheckpointsStopped(); }
 
  private:
   struct AppendJob {
@@ -142,11 +142,11 @@ class Service {
   std::vector<std::unique_ptr<Db>> reader_dbs_;
   Queue writes_, reads_;
   std::atomic<bool> reachable_{true};
-  std::atomic<bool> checkpoints_stopped_{false};
   std::vector<std::thread> threads_;
   base::Metrics::Id m_commits_, m_ops_, m_failed_, m_refused_, m_refused_delay_, m_batch_,
       m_commit_s_, m_unreachable_, m_wal_pages_, m_checkpoints_stopped_;
-  int64_t wal_pages_ = 0;  // the writer's: what m_wal_pages_ shows
+  int64_t wal_pages_ = 0;             // the writer's: what m_wal_pages_ shows
+  bool checkpoints_stopped_ = false;  // the writer's: what m_checkpoints_stopped_ shows
 };
 
 }  // namespace onlined::store

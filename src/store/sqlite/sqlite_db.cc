@@ -228,6 +228,9 @@ class Checkpointer {
           frames, kWriterFrames);
       warn_at_ = 2 * int64_t{frames};
     }
+    // Checkpoints stopped (a sync of the database file failed, vfs.h): each
+    // would copy the whole WAL into the file again only for its sync to fail.
+    if (DatabaseSyncFailed()) return;
     if (frames >= kWriterFrames) {
       const int rc =
           sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
@@ -258,6 +261,10 @@ class Checkpointer {
       due_ = false;
       const int frames = due_frames_;
       lock.unlock();
+      if (DatabaseSyncFailed()) {  // stopped until a restart (vfs.h)
+        lock.lock();
+        continue;
+      }
       // Behind (the WAL half its most): copy as fast as the disk takes it,
       // one sync at the end; the pieces are for a checkpointer that keeps up.
       const bool pace = frames < kUnpacedFrames;

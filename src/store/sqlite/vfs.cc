@@ -54,7 +54,7 @@ int Sync(sqlite3_file* f, int flags) {
       rc = SQLITE_IOERR_FSYNC;
     }
     at = g_fail_db_sync.load(std::memory_order_relaxed);
-    if (sf->main_db && at > 0 && g_db_syncs.fetch_add(1) + 1 == at) {
+    if (sf->main_db && at > 0 && g_db_syncs.fetch_add(1) + 1 == at && rc == SQLITE_OK) {
       g_injected.fetch_add(1);
       rc = SQLITE_IOERR_FSYNC;
     }
