@@ -114,8 +114,8 @@ struct Config {
   uint16_t metrics_port = 0;
   std::string metrics_token;               // if set, /metrics on `listen` with this Bearer token
   std::string frame_ancestors = "'none'";  // CSP frame-ancestors of /desk and /widget
-  std::string
-      store_faults;  // testing only: "" off; "none", "write=N", "sync=N", "dbsync=N", "full"
+  // Testing only: "" off; "none", "write=N", "sync=N", "dbsync=N", "full".
+  std::string store_faults;
   // [store] (or store_<key> at the top): the engine of the durable state.
   std::string store_engine = "sqlite";   // "sqlite" (embedded, data_dir) | "postgres"
   std::string store_postgres_url;        // libpq URL or key=value string (engine postgres)
