@@ -364,13 +364,6 @@ TEST(Revocation, ARevokedUserIsCutAndGoesOffline) {
 
 // --- Rate limits (docs/protocol.md "Rate limits") -------------------------
 
-int64_t MetricValue(uint16_t port, const std::string& series) {
-  HttpResult m = Http(port, "GET", "/metrics", "", kMetricsToken);
-  size_t at = m.body.find(series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stoll(m.body.substr(at + series.size() + 1));
-}
-
 // Sends `n` send frames on `c`; returns {sent, rate_limited}.
 std::pair<int, int> SendBurst(WsClient& c, int n, const std::string& prefix) {
   for (int i = 0; i < n; ++i) {

@@ -283,6 +283,15 @@ std::string HttpResult::Header(const std::string& name) const {
 
 boost::json::value HttpResult::Json() const { return boost::json::parse(body); }
 
+int64_t MetricValue(uint16_t port, const std::string& series) {
+  HttpResult m = Http(port, "GET", "/metrics", "", kMetricsToken);
+  const std::string line = series + " ";
+  size_t at = m.body.rfind(line, 0) == 0 ? 0 : m.body.find("\n" + line);
+  if (at == std::string::npos) return -1;
+  at += m.body[at] == '\n' ? 1 : 0;
+  return std::stoll(m.body.substr(at + line.size()));
+}
+
 HttpResult Http(uint16_t port, const std::string& method, const std::string& target,
                 const std::string& body, const std::string& token,
                 const std::vector<std::pair<std::string, std::string>>& headers) {

@@ -113,6 +113,11 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
                 const std::string& body = "", const std::string& token = "",
                 const std::vector<std::pair<std::string, std::string>>& headers = {});
 
+// One series of the server's /metrics (read with the metrics token): the
+// name with its labels, e.g. `onlined_rate_limited_total{kind="receipt"}`;
+// -1 if it is not there.
+int64_t MetricValue(uint16_t port, const std::string& series);
+
 // The fake SMS provider (fake_sms.py), started for one test.
 class FakeSms {
  public:

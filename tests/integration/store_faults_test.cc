@@ -23,11 +23,7 @@ class StoreFaults : public ::testing::Test {
 
   // Store writes committed so far (a send to an offline user is followed by
   // a write of its own, after the 201: a fault must not be spent on it).
-  int64_t Commits() {
-    std::string m = Http(server_.port(), "GET", "/metrics", "", kMetricsToken).body;
-    size_t at = m.find("\nonlined_store_commits_total ");
-    return at == std::string::npos ? -1 : std::stoll(m.substr(at + 29));
-  }
+  int64_t Commits() { return MetricValue(server_.port(), "onlined_store_commits_total"); }
   void WaitStoreIdle() {
     int64_t last = Commits();
     for (int i = 0; i < 50; ++i) {
@@ -62,12 +58,6 @@ class StoreFaults : public ::testing::Test {
     ASSERT_NE(at, std::string::npos);
     text.replace(at, text.find('\n', at) - at, "store_faults = \"" + spec + "\"");
     std::ofstream(server_.config_path()) << text;
-  }
-  // A gauge's value in /metrics, -1 if it is not there.
-  int64_t Gauge(const std::string& name) {
-    std::string m = Http(server_.port(), "GET", "/metrics", "", kMetricsToken).body;
-    size_t at = m.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stoll(m.substr(at + name.size() + 2));
   }
   static size_t Count(const std::string& s, const std::string& needle) {
     size_t n = 0;
@@ -175,16 +165,17 @@ TEST_F(StoreFaults, TheNthWriteFailingCostsOnlyItsGroup) {
 // every acknowledged message is there and the WAL is copied back again.
 TEST_F(StoreFaults, AFailedSyncOfTheDatabaseFileStopsCheckpointsAndSaysSo) {
   std::string chat = OpenChat("dee");
-  EXPECT_EQ(Gauge("onlined_store_checkpoints_stopped"), 0);
+  EXPECT_EQ(MetricValue(server_.port(), "onlined_store_checkpoints_stopped"), 0);
   Faults("dbsync=1");
   // The checkpointer wakes every 1,000 WAL pages: ~1 KiB messages fill them
   // in a few hundred sends.
   const std::string text(1000, 'x');
   int sent = 0;
-  while (sent < 3000 && Gauge("onlined_store_checkpoints_stopped") != 1) {
+  while (sent < 3000 && MetricValue(server_.port(), "onlined_store_checkpoints_stopped") != 1) {
     for (int i = 0; i < 50; ++i, ++sent) ASSERT_EQ(Post(chat, text).status, 201);
   }
-  ASSERT_EQ(Gauge("onlined_store_checkpoints_stopped"), 1) << "after " << sent << " sends";
+  ASSERT_EQ(MetricValue(server_.port(), "onlined_store_checkpoints_stopped"), 1)
+      << "after " << sent << " sends";
   EXPECT_NE(server_.Stderr().find("a sync of the database file failed"), std::string::npos);
   HttpResult ready = Http(server_.port(), "GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
@@ -192,15 +183,15 @@ TEST_F(StoreFaults, AFailedSyncOfTheDatabaseFileStopsCheckpointsAndSaysSo) {
   // Still taking sends, each commit into the WAL, which is no longer copied
   // back: past the checkpointer's next wake-up (1,000 pages later) it would
   // have been copied and reused from its start, shorter than now.
-  const int64_t wal = Gauge("onlined_store_wal_pages");
+  const int64_t wal = MetricValue(server_.port(), "onlined_store_wal_pages");
   for (int i = 0; i < 600; ++i, ++sent) ASSERT_EQ(Post(chat, text).status, 201);
-  EXPECT_GT(Gauge("onlined_store_wal_pages"), wal + 1000);
+  EXPECT_GT(MetricValue(server_.port(), "onlined_store_wal_pages"), wal + 1000);
 
   WriteFaults("none");
   server_.Signal(SIGKILL);
   server_.WaitExit(3000ms);
   server_.Restart();
-  EXPECT_EQ(Gauge("onlined_store_checkpoints_stopped"), 0);
+  EXPECT_EQ(MetricValue(server_.port(), "onlined_store_checkpoints_stopped"), 0);
   EXPECT_EQ(Http(server_.port(), "GET", "/readyz").body, R"({"status":"ready"})");
   // Every acknowledged message, in order, none missing.
   int64_t seen = 0;

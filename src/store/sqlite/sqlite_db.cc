@@ -259,12 +259,9 @@ class Checkpointer {
       cv_.wait(lock, [this] { return due_ || stop_; });
       if (stop_) return;
       due_ = false;
+      if (DatabaseSyncFailed()) continue;  // stopped until a restart (vfs.h)
       const int frames = due_frames_;
       lock.unlock();
-      if (DatabaseSyncFailed()) {  // stopped until a restart (vfs.h)
-        lock.lock();
-        continue;
-      }
       // Behind (the WAL half its most): copy as fast as the disk takes it,
       // one sync at the end; the pieces are for a checkpointer that keeps up.
       const bool pace = frames < kUnpacedFrames;

@@ -37,6 +37,13 @@ struct ShimFile {
 };
 
 ShimFile* Shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
+
+// Counts one more call in `count`: true if it is the nth that `at` names (0:
+// none).
+bool IsNth(const std::atomic<int64_t>& at, std::atomic<int64_t>& count) {
+  const int64_t n = at.load(std::memory_order_relaxed);
+  return n > 0 && count.fetch_add(1) + 1 == n;
+}
 sqlite3_file* Real(sqlite3_file* f) { return Shim(f)->real; }
 
 int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
@@ -48,13 +55,9 @@ int Sync(sqlite3_file* f, int flags) {
   if (sf->main_db && g_db_sync_failed.load(std::memory_order_relaxed)) return SQLITE_IOERR_FSYNC;
   int rc = SQLITE_OK;
   if (sf->faults) {
-    int64_t at = g_fail_sync.load(std::memory_order_relaxed);
-    if (at > 0 && g_syncs.fetch_add(1) + 1 == at) {
-      g_injected.fetch_add(1);
-      rc = SQLITE_IOERR_FSYNC;
-    }
-    at = g_fail_db_sync.load(std::memory_order_relaxed);
-    if (sf->main_db && at > 0 && g_db_syncs.fetch_add(1) + 1 == at && rc == SQLITE_OK) {
+    // Both counted; one failed sync even if both name it.
+    const bool nth = IsNth(g_fail_sync, g_syncs);
+    if ((sf->main_db && IsNth(g_fail_db_sync, g_db_syncs)) || nth) {
       g_injected.fetch_add(1);
       rc = SQLITE_IOERR_FSYNC;
     }
@@ -76,8 +79,7 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
       g_injected.fetch_add(1);
       return SQLITE_FULL;
     }
-    int64_t at = g_fail_write.load(std::memory_order_relaxed);
-    if (at > 0 && g_writes.fetch_add(1) + 1 == at) {
+    if (IsNth(g_fail_write, g_writes)) {
       g_injected.fetch_add(1);
       return SQLITE_IOERR_WRITE;
     }
