@@ -186,7 +186,13 @@ class Loadgen {
   struct HttpStream;
   void StartStreams();
   void Issue(HttpStream& s);
+  void Watch(HttpStream& s, size_t k);
+  void LinkDown(HttpStream& s, size_t k, bool in_flight);
   std::string QueryBody();
+  tcp::endpoint HttpEndpoint() const {
+    return {asio::ip::make_address(o_.host),
+            static_cast<uint16_t>(o_.http_port != 0 ? o_.http_port : o_.port)};
+  }
 
   Options o_;
   asio::io_context io_{1};
@@ -218,18 +224,26 @@ class Loadgen {
     Histogram lat, ok_lat;                  // every answer; the 2xx ones
     uint64_t ok = 0, err = 0, refused = 0;  // refused: 503 with Retry-After (also in err)
     uint64_t lost = 0;                      // err without an answer (the connection failed)
+    // Keep-alive connections the server closed while they were idle (its
+    // idle timeout: onlined's http_idle_timeout_ms, Node's keepAliveTimeout;
+    // or after an answer with "Connection: close"): not an error, the link
+    // reconnects as any HTTP client's pool does.
+    uint64_t idle_closed = 0;
     uint64_t sent = 0;
     std::map<int, uint64_t> statuses;  // the answers that were not 2xx
     struct Link {
       std::unique_ptr<tcp::socket> sock;
+      std::shared_ptr<std::array<char, 65536>> buf;
       std::string resp;
       int64_t sent_us = 0;
+      uint64_t gen = 0;  // the socket's generation: a stale handler sees another
       bool busy = false;
-      bool dead = false;
+      bool dead = false;  // down (reconnecting, or for good): not claimed
     };
     std::vector<Link> links;
   };
   std::vector<std::unique_ptr<HttpStream>> streams_;
+  std::vector<std::unique_ptr<tcp::socket>> closed_links_;  // their handlers may still run
   std::string desk_token_;
   std::vector<std::string> chat_of_;  // by connection index
   std::vector<int64_t> send_t_;       // send number -> time the POST was written
@@ -618,11 +632,12 @@ void Loadgen::StartStreams() {
     s->links.resize(static_cast<size_t>(conns));
     for (auto& l : s->links) {
       l.sock = std::make_unique<tcp::socket>(io_);
-      l.sock->connect(tcp::endpoint(asio::ip::make_address(o_.host),
-                                    o_.http_port != 0 ? o_.http_port : o_.port));
+      l.sock->connect(HttpEndpoint());
       l.sock->set_option(tcp::no_delay(true));
+      l.buf = std::make_shared<std::array<char, 65536>>();
     }
     streams_.push_back(std::move(s));
+    for (size_t k = 0; k < streams_.back()->links.size(); ++k) Watch(*streams_.back(), k);
   };
   auto request = [this](const std::string& method, const std::string& target,
                         const std::string& body) {
@@ -661,7 +676,8 @@ void Loadgen::StartStreams() {
   }
 }
 
-// Sends one request on every claimed (busy, not yet sent) link of `s`.
+// Sends one request on every claimed (busy, not yet sent) link of `s`. The
+// answer is read by the link's Watch.
 void Loadgen::Issue(HttpStream& s) {
   for (size_t k = 0; k < s.links.size(); ++k) {
     auto& l = s.links[k];
@@ -671,59 +687,85 @@ void Loadgen::Issue(HttpStream& s) {
     ++s.sent;
     l.resp.clear();
     HttpStream* sp = &s;
-    asio::async_write(*l.sock, asio::buffer(*req), [this, sp, k, req](auto ec, size_t) {
-      auto& l = sp->links[k];
-      if (ec) {
-        ++sp->err;
-        ++sp->lost;
-        l.dead = true;
-        return;
-      }
-      auto buf = std::make_shared<std::array<char, 65536>>();
-      auto step = std::make_shared<std::function<void()>>();
-      *step = [this, sp, k, buf, step] {
-        sp->links[k].sock->async_read_some(
-            asio::buffer(*buf), [this, sp, k, buf, step](auto ec, size_t n) {
-              auto& l = sp->links[k];
-              if (ec) {
-                ++sp->err;
-                ++sp->lost;
-                l.dead = true;
-                return;
-              }
-              l.resp.append(buf->data(), n);
-              size_t he = l.resp.find("\r\n\r\n");
-              if (he != std::string::npos) {
-                size_t cl = l.resp.find("Content-Length: ");
-                if (cl == std::string::npos) cl = l.resp.find("content-length: ");
-                size_t len = cl == std::string::npos ? 0 : std::stoul(l.resp.substr(cl + 16));
-                if (l.resp.size() >= he + 4 + len) {
-                  sp->lat.Add(NowUs() - l.sent_us);
-                  bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
-                  good ? ++sp->ok : ++sp->err;
-                  if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
-                  if (!good && l.resp.size() >= 12) ++sp->statuses[std::atoi(l.resp.c_str() + 9)];
-                  if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
-                      l.resp.find("Retry-After: ") < he) {
-                    ++sp->refused;
-                  }
-                  l.busy = false;
-                  l.sent_us = 0;
-                  (*step) = nullptr;                  // break the self-reference
-                  if (sp->debt >= 1 && !stopping_) {  // behind the rate: the next one now
-                    sp->debt -= 1;
-                    l.busy = true;
-                    Issue(*sp);
-                  }
-                  return;
-                }
-              }
-              (*step)();
-            });
-      };
-      (*step)();
-    });
+    asio::async_write(*l.sock, asio::buffer(*req),
+                      [this, sp, k, req, gen = l.gen](auto ec, size_t) {
+                        if (ec && sp->links[k].gen == gen) LinkDown(*sp, k, true);
+                      });
   }
+}
+
+// Every link always has one read pending, idle or not: an answer completes
+// its request; the end of the stream while idle is the server closing a
+// keep-alive connection (the link reconnects); while a request is out, that
+// request is lost.
+void Loadgen::Watch(HttpStream& s, size_t k) {
+  auto& l = s.links[k];
+  HttpStream* sp = &s;
+  l.sock->async_read_some(
+      asio::buffer(*l.buf), [this, sp, k, buf = l.buf, gen = l.gen](auto ec, size_t n) {
+        auto& l = sp->links[k];
+        if (l.gen != gen) return;  // a socket already given up
+        if (ec) return LinkDown(*sp, k, l.sent_us != 0);
+        if (l.sent_us == 0) return LinkDown(*sp, k, false);  // bytes nobody asked for
+        l.resp.append(buf->data(), n);
+        size_t he = l.resp.find("\r\n\r\n");
+        if (he != std::string::npos) {
+          size_t cl = l.resp.find("Content-Length: ");
+          if (cl == std::string::npos) cl = l.resp.find("content-length: ");
+          size_t len = cl == std::string::npos ? 0 : std::stoul(l.resp.substr(cl + 16));
+          if (l.resp.size() >= he + 4 + len) {
+            sp->lat.Add(NowUs() - l.sent_us);
+            bool good = l.resp.compare(0, 10, "HTTP/1.1 2") == 0;
+            good ? ++sp->ok : ++sp->err;
+            if (good) sp->ok_lat.Add(NowUs() - l.sent_us);
+            if (!good && l.resp.size() >= 12) ++sp->statuses[std::atoi(l.resp.c_str() + 9)];
+            if (!good && l.resp.compare(0, 12, "HTTP/1.1 503") == 0 &&
+                l.resp.find("Retry-After: ") < he) {
+              ++sp->refused;
+            }
+            l.busy = false;
+            l.sent_us = 0;
+            if (sp->debt >= 1 && !stopping_) {  // behind the rate: the next one now
+              sp->debt -= 1;
+              l.busy = true;
+              Issue(*sp);
+            }
+          }
+        }
+        Watch(*sp, k);
+      });
+}
+
+// A link's socket failed or was closed by the server: a request it carried
+// is lost (counted, never sent again: a POST may have been acted on); the
+// link reconnects and is claimed again once connected.
+void Loadgen::LinkDown(HttpStream& s, size_t k, bool in_flight) {
+  auto& l = s.links[k];
+  ++l.gen;
+  if (in_flight) {
+    ++s.err;
+    ++s.lost;
+  } else {
+    ++s.idle_closed;
+  }
+  l.sent_us = 0;
+  l.busy = false;
+  l.dead = true;
+  boost::system::error_code ignored;
+  l.sock->close(ignored);
+  closed_links_.push_back(std::move(l.sock));
+  if (stopping_) return;
+  l.sock = std::make_unique<tcp::socket>(io_);
+  HttpStream* sp = &s;
+  l.sock->async_connect(HttpEndpoint(), [this, sp, k, gen = l.gen](auto ec) {
+    auto& l = sp->links[k];
+    if (l.gen != gen) return;
+    if (ec) return;  // stays down: the stream has its other links
+    boost::system::error_code ignored;
+    l.sock->set_option(tcp::no_delay(true), ignored);
+    l.dead = false;
+    Watch(*sp, k);
+  });
 }
 
 int Loadgen::Run() {
@@ -766,7 +808,7 @@ int Loadgen::Run() {
     streams +=
         "\"" + s.name + "\":{\"ok\":" + std::to_string(s.ok) +
         ",\"unanswered\":" + std::to_string(unanswered) + ",\"lost\":" + std::to_string(s.lost) +
-        ",\"statuses\":{" +
+        ",\"idle_closed\":" + std::to_string(s.idle_closed) + ",\"statuses\":{" +
         [&s] {
           std::string j;
           for (const auto& [code, n] : s.statuses) {
