@@ -30,6 +30,10 @@ class Loop {
   // Only the loop's own thread may use these.
   TimingWheel& wheel() { return wheel_; }
   int64_t now_ms() const { return wheel_.now_ms(); }
+  // The clock the wheel runs on. now_ms() is as old as the last tick (up to
+  // tick_ms, more on a busy loop); a deadline set from an event that must
+  // not fire early ("offline after the grace, not before") reads it fresh.
+  const SteadyClock& clock() const { return clock_; }
   // Wall time (ms since the epoch) read at the same tick as now_ms(), from
   // the same clock: what a deadline in wall time (a token's exp) is set
   // against, so that a test's ManualClock moves it too.

@@ -487,7 +487,10 @@ void Engine::Impl::Reconcile(Rec& r) {
   if (!r.in_grace) {
     if (r.scheduled()) wheel.Cancel(&r);
     r.in_grace = true;
-    wheel.Schedule(&r, wheel.now_ms() + s.grace_ms);
+    // From now, read fresh: the wheel's time is as old as its last tick, and
+    // a grace counted from it ended up to a tick early.
+    const int64_t now = std::max(wheel.now_ms(), loops.at(s.index).clock().Now());
+    wheel.Schedule(&r, now + s.grace_ms);
   }
 }
 

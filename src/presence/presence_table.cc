@@ -65,8 +65,9 @@ struct PresenceTable::User : base::TimerEntry {
   }
 };
 
-PresenceTable::PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink)
-    : wheel_(wheel), opts_(opts), sink_(std::move(sink)) {}
+PresenceTable::PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink,
+                             const base::SteadyClock* clock)
+    : wheel_(wheel), clock_(clock), opts_(opts), sink_(std::move(sink)) {}
 
 PresenceTable::~PresenceTable() {
   for (Slot& s : slots_) delete s.user;
@@ -185,7 +186,9 @@ void PresenceTable::Close(ChannelIdx ch, std::string_view user_id, const Session
   if (timed_out || opts_.offline_grace_ms <= 0) {
     GoOffline(*u, timed_out);
   } else {
-    wheel_.Schedule(u, wheel_.now_ms() + opts_.offline_grace_ms);
+    // From the close itself: the wheel's time is as old as its last tick.
+    const int64_t now = clock_ ? std::max(wheel_.now_ms(), clock_->Now()) : wheel_.now_ms();
+    wheel_.Schedule(u, now + opts_.offline_grace_ms);
   }
 }
 

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/thread_checker.h"
 #include "base/timing_wheel.h"
 
@@ -79,8 +80,13 @@ class PresenceTable {
   };
   using EventSink = std::function<void(Event&&)>;
 
-  // `wheel` must outlive the table and run on the same thread.
-  PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink);
+  // `wheel` must outlive the table and run on the same thread. `clock`, if
+  // given, is the steady clock the wheel runs on, read when a session closes
+  // so that the grace runs from the close itself: the wheel's own time is as
+  // old as its last tick, and a grace counted from it ended up to a tick
+  // early. It must outlive the table.
+  PresenceTable(base::TimingWheel& wheel, Options opts, EventSink sink,
+                const base::SteadyClock* clock = nullptr);
   ~PresenceTable();
 
   void set_options(Options opts) { opts_ = opts; }
@@ -130,6 +136,7 @@ class PresenceTable {
   void AddOnline(ChannelIdx ch, int64_t d);
 
   base::TimingWheel& wheel_;
+  const base::SteadyClock* clock_;  // nullptr: the wheel's time
   Options opts_;
   EventSink sink_;
   std::vector<Slot> slots_ = std::vector<Slot>(64);

@@ -83,6 +83,42 @@ TEST_F(PresenceTableTest, ChannelsAreSeparate) {
   EXPECT_EQ(table_.OnlineCount(2), 0);
 }
 
+// The wheel's time is that of its last tick; a session that closes 90 ms
+// after it still gets its whole grace, counted from the close (read from the
+// clock), not from the tick. Counted from the tick, it ended 90 ms early.
+TEST(PresenceTableClock, GraceRunsFromTheCloseNotFromTheLastTick) {
+  for (const bool fresh : {true, false}) {
+    base::ManualClock clock(0);
+    const base::SteadyClock steady = clock.AsSteadyClock();
+    base::TimingWheel wheel(0, 100, 256);
+    std::vector<Event> events;
+    PresenceTable t(
+        wheel, {/*offline_grace_ms=*/800, /*retain_offline_ms=*/60000},
+        [&](Event&& e) { events.push_back(std::move(e)); }, fresh ? &steady : nullptr);
+    auto s = std::make_shared<SessionCell>();
+    t.Open(1, "u", s, 1);
+    clock.Advance(1000);
+    wheel.Advance(clock.Now());  // a tick at 1,000
+    clock.Advance(90);           // the close, 90 ms later
+    t.Close(1, "u", s.get(), false);
+    // Ticks every 100 ms from 1,100 on; the grace ends at 1,890.
+    int64_t offline_at = -1;
+    for (int64_t step = 10; offline_at < 0 && clock.Now() < 5000; step = 100) {
+      clock.Advance(step);
+      wheel.Advance(clock.Now());
+      if (events.size() == 2) offline_at = clock.Now();
+    }
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_FALSE(events[1].online);
+    if (fresh) {
+      EXPECT_GE(offline_at, 1090 + 800);        // not before the grace
+      EXPECT_LE(offline_at, 1090 + 800 + 100);  // and within a tick of it
+    } else {
+      EXPECT_LT(offline_at, 1090 + 800);  // the wheel's time alone: early
+    }
+  }
+}
+
 TEST_F(PresenceTableTest, LastCloseGoesOfflineAfterGraceNotBefore) {
   auto s = NewCell(100);
   table_.Open(1, "u", s, 100);

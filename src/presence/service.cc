@@ -35,13 +35,16 @@ Service::Service(base::LoopGroup& loops, base::Metrics& metrics, ServiceOptions 
     : loops_(loops), metrics_(metrics), opts_(std::move(opts)) {
   for (size_t i = 0; i < loops.size(); ++i) {
     auto s = std::make_unique<Shard>();
-    s->table = std::make_unique<PresenceTable>(loops.at(i).wheel(), opts_.table, [this](Event&& e) {
-      if (opts_.forward) {
-        opts_.forward(std::move(e));
-      } else {
-        Publish(std::move(e));
-      }
-    });
+    s->table = std::make_unique<PresenceTable>(
+        loops.at(i).wheel(), opts_.table,
+        [this](Event&& e) {
+          if (opts_.forward) {
+            opts_.forward(std::move(e));
+          } else {
+            Publish(std::move(e));
+          }
+        },
+        &loops.at(i).clock());
     shards_.push_back(std::move(s));
   }
   m_events_ = metrics.Counter("onlined_presence_events_total",
