@@ -117,6 +117,16 @@ TEST(Config, ErrorsNameTheKey) {
               "quiet_hours");
   ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"Mars/Base\"",
               "time_zone");
+  // A name too long for a path made the zone lookup throw (found by the fuzzer);
+  // a path out of the zone database is no zone.
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"UTC" +
+                  std::string(5000, ']') + "\"",
+              "time_zone");
+  ExpectError(
+      "[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"../../etc/passwd\"",
+      "time_zone");
+  ExpectError("[[channels]]\nid = \"a\"\nsecret = \"0123456789abcdef\"\ntime_zone = \"Europe\"",
+              "time_zone");
   ExpectError("[sms]\nprovider = \"pigeon\"", "sms.provider");
   ExpectError("", "ONLINED_HEARTBEAT_S", {{"ONLINED_HEARTBEAT_S", "abc"}});
   ExpectError("", "ONLINED_NOPE", {{"ONLINED_NOPE", "1"}});
