@@ -243,7 +243,6 @@ class Loadgen {
     std::vector<Link> links;
   };
   std::vector<std::unique_ptr<HttpStream>> streams_;
-  std::vector<std::unique_ptr<tcp::socket>> closed_links_;  // their handlers may still run
   std::string desk_token_;
   std::vector<std::string> chat_of_;  // by connection index
   std::vector<int64_t> send_t_;       // send number -> time the POST was written
@@ -706,7 +705,8 @@ void Loadgen::Watch(HttpStream& s, size_t k) {
         auto& l = sp->links[k];
         if (l.gen != gen) return;  // a socket already given up
         if (ec) return LinkDown(*sp, k, l.sent_us != 0);
-        if (l.sent_us == 0) return LinkDown(*sp, k, false);  // bytes nobody asked for
+        // Bytes nobody asked for: a connection out of step, started afresh.
+        if (l.sent_us == 0) return LinkDown(*sp, k, false);
         l.resp.append(buf->data(), n);
         size_t he = l.resp.find("\r\n\r\n");
         if (he != std::string::npos) {
@@ -751,11 +751,10 @@ void Loadgen::LinkDown(HttpStream& s, size_t k, bool in_flight) {
   l.sent_us = 0;
   l.busy = false;
   l.dead = true;
-  boost::system::error_code ignored;
-  l.sock->close(ignored);
-  closed_links_.push_back(std::move(l.sock));
-  if (stopping_) return;
+  // The old socket goes: its pending operations end aborted, and their
+  // handlers touch only the link, which gen tells them is no longer theirs.
   l.sock = std::make_unique<tcp::socket>(io_);
+  if (stopping_) return;
   HttpStream* sp = &s;
   l.sock->async_connect(HttpEndpoint(), [this, sp, k, gen = l.gen](auto ec) {
     auto& l = sp->links[k];
