@@ -129,6 +129,59 @@ void BM_SqliteAppend(benchmark::State& state) {
 }
 BENCHMARK(BM_SqliteAppend)->Arg(8)->Arg(32)->MinTime(3.0);
 
+// The writer's work per receipt on SQLite, in a chat that already holds
+// `range(0)` messages, every one acked: a new manager message, then the
+// user's ack of it (store::Db::RaiseUserAck, as chat::Receipt makes it),
+// 32 of them per transaction. What an ack costs must not grow with the
+// chat's history.
+void BM_SqliteAckInLongChat(benchmark::State& state) {
+  namespace store = onlined::store;
+  char tmpl[] = "/tmp/onlined-micro-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    state.SkipWithError("mkdtemp failed");
+    return;
+  }
+  const std::string dir = tmpl;
+  {
+    auto db = store::OpenSqlite(dir, true);
+    store::Chat c;
+    c.chat_id = "c_long";
+    c.channel = "bench";
+    c.user_id = "u1";
+    c.created_at = c.updated_at = 1;
+    store::Message m;
+    m.chat_id = c.chat_id;
+    m.from = "manager";
+    m.sender_id = "desk1";
+    int64_t seq = 0;
+    auto add = [&] {
+      ++seq;
+      m.seq = seq;
+      m.id = "m_" + std::to_string(seq);
+      m.text = "message " + std::to_string(seq);
+      m.created_at = 1000 + seq;
+      db->InsertMessage(m);
+      db->UpdateChatAfterMessage(c.chat_id, seq, m.created_at, false);
+    };
+    db->Begin();
+    db->InsertChat(c);
+    for (int64_t i = 0; i < state.range(0); ++i) add();
+    db->RaiseUserAck(c.chat_id, seq, 1000 + seq);
+    db->Commit();
+    for (auto _ : state) {
+      db->Begin();
+      for (int i = 0; i < 32; ++i) {
+        add();
+        benchmark::DoNotOptimize(db->RaiseUserAck(c.chat_id, seq, 2000 + seq));
+      }
+      db->Commit();
+    }
+    state.SetItemsProcessed(state.iterations() * 32);
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_SqliteAckInLongChat)->Arg(100)->Arg(10000)->Arg(100000)->MinTime(2.0);
+
 }  // namespace
 
 BENCHMARK_MAIN();

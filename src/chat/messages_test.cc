@@ -121,6 +121,9 @@ TEST_F(ChatTest, AcksAndReadsOnlyMoveForward) {
   EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 2, 50), 2);
   EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 1, 60), 2);
   EXPECT_EQ(db_->RaiseUserAck(c.chat_id, 9, 60), 2);  // beyond the last message: ignored
+  auto third = db_->GetMessage(c.chat_id, 3);
+  ASSERT_TRUE(third);
+  EXPECT_FALSE(third->acked_at) << "an ignored ack marked a message";
   EXPECT_EQ(db_->RaiseUserRead(c.chat_id, 3), 3);
   auto m = db_->GetMessage(c.chat_id, 1);
   ASSERT_TRUE(m && m->acked_at);

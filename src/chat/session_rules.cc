@@ -25,8 +25,10 @@ std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const st
   auto chat = db.GetChat(channel, chat_id);
   if (!chat || chat->user_id != user_id) return std::nullopt;
   Marks m;
-  m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
+  // A read is an ack too: the ack mark's raise is what gives the messages
+  // it passes their acked_at (store/db.h).
   m.ack = db.RaiseUserAck(chat_id, seq, now);
+  m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
   return m;
 }
 

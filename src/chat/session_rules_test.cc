@@ -66,6 +66,35 @@ TEST_F(RulesTest, ReceiptsMoveForwardOnlyAndOnlyOnTheUsersOwnChat) {
   EXPECT_FALSE(Receipt(*db_, "other", "ann", c, 4, true, ++now_)) << "not this channel's chat";
 }
 
+// A read is an ack: a receipt that reads up to a message gives it, and every
+// one before it not yet acked, the time of that receipt, once. A later ack
+// leaves the times as they are; one past the last message marks nothing.
+TEST_F(RulesTest, AReadReceiptAcksTheMessagesItPassesOnce) {
+  std::string c = Chat("ann");
+  for (int i = 1; i <= 4; ++i) Post(c, "m");
+  auto m = Receipt(*db_, "acme", "ann", c, 1, false, 100);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 1);
+  m = Receipt(*db_, "acme", "ann", c, 3, true, 200);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 3);
+  EXPECT_EQ(m->read, 3);
+  m = Receipt(*db_, "acme", "ann", c, 9, false, 250);  // past the last message
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 3);
+  EXPECT_FALSE(db_->GetMessage(c, 4)->acked_at) << "an ignored ack marked a message";
+  m = Receipt(*db_, "acme", "ann", c, 4, false, 300);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 4);
+  EXPECT_EQ(m->read, 3);
+  const int64_t want[] = {100, 200, 200, 300};
+  for (int64_t seq = 1; seq <= 4; ++seq) {
+    auto msg = db_->GetMessage(c, seq);
+    ASSERT_TRUE(msg && msg->acked_at) << seq;
+    EXPECT_EQ(*msg->acked_at, want[seq - 1]) << seq;
+  }
+}
+
 TEST_F(RulesTest, AnInboundSmsIsAppliedOnce) {
   db_->PutUser({"acme", "ann", "Ann", "+15550001", true, ++now_});
   EXPECT_EQ(notify::ApplyInboundSms(*db_, "SM1", "+15550001", false, ++now_), 1);

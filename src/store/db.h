@@ -138,6 +138,11 @@ class Db {
   virtual void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at,
                                       bool from_user) = 0;
   // Raises (never lowers) the user's ack or read mark; returns the new mark.
+  // A mark past the chat's last message is ignored. Every message at or
+  // below the ack mark has its acked_at: RaiseUserAck sets it (to `at`) on
+  // the messages between the old mark and the new one, and looks at no
+  // others. A read is an ack too, and RaiseUserRead leaves the ack mark
+  // alone: chat::Receipt raises the ack mark first.
   virtual int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) = 0;
   virtual int64_t RaiseUserRead(const std::string& chat_id, int64_t seq) = 0;
 

@@ -449,16 +449,27 @@ class PostgresDb final : public Db {
   }
 
   int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) override {
-    Run("UPDATE chats SET user_ack_seq=$2 WHERE chat_id=$1 AND user_ack_seq<$2 AND last_seq>=$2",
-        Params().S(chat_id).I(seq));
-    Run("UPDATE messages SET acked_at=$3 WHERE chat_id=$1 AND seq<=$2 AND acked_at IS NULL",
-        Params().S(chat_id).I(seq).I(at));
+    // The mark before this raise: the messages at or below it have their
+    // time already (db.h), so only those above it are looked at. Under
+    // concurrent raises of one chat the old mark read here can only be
+    // older than the row's, which widens the range and is still right.
+    Result up =
+        Run("UPDATE chats c SET user_ack_seq=$2"
+            " FROM (SELECT user_ack_seq AS old FROM chats WHERE chat_id=$1) o"
+            " WHERE c.chat_id=$1 AND c.user_ack_seq<$2 AND c.last_seq>=$2 RETURNING o.old",
+            Params().S(chat_id).I(seq));
+    if (up.rows() > 0) {
+      Run("UPDATE messages SET acked_at=$4 WHERE chat_id=$1 AND seq>$2 AND seq<=$3"
+          " AND acked_at IS NULL",
+          Params().S(chat_id).I(up.Int(0, 0)).I(seq).I(at));
+      return seq;
+    }
     Result r = Run("SELECT user_ack_seq FROM chats WHERE chat_id=$1", Params().S(chat_id));
     return r.rows() > 0 ? r.Int(0, 0) : 0;
   }
 
   int64_t RaiseUserRead(const std::string& chat_id, int64_t seq) override {
-    Run("UPDATE chats SET user_read_seq=$2, user_ack_seq=GREATEST(user_ack_seq, $2)"
+    Run("UPDATE chats SET user_read_seq=$2"
         " WHERE chat_id=$1 AND user_read_seq<$2 AND last_seq>=$2",
         Params().S(chat_id).I(seq));
     Result r = Run("SELECT user_read_seq FROM chats WHERE chat_id=$1", Params().S(chat_id));

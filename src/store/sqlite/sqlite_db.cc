@@ -499,25 +499,33 @@ class SqliteDb final : public Db {
   }
 
   int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) override {
+    int64_t before = 0;
+    {
+      Stmt s = Prepare("SELECT user_ack_seq FROM chats WHERE chat_id=?1");
+      s.Bind(1, chat_id);
+      if (!s.Step()) return 0;
+      before = s.Int(0);
+    }
+    if (seq <= before) return before;
     {
       Stmt s = Prepare(
           "UPDATE chats SET user_ack_seq=?2 WHERE chat_id=?1 AND user_ack_seq<?2 AND last_seq>=?2");
       s.Bind(1, chat_id).Bind(2, seq).Run();
+      if (sqlite3_changes(db_) == 0) return before;  // beyond the chat's last message
     }
-    {
-      Stmt s = Prepare(
-          "UPDATE messages SET acked_at=?3 WHERE chat_id=?1 AND seq<=?2 AND acked_at IS NULL");
-      s.Bind(1, chat_id).Bind(2, seq).Bind(3, at).Run();
-    }
-    Stmt s = Prepare("SELECT user_ack_seq FROM chats WHERE chat_id=?1");
-    s.Bind(1, chat_id);
-    return s.Step() ? s.Int(0) : 0;
+    // Only the messages the mark passes now: those at or below `before`
+    // have their time already (db.h), and a chat's history may be long.
+    Stmt s = Prepare(
+        "UPDATE messages SET acked_at=?4"
+        " WHERE chat_id=?1 AND seq>?2 AND seq<=?3 AND acked_at IS NULL");
+    s.Bind(1, chat_id).Bind(2, before).Bind(3, seq).Bind(4, at).Run();
+    return seq;
   }
 
   int64_t RaiseUserRead(const std::string& chat_id, int64_t seq) override {
     {
       Stmt s = Prepare(
-          "UPDATE chats SET user_read_seq=?2, user_ack_seq=MAX(user_ack_seq, ?2)"
+          "UPDATE chats SET user_read_seq=?2"
           " WHERE chat_id=?1 AND user_read_seq<?2 AND last_seq>=?2");
       s.Bind(1, chat_id).Bind(2, seq).Run();
     }
