@@ -69,6 +69,17 @@ async function api(method, p, body) {
 
 const page = (url) => openPage(browser, url);
 
+// A counter of /metrics (summed over its labels when `labels` is omitted).
+async function metric(name, labels = '') {
+  const r = await fetch(base() + '/metrics', { headers: { Authorization: 'Bearer e2e-metrics-token' } });
+  assert.ok(r.ok, `/metrics: ${r.status}`);
+  let sum = 0;
+  for (const line of (await r.text()).split('\n')) {
+    if (line.startsWith(`${name}${labels} `) || (!labels && line.startsWith(`${name}{`))) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
 const desk = () => page(`${base()}/desk#token=${manager()}`);
 const widget = (user) => page(`${base()}/widget#token=${token('user', user)}`);
 
@@ -80,6 +91,8 @@ heartbeat_s = 1
 offline_grace_ms = 800
 notify_tick_ms = 100
 log_level = "warn"
+metrics_listen = ""
+metrics_token = "e2e-metrics-token"
 [sms]
 provider = "log"
 [[channels]]
@@ -89,6 +102,7 @@ sms_delay_s = 2
 ack_timeout_s = 1
 quiet_hours = "off"
 sms_min_interval_s = 0
+manager_send_burst = 1000
 `);
   await startServer();
   browser = await launch();
@@ -146,6 +160,32 @@ test('messages: manager sends, the widget shows it, the desk shows delivered the
   await w.screenshot({ path: path.join(shots, 'widget.png') });
   await d.screenshot({ path: path.join(shots, 'desk.png') });
   assert.deepEqual(d.errors, []);
+  assert.deepEqual(w.errors, []);
+  await w.close();
+  await d.close();
+});
+
+// Receipts are paced per session (burst 100): a widget that acked and read
+// every replayed message one by one was refused past the burst, showed the
+// refusals, and was cut for too many of them. It sends marks now.
+test('a widget back after 150 missed messages shows them all, stays connected, and the desk sees them read', async () => {
+  const chat = await chatWith('una');
+  for (let i = 1; i <= 150; ++i) await api('POST', `/v1/user-chats/${chat}/messages`, { text: `Update ${i}` });
+  const refused = await metric('onlined_refusals_total', '{code="rate_limited"}');
+  const cut = await metric('onlined_refusals_total', '{code="too_many_errors"}');
+  const d = await desk();
+  await d.waitForSelector(`li[data-chat="${chat}"]`);
+  await d.click(`li[data-chat="${chat}"] button`);
+  const w = await widget('una');
+  await w.waitForSelector('#status[data-state="online"]');
+  await w.waitForSelector('.msg.theirs >> text=Update 150');
+  await d.waitForSelector('.msg.mine[data-seq="150"] .delivery[data-delivery^="read"]', { timeout: 5000 });
+  await new Promise((r) => setTimeout(r, 1500));  // a refusal or a cut would have come by now
+  assert.equal(await w.locator('.msg.theirs').count(), 150);
+  assert.equal(await w.getAttribute('#status', 'data-state'), 'online');
+  assert.equal(await w.isHidden('#banner'), true, await w.textContent('#banner-text'));
+  assert.equal(await metric('onlined_refusals_total', '{code="rate_limited"}') - refused, 0, 'receipts refused');
+  assert.equal(await metric('onlined_refusals_total', '{code="too_many_errors"}') - cut, 0, 'the widget was cut');
   assert.deepEqual(w.errors, []);
   await w.close();
   await d.close();

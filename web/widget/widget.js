@@ -43,6 +43,30 @@ function markRead() {
   if (seq > 0) conn.send({ type: 'read', chat_id: chatId, seq });
 }
 
+// Receipts are marks ("received up to seq"), and the server paces them per
+// session (docs/protocol.md, receipts_per_s): one ack per message would be
+// refused past the burst when a reconnect replays a long absence, and the
+// refusals would end the session. So the messages that arrive within
+// RECEIPT_MS are acked (and read, if visible) once, with the newest seq.
+const RECEIPT_MS = 250;
+let receiptTimer = null;
+const ackSent = {};  // chat_id -> newest seq acked on this connection (cleared on each)
+
+function receiptsSoon() {
+  if (receiptTimer === null) receiptTimer = setTimeout(sendReceipts, RECEIPT_MS);
+}
+
+function sendReceipts() {
+  receiptTimer = null;
+  for (const [chat, seq] of Object.entries(resume)) {
+    if (seq > (ackSent[chat] || 0)) {
+      conn.send({ type: 'ack', chat_id: chat, seq });
+      ackSent[chat] = seq;
+    }
+  }
+  markRead();
+}
+
 const conn = new Connection({
   token,
   getToken: pageTokenHook(),
@@ -54,7 +78,10 @@ const conn = new Connection({
       $('banner').hidden = true;
       conn.send({ type: 'state', state: visible() ? 'active' : 'idle' });
       for (const [id, p] of pending) conn.send({ type: 'send', client_msg_id: id, text: p.text, chat_id: chatId || undefined });
-      markRead();
+      // An ack written as the last connection went down may be lost: ack
+      // again what was received (a mark the server has is a no-op).
+      for (const chat of Object.keys(ackSent)) delete ackSent[chat];
+      receiptsSoon();
     } else if (state === 'connecting') {
       statusEl.textContent = 'Connecting…';
       statusEl.dataset.state = 'connecting';
@@ -77,8 +104,7 @@ const conn = new Connection({
         saveResume();
       }
       render(f);
-      conn.send({ type: 'ack', chat_id: f.chat_id, seq: f.seq });
-      if (visible()) markRead();
+      receiptsSoon();
     } else if (f.type === 'sent') {
       chatId = chatId || f.chat_id;
       const p = pending.get(f.client_msg_id);
