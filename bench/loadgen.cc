@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -60,6 +61,7 @@ struct Options {
   bool storm = false;  // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
   int desks = 0;  // the first `desks` connections are managers ("desk<i>"), who get every message
+  bool ack = false;  // users ack every message they receive, as the widget does (not Socket.IO)
   // How often heartbeats and HTTP requests go out: what is owed since the
   // last tick goes at once, so a request stream at R/s arrives in bursts of
   // R * tick. 10 ms (the default) is what every recorded run used until
@@ -147,6 +149,13 @@ struct Conn {
   std::string hello;      // upgrade + hello, freed once sent
   std::string sio_hello;  // Socket.IO: namespace connect + hello, sent after the open packet
   int64_t t0_us = 0;      // when the connect began
+  // --ack: the newest message received and the newest acked. As the widget
+  // does, an ack goes kAckDelayUs after the first message it covers, with
+  // the newest seq by then; one frame in flight at a time.
+  std::string ack_chat;
+  int64_t ack_want = 0, ack_sent = 0;
+  bool ack_queued = false;
+  std::string ack_frame;
   explicit Conn(Loadgen* l, asio::io_context& io, int i) : lg(l), sock(io), index(i) {}
 };
 
@@ -163,7 +172,8 @@ class Loadgen {
 
   // Stats
   int live = 0, failed = 0, dead = 0;
-  uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0, desk_messages_in = 0;
+  uint64_t pings = 0, pongs = 0, frames_in = 0, messages_in = 0, desk_messages_in = 0,
+           acks_sent = 0;
   Histogram hb_lat, connect_lat, deliver_lat, desk_lat;
   // Churn: handshakes admitted (welcome) and their latency; refusals that
   // carried a retry hint (HTTP 503 + Retry-After, close 1013 + retry_after_ms).
@@ -178,6 +188,7 @@ class Loadgen {
   void Read(Conn* c);
   void OnData(Conn* c);
   void Fail(Conn* c);
+  void SendAck(Conn* c);
   void Tick();
   void WaitMark();
   void ChurnTick();
@@ -195,6 +206,10 @@ class Loadgen {
   }
 
   Options o_;
+  // --ack: connections whose ack is due, in the order they become due (one
+  // delay for all).
+  static constexpr int64_t kAckDelayUs = 250000;
+  std::deque<std::pair<int64_t, Conn*>> ack_due_;
   asio::io_context io_{1};
   std::vector<std::unique_ptr<Conn>> conns_;
   std::string ping_;
@@ -386,6 +401,24 @@ void Loadgen::OnData(Conn* c) {
                payload.starts_with(R"(42["message")")) {
       bool desk = c->index < o_.desks;
       ++(desk ? desk_messages_in : messages_in);
+      if (o_.ack && !desk && !o_.socketio) {
+        // {"type":"message","chat_id":"c_...","seq":N,...}: the server's own
+        // spelling, so plain finds are enough for a load tool.
+        size_t ci = payload.find(R"("chat_id":")");
+        size_t si = payload.find(R"("seq":)");
+        if (ci != std::string_view::npos && si != std::string_view::npos) {
+          size_t end = payload.find('"', ci + 11);
+          if (end != std::string_view::npos) {
+            c->ack_chat.assign(payload.substr(ci + 11, end - ci - 11));
+            c->ack_want =
+                std::max<int64_t>(c->ack_want, std::strtoll(payload.data() + si + 6, nullptr, 10));
+            if (!c->ack_queued) {
+              c->ack_queued = true;
+              ack_due_.emplace_back(NowUs() + kAckDelayUs, c);
+            }
+          }
+        }
+      }
       size_t t = payload.find(R"("text":"b)");
       if (t != std::string_view::npos) {
         size_t n = static_cast<size_t>(std::strtoull(payload.data() + t + 9, nullptr, 10));
@@ -409,6 +442,20 @@ void Loadgen::OnData(Conn* c) {
     memmove(c->buf, c->buf + pos, c->have - pos);
     c->have -= pos;
   }
+}
+
+void Loadgen::SendAck(Conn* c) {
+  if (c->writing || c->state != Conn::kLive || c->ack_want <= c->ack_sent) return;
+  c->writing = true;
+  c->ack_sent = c->ack_want;
+  c->ack_frame = ClientFrame(R"({"type":"ack","chat_id":")" + c->ack_chat + R"(","seq":)" +
+                             std::to_string(c->ack_sent) + "}");
+  ++acks_sent;
+  asio::async_write(c->sock, asio::buffer(c->ack_frame), [this, c](auto ec, size_t) {
+    c->writing = false;
+    if (ec) return Fail(c);
+    SendAck(c);
+  });
 }
 
 void Loadgen::Fail(Conn* c) {
@@ -572,6 +619,12 @@ void Loadgen::Tick() {
   const double elapsed_s =
       last_tick_us_ == 0 ? o_.tick_us / 1e6 : std::min(0.1, (now - last_tick_us_) / 1e6);
   last_tick_us_ = now;
+  while (!ack_due_.empty() && ack_due_.front().first <= now) {
+    Conn* c = ack_due_.front().second;
+    ack_due_.pop_front();
+    c->ack_queued = false;
+    SendAck(c);
+  }
   // Heartbeats: spread evenly over the connections.
   hb_debt_ += o_.hb_per_conn * static_cast<double>(conns_.size()) * elapsed_s;
   while (hb_debt_ >= 1 && !conns_.empty()) {
@@ -583,7 +636,8 @@ void Loadgen::Tick() {
     ++pings;
     asio::async_write(c->sock, asio::buffer(ping_), [this, c](auto ec, size_t) {
       c->writing = false;
-      if (ec) Fail(c);
+      if (ec) return Fail(c);
+      if (o_.ack) SendAck(c);
     });
   }
   for (auto& sp : streams_) {
@@ -822,15 +876,15 @@ int Loadgen::Run() {
   streams += "}";
   printf(
       R"({"live":%d,"failed":%d,"dropped":%d,"connect_s":%.3f,"steady_s":%.3f,"pings":%llu,"pongs":%llu,)"
-      R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"deliver_latency":%s,"desk_messages_in":%llu,)"
+      R"("heartbeat_rtt":%s,"handshake":%s,"messages_in":%llu,"acks_sent":%llu,"deliver_latency":%s,"desk_messages_in":%llu,)"
       R"("desk_deliver_latency":%s,"http":%s,"storm_s":%.3f})"
       "\n",
       live, failed, dead, (steady_start_us_ - start_us_) / 1e6, secs,
       static_cast<unsigned long long>(pings), static_cast<unsigned long long>(pongs),
       hb_lat.Json().c_str(), connect_lat.Json().c_str(),
-      static_cast<unsigned long long>(messages_in), deliver_lat.Json().c_str(),
-      static_cast<unsigned long long>(desk_messages_in), desk_lat.Json().c_str(), streams.c_str(),
-      storm_s_);
+      static_cast<unsigned long long>(messages_in), static_cast<unsigned long long>(acks_sent),
+      deliver_lat.Json().c_str(), static_cast<unsigned long long>(desk_messages_in),
+      desk_lat.Json().c_str(), streams.c_str(), storm_s_);
   fflush(stdout);
   if (o_.wait_stdin) {
     char b[64];
@@ -883,6 +937,8 @@ int main(int argc, char** argv) {
       o.query_conns = std::stoi(val());
     else if (a == "--total-users")
       o.total_users = std::stoi(val());
+    else if (a == "--ack")
+      o.ack = true;
     else if (a == "--wait-stdin")
       o.wait_stdin = true;
     else if (a == "--chats-file")

@@ -6,7 +6,10 @@
 // load users.
 //
 //   seed --data-dir D | --postgres-url URL  --channel bench --chats 100000
-//        --messages 1000000 --load-users 2000 --out chats.txt
+//        --messages 1000000 --load-users 2000 --out chats.txt [--acked 1]
+//
+// --acked 1 (SQLite): every seeded message acked by its user, as a long-lived
+// chat's history is (the deliver scenario's --deliver-history).
 #include <libpq-fe.h>
 
 #include <cstdio>
@@ -81,6 +84,7 @@ int SeedPostgres(const std::string& url, const std::string& channel, long chats,
 int main(int argc, char** argv) {
   std::string dir, url, channel = "bench", out = "chats.txt";
   long chats = 100000, messages = 1000000, load_users = 2000;
+  bool acked = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--data-dir")
@@ -97,6 +101,8 @@ int main(int argc, char** argv) {
       load_users = std::stol(v);
     else if (a == "--out")
       out = v;
+    else if (a == "--acked")
+      acked = v == "1";
     else {
       fprintf(stderr, "seed: unknown option %s\n", a.c_str());
       return 2;
@@ -104,6 +110,10 @@ int main(int argc, char** argv) {
   }
   if (dir.empty() == url.empty() || chats < load_users) {
     fprintf(stderr, "seed: one of --data-dir, --postgres-url, and --chats >= --load-users\n");
+    return 2;
+  }
+  if (acked && !url.empty()) {
+    fprintf(stderr, "seed: --acked is for SQLite only\n");
     return 2;
   }
   if (!url.empty()) return SeedPostgres(url, channel, chats, messages, load_users, out);
@@ -134,6 +144,7 @@ int main(int argc, char** argv) {
       ++written;
     }
     db->UpdateChatAfterMessage(c.chat_id, per_chat, t + i * 10 + per_chat, false);
+    if (acked && per_chat > 0) db->RaiseUserAck(c.chat_id, per_chat, t + i * 10 + per_chat + 1);
     if (i % 20000 == 19999) {
       db->Commit();
       db->Begin();
