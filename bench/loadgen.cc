@@ -61,7 +61,7 @@ struct Options {
   bool storm = false;  // after the steady phase, drop every connection at once and reconnect all
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
   int desks = 0;  // the first `desks` connections are managers ("desk<i>"), who get every message
-  bool ack = false;  // users ack every message they receive, as the widget does (not Socket.IO)
+  bool ack = false;  // users ack what they receive as the widget does (not Socket.IO): below
   // How often heartbeats and HTTP requests go out: what is owed since the
   // last tick goes at once, so a request stream at R/s arrives in bursts of
   // R * tick. 10 ms (the default) is what every recorded run used until
