@@ -68,6 +68,16 @@ void BM_LookupMany100(benchmark::State& state) {
 }
 BENCHMARK(BM_LookupMany100)->Arg(5000)->Arg(20000)->Arg(200000);
 
+// A fresh directory under /tmp for a store, or "" (the benchmark skipped).
+std::string TempDir(benchmark::State& state) {
+  char tmpl[] = "/tmp/onlined-micro-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) {
+    state.SkipWithError("mkdtemp failed");
+    return "";
+  }
+  return tmpl;
+}
+
 // The writer's work per send on SQLite (store::Db::Append, as chat::Messages
 // sends it for a desk): groups of `range(0)` manager messages to random chats
 // of 2,000, each joining its chat's SMS notification, one transaction per
@@ -76,12 +86,8 @@ BENCHMARK(BM_LookupMany100)->Arg(5000)->Arg(20000)->Arg(200000);
 // not in it); real time includes the WAL's fsync.
 void BM_SqliteAppend(benchmark::State& state) {
   namespace store = onlined::store;
-  char tmpl[] = "/tmp/onlined-micro-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    state.SkipWithError("mkdtemp failed");
-    return;
-  }
-  const std::string dir = tmpl;
+  const std::string dir = TempDir(state);
+  if (dir.empty()) return;
   {
     auto db = store::OpenSqlite(dir, true);
     constexpr int kChats = 2000;
@@ -136,12 +142,8 @@ BENCHMARK(BM_SqliteAppend)->Arg(8)->Arg(32)->MinTime(3.0);
 // chat's history.
 void BM_SqliteAckInLongChat(benchmark::State& state) {
   namespace store = onlined::store;
-  char tmpl[] = "/tmp/onlined-micro-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    state.SkipWithError("mkdtemp failed");
-    return;
-  }
-  const std::string dir = tmpl;
+  const std::string dir = TempDir(state);
+  if (dir.empty()) return;
   {
     auto db = store::OpenSqlite(dir, true);
     store::Chat c;
