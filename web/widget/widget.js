@@ -50,7 +50,7 @@ function markRead() {
 // RECEIPT_MS are acked (and read, if visible) once, with the newest seq.
 const RECEIPT_MS = 250;
 let receiptTimer = null;
-const ackSent = {};  // chat_id -> newest seq acked on this connection (cleared on each)
+let ackSent = {};  // chat_id -> newest seq acked on this connection
 
 function receiptsSoon() {
   if (receiptTimer === null) receiptTimer = setTimeout(sendReceipts, RECEIPT_MS);
@@ -80,7 +80,7 @@ const conn = new Connection({
       for (const [id, p] of pending) conn.send({ type: 'send', client_msg_id: id, text: p.text, chat_id: chatId || undefined });
       // An ack written as the last connection went down may be lost: ack
       // again what was received (a mark the server has is a no-op).
-      for (const chat of Object.keys(ackSent)) delete ackSent[chat];
+      ackSent = {};
       receiptsSoon();
     } else if (state === 'connecting') {
       statusEl.textContent = 'Connecting…';
