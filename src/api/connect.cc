@@ -140,6 +140,7 @@ class ClientSession final : public net::WsSession,
       ctx_.presence.Unsubscribe(sub_handle_);
       sub_handle_ = 0;
     }
+    FlushReceiptsAtEnd();
     if (cell_ && (was == Phase::kLive || was == Phase::kAuthing)) {
       // Only users get a cell, and only once their hello was accepted.
       // Open was posted before; Close follows it on the same shard (FIFO).
@@ -187,6 +188,10 @@ class ClientSession final : public net::WsSession,
     if (phase_ != Phase::kLive) return;
     if (now >= ExpiresMs()) return Expire();
     if (state_dirty_ && now >= state_next_ms_) PublishState(now);
+    if (receipts_ && receipts_->due_ms != 0 && now >= receipts_->due_ms) {
+      receipts_->due_ms = 0;
+      FlushReceipts();
+    }
     int64_t deadline = last_frame_ + settings_->heartbeat_timeout_ms;
     if (now < deadline) {
       ArmTimer();
@@ -315,10 +320,11 @@ class ClientSession final : public net::WsSession,
   }
 
   // The one timer of a live session: the heartbeat deadline, or earlier a
-  // coalesced state change that is due.
+  // coalesced state change that is due, or receipts waiting for the pace.
   void ArmTimer() {
     int64_t at = std::min(last_frame_ + settings_->heartbeat_timeout_ms, ExpiresMs());
     if (state_dirty_) at = std::min(at, state_next_ms_);
+    if (receipts_ && receipts_->due_ms != 0) at = std::min(at, receipts_->due_ms);
     loop_.wheel().Schedule(this, at);
   }
 
@@ -356,8 +362,7 @@ class ClientSession final : public net::WsSession,
       case proto::FrameType::kAck:
       case proto::FrameType::kRead:
         if (!cell_) return Refuse(Error::kForbidden, "ack and read are a user's frames", false);
-        if (!PaceReceipt()) return;
-        return Receipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
+        return OnReceipt(f.type == proto::FrameType::kRead, f.chat_id, f.seq);
       case proto::FrameType::kSend:
         if (!cell_)
           return Refuse(Error::kForbidden,
@@ -469,21 +474,6 @@ class ClientSession final : public net::WsSession,
     Refuse(Error::kRateLimited, message, false, wait_ms);
   }
 
-  // A receipt is a store write: paced per session (receipt_burst,
-  // receipts_per_s). False if refused.
-  bool PaceReceipt() {
-    auto table = ctx_.channels.Get();
-    const ChannelEntry* e = table->Find(claims_.channel);
-    if (e == nullptr) return true;  // the channel is going: the sweep ends the session
-    const config::Channel& cs = e->settings;
-    if (int64_t wait = Pace(receipt_bucket_, cs.receipts_per_s, cs.receipt_burst, loop_.now_ms())) {
-      ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_receipt);
-      RateLimited("too many receipts; send the newest one again later", wait);
-      return false;
-    }
-    return true;
-  }
-
   // The key of this session's principal in the node's keyed buckets.
   std::string PrincipalKey() const {
     std::string k = claims_.channel;
@@ -492,20 +482,67 @@ class ClientSession final : public net::WsSession,
     return k;
   }
 
-  void Receipt(bool read, const std::string& chat_id, int64_t seq) {
+  // An `ack` or `read`: merged into the session's pending marks, written
+  // when the session's receipt write in flight is done and its pace allows
+  // (chat::ReceiptCoalescer). Refused only with marks of kMaxChats other
+  // chats pending.
+  void OnReceipt(bool read, const std::string& chat_id, int64_t seq) {
+    if (!receipts_) receipts_ = std::make_unique<Receipts>();
+    switch (receipts_->marks.Add(chat_id, seq, read)) {
+      case chat::ReceiptCoalescer::Added::kFull:
+        ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_receipt);
+        return RateLimited("receipts of too many chats are waiting; send the newest ones later",
+                           ctx_.settings()->retry_after_ms);
+      case chat::ReceiptCoalescer::Added::kMerged:
+        ctx_.metrics.Add(conn_.loop(), ctx_.m_receipts_merged);
+        break;
+      case chat::ReceiptCoalescer::Added::kNew:
+        break;
+    }
+    FlushReceipts();
+  }
+
+  // The pending marks to the store, if no receipt write is in flight and
+  // the channel's pace (receipt_burst, receipts_per_s: a session's receipt
+  // writes) allows; else the timer or the write in flight calls again.
+  void FlushReceipts() {
+    Receipts& r = *receipts_;
+    if (closing_ || r.due_ms != 0 || !r.marks.ready()) return;
+    auto table = ctx_.channels.Get();
+    const ChannelEntry* e = table->Find(claims_.channel);
+    if (e == nullptr) return;  // the channel is going: the sweep ends the session
+    const config::Channel& cs = e->settings;
+    const int64_t now = loop_.now_ms();
+    if (int64_t wait = Pace(r.bucket, cs.receipts_per_s, cs.receipt_burst, now)) {
+      r.due_ms = now + wait;
+      ArmTimer();
+      return;
+    }
     std::weak_ptr<void> alive = conn_.lifetime();
-    chat::Messenger::ReceiptInput in{claims_.channel, claims_.subject, chat_id, seq, read};
-    ctx_.messenger.Receipt(std::move(in), entry_idx_, conn_.loop(),
+    ctx_.messenger.Receipt({claims_.channel, claims_.subject, r.marks.Take()}, entry_idx_,
+                           conn_.loop(),
                            // On this session's loop; `this` may be gone.
-                           [this, alive](store::Outcome<std::optional<chat::Marks>> o) {
+                           [this, alive](store::Outcome<chat::Messenger::ReceiptResults> o) {
                              if (alive.expired() || phase_ != Phase::kLive) return;
-                             if (o.ok() && o.value->has_value()) return;  // the desks have it
-                             if (o.ok()) {
-                               Refuse(Error::kUnknownChat, "no such chat of yours", false);
-                             } else {
+                             receipts_->marks.Done();
+                             if (!o.ok()) {
                                SendError(Error::kStoreUnavailable, "the receipt was not stored");
+                             } else {
+                               for (const auto& m : *o.value) {
+                                 if (!m)
+                                   Refuse(Error::kUnknownChat, "no such chat of yours", false);
+                               }
                              }
+                             FlushReceipts();
                            });
+  }
+
+  // Marks still pending when the session ends are written all the same
+  // (one write, past the pace): a receipt the client sent is not lost.
+  void FlushReceiptsAtEnd() {
+    if (!receipts_ || !receipts_->marks.has_pending()) return;
+    ctx_.messenger.Receipt({claims_.channel, claims_.subject, receipts_->marks.Take()}, entry_idx_,
+                           conn_.loop(), nullptr);
   }
 
   Context& ctx_;
@@ -521,7 +558,13 @@ class ClientSession final : public net::WsSession,
   // Users' send frames, at the channel's pace; made at the first send (most
   // sessions never send).
   std::unique_ptr<base::TokenBucket> send_bucket_;
-  std::unique_ptr<base::TokenBucket> receipt_bucket_;  // ack and read, likewise
+  // A user's receipts: made at the first ack or read.
+  struct Receipts {
+    chat::ReceiptCoalescer marks;
+    std::unique_ptr<base::TokenBucket> bucket;  // the session's receipt writes
+    int64_t due_ms = 0;                         // loop steady ms; 0: not waiting for the pace
+  };
+  std::unique_ptr<Receipts> receipts_;
   int refused_ = 0;
   bool timed_out_ = false;
   bool state_dirty_ = false;   // a state change waits for state_next_ms_

@@ -36,6 +36,9 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
   m_replay_too_long = metrics.Counter(
       "onlined_presence_replay_too_long_total",
       "Desk resumes answered with presence_reset because the replay would not fit the send queue.");
+  m_receipts_merged = metrics.Counter("onlined_receipts_merged_total",
+                                      "ack and read frames merged into a mark already waiting for "
+                                      "the store (no write of their own).");
   m_chats_latency =
       metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});

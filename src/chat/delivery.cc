@@ -19,20 +19,31 @@ Messenger::Messenger(base::LoopGroup& loops, base::Metrics& metrics, store::Serv
 
 void Messenger::Receipt(ReceiptInput in, presence::ChannelIdx ch, size_t reply_loop,
                         ReceiptDone done) {
-  using Marks_ = std::optional<Marks>;
   auto shared = std::make_shared<ReceiptInput>(std::move(in));
-  store_.Write<Marks_>(
+  store_.Write<ReceiptResults>(
       [shared](store::Db& db) {
         const ReceiptInput& r = *shared;
-        return chat::Receipt(db, r.channel, r.user_id, r.chat_id, r.seq, r.read, base::WallMs());
+        const int64_t now = base::WallMs();
+        ReceiptResults out;
+        out.reserve(r.marks.size());
+        for (const ReceiptMarks& want : r.marks) {
+          out.push_back(chat::Receipt(db, r.channel, r.user_id, want, now));
+        }
+        return out;
       },
       // On the writer thread, in commit order.
-      [this, shared, ch, reply_loop, done = std::move(done)](store::Outcome<Marks_> o) mutable {
-        if (o.ok() && o.value->has_value()) {
-          const Marks& m = **o.value;
-          router_.PublishToChannel(ch, std::make_shared<const std::string>(EncodeReceiptFrame(
-                                           shared->chat_id, shared->user_id, m.ack, m.read)));
+      [this, shared, ch, reply_loop,
+       done = std::move(done)](store::Outcome<ReceiptResults> o) mutable {
+        if (o.ok()) {
+          for (size_t i = 0; i < o.value->size(); ++i) {
+            const std::optional<Marks>& m = (*o.value)[i];
+            if (!m) continue;
+            router_.PublishToChannel(
+                ch, std::make_shared<const std::string>(EncodeReceiptFrame(
+                        shared->marks[i].chat_id, shared->user_id, m->ack, m->read)));
+          }
         }
+        if (!done) return;
         loops_.Post(reply_loop,
                     [done = std::move(done), o = std::move(o)]() mutable { done(std::move(o)); });
       });

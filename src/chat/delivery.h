@@ -12,13 +12,16 @@
 //                 created_at + sms_delay instead of after the ack timeout)
 //             ->  `done` on the caller's loop with the outcome.
 //
-//   Receipt(in) -> store writer: chat::Receipt -> on commit, the receipt
-//                 frame to every desk -> `done` on the caller's loop.
+//   Receipt(in) -> store writer: chat::Receipt for each chat -> on commit,
+//                 each chat's receipt frame to every desk -> `done` on the
+//                 caller's loop.
 //
 // The send waits for the commit and nothing else: no presence lookup, no
 // SMS decision (notify::Decide runs when the notification is due, on what
 // the store says then). Thread-safe: Send from any loop.
 #include <functional>
+#include <optional>
+#include <vector>
 
 #include "base/loops.h"
 #include "base/metrics.h"
@@ -48,17 +51,18 @@ class Messenger {
   // answered with the stored message and delivered no second time.
   void Send(const SendInput& in, presence::ChannelIdx ch, size_t reply_loop, Done done);
 
-  // A user's `ack` (read = false) or `read` up to `seq` in one of its chats
-  // (chat::Receipt, in the next group commit); once committed, the receipt
-  // frame goes to every desk of the channel (Router::PublishToChannel).
-  // `done` runs on loop `reply_loop` with the marks, or nullopt if the chat
-  // is not the user's, or the store's failure.
+  // A user's receipts for some of its chats (chat::Receipt for each, in
+  // the next group commit); once committed, each chat's receipt frame goes
+  // to every desk of the channel (Router::PublishToChannel). `done` runs on
+  // loop `reply_loop` with the marks of each chat in `marks`' order (nullopt
+  // for a chat that is not the user's), or the store's failure; an empty
+  // `done` (a session that ended) is not posted.
   struct ReceiptInput {
-    std::string channel, user_id, chat_id;
-    int64_t seq = 0;
-    bool read = false;
+    std::string channel, user_id;
+    std::vector<ReceiptMarks> marks;
   };
-  using ReceiptDone = std::function<void(store::Outcome<std::optional<Marks>>)>;
+  using ReceiptResults = std::vector<std::optional<Marks>>;
+  using ReceiptDone = std::function<void(store::Outcome<ReceiptResults>)>;
   void Receipt(ReceiptInput in, presence::ChannelIdx ch, size_t reply_loop, ReceiptDone done);
 
  private:

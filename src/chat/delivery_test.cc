@@ -182,21 +182,27 @@ TEST_F(MessengerTest, AReceiptReachesTheDesksOnceCommittedAndAStrangersChatNowhe
   SendInput in = Manager("hello");
   in.chat_id = ChatId();
   ASSERT_TRUE(SendAndWait(in).ok());
-  auto receipt = [this](const std::string& user, const std::string& chat, int64_t seq, bool read) {
-    std::promise<store::Outcome<std::optional<Marks>>> p;
-    messenger_.Receipt({"acme", user, chat, seq, read}, 0, 0,
-                       [&p](store::Outcome<std::optional<Marks>> o) { p.set_value(std::move(o)); });
+  auto receipt = [this](const std::string& user, std::vector<ReceiptMarks> marks) {
+    std::promise<store::Outcome<Messenger::ReceiptResults>> p;
+    messenger_.Receipt(
+        {"acme", user, std::move(marks)}, 0, 0,
+        [&p](store::Outcome<Messenger::ReceiptResults> o) { p.set_value(std::move(o)); });
     return p.get_future().get();
   };
-  auto read = receipt("ann", ChatId(), 1, true);
-  ASSERT_TRUE(read.ok() && read.value->has_value());
-  EXPECT_EQ((*read.value)->read, 1);
-  EXPECT_EQ((*read.value)->ack, 1) << "a read is also an ack";
-  auto stranger = receipt("bob", ChatId(), 1, false);
+  // One write for two chats of a session: ann's, and one that is nobody's.
+  auto read = receipt("ann", {{ChatId(), 1, 1}, {"c_nope", 1, 0}});
+  ASSERT_TRUE(read.ok());
+  ASSERT_EQ(read.value->size(), 2u);
+  ASSERT_TRUE((*read.value)[0].has_value());
+  EXPECT_EQ((*read.value)[0]->read, 1);
+  EXPECT_EQ((*read.value)[0]->ack, 1) << "a read is also an ack";
+  EXPECT_FALSE((*read.value)[1].has_value()) << "no such chat";
+  auto stranger = receipt("bob", {{ChatId(), 1, 0}});
   ASSERT_TRUE(stranger.ok());
-  EXPECT_FALSE(stranger.value->has_value()) << "not bob's chat";
+  ASSERT_EQ(stranger.value->size(), 1u);
+  EXPECT_FALSE((*stranger.value)[0].has_value()) << "not bob's chat";
   std::lock_guard l(rec_.mu);
-  ASSERT_EQ(rec_.published.size(), 2u);  // the message, then ann's receipt; nothing of bob's
+  ASSERT_EQ(rec_.published.size(), 2u);  // the message, then ann's receipt; nothing else
   EXPECT_NE(rec_.published[1].find("\"receipt\""), std::string::npos) << rec_.published[1];
 }
 

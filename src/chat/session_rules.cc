@@ -21,15 +21,36 @@ std::vector<store::Message> Missed(store::Db& db, const std::string& channel,
 }
 
 std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const std::string& user_id,
-                             const std::string& chat_id, int64_t seq, bool read, int64_t now) {
-  auto chat = db.GetChat(channel, chat_id);
+                             const ReceiptMarks& want, int64_t now) {
+  auto chat = db.GetChat(channel, want.chat_id);
   if (!chat || chat->user_id != user_id) return std::nullopt;
   Marks m;
   // A read is an ack too: the ack mark's raise is what gives the messages
   // it passes their acked_at (store/db.h).
-  m.ack = db.RaiseUserAck(chat_id, seq, now);
-  m.read = read ? db.RaiseUserRead(chat_id, seq) : chat->user_read_seq;
+  m.ack = db.RaiseUserAck(want.chat_id, std::max(want.ack, want.read), now);
+  m.read = want.read > 0 ? db.RaiseUserRead(want.chat_id, want.read) : chat->user_read_seq;
   return m;
+}
+
+ReceiptCoalescer::Added ReceiptCoalescer::Add(const std::string& chat_id, int64_t seq, bool read) {
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [&](const ReceiptMarks& r) { return r.chat_id == chat_id; });
+  Added added = Added::kMerged;
+  if (it == pending_.end()) {
+    if (pending_.size() >= kMaxChats) return Added::kFull;
+    it = pending_.insert(pending_.end(), ReceiptMarks{chat_id, 0, 0});
+    added = Added::kNew;
+  }
+  it->ack = std::max(it->ack, seq);
+  if (read) it->read = std::max(it->read, seq);
+  return added;
+}
+
+std::vector<ReceiptMarks> ReceiptCoalescer::Take() {
+  std::vector<ReceiptMarks> out;
+  out.swap(pending_);
+  in_flight_ = true;
+  return out;
 }
 
 void ReplayMerge::Start(std::vector<std::pair<std::string, int64_t>> resume) {

@@ -26,15 +26,56 @@ std::vector<store::Message> Missed(store::Db& db, const std::string& channel,
                                    const std::string& user_id,
                                    const std::vector<std::pair<std::string, int64_t>>& resume);
 
-// A user's `ack` (read = false) or `read` up to `seq` in one of its chats.
-// The marks only ever move forward; a read is also an ack. Returns the marks
-// after it, or nullopt if the chat is not the user's. Runs in a write.
+// A user's receipt marks in one chat: its ack and read marks after it.
 struct Marks {
   int64_t ack = 0;
   int64_t read = 0;
 };
+
+// What a user's receipts ask of one of its chats: raise the ack mark to
+// `ack` and the read mark to `read` (0: leave that mark).
+struct ReceiptMarks {
+  std::string chat_id;
+  int64_t ack = 0;
+  int64_t read = 0;
+};
+
+// A user's receipts for one of its chats. The marks only ever move forward;
+// a read is also an ack; a mark past the chat's last message is ignored.
+// Returns the marks after it, or nullopt if the chat is not the user's.
+// Runs in a write.
 std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const std::string& user_id,
-                             const std::string& chat_id, int64_t seq, bool read, int64_t now);
+                             const ReceiptMarks& want, int64_t now);
+
+// A session's receipts on their way to the store. Receipts are marks, so
+// those that arrive while the session's receipt write is in flight (or
+// while it waits for its pace) are merged into one pending mark per chat:
+// the store sees one receipt write per session at a time, with the newest
+// marks, and no receipt a client sent is refused for its rate or lost.
+// A mark past the chat's last message is ignored (Receipt) together with
+// the lower ones merged into it. Not thread-safe: the session's loop.
+class ReceiptCoalescer {
+ public:
+  // Chats with a pending mark, at most (then Add refuses).
+  static constexpr size_t kMaxChats = 16;
+  enum class Added {
+    kNew,     // the chat's first pending mark
+    kMerged,  // merged into the chat's pending mark: no write of its own
+    kFull,    // kMaxChats other chats are pending: refused
+  };
+  // An `ack` (read = false) or `read` up to `seq` of `chat_id`.
+  Added Add(const std::string& chat_id, int64_t seq, bool read);
+  // True when marks are pending and no write is in flight.
+  bool ready() const { return !in_flight_ && !pending_.empty(); }
+  bool has_pending() const { return !pending_.empty(); }
+  // The pending marks, to be written now: the write is in flight until Done.
+  std::vector<ReceiptMarks> Take();
+  void Done() { in_flight_ = false; }
+
+ private:
+  std::vector<ReceiptMarks> pending_;
+  bool in_flight_ = false;
+};
 
 // The messages of one user's session on their way out: the replay of what it
 // missed (read from the store after hello) and the live ones that arrive

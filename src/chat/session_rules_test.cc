@@ -53,17 +53,17 @@ TEST_F(RulesTest, MissedIsWhatFollowsTheResumePointPerChat) {
 TEST_F(RulesTest, ReceiptsMoveForwardOnlyAndOnlyOnTheUsersOwnChat) {
   std::string c = Chat("ann");
   for (int i = 1; i <= 4; ++i) Post(c, "m");
-  auto m = Receipt(*db_, "acme", "ann", c, 3, false, ++now_);
+  auto m = Receipt(*db_, "acme", "ann", {c, 3, 0}, ++now_);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->ack, 3);
   EXPECT_EQ(m->read, 0);
-  m = Receipt(*db_, "acme", "ann", c, 2, true, ++now_);  // read 2: ack stays 3
+  m = Receipt(*db_, "acme", "ann", {c, 2, 2}, ++now_);  // read 2: ack stays 3
   EXPECT_EQ(m->ack, 3);
   EXPECT_EQ(m->read, 2);
-  m = Receipt(*db_, "acme", "ann", c, 1, true, ++now_);  // never backward
+  m = Receipt(*db_, "acme", "ann", {c, 1, 1}, ++now_);  // never backward
   EXPECT_EQ(m->read, 2);
-  EXPECT_FALSE(Receipt(*db_, "acme", "bob", c, 4, true, ++now_)) << "not bob's chat";
-  EXPECT_FALSE(Receipt(*db_, "other", "ann", c, 4, true, ++now_)) << "not this channel's chat";
+  EXPECT_FALSE(Receipt(*db_, "acme", "bob", {c, 4, 4}, ++now_)) << "not bob's chat";
+  EXPECT_FALSE(Receipt(*db_, "other", "ann", {c, 4, 4}, ++now_)) << "not this channel's chat";
 }
 
 // A read is an ack: a receipt that reads up to a message gives it, and every
@@ -72,18 +72,18 @@ TEST_F(RulesTest, ReceiptsMoveForwardOnlyAndOnlyOnTheUsersOwnChat) {
 TEST_F(RulesTest, AReadReceiptAcksTheMessagesItPassesOnce) {
   std::string c = Chat("ann");
   for (int i = 1; i <= 4; ++i) Post(c, "m");
-  auto m = Receipt(*db_, "acme", "ann", c, 1, false, 100);
+  auto m = Receipt(*db_, "acme", "ann", {c, 1, 0}, 100);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->ack, 1);
-  m = Receipt(*db_, "acme", "ann", c, 3, true, 200);
+  m = Receipt(*db_, "acme", "ann", {c, 3, 3}, 200);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->ack, 3);
   EXPECT_EQ(m->read, 3);
-  m = Receipt(*db_, "acme", "ann", c, 9, false, 250);  // past the last message
+  m = Receipt(*db_, "acme", "ann", {c, 9, 0}, 250);  // past the last message
   ASSERT_TRUE(m);
   EXPECT_EQ(m->ack, 3);
   EXPECT_FALSE(db_->GetMessage(c, 4)->acked_at) << "an ignored ack marked a message";
-  m = Receipt(*db_, "acme", "ann", c, 4, false, 300);
+  m = Receipt(*db_, "acme", "ann", {c, 4, 0}, 300);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->ack, 4);
   EXPECT_EQ(m->read, 3);
@@ -93,6 +93,23 @@ TEST_F(RulesTest, AReadReceiptAcksTheMessagesItPassesOnce) {
     ASSERT_TRUE(msg && msg->acked_at) << seq;
     EXPECT_EQ(*msg->acked_at, want[seq - 1]) << seq;
   }
+}
+
+// The marks a session merged: the ack and the read of one chat in one
+// receipt; the ack mark rises to the higher of the two.
+TEST_F(RulesTest, OneReceiptCarriesAnAckAndAReadMark) {
+  std::string c = Chat("ann");
+  for (int i = 1; i <= 5; ++i) Post(c, "m");
+  auto m = Receipt(*db_, "acme", "ann", {c, 4, 2}, 100);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 4);
+  EXPECT_EQ(m->read, 2);
+  m = Receipt(*db_, "acme", "ann", {c, 0, 5}, 200);  // a read alone is an ack too
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->ack, 5);
+  EXPECT_EQ(m->read, 5);
+  EXPECT_EQ(*db_->GetMessage(c, 4)->acked_at, 100);
+  EXPECT_EQ(*db_->GetMessage(c, 5)->acked_at, 200);
 }
 
 TEST_F(RulesTest, AnInboundSmsIsAppliedOnce) {
@@ -202,6 +219,55 @@ TEST(ReplayMerge, AThousandNamedChatsAndAFullReplay) {
   }
   m.End(count);
   EXPECT_EQ(sent, 25000u);
+}
+
+TEST(ReceiptCoalescer, MarksOfAChatMergeIntoTheNewestAndOnlyMoveForward) {
+  ReceiptCoalescer r;
+  EXPECT_FALSE(r.ready());
+  EXPECT_EQ(r.Add("c1", 3, false), ReceiptCoalescer::Added::kNew);
+  EXPECT_EQ(r.Add("c1", 2, true), ReceiptCoalescer::Added::kMerged);
+  EXPECT_EQ(r.Add("c1", 1, false), ReceiptCoalescer::Added::kMerged);
+  EXPECT_EQ(r.Add("c2", 7, true), ReceiptCoalescer::Added::kNew);
+  ASSERT_TRUE(r.ready());
+  auto out = r.Take();
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].chat_id, "c1");
+  EXPECT_EQ(out[0].ack, 3);
+  EXPECT_EQ(out[0].read, 2);
+  EXPECT_EQ(out[1].chat_id, "c2");
+  EXPECT_EQ(out[1].ack, 7);
+  EXPECT_EQ(out[1].read, 7);
+  EXPECT_FALSE(r.has_pending());
+}
+
+// One write at a time: what comes while it is in flight waits, merged, and
+// is ready once it is done.
+TEST(ReceiptCoalescer, WhatArrivesDuringAWriteWaitsForIt) {
+  ReceiptCoalescer r;
+  r.Add("c1", 1, false);
+  auto first = r.Take();
+  ASSERT_EQ(first.size(), 1u);
+  for (int64_t seq = 2; seq <= 500; ++seq) r.Add("c1", seq, seq % 2 == 0);
+  EXPECT_TRUE(r.has_pending());
+  EXPECT_FALSE(r.ready()) << "a write is in flight";
+  r.Done();
+  ASSERT_TRUE(r.ready());
+  auto next = r.Take();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].ack, 500);
+  EXPECT_EQ(next[0].read, 500);
+}
+
+TEST(ReceiptCoalescer, PendingChatsAreCapped) {
+  ReceiptCoalescer r;
+  for (size_t i = 0; i < ReceiptCoalescer::kMaxChats; ++i) {
+    EXPECT_EQ(r.Add("c" + std::to_string(i), 1, false), ReceiptCoalescer::Added::kNew);
+  }
+  EXPECT_EQ(r.Add("one-more", 1, false), ReceiptCoalescer::Added::kFull);
+  EXPECT_EQ(r.Add("c0", 2, false), ReceiptCoalescer::Added::kMerged)
+      << "a pending chat still merges";
+  EXPECT_EQ(r.Take().size(), ReceiptCoalescer::kMaxChats);
+  EXPECT_EQ(r.Add("one-more", 1, false), ReceiptCoalescer::Added::kNew);
 }
 
 }  // namespace

@@ -409,27 +409,108 @@ TEST(RateLimits, AUsersTabsShareOnePace) {
   EXPECT_EQ(lo, 0);
 }
 
-// Receipts are store writes: a session's acks past receipt_burst are
-// refused with a wait; the connection stays.
-TEST(RateLimits, ReceiptsArePacedPerSession) {
-  ServerProcess s("", "", "receipt_burst = 10\nreceipts_per_s = 1\n");
+// A user session of `user` with `n` messages sent in its chat; the chat's id.
+std::string UserWithMessages(WsClient& u, uint16_t port, const std::string& user, int n) {
+  EXPECT_TRUE(u.Connect(port));
+  EXPECT_TRUE(u.Hello(MintToken("user", user)));
+  std::string chat;
+  for (int i = 0; i < n; ++i) {
+    u.Send(R"({"type":"send","client_msg_id":"m)" + std::to_string(i) + R"(","text":"hello"})");
+    auto sent = u.WaitFor("sent", 3000ms);
+    EXPECT_TRUE(sent);
+    if (sent) chat = std::string(sent->at("chat_id").as_string());
+  }
+  return chat;
+}
+
+std::string Receipt(const char* type, const std::string& chat, int64_t seq) {
+  return std::string(R"({"type":")") + type + R"(","chat_id":")" + chat + R"(","seq":)" +
+         std::to_string(seq) + "}";
+}
+
+// Receipts are marks and each write of them is a store write: a session's
+// acks and reads past its pace are merged into its newest marks, not
+// refused, and the desk gets the newest marks in a handful of receipts.
+TEST(RateLimits, ReceiptsPastThePaceAreMergedNotRefused) {
+  ServerProcess s("", "", "receipt_burst = 2\nreceipts_per_s = 2\n");
+  WsClient desk;
+  ASSERT_TRUE(desk.Connect(s.port()));
+  ASSERT_TRUE(desk.Hello(MintToken("manager", "mo")));
+  desk.AutoPing();
+  WsClient u;
+  const std::string chat = UserWithMessages(u, s.port(), "rex", 3);
+  ASSERT_FALSE(chat.empty());
+  // A client that acks every message of a long replay, and reads some.
+  for (int i = 0; i < 300; ++i) {
+    u.Send(Receipt(i % 5 == 4 ? "read" : "ack", chat, 1 + i % 3));
+  }
+  u.Send(Receipt("read", chat, 3));
+  EXPECT_FALSE(u.WaitFor("error", 1500ms)) << "a receipt was refused";
+  EXPECT_FALSE(u.closed());
+  int receipts = 0;
+  bool newest = false;
+  while (auto r = desk.WaitFor("receipt", 3000ms)) {
+    ++receipts;
+    if (r->at("ack_seq").as_int64() == 3 && r->at("read_seq").as_int64() == 3) {
+      newest = true;
+      break;
+    }
+  }
+  EXPECT_TRUE(newest) << "the desk never saw the newest marks";
+  EXPECT_LE(receipts, 12) << "one write per frame, not merged";
+  EXPECT_EQ(MetricValue(s.port(), "onlined_rate_limited_total{kind=\"receipt\"}"), 0);
+  EXPECT_GE(MetricValue(s.port(), "onlined_receipts_merged_total"), 250);
+}
+
+// Marks that wait for the pace when the session ends are written then.
+TEST(RateLimits, ReceiptsWaitingForThePaceAreWrittenWhenTheSessionEnds) {
+  ServerProcess s("", "", "receipt_burst = 1\nreceipts_per_s = 0.01\n");
+  WsClient desk;
+  ASSERT_TRUE(desk.Connect(s.port()));
+  ASSERT_TRUE(desk.Hello(MintToken("manager", "mo")));
+  desk.AutoPing();
+  WsClient u;
+  const std::string chat = UserWithMessages(u, s.port(), "rex", 3);
+  ASSERT_FALSE(chat.empty());
+  u.Send(Receipt("ack", chat, 1));
+  auto first = desk.WaitFor("receipt", 3000ms);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->at("ack_seq").as_int64(), 1);
+  u.Send(Receipt("ack", chat, 2));
+  u.Send(Receipt("read", chat, 3));
+  EXPECT_FALSE(desk.WaitFor("receipt", 800ms)) << "the pace allows one write per 100 s";
+  EXPECT_FALSE(u.WaitFor("error", 10ms));
+  u.Close();
+  auto last = desk.WaitFor("receipt", 3000ms);
+  ASSERT_TRUE(last) << "the pending marks were lost with the session";
+  EXPECT_EQ(last->at("ack_seq").as_int64(), 3);
+  EXPECT_EQ(last->at("read_seq").as_int64(), 3);
+}
+
+// Pending marks are one per chat, for at most 16 chats: a receipt for a
+// 17th is refused with a wait (and counts toward too_many_errors).
+TEST(RateLimits, ReceiptsOfTooManyChatsAtOnceAreRefused) {
+  ServerProcess s("", "", "receipt_burst = 1\nreceipts_per_s = 0.01\n");
   WsClient u;
   ASSERT_TRUE(u.Connect(s.port()));
   ASSERT_TRUE(u.Hello(MintToken("user", "rex")));
-  u.Send(R"({"type":"send","client_msg_id":"first","text":"hello"})");
-  auto sent = u.WaitFor("sent", 3000ms);
-  ASSERT_TRUE(sent);
-  const std::string chat(sent->at("chat_id").as_string());
-  for (int i = 0; i < 30; ++i) u.Send(R"({"type":"ack","chat_id":")" + chat + R"(","seq":1})");
-  int limited = 0;
+  u.Send(Receipt("ack", "c_first", 1));  // written now: the pace's one token
+  for (int i = 0; i < 20; ++i) u.Send(Receipt("ack", "c_" + std::to_string(i), 1));
+  int limited = 0, unknown = 0;
   while (auto e = u.WaitFor("error", 1500ms)) {
-    EXPECT_EQ(e->at("code").as_string(), "rate_limited");
-    EXPECT_GT(e->at("retry_after_ms").as_int64(), 0);
-    ++limited;
+    const std::string code(e->at("code").as_string());
+    if (code == "rate_limited") {
+      EXPECT_GT(e->at("retry_after_ms").as_int64(), 0);
+      ++limited;
+    } else {
+      EXPECT_EQ(code, "unknown_chat");
+      ++unknown;
+    }
   }
-  EXPECT_EQ(limited, 20);
+  EXPECT_EQ(limited, 4);
+  EXPECT_EQ(unknown, 1) << "c_first is nobody's chat";
   EXPECT_FALSE(u.closed());
-  EXPECT_EQ(MetricValue(s.port(), "onlined_rate_limited_total{kind=\"receipt\"}"), 20);
+  EXPECT_EQ(MetricValue(s.port(), "onlined_rate_limited_total{kind=\"receipt\"}"), 4);
 }
 
 // A manager's HTTP sends: past manager_send_burst, 429 with Retry-After;

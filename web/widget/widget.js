@@ -43,11 +43,11 @@ function markRead() {
   if (seq > 0) conn.send({ type: 'read', chat_id: chatId, seq });
 }
 
-// Receipts are marks ("received up to seq"), and the server paces them per
-// session (docs/protocol.md, receipts_per_s): one ack per message would be
-// refused past the burst when a reconnect replays a long absence, and the
-// refusals would end the session. So the messages that arrive within
-// RECEIPT_MS are acked (and read, if visible) once, with the newest seq.
+// Receipts are marks ("received up to seq"): the server merges a session's
+// receipts into its newest marks and writes them at a pace (docs/protocol.md,
+// receipts_per_s), so one ack per message of a long replay would only cost
+// frames. The messages that arrive within RECEIPT_MS are acked (and read, if
+// visible) once, with the newest seq.
 const RECEIPT_MS = 250;
 let receiptTimer = null;
 let ackSent = {};  // chat_id -> newest seq acked on this connection
