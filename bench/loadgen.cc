@@ -62,6 +62,10 @@ struct Options {
   int streams_on_mark = 0;  // start the HTTP streams at this SIGUSR1 (0: at READY)
   int desks = 0;  // the first `desks` connections are managers ("desk<i>"), who get every message
   bool ack = false;  // users ack what they receive as the widget does (not Socket.IO): below
+  // --ack-delay-ms: how long an ack waits for more messages to cover (the
+  // widget's 250 ms); 0 acks each message as it arrives (a client that
+  // does not coalesce; still one frame in flight per connection).
+  int64_t ack_delay_us = 250000;
   // How often heartbeats and HTTP requests go out: what is owed since the
   // last tick goes at once, so a request stream at R/s arrives in bursts of
   // R * tick. 10 ms (the default) is what every recorded run used until
@@ -150,7 +154,7 @@ struct Conn {
   std::string sio_hello;  // Socket.IO: namespace connect + hello, sent after the open packet
   int64_t t0_us = 0;      // when the connect began
   // --ack: the newest message received and the newest acked. As the widget
-  // does, an ack goes kAckDelayUs after the first message it covers, with
+  // does, an ack goes --ack-delay-ms after the first message it covers, with
   // the newest seq by then; one frame in flight at a time.
   std::string ack_chat;
   int64_t ack_want = 0, ack_sent = 0;
@@ -208,7 +212,6 @@ class Loadgen {
   Options o_;
   // --ack: connections whose ack is due, in the order they become due (one
   // delay for all).
-  static constexpr int64_t kAckDelayUs = 250000;
   std::deque<std::pair<int64_t, Conn*>> ack_due_;
   asio::io_context io_{1};
   std::vector<std::unique_ptr<Conn>> conns_;
@@ -412,9 +415,11 @@ void Loadgen::OnData(Conn* c) {
             c->ack_chat.assign(payload.substr(ci + 11, end - ci - 11));
             c->ack_want =
                 std::max<int64_t>(c->ack_want, std::strtoll(payload.data() + si + 6, nullptr, 10));
-            if (!c->ack_queued) {
+            if (o_.ack_delay_us == 0) {
+              SendAck(c);
+            } else if (!c->ack_queued) {
               c->ack_queued = true;
-              ack_due_.emplace_back(NowUs() + kAckDelayUs, c);
+              ack_due_.emplace_back(NowUs() + o_.ack_delay_us, c);
             }
           }
         }
@@ -939,6 +944,8 @@ int main(int argc, char** argv) {
       o.total_users = std::stoi(val());
     else if (a == "--ack")
       o.ack = true;
+    else if (a == "--ack-delay-ms")
+      o.ack_delay_us = std::stoll(val()) * 1000;
     else if (a == "--wait-stdin")
       o.wait_stdin = true;
     else if (a == "--chats-file")
