@@ -489,10 +489,13 @@ class ClientSession final : public net::WsSession,
   void OnReceipt(bool read, const std::string& chat_id, int64_t seq) {
     if (!receipts_) receipts_ = std::make_unique<Receipts>();
     switch (receipts_->marks.Add(chat_id, seq, read)) {
-      case chat::ReceiptCoalescer::Added::kFull:
+      case chat::ReceiptCoalescer::Added::kFull: {
+        // Room comes with the next write: when the pace allows, or soon.
+        const int64_t due = receipts_->due_ms;
         ctx_.metrics.Add(conn_.loop(), ctx_.m_limited_receipt);
         return RateLimited("receipts of too many chats are waiting; send the newest ones later",
-                           ctx_.settings()->retry_after_ms);
+                           due != 0 ? std::max<int64_t>(100, due - loop_.now_ms()) : 100);
+      }
       case chat::ReceiptCoalescer::Added::kMerged:
         ctx_.metrics.Add(conn_.loop(), ctx_.m_receipts_merged);
         break;
@@ -504,7 +507,9 @@ class ClientSession final : public net::WsSession,
 
   // The pending marks to the store, if no receipt write is in flight and
   // the channel's pace (receipt_burst, receipts_per_s: a session's receipt
-  // writes) allows; else the timer or the write in flight calls again.
+  // writes) allows; else the timer or the write in flight calls again. A
+  // write the store failed is tried again after retry_after_ms, with what
+  // came meanwhile: the client need not send it again.
   void FlushReceipts() {
     Receipts& r = *receipts_;
     if (closing_ || r.due_ms != 0 || !r.marks.ready()) return;
@@ -519,26 +524,32 @@ class ClientSession final : public net::WsSession,
       return;
     }
     std::weak_ptr<void> alive = conn_.lifetime();
-    ctx_.messenger.Receipt({claims_.channel, claims_.subject, r.marks.Take()}, entry_idx_,
-                           conn_.loop(),
-                           // On this session's loop; `this` may be gone.
-                           [this, alive](store::Outcome<chat::Messenger::ReceiptResults> o) {
-                             if (alive.expired() || phase_ != Phase::kLive) return;
-                             receipts_->marks.Done();
-                             if (!o.ok()) {
-                               SendError(Error::kStoreUnavailable, "the receipt was not stored");
-                             } else {
-                               for (const auto& m : *o.value) {
-                                 if (!m)
-                                   Refuse(Error::kUnknownChat, "no such chat of yours", false);
-                               }
-                             }
-                             FlushReceipts();
-                           });
+    std::vector<chat::ReceiptMarks> taken = r.marks.Take();
+    chat::Messenger::ReceiptInput in{claims_.channel, claims_.subject, taken};
+    ctx_.messenger.Receipt(
+        std::move(in), entry_idx_, conn_.loop(),
+        // On this session's loop; `this` may be gone.
+        [this, alive, taken = std::move(taken)](store::Outcome<chat::Messenger::ReceiptResults> o) {
+          if (alive.expired() || phase_ != Phase::kLive) return;
+          Receipts& r = *receipts_;
+          if (!o.ok()) {
+            r.marks.Restore(taken);
+            r.due_ms = loop_.now_ms() + ctx_.settings()->retry_after_ms;
+            ArmTimer();
+            return;
+          }
+          r.marks.Done();
+          for (const auto& m : *o.value) {
+            if (!m) Refuse(Error::kUnknownChat, "no such chat of yours", false);
+          }
+          FlushReceipts();
+        });
   }
 
   // Marks still pending when the session ends are written all the same
-  // (one write, past the pace): a receipt the client sent is not lost.
+  // (one write, past the pace), even if the session ended for its authority:
+  // the client sent them while it had it. A failure of this write is
+  // counted by the store only: there is no one left to tell.
   void FlushReceiptsAtEnd() {
     if (!receipts_ || !receipts_->marks.has_pending()) return;
     ctx_.messenger.Receipt({claims_.channel, claims_.subject, receipts_->marks.Take()}, entry_idx_,

@@ -26,8 +26,11 @@ std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const st
   if (!chat || chat->user_id != user_id) return std::nullopt;
   Marks m;
   // A read is an ack too: the ack mark's raise is what gives the messages
-  // it passes their acked_at (store/db.h).
-  m.ack = db.RaiseUserAck(want.chat_id, std::max(want.ack, want.read), now);
+  // it passes their acked_at (store/db.h). The read's first, so that an ack
+  // past the last message (ignored) cannot leave the read above the ack.
+  m.ack = chat->user_ack_seq;
+  if (want.read > 0) m.ack = db.RaiseUserAck(want.chat_id, want.read, now);
+  if (want.ack > want.read) m.ack = db.RaiseUserAck(want.chat_id, want.ack, now);
   m.read = want.read > 0 ? db.RaiseUserRead(want.chat_id, want.read) : chat->user_read_seq;
   return m;
 }
@@ -44,6 +47,20 @@ ReceiptCoalescer::Added ReceiptCoalescer::Add(const std::string& chat_id, int64_
   it->ack = std::max(it->ack, seq);
   if (read) it->read = std::max(it->read, seq);
   return added;
+}
+
+void ReceiptCoalescer::Restore(const std::vector<ReceiptMarks>& taken) {
+  in_flight_ = false;
+  for (const ReceiptMarks& t : taken) {
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const ReceiptMarks& r) { return r.chat_id == t.chat_id; });
+    if (it == pending_.end()) {
+      pending_.push_back(t);  // may pass kMaxChats by what was taken: still bounded
+    } else {
+      it->ack = std::max(it->ack, t.ack);
+      it->read = std::max(it->read, t.read);
+    }
+  }
 }
 
 std::vector<ReceiptMarks> ReceiptCoalescer::Take() {

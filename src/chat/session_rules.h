@@ -51,9 +51,10 @@ std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const st
 // those that arrive while the session's receipt write is in flight (or
 // while it waits for its pace) are merged into one pending mark per chat:
 // the store sees one receipt write per session at a time, with the newest
-// marks, and no receipt a client sent is refused for its rate or lost.
-// A mark past the chat's last message is ignored (Receipt) together with
-// the lower ones merged into it. Not thread-safe: the session's loop.
+// marks, and no receipt a client sent is refused for its rate; a write the
+// store failed is merged back (Restore) to be tried again. A mark past the
+// chat's last message is ignored (Receipt) together with the lower ones of
+// its kind merged into it. Not thread-safe: the session's loop.
 class ReceiptCoalescer {
  public:
   // Chats with a pending mark, at most (then Add refuses).
@@ -71,6 +72,9 @@ class ReceiptCoalescer {
   // The pending marks, to be written now: the write is in flight until Done.
   std::vector<ReceiptMarks> Take();
   void Done() { in_flight_ = false; }
+  // The write of `taken` failed: its marks are pending again (merged with
+  // what came since), at most 2 * kMaxChats chats.
+  void Restore(const std::vector<ReceiptMarks>& taken);
 
  private:
   std::vector<ReceiptMarks> pending_;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 
@@ -110,6 +111,19 @@ TEST_F(RulesTest, OneReceiptCarriesAnAckAndAReadMark) {
   EXPECT_EQ(m->read, 5);
   EXPECT_EQ(*db_->GetMessage(c, 4)->acked_at, 100);
   EXPECT_EQ(*db_->GetMessage(c, 5)->acked_at, 200);
+}
+
+// A merged ack past the last message is ignored; the read merged with it
+// still raises the ack mark to itself: the read is never above the ack.
+TEST_F(RulesTest, AnAckPastTheLastMessageLeavesTheReadAnAck) {
+  std::string c = Chat("ann");
+  for (int i = 1; i <= 5; ++i) Post(c, "m");
+  auto m = Receipt(*db_, "acme", "ann", {c, 1000, 4}, 100);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->read, 4);
+  EXPECT_EQ(m->ack, 4);
+  EXPECT_EQ(*db_->GetMessage(c, 4)->acked_at, 100);
+  EXPECT_FALSE(db_->GetMessage(c, 5)->acked_at);
 }
 
 TEST_F(RulesTest, AnInboundSmsIsAppliedOnce) {
@@ -256,6 +270,29 @@ TEST(ReceiptCoalescer, WhatArrivesDuringAWriteWaitsForIt) {
   ASSERT_EQ(next.size(), 1u);
   EXPECT_EQ(next[0].ack, 500);
   EXPECT_EQ(next[0].read, 500);
+}
+
+// A write that failed: its marks are pending again, merged with what came
+// since, and ready to be tried again.
+TEST(ReceiptCoalescer, AFailedWriteIsPendingAgain) {
+  ReceiptCoalescer r;
+  r.Add("c1", 5, true);
+  r.Add("c2", 2, false);
+  auto taken = r.Take();
+  r.Add("c1", 7, false);
+  r.Add("c3", 1, false);
+  EXPECT_FALSE(r.ready());
+  r.Restore(taken);
+  ASSERT_TRUE(r.ready());
+  auto again = r.Take();
+  ASSERT_EQ(again.size(), 3u);
+  std::sort(again.begin(), again.end(),
+            [](const ReceiptMarks& a, const ReceiptMarks& b) { return a.chat_id < b.chat_id; });
+  EXPECT_EQ(again[0].ack, 7);
+  EXPECT_EQ(again[0].read, 5);
+  EXPECT_EQ(again[1].chat_id, "c2");
+  EXPECT_EQ(again[1].ack, 2);
+  EXPECT_EQ(again[2].chat_id, "c3");
 }
 
 TEST(ReceiptCoalescer, PendingChatsAreCapped) {

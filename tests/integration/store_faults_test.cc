@@ -19,7 +19,10 @@ namespace json = boost::json;
 class StoreFaults : public ::testing::Test {
  protected:
   // No limit on a manager's sends: one test fills the WAL with them.
-  StoreFaults() : server_("", "store_faults = \"none\"\n", "manager_sends_per_s = 0\n") {}
+  // A short retry_after_ms: a session tries a failed receipt write again after it.
+  StoreFaults()
+      : server_("", "store_faults = \"none\"\nretry_after_ms = 300\n",
+                "manager_sends_per_s = 0\n") {}
 
   // Store writes committed so far (a send to an offline user is followed by
   // a write of its own, after the 201: a fault must not be spent on it).
@@ -145,6 +148,31 @@ TEST_F(StoreFaults, AFullDiskRefusesEverySendUntilItClears) {
   EXPECT_TRUE(bob.WaitFor("sent"));
   using M = std::vector<std::pair<int64_t, std::string>>;
   EXPECT_EQ(Messages(chat), (M{{1, "one"}, {2, "two"}, {3, "from bob"}}));
+}
+
+// A receipt the store failed is not lost: the session writes it again after
+// retry_after_ms, and the client is not asked to send it again.
+TEST_F(StoreFaults, AReceiptTheStoreFailedIsWrittenOnceTheStoreIsBack) {
+  std::string chat = OpenChat("cat");
+  ASSERT_EQ(Post(chat, "one").status, 201);
+  ASSERT_EQ(Post(chat, "two").status, 201);
+  WsClient desk;
+  ASSERT_TRUE(desk.Connect(server_.port()));
+  ASSERT_TRUE(desk.Hello(Manager()));
+  desk.AutoPing();
+  WsClient cat;
+  ASSERT_TRUE(cat.Connect(server_.port()));
+  ASSERT_TRUE(cat.Hello(MintToken("user", "cat")));
+  cat.AutoPing();
+  Faults("full");
+  cat.Send(R"({"type":"read","chat_id":")" + chat + R"(","seq":2})");
+  EXPECT_FALSE(desk.WaitFor("receipt", 1500ms)) << "stored on a full disk";
+  Faults("none");
+  auto r = desk.WaitFor("receipt", 3000ms);
+  ASSERT_TRUE(r) << "the receipt was lost with its failed write";
+  EXPECT_EQ(r->at("ack_seq").as_int64(), 2);
+  EXPECT_EQ(r->at("read_seq").as_int64(), 2);
+  EXPECT_FALSE(cat.WaitFor("error", 10ms));
 }
 
 TEST_F(StoreFaults, TheNthWriteFailingCostsOnlyItsGroup) {
