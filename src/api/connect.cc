@@ -261,7 +261,9 @@ class ClientSession final : public net::WsSession,
       });
       return;
     }
-    // Managers (and server-role tools) get the channel's presence stream.
+    // Managers (and server-role tools) get the channel's presence stream,
+    // its messages and receipts: a desk's deeper queue.
+    conn_.UseDeskQueue();
     std::optional<uint64_t> after;
     if (f.presence_after) after = static_cast<uint64_t>(*f.presence_after);
     sub_handle_ = ctx_.presence.Subscribe(entry_idx_, this, after);

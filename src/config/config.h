@@ -117,12 +117,13 @@ struct Config {
   // Testing only: "" off; "none", "write=N", "sync=N", "dbsync=N", "full".
   std::string store_faults;
   // [store] (or store_<key> at the top): the engine of the durable state.
-  std::string store_engine = "sqlite";   // "sqlite" (embedded, data_dir) | "postgres"
-  std::string store_postgres_url;        // libpq URL or key=value string (engine postgres)
-  int64_t drain_spread_ms = 2000;        // SIGTERM: clients told to come back within this, spread
-  std::string node_id;                   // this node in outbox claims; "": host:port
-  int64_t outbox_lease_ms = 60000;       // a send's claim; then another node may retry it
-  int64_t send_queue_max = 1024;         // frames queued to one connection before it is cut
+  std::string store_engine = "sqlite";  // "sqlite" (embedded, data_dir) | "postgres"
+  std::string store_postgres_url;       // libpq URL or key=value string (engine postgres)
+  int64_t drain_spread_ms = 2000;       // SIGTERM: clients told to come back within this, spread
+  std::string node_id;                  // this node in outbox claims; "": host:port
+  int64_t outbox_lease_ms = 60000;      // a send's claim; then another node may retry it
+  int64_t send_queue_max = 1024;        // frames queued to one connection before it is cut
+  int64_t desk_send_queue_max = 8192;   // the same for a desk's (manager or server role) connection
   int64_t presence_event_buffer = 4096;  // events kept per channel for resume
   int64_t retry_after_ms = 5000;         // the wait handed to refused clients
   int64_t max_text_bytes = 4000;         // a message's text

@@ -212,6 +212,9 @@ TEST(Config, NewLimitsParseAndAreChecked) {
   EXPECT_EQ(c.frame_ancestors, "'self'");
   ExpectError("frame_ancestors = \"'self'; script-src *\"", "frame_ancestors");
   ExpectError("metrics_listen = \"nope\"", "metrics_listen");
+  EXPECT_EQ(c.desk_send_queue_max, 8192);
+  EXPECT_EQ(LoadFromString("desk_send_queue_max = 32\n", {}, {}).desk_send_queue_max, 32);
+  ExpectError("desk_send_queue_max = 8", "desk_send_queue_max");
 }
 
 TEST(Config, QuietHoursOff) {

@@ -56,6 +56,10 @@ class WsConnection {
   // frame counts, pongs too). A batch that would not fit (a desk's replay)
   // must be replaced by something smaller instead of cutting the client.
   virtual size_t send_room() const = 0;
+  // From now on the cap is desk_send_queue_max: a desk's connection (a
+  // manager's or the company's server), which gets the channel's every
+  // event. Called once its hello is accepted.
+  virtual void UseDeskQueue() = 0;
   // Sends a close frame after what is queued, then ends the connection.
   virtual void Close(uint16_t code, std::string_view reason) = 0;
   // Ends the connection now, without a close handshake (dead peers).

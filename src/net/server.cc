@@ -543,6 +543,7 @@ void Server::SetLimits(const ServerOptions& o) {
   impl_->admission.SetLimits(l);
   impl_->retry_after_ms = o.retry_after_ms;
   impl_->send_queue_max = o.send_queue_max;
+  impl_->desk_send_queue_max = o.desk_send_queue_max;
   impl_->max_frame_bytes = o.max_frame_bytes;
   impl_->opts.drain_spread_ms = o.drain_spread_ms;  // read by Stop, on this (the main) thread
 }

@@ -28,6 +28,9 @@ struct ServerOptions {
   size_t max_frame_bytes = 64 * 1024;
   size_t max_body_bytes = 1024 * 1024;
   size_t send_queue_max = 1024;
+  // A desk's connection (WsConnection::UseDeskQueue): it gets the channel's
+  // every event, in bursts when many users act at once.
+  size_t desk_send_queue_max = 8192;
   int64_t max_connections = 0;         // every socket, HTTP or WebSocket; 0: unlimited
   int64_t max_connections_per_ip = 0;  // 0: unlimited
   double handshakes_per_s = 0;         // 0: unlimited

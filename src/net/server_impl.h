@@ -42,6 +42,7 @@ struct Server::Impl {
   Admission admission;
   std::atomic<int64_t> retry_after_ms{5000};
   std::atomic<size_t> send_queue_max{1024};
+  std::atomic<size_t> desk_send_queue_max{8192};
   std::atomic<size_t> max_frame_bytes{64 * 1024};
   std::atomic<bool> stopping{false};
 

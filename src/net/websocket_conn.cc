@@ -152,9 +152,14 @@ class WsConn : public WsConnection,
 
   size_t send_room() const override {
     thread_.Check();
-    size_t cap = impl_.send_queue_max.load(std::memory_order_relaxed);
+    size_t cap = QueueCap();
     size_t queued = queue_.size() - head_;
     return queued >= cap ? 0 : cap - queued;
+  }
+
+  void UseDeskQueue() override {
+    thread_.Check();
+    desk_queue_ = true;
   }
 
   void Close(uint16_t code, std::string_view reason) override {
@@ -217,10 +222,16 @@ class WsConn : public WsConnection,
     WriteAndLinger(std::move(sock_), Serialize(std::move(r), version), std::move(slot_));
   }
 
-  // Queues one frame. Every frame counts against send_queue_max (text,
-  // pong): past it the peer is cut as a slow consumer, and false returned.
+  size_t QueueCap() const {
+    return (desk_queue_ ? impl_.desk_send_queue_max : impl_.send_queue_max)
+        .load(std::memory_order_relaxed);
+  }
+
+  // Queues one frame. Every frame counts against the cap (send_queue_max,
+  // a desk's desk_send_queue_max; text and pongs alike): past it the peer
+  // is cut as a slow consumer, and false returned.
   bool Enqueue(uint8_t opcode, std::shared_ptr<const std::string> payload) {
-    if (queue_.size() - head_ >= impl_.send_queue_max.load(std::memory_order_relaxed)) {
+    if (queue_.size() - head_ >= QueueCap()) {
       // A peer that does not read cannot take a close frame either.
       impl_.metrics.Add(loop_, impl_.m.ws_slow);
       uint64_t dropped = 0;
@@ -458,6 +469,7 @@ class WsConn : public WsConnection,
   bool close_sent_ = false;
   bool aborting_ = false;
   bool registered_ = false;
+  bool desk_queue_ = false;  // UseDeskQueue: the cap is desk_send_queue_max
 
   friend class Server;
   friend struct Server::Impl;

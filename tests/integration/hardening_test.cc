@@ -121,10 +121,56 @@ TEST(Hardening, PingsThatAreNeverReadCannotGrowTheServer) {
   EXPECT_TRUE(HealthzAnswers(s.port(), 1000ms));
 }
 
+// A desk gets the channel's every message, event and receipt: its queue is
+// deeper (desk_send_queue_max) than a user's (send_queue_max). With the same
+// burst and neither reading, the user is cut as a slow consumer; the desk is
+// not, and reads every message afterwards.
+TEST(Hardening, ADeskHasADeeperSendQueueThanAUser) {
+  ServerProcess s("", "send_queue_max = 32\ndesk_send_queue_max = 2048\nmax_text_bytes = 60000\n",
+                  "manager_sends_per_s = 0\n");
+  const std::string mgr = MintToken("manager", "m1");
+  HttpResult c = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"ann"})", mgr);
+  ASSERT_EQ(c.status, 201) << c.body;
+  const std::string chat(c.Json().at("chat_id").as_string());
+  RawClient user(s.port(), "127.0.0.1", 4096);
+  RawClient desk(s.port(), "127.0.0.1", 4096);
+  ASSERT_TRUE(user.ok() && desk.ok());
+  ASSERT_TRUE(user.Write(UpgradeRequest() + HelloFrame("user", "ann")));
+  ASSERT_TRUE(desk.Write(UpgradeRequest() + HelloFrame("manager", "m1")));
+  std::this_thread::sleep_for(300ms);
+  // 200 messages of 60,000 bytes: more than the sockets' buffers hold (the
+  // kernel's send buffer grows to 4 MiB), and than 32 frames.
+  const std::string text(60000, 'x');
+  constexpr int kMessages = 200;
+  for (int i = 0; i < kMessages; ++i) {
+    HttpResult r = Http(s.port(), "POST", "/v1/user-chats/" + chat + "/messages",
+                        R"({"text":")" + text + "\"}", mgr);
+    ASSERT_EQ(r.status, 201) << r.body;
+  }
+  EXPECT_GE(MetricValue(s.port(), "onlined_ws_slow_consumer_total"), 1) << "the user was not cut";
+  std::string got;
+  auto count = [&got] {
+    int n = 0;
+    for (size_t p = got.find(R"("type":"message")"); p != std::string::npos;
+         p = got.find(R"("type":"message")", p + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (count() < kMessages && !desk.closed() && std::chrono::steady_clock::now() < deadline) {
+    got += desk.Read(200ms);
+  }
+  EXPECT_EQ(count(), kMessages) << "the desk was cut or lost messages";
+  EXPECT_FALSE(desk.closed());
+  user.Read(500ms);
+  EXPECT_TRUE(user.closed()) << "the user's connection outlived its queue's cap";
+}
+
 TEST(Hardening, DeskResumingFromFarBackGetsAResetNotACut) {
   // Defect: a replay longer than send_queue_max cut the desk before its
   // welcome was flushed, and the desk retried the same number forever.
-  ServerProcess s("", "send_queue_max = 32\n");
+  ServerProcess s("", "desk_send_queue_max = 32\n");
   uint64_t from = 0;
   {
     WsClient desk;
