@@ -423,6 +423,13 @@ std::string UserWithMessages(WsClient& u, uint16_t port, const std::string& user
   return chat;
 }
 
+// A manager's desk, pinging; false if it did not get its welcome.
+bool OpenDesk(WsClient& desk, uint16_t port) {
+  if (!desk.Connect(port) || !desk.Hello(MintToken("manager", "mo"))) return false;
+  desk.AutoPing();
+  return true;
+}
+
 std::string Receipt(const char* type, const std::string& chat, int64_t seq) {
   return std::string(R"({"type":")") + type + R"(","chat_id":")" + chat + R"(","seq":)" +
          std::to_string(seq) + "}";
@@ -434,9 +441,7 @@ std::string Receipt(const char* type, const std::string& chat, int64_t seq) {
 TEST(RateLimits, ReceiptsPastThePaceAreMergedNotRefused) {
   ServerProcess s("", "", "receipt_burst = 2\nreceipts_per_s = 2\n");
   WsClient desk;
-  ASSERT_TRUE(desk.Connect(s.port()));
-  ASSERT_TRUE(desk.Hello(MintToken("manager", "mo")));
-  desk.AutoPing();
+  ASSERT_TRUE(OpenDesk(desk, s.port()));
   WsClient u;
   const std::string chat = UserWithMessages(u, s.port(), "rex", 3);
   ASSERT_FALSE(chat.empty());
@@ -466,9 +471,7 @@ TEST(RateLimits, ReceiptsPastThePaceAreMergedNotRefused) {
 TEST(RateLimits, ReceiptsWaitingForThePaceAreWrittenWhenTheSessionEnds) {
   ServerProcess s("", "", "receipt_burst = 1\nreceipts_per_s = 0.01\n");
   WsClient desk;
-  ASSERT_TRUE(desk.Connect(s.port()));
-  ASSERT_TRUE(desk.Hello(MintToken("manager", "mo")));
-  desk.AutoPing();
+  ASSERT_TRUE(OpenDesk(desk, s.port()));
   WsClient u;
   const std::string chat = UserWithMessages(u, s.port(), "rex", 3);
   ASSERT_FALSE(chat.empty());
