@@ -541,8 +541,12 @@ class ClientSession final : public net::WsSession,
             return;
           }
           r.marks.Done();
-          for (const auto& m : *o.value) {
-            if (!m) Refuse(Error::kUnknownChat, "no such chat of yours", false);
+          // In `taken`'s order; the id says which receipt it was (they come
+          // back later than the frame, and merged).
+          for (size_t i = 0; i < o.value->size() && i < taken.size(); ++i) {
+            if (!(*o.value)[i]) {
+              Refuse(Error::kUnknownChat, "no such chat of yours: " + taken[i].chat_id, false);
+            }
           }
           FlushReceipts();
         });

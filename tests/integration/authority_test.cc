@@ -507,6 +507,7 @@ TEST(RateLimits, ReceiptsOfTooManyChatsAtOnceAreRefused) {
       ++limited;
     } else {
       EXPECT_EQ(code, "unknown_chat");
+      EXPECT_NE(e->at("message").as_string().find("c_first"), std::string::npos) << "which chat";
       ++unknown;
     }
   }
