@@ -35,30 +35,37 @@ std::optional<Marks> Receipt(store::Db& db, const std::string& channel, const st
   return m;
 }
 
+ReceiptMarks* ReceiptCoalescer::Find(const std::string& chat_id) {
+  for (ReceiptMarks& r : pending_) {
+    if (r.chat_id == chat_id) return &r;
+  }
+  return nullptr;
+}
+
+void ReceiptCoalescer::Raise(ReceiptMarks& to, int64_t ack, int64_t read) {
+  to.ack = std::max(to.ack, ack);
+  to.read = std::max(to.read, read);
+}
+
 ReceiptCoalescer::Added ReceiptCoalescer::Add(const std::string& chat_id, int64_t seq, bool read) {
-  auto it = std::find_if(pending_.begin(), pending_.end(),
-                         [&](const ReceiptMarks& r) { return r.chat_id == chat_id; });
+  ReceiptMarks* p = Find(chat_id);
   Added added = Added::kMerged;
-  if (it == pending_.end()) {
+  if (p == nullptr) {
     if (pending_.size() >= kMaxChats) return Added::kFull;
-    it = pending_.insert(pending_.end(), ReceiptMarks{chat_id, 0, 0});
+    p = &pending_.emplace_back(ReceiptMarks{chat_id, 0, 0});
     added = Added::kNew;
   }
-  it->ack = std::max(it->ack, seq);
-  if (read) it->read = std::max(it->read, seq);
+  Raise(*p, seq, read ? seq : 0);
   return added;
 }
 
 void ReceiptCoalescer::Restore(const std::vector<ReceiptMarks>& taken) {
   in_flight_ = false;
   for (const ReceiptMarks& t : taken) {
-    auto it = std::find_if(pending_.begin(), pending_.end(),
-                           [&](const ReceiptMarks& r) { return r.chat_id == t.chat_id; });
-    if (it == pending_.end()) {
-      pending_.push_back(t);  // may pass kMaxChats by what was taken: still bounded
+    if (ReceiptMarks* p = Find(t.chat_id)) {
+      Raise(*p, t.ack, t.read);
     } else {
-      it->ack = std::max(it->ack, t.ack);
-      it->read = std::max(it->read, t.read);
+      pending_.push_back(t);  // may pass kMaxChats by what was taken: still bounded
     }
   }
 }

@@ -77,6 +77,8 @@ class ReceiptCoalescer {
   void Restore(const std::vector<ReceiptMarks>& taken);
 
  private:
+  ReceiptMarks* Find(const std::string& chat_id);
+  static void Raise(ReceiptMarks& to, int64_t ack, int64_t read);
   std::vector<ReceiptMarks> pending_;
   bool in_flight_ = false;
 };
