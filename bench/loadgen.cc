@@ -51,8 +51,14 @@ struct Options {
   int query_conns = 4;
   int total_users = 0;      // ids to pick from for queries (default conns)
   bool wait_stdin = false;  // after the run, hold connections until stdin closes
-  std::string chats_file;   // "<user> <chat_id>" lines: where sends go
-  double send_rate = 0;     // manager messages per second (POST), to connected users' chats
+  std::string chats_file;   // "<user> <chat_id> [<seq>]" lines: where sends go
+  // --resume: each user's hello names its chat with the newest seq it has
+  // (the chats file's third column, as a widget keeps it), so that a
+  // reconnect replays only what it missed, not the chat's last 500 messages;
+  // at the end the file gets the newest seq each user received, for the next
+  // run's hello.
+  bool resume = false;
+  double send_rate = 0;  // manager messages per second (POST), to connected users' chats
   int send_conns = 8;
   double list_rate = 0;  // GET /v1/user-chats?limit=50 per second
   int list_conns = 2;
@@ -160,6 +166,7 @@ struct Conn {
   int64_t ack_want = 0, ack_sent = 0;
   bool ack_queued = false;
   std::string ack_frame;
+  int64_t seen_seq = 0;  // --resume: the newest seq of its chat it has
   explicit Conn(Loadgen* l, asio::io_context& io, int i) : lg(l), sock(io), index(i) {}
 };
 
@@ -263,8 +270,17 @@ class Loadgen {
   std::vector<std::unique_ptr<HttpStream>> streams_;
   std::string desk_token_;
   std::vector<std::string> chat_of_;  // by connection index
-  std::vector<int64_t> send_t_;       // send number -> time the POST was written
-  std::vector<uint8_t> user_got_;     // send number -> its user has it (replays do not count twice)
+  // The chats file's lines, in order (--resume rewrites it at the end).
+  struct ChatLine {
+    std::string user, chat;
+    int64_t seq = -1;  // -1: no third column
+  };
+  std::vector<ChatLine> chat_lines_;
+  std::unordered_map<std::string, size_t> line_of_user_;
+  void ReadChats();
+  void WriteResume();
+  std::vector<int64_t> send_t_;    // send number -> time the POST was written
+  std::vector<uint8_t> user_got_;  // send number -> its user has it (replays do not count twice)
   std::mt19937 rng_{7};
 };
 
@@ -297,7 +313,13 @@ void Loadgen::Connect(Conn* c) {
     // "40" waits for the open packet, the hello for the connect's answer.
     c->sio_hello = ClientFrame(R"(42["hello",{"token":")" + token + "\"}]");
   } else {
-    c->hello += ClientFrame(R"({"type":"hello","token":")" + token + "\"}");
+    std::string resume;
+    if (auto it = line_of_user_.find(user); o_.resume && !desk && it != line_of_user_.end()) {
+      const ChatLine& l = chat_lines_[it->second];
+      const int64_t seq = std::max(l.seq, c->seen_seq);
+      if (seq >= 0) resume = R"(,"resume":{")" + l.chat + "\":" + std::to_string(seq) + "}";
+    }
+    c->hello += ClientFrame(R"({"type":"hello","token":")" + token + "\"" + resume + "}");
   }
   c->sock.async_connect(
       tcp::endpoint(asio::ip::make_address(o_.host), o_.port), [this, c, t0](auto ec) {
@@ -404,7 +426,7 @@ void Loadgen::OnData(Conn* c) {
                payload.starts_with(R"(42["message")")) {
       bool desk = c->index < o_.desks;
       ++(desk ? desk_messages_in : messages_in);
-      if (o_.ack && !desk && !o_.socketio) {
+      if ((o_.ack || o_.resume) && !desk && !o_.socketio) {
         // {"type":"message","chat_id":"c_...","seq":N,...}: the server's own
         // spelling, so plain finds are enough for a load tool.
         size_t ci = payload.find(R"("chat_id":")");
@@ -412,9 +434,12 @@ void Loadgen::OnData(Conn* c) {
         if (ci != std::string_view::npos && si != std::string_view::npos) {
           size_t end = payload.find('"', ci + 11);
           if (end != std::string_view::npos) {
+            const int64_t seq = std::strtoll(payload.data() + si + 6, nullptr, 10);
+            c->seen_seq = std::max(c->seen_seq, seq);
+          }
+          if (end != std::string_view::npos && o_.ack) {
             c->ack_chat.assign(payload.substr(ci + 11, end - ci - 11));
-            c->ack_want =
-                std::max<int64_t>(c->ack_want, std::strtoll(payload.data() + si + 6, nullptr, 10));
+            c->ack_want = std::max(c->ack_want, c->seen_seq);
             if (o_.ack_delay_us == 0) {
               SendAck(c);
             } else if (!c->ack_queued) {
@@ -447,6 +472,48 @@ void Loadgen::OnData(Conn* c) {
     memmove(c->buf, c->buf + pos, c->have - pos);
     c->have -= pos;
   }
+}
+
+void Loadgen::ReadChats() {
+  if (o_.chats_file.empty()) return;
+  std::ifstream f(o_.chats_file);
+  std::string line;
+  while (std::getline(f, line)) {
+    ChatLine l;
+    char user[128], chat[128];
+    long long seq = -1;
+    const int got = sscanf(line.c_str(), "%127s %127s %lld", user, chat, &seq);
+    if (got < 2) continue;
+    l.user = user;
+    l.chat = chat;
+    l.seq = got == 3 ? seq : -1;
+    line_of_user_[l.user] = chat_lines_.size();
+    chat_lines_.push_back(std::move(l));
+  }
+}
+
+// --resume: the newest seq each of this loader's users has, for the next
+// loader's hello (a widget keeps it across reloads). Lines of users this
+// loader did not hold stay as they were.
+void Loadgen::WriteResume() {
+  if (!o_.resume || chat_lines_.empty()) return;
+  for (const auto& c : conns_) {
+    if (c->index < o_.desks) continue;
+    auto it = line_of_user_.find("u" + std::to_string(o_.offset + c->index));
+    if (it != line_of_user_.end()) {
+      chat_lines_[it->second].seq = std::max(chat_lines_[it->second].seq, c->seen_seq);
+    }
+  }
+  const std::string tmp = o_.chats_file + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    for (const auto& l : chat_lines_) {
+      f << l.user << ' ' << l.chat;
+      if (l.seq >= 0) f << ' ' << l.seq;
+      f << '\n';
+    }
+  }
+  std::rename(tmp.c_str(), o_.chats_file.c_str());
 }
 
 void Loadgen::SendAck(Conn* c) {
@@ -708,14 +775,10 @@ void Loadgen::StartStreams() {
   add("list", o_.list_rate, o_.list_conns,
       [request] { return request("GET", "/v1/user-chats?limit=50", ""); });
   if (o_.send_rate > 0) {
-    std::ifstream f(o_.chats_file);
-    std::string user, chat;
-    std::unordered_map<std::string, std::string> by_user;
-    while (f >> user >> chat) by_user[user] = chat;
     chat_of_.resize(conns_.size());
     for (size_t i = static_cast<size_t>(std::max(0, o_.desks)); i < conns_.size(); ++i) {
-      auto it = by_user.find("u" + std::to_string(o_.offset + static_cast<int>(i)));
-      if (it != by_user.end()) chat_of_[i] = it->second;
+      auto it = line_of_user_.find("u" + std::to_string(o_.offset + static_cast<int>(i)));
+      if (it != line_of_user_.end()) chat_of_[i] = chat_lines_[it->second].chat;
     }
     send_t_.reserve(static_cast<size_t>(o_.send_rate * (o_.duration_s + 5)));
     add("send", o_.send_rate, o_.send_conns, [this, request] {
@@ -848,9 +911,11 @@ int Loadgen::Run() {
     fflush(stdout);
     return 0;
   }
+  ReadChats();
   for (int i = 0; i < o_.conns; ++i) conns_.push_back(std::make_unique<Conn>(this, io_, i));
   StartMore();
   io_.run();
+  WriteResume();
   double secs = (NowUs() - steady_start_us_) / 1e6;
   std::string streams = "{";
   for (size_t i = 0; i < streams_.size(); ++i) {
@@ -944,6 +1009,8 @@ int main(int argc, char** argv) {
       o.total_users = std::stoi(val());
     else if (a == "--ack")
       o.ack = true;
+    else if (a == "--resume")
+      o.resume = true;
     else if (a == "--ack-delay-ms")
       o.ack_delay_us = std::stoll(val()) * 1000;
     else if (a == "--wait-stdin")

@@ -2,8 +2,8 @@
 // (100,000 chats and 1,000,000 messages in seconds, not the server's path:
 // big transactions through the store seam for SQLite; for PostgreSQL the
 // same rows made by the server itself from generate_series, since a round
-// trip per row takes minutes). Writes "<user> <chat_id>" lines for the
-// load users.
+// trip per row takes minutes). Writes "<user> <chat_id> <last seq>" lines
+// for the load users (the loader's --resume names that seq in its hello).
 //
 //   seed --data-dir D | --postgres-url URL  --channel bench --chats 100000
 //        --messages 1000000 --load-users 2000 --out chats.txt [--acked 1]
@@ -74,7 +74,8 @@ int SeedPostgres(const std::string& url, const std::string& channel, long chats,
   PQfinish(c);
   if (!ok) return 1;
   std::ofstream users(out);
-  for (long i = 0; i < load_users; ++i) users << "u" << i << " c_seed" << i << "\n";
+  for (long i = 0; i < load_users; ++i)
+    users << "u" << i << " c_seed" << i << " " << per_chat << "\n";
   fprintf(stderr, "seed: done: %ld chats, %ld messages\n", chats, chats * per_chat);
   return 0;
 }
@@ -130,7 +131,7 @@ int main(int argc, char** argv) {
     c.user_id = i < load_users ? "u" + std::to_string(i) : "x" + std::to_string(i);
     c.created_at = c.updated_at = t + i;
     db->InsertChat(c);
-    if (i < load_users) users << c.user_id << " " << c.chat_id << "\n";
+    if (i < load_users) users << c.user_id << " " << c.chat_id << " " << per_chat << "\n";
     for (long s = 1; s <= per_chat; ++s) {
       onlined::store::Message m;
       m.id = onlined::chat::NewId("m_");

@@ -390,6 +390,8 @@ class ClientSession final : public net::WsSession,
             if (alive.expired() || phase_ != Phase::kLive) return;
             auto send = [this](const presence::Payload& f) { conn_.Send(f); };
             if (o.ok()) {
+              ctx_.metrics.Add(conn_.loop(), ctx_.m_messages_replayed,
+                               static_cast<int64_t>(o.value->size()));
               for (const store::Message& m : *o.value) {
                 merge_.Replayed(Share(chat::EncodeMessageFrame(m)), m.chat_id, m.seq, send);
               }

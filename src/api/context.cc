@@ -39,6 +39,10 @@ Context::Context(base::LoopGroup& l, base::Metrics& m, presence::Presence& p, pr
   m_receipts_merged = metrics.Counter("onlined_receipts_merged_total",
                                       "ack and read frames merged into a mark already waiting for "
                                       "the store (no write of their own).");
+  m_messages_replayed =
+      metrics.Counter("onlined_messages_replayed_total",
+                      "Messages read from the store on a user's hello to replay what it missed "
+                      "(all of a chat's newest 500 when the hello names no seq for it).");
   m_chats_latency =
       metrics.Histogram("onlined_user_chats_seconds", "Latency of GET /v1/user-chats.",
                         {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1});

@@ -91,7 +91,7 @@ class Context {
   // (max_sends_per_s; unlimited by default). Any thread.
   base::SharedTokenBucket sends;
   base::Metrics::Id m_query_latency, m_query_ids, m_frames_refused, m_chats_latency,
-      m_replay_too_long, m_receipts_merged;
+      m_replay_too_long, m_receipts_merged, m_messages_replayed;
   // onlined_rate_limited_total{kind}: session_send, user_send, receipt, manager_send.
   base::Metrics::Id m_limited_session_send, m_limited_user_send, m_limited_receipt,
       m_limited_manager_send;

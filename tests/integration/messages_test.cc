@@ -330,6 +330,9 @@ TEST_F(Messages, ReconnectingUserGetsExactlyWhatItMissedInOrderThenNew) {
   }
   jon->Close();
   for (int i = 4; i <= 5; ++i) ASSERT_EQ(Post(chat, "m" + std::to_string(i)).status, 201);
+  // The first hello named no seq: the replay read the chat's whole (empty) history.
+  const int64_t replayed = MetricValue(server_.port(), "onlined_messages_replayed_total");
+  EXPECT_EQ(replayed, 0);
   auto again = UserConn("jon", ",\"resume\":{\"" + chat + "\":3}");
   for (int i = 4; i <= 5; ++i) {
     auto m = again->WaitFor("message");
@@ -342,6 +345,16 @@ TEST_F(Messages, ReconnectingUserGetsExactlyWhatItMissedInOrderThenNew) {
   ASSERT_TRUE(m6);
   EXPECT_EQ(m6->at("seq").as_int64(), 6);
   EXPECT_FALSE(again->WaitFor("message", 500ms));  // nothing doubled
+  // Only the two it missed were read for it; a hello that names no seq
+  // gets (and costs) the chat's whole history, six.
+  EXPECT_EQ(MetricValue(server_.port(), "onlined_messages_replayed_total"), replayed + 2);
+  auto fresh = UserConn("jon");
+  for (int i = 1; i <= 6; ++i) {
+    auto m = fresh->WaitFor("message");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->at("seq").as_int64(), i);
+  }
+  EXPECT_EQ(MetricValue(server_.port(), "onlined_messages_replayed_total"), replayed + 8);
 }
 
 TEST_F(Messages, UserSendsOverWebSocketIdempotently) {
