@@ -432,12 +432,10 @@ void Loadgen::OnData(Conn* c) {
         size_t ci = payload.find(R"("chat_id":")");
         size_t si = payload.find(R"("seq":)");
         if (ci != std::string_view::npos && si != std::string_view::npos) {
+          c->seen_seq =
+              std::max<int64_t>(c->seen_seq, std::strtoll(payload.data() + si + 6, nullptr, 10));
           size_t end = payload.find('"', ci + 11);
-          if (end != std::string_view::npos) {
-            const int64_t seq = std::strtoll(payload.data() + si + 6, nullptr, 10);
-            c->seen_seq = std::max(c->seen_seq, seq);
-          }
-          if (end != std::string_view::npos && o_.ack) {
+          if (o_.ack && end != std::string_view::npos) {
             c->ack_chat.assign(payload.substr(ci + 11, end - ci - 11));
             c->ack_want = std::max(c->ack_want, c->seen_seq);
             if (o_.ack_delay_us == 0) {
