@@ -10,7 +10,7 @@ build_pkgs=(
   build-essential cmake pkg-config ninja-build
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libtomlplusplus-dev libjwt-dev
-  libspdlog-dev libcli11-dev libpq-dev libnats-dev
+  libspdlog-dev libcli11-dev libpq-dev libnats-dev liburing-dev
 )
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev python3 curl chromium clang libclang-rt-14-dev clang-format clang-tidy postgresql-15 nats-server libwebsockets-dev)
 bench_pkgs=(linux-perf redis-server gnuplot-nox)

@@ -89,6 +89,7 @@ net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit
   o.retry_after_ms = cfg.retry_after_ms;
   o.http_idle_timeout_ms = cfg.http_idle_timeout_ms;
   o.drain_spread_ms = cfg.drain_spread_ms;
+  o.io_uring = cfg.io_uring != 0;
   return o;
 }
 

@@ -171,6 +171,7 @@ constexpr IntSetting<Config> kIntSettings[] = {
     {"store_timeout_ms", 0, 600000, &SetField<&Config::store_timeout_ms>},
     {"outbox_lease_ms", 1000, 86400000, &SetField<&Config::outbox_lease_ms>},
     {"threads", 0, 256, &SetField<&Config::threads>},
+    {"io_uring", 0, 1, &SetField<&Config::io_uring>},
     {"revocation_poll_ms", 100, 600000, &SetField<&Config::revocation_poll_ms>},
 };
 struct StrSetting {

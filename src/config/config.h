@@ -140,6 +140,9 @@ struct Config {
   int64_t revocation_poll_ms = 1000;
   std::string web_dir;  // the desk and widget pages ("": found next to the binary)
   int threads = 0;      // 0: one loop per core
+  // 1: WebSocket reads and writes batched through io_uring where the kernel
+  // allows it (net/batch_io.h); 0: one system call per socket operation.
+  int64_t io_uring = 1;
   std::string log_level = "info";
   Sms sms;
   Cluster cluster;

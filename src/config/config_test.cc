@@ -215,6 +215,9 @@ TEST(Config, NewLimitsParseAndAreChecked) {
   EXPECT_EQ(c.desk_send_queue_max, 8192);
   EXPECT_EQ(LoadFromString("desk_send_queue_max = 32\n", {}, {}).desk_send_queue_max, 32);
   ExpectError("desk_send_queue_max = 8", "desk_send_queue_max");
+  EXPECT_EQ(c.io_uring, 1);
+  EXPECT_EQ(LoadFromString("io_uring = 0\n", {}, {}).io_uring, 0);
+  ExpectError("io_uring = 2", "io_uring");
 }
 
 TEST(Config, QuietHoursOff) {

@@ -17,7 +17,8 @@ int MakeEpoll() {
 }
 }  // namespace
 
-Poller::Poller(boost::asio::io_context& io) : io_(io), epfd_(MakeEpoll()), watch_(io, epfd_) {
+Poller::Poller(boost::asio::io_context& io, bool batch, char* slices)
+    : io_(io), epfd_(MakeEpoll()), watch_(io, epfd_), batch_(batch), slices_(slices) {
   Arm();
 }
 
@@ -44,6 +45,14 @@ void Poller::Defer(std::shared_ptr<void> p) {
   });
 }
 
+BatchIo* Poller::batch_io() {
+  if (!batch_tried_) {
+    batch_tried_ = true;
+    if (batch_) batch_io_ = BatchIo::Create(kBatch);
+  }
+  return batch_io_ && !batch_io_->broken() ? batch_io_.get() : nullptr;
+}
+
 void Poller::Arm() {
   watch_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                     [this](boost::system::error_code ec) {
@@ -57,13 +66,38 @@ void Poller::Drain() {
   do {
     n = epoll_wait(epfd_, evs, kBatch, 0);
   } while (n < 0 && errno == EINTR);
-  for (int i = 0; i < n; ++i) static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events);
+  if (n > 0 && batch_io() != nullptr) {
+    ReadBatch(evs, n);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events, nullptr, kNotRead);
+    }
+  }
   if (n == kBatch) {
     // More may be ready: come back after other work, without a syscall.
     boost::asio::post(io_, [this] { Drain(); });
     return;
   }
   Arm();
+}
+
+void Poller::ReadBatch(epoll_event* evs, int n) {
+  constexpr uint32_t kIn = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  BatchIo* bio = batch_io_.get();
+  for (int i = 0; i < n; ++i) {
+    auto slot = static_cast<size_t>(i);
+    got_[slot] = kNotRead;
+    if ((evs[i].events & kIn) == 0) continue;
+    int fd = static_cast<Handler*>(evs[i].data.ptr)->batch_read_fd();
+    if (fd >= 0) bio->Recv(fd, &slices_[slot * kSlice], kSlice, static_cast<uint32_t>(slot));
+  }
+  // A failed ring leaves kNotRun (not read: the handler reads) or -EIO.
+  bio->Run(got_.data());
+  for (int i = 0; i < n; ++i) {
+    auto slot = static_cast<size_t>(i);
+    int32_t got = got_[slot] == BatchIo::kNotRun ? kNotRead : got_[slot];
+    static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events, &slices_[slot * kSlice], got);
+  }
 }
 
 }  // namespace onlined::net

@@ -474,6 +474,10 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.frames_in =
       metrics.Counter("onlined_frames_in_total", "WebSocket frames received (text, binary, ping).");
   m.frames_out = metrics.Counter("onlined_frames_out_total", "WebSocket text frames sent.");
+  m.io_batched = metrics.Counter(
+      "onlined_ws_io_batched_total",
+      "WebSocket socket reads and writes made in io_uring batches (setting io_uring), "
+      "not one system call each.");
   m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
   m.http_requests =
       metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
@@ -510,7 +514,7 @@ void Server::Start() {
   for (size_t i = 0; i < impl_->loops.size(); ++i) {
     auto& pl = impl_->per_loop[i];
     auto& io = impl_->loops.at(i).io();
-    pl.poller = std::make_unique<Poller>(io);
+    pl.poller = std::make_unique<Poller>(io, impl_->opts.io_uring, pl.scratch.data());
     if (i >= acceptors) continue;
     pl.acceptor = std::make_unique<tcp::acceptor>(io);
     pl.backoff = std::make_unique<asio::steady_timer>(io);

@@ -44,6 +44,10 @@ struct ServerOptions {
   int64_t drain_spread_ms = 0;
   // HTTP only: no WebSocket upgrades (the metrics listener).
   bool http_only = false;
+  // Read the ready WebSockets of a wakeup, and write a flush's dirty ones,
+  // in one io_uring system call each (net/batch_io.h) where the kernel
+  // allows it; false: one read or write system call per socket.
+  bool io_uring = true;
 };
 
 class Server {

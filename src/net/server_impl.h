@@ -1,6 +1,10 @@
 #pragma once
 // Internal to net/: the server's shared state and the session classes.
 // Includes Beast; only net/*.cc may include this header.
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -53,7 +57,17 @@ struct Server::Impl {
     std::unordered_set<WsConn*> sessions;
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
     bool flush_posted = false;
-    std::vector<char> scratch = std::vector<char>(64 * 1024);  // reads of this loop's connections
+    // Reads of this loop's connections: the first Poller::kSlicesBytes are
+    // the Poller's batched reads, the rest a connection's own.
+    std::vector<char> scratch = std::vector<char>(64 * 1024);
+    // FlushDirty's batched writes (Poller::batch_io): one per connection
+    // with at most 4 frames queued (more go by writev, up to 32 a call).
+    struct OutSlot {
+      msghdr msg{};
+      std::array<iovec, 8> iov{};
+    };
+    std::vector<OutSlot> out;
+    std::vector<int32_t> out_res;
   };
   std::vector<PerLoop> per_loop;
 
@@ -78,7 +92,7 @@ struct Server::Impl {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
         bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total,
         refused_per_ip, refused_fd, refused_handshake, refused_flood, refused_in_flight,
-        http_timeouts;
+        http_timeouts, io_batched;
   } m{};
 
   void Accept(size_t loop);

@@ -8,7 +8,10 @@
 // readable the connection reads non-blocking into its loop's scratch buffer
 // and only an incomplete frame is kept per connection. Writes are one
 // non-blocking gather-write of what is queued, so a heartbeat costs one read
-// and one write, no epoll_ctl and no async operation.
+// and one write, no epoll_ctl and no async operation. With io_uring (setting
+// io_uring, net/batch_io.h) even those are shared: the Poller reads a
+// wakeup's ready connections in one system call and FlushDirty writes the
+// loop's dirty ones in another.
 //
 // Scope: no extensions (permessage-deflate is not negotiated), no
 // subprotocols. Text and binary messages, fragmentation, ping/pong, close.
@@ -28,6 +31,7 @@
 #include "base/clock.h"
 #include "base/log_limit.h"
 #include "base/thread_checker.h"
+#include "net/batch_io.h"
 #include "net/poller.h"
 #include "net/server_impl.h"
 #include "net/ws_reader.h"
@@ -187,8 +191,9 @@ class WsConn : public WsConnection,
     if (state_ == State::kClosing) Finish(close_code_);
   }
 
-  // Poller::Handler: the socket became readable and/or writable.
-  void OnEvents(uint32_t ev) override {
+  // Poller::Handler: the socket became readable and/or writable; `got` is
+  // what the Poller's batched read brought (or Poller::kNotRead).
+  void OnEvents(uint32_t ev, char* data, int32_t got) override {
     thread_.Check();
     if (state_ == State::kClosed || aborting_) return;
     if ((ev & EPOLLOUT) && writing_) {
@@ -197,8 +202,25 @@ class WsConn : public WsConnection,
       if (state_ == State::kClosed || aborting_) return;
     }
     constexpr uint32_t kEnd = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-    if (ev & (EPOLLIN | kEnd)) OnReadable((ev & kEnd) != 0);
+    if ((ev & (EPOLLIN | kEnd)) == 0) return;
+    const bool to_end = (ev & kEnd) != 0;
+    if (got != Poller::kNotRead) impl_.metrics.Add(loop_, impl_.m.io_batched);
+    if (got > 0) {
+      auto n = static_cast<size_t>(got);
+      impl_.metrics.Add(loop_, impl_.m.bytes_in, got);
+      Consume(data, n);
+      if (state_ == State::kClosed || aborting_) return;
+      if (n < Poller::kSlice && !to_end) return;  // a short read: the socket is empty
+    } else if (got == 0 || (got < 0 && got != Poller::kNotRead && got != -EAGAIN &&
+                            got != -EWOULDBLOCK && got != -EINTR)) {
+      return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
+    } else if ((got == -EAGAIN || got == -EWOULDBLOCK) && !to_end) {
+      return;
+    }
+    OnReadable(to_end);
   }
+
+  int batch_read_fd() const override { return state_ == State::kClosed || aborting_ ? -1 : fd_; }
 
   // Drops the references the connection holds to itself (server teardown,
   // loops stopped).
@@ -289,22 +311,7 @@ class WsConn : public WsConnection,
     if (writing_ || state_ == State::kClosed || aborting_) return;
     while (head_ < queue_.size()) {
       std::array<iovec, kBatch * 2> iov;
-      int niov = 0;
-      size_t skip = sent_;
-      for (size_t i = head_; i < queue_.size() && i - head_ < kBatch; ++i) {
-        const Out& o = queue_[i];
-        std::pair<const void*, size_t> parts[2] = {{o.hdr.data(), o.hdr_len},
-                                                   {o.payload->data(), o.payload->size()}};
-        for (auto [p, n] : parts) {
-          if (skip >= n) {
-            skip -= n;
-            continue;
-          }
-          iov[static_cast<size_t>(niov++)] =
-              iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, n - skip};
-          skip = 0;
-        }
-      }
+      int niov = GatherOut(iov);
       ssize_t n = ::writev(fd_, iov.data(), niov);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -314,26 +321,81 @@ class WsConn : public WsConnection,
         }
         return Abort();
       }
-      // Retire the frames written whole; remember how far into the next.
-      size_t left = sent_ + static_cast<size_t>(n);
-      sent_ = 0;
-      while (head_ < queue_.size()) {
-        Out& o = queue_[head_];
-        size_t size = o.hdr_len + o.payload->size();
-        if (left < size) {
-          sent_ = left;
-          break;
+      Retire(static_cast<size_t>(n));
+    }
+    Drained();
+  }
+
+  // The iovecs of what is queued, from the first byte not yet written, at
+  // most iov.size() / 2 frames; returns how many were filled.
+  int GatherOut(std::span<iovec> iov) const {
+    int niov = 0;
+    size_t skip = sent_;
+    for (size_t i = head_; i < queue_.size() && 2 * (i - head_) + 2 <= iov.size(); ++i) {
+      const Out& o = queue_[i];
+      std::pair<const void*, size_t> parts[2] = {{o.hdr.data(), o.hdr_len},
+                                                 {o.payload->data(), o.payload->size()}};
+      for (auto [p, n] : parts) {
+        if (skip >= n) {
+          skip -= n;
+          continue;
         }
-        left -= size;
-        if (o.hdr_len != 0) impl_.metrics.Add(loop_, impl_.m.frames_out);
-        o.payload.reset();
-        ++head_;
+        iov[static_cast<size_t>(niov++)] =
+            iovec{const_cast<char*>(static_cast<const char*>(p)) + skip, n - skip};
+        skip = 0;
       }
     }
+    return niov;
+  }
+
+  // `n` more bytes went out: retire the frames written whole, remember how
+  // far into the next.
+  void Retire(size_t n) {
+    size_t left = sent_ + n;
+    sent_ = 0;
+    while (head_ < queue_.size()) {
+      Out& o = queue_[head_];
+      size_t size = o.hdr_len + o.payload->size();
+      if (left < size) {
+        sent_ = left;
+        break;
+      }
+      left -= size;
+      if (o.hdr_len != 0) impl_.metrics.Add(loop_, impl_.m.frames_out);
+      o.payload.reset();
+      ++head_;
+    }
+  }
+
+  // Everything queued is written.
+  void Drained() {
     queue_.clear();
     head_ = 0;
     if (queue_.capacity() > 64) queue_.shrink_to_fit();
     if (state_ == State::kClosing && close_sent_) ::shutdown(fd_, SHUT_WR);
+  }
+
+  // The loop's batched flush (Server::Impl::FlushDirty): whether this
+  // connection has a few frames to write (they fit `slots` iovecs) and may
+  // write them now.
+  bool WantsBatchedWrite(size_t slots) const {
+    return !writing_ && state_ != State::kClosed && !aborting_ && head_ < queue_.size() &&
+           2 * (queue_.size() - head_) <= slots;
+  }
+
+  // The batched write of what GatherOut gave returned `res` (bytes or
+  // -errno, BatchIo::kNotRun: it did not run); the rest as Flush.
+  void AfterBatchedWrite(int32_t res) {
+    if (state_ == State::kClosed || aborting_) return;
+    if (res >= 0) {
+      Retire(static_cast<size_t>(res));
+    } else if (res == -EAGAIN || res == -EWOULDBLOCK) {
+      writing_ = true;  // the socket is full: wait for it to drain
+      return;
+    } else if (res != BatchIo::kNotRun && res != -EINTR) {
+      return Abort();
+    }
+    Flush();  // what did not fit in the batch's write, or none written
   }
 
   void SendClose(uint16_t code, std::string_view reason) {
@@ -355,17 +417,19 @@ class WsConn : public WsConnection,
   // Reads what has arrived. Edge-triggered: a short read means the socket is
   // empty, unless the peer has shut down (`to_end`): then read to EOF.
   void OnReadable(bool to_end) {
-    std::vector<char>& scratch = impl_.per_loop[loop_].scratch;
+    // Past the Poller's slices: those of connections of this wakeup not yet
+    // run still hold what was read for them.
+    std::span<char> buf = std::span(impl_.per_loop[loop_].scratch).subspan(Poller::kSlicesBytes);
     for (;;) {
-      ssize_t r = ::read(fd_, scratch.data(), scratch.size());
+      ssize_t r = ::read(fd_, buf.data(), buf.size());
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (r <= 0) return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
       size_t n = static_cast<size_t>(r);
       impl_.metrics.Add(loop_, impl_.m.bytes_in, r);
-      Consume(scratch.data(), n);
+      Consume(buf.data(), n);
       if (state_ == State::kClosed || aborting_) return;
-      if (n < scratch.size() && !to_end) return;
+      if (n < buf.size() && !to_end) return;
     }
   }
 
@@ -487,9 +551,39 @@ void Server::Impl::FlushDirty(size_t loop) {
   pl.flush_posted = false;
   std::vector<std::shared_ptr<WsConn>> dirty;
   dirty.swap(pl.dirty);
-  for (auto& c : dirty) {
-    c->flush_scheduled_ = false;
-    c->Flush();
+  BatchIo* bio = dirty.size() > 1 && pl.poller ? pl.poller->batch_io() : nullptr;
+  if (bio == nullptr) {
+    for (auto& c : dirty) {
+      c->flush_scheduled_ = false;
+      c->Flush();
+    }
+  } else {
+    // One system call writes up to a batch's worth of connections.
+    if (pl.out.size() < bio->capacity()) pl.out.resize(bio->capacity());
+    std::vector<int32_t>& res = pl.out_res;
+    if (res.size() < bio->capacity()) res.resize(bio->capacity());
+    for (size_t at = 0; at < dirty.size();) {
+      const size_t end = std::min(dirty.size(), at + bio->capacity());
+      for (size_t i = at; i < end; ++i) {
+        WsConn& c = *dirty[i];
+        c.flush_scheduled_ = false;
+        const size_t slot = i - at;
+        res[slot] = BatchIo::kNotRun;
+        PerLoop::OutSlot& o = pl.out[slot];
+        if (!c.WantsBatchedWrite(o.iov.size())) continue;
+        o.msg = msghdr{};
+        o.msg.msg_iov = o.iov.data();
+        o.msg.msg_iovlen = static_cast<size_t>(c.GatherOut(o.iov));
+        if (bio->SendMsg(c.fd_, &o.msg, static_cast<uint32_t>(slot))) {
+          metrics.Add(loop, m.io_batched);
+        }
+      }
+      bio->Run(res.data());
+      for (size_t i = at; i < end; ++i) {
+        dirty[i]->AfterBatchedWrite(res[i - at]);
+      }
+      at = end;
+    }
   }
   dirty.clear();
   if (pl.dirty.empty()) dirty.swap(pl.dirty);  // keep the capacity

@@ -3,7 +3,12 @@
 // raw bytes after the upgrade and reads what the server answers until it
 // closes; the server must still serve others afterwards.
 #include <gtest/gtest.h>
+#include <linux/io_uring.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -195,6 +200,45 @@ TEST_F(Rfc6455, Sec5_6_BinaryIsRefusedByTheContractNotByTheProtocol) {
   EXPECT_EQ(err->at("code").as_string(), "bad_frame");
   c.Send(R"({"type":"ping"})");
   EXPECT_TRUE(c.WaitFor("pong"));  // the connection stays
+}
+
+// Whether this kernel lets a process set up an io_uring.
+bool KernelHasIoUring() {
+  io_uring_params p{};
+  long fd = syscall(__NR_io_uring_setup, 4, &p);
+  if (fd < 0) return false;
+  close(static_cast<int>(fd));
+  return true;
+}
+
+// The setting io_uring (default 1) batches the sockets' reads and writes;
+// ctest runs this suite once more with ONLINED_IO_URING=0 (the "epoll/"
+// tests), where every read and write is a system call of its own. Either
+// way the bytes are the same: a frame larger than a batched read's 128-byte
+// piece is read on by the connection itself, a small one after it in the
+// same segment is not lost.
+TEST_F(Rfc6455, ReadsAndWritesGoInIoUringBatchesUnlessTurnedOff) {
+  const int64_t before = MetricValue(server_->port(), "onlined_ws_io_batched_total");
+  WsClient c;
+  ASSERT_TRUE(c.Connect(server_->port()));
+  ASSERT_TRUE(c.Hello(MintToken("user", "batched")));
+  for (int i = 0; i < 20; ++i) {
+    c.Send(R"({"type":"ping"})");
+    ASSERT_TRUE(c.WaitFor("pong")) << i;
+  }
+  c.SendBinary(std::string(1000, 'b'));  // refused (bad_frame), read whole
+  c.Send(R"({"type":"ping"})");
+  auto err = c.WaitFor("error");
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->at("code").as_string(), "bad_frame");
+  EXPECT_TRUE(c.WaitFor("pong"));
+  const int64_t batched = MetricValue(server_->port(), "onlined_ws_io_batched_total") - before;
+  const char* setting = std::getenv("ONLINED_IO_URING");
+  if (setting != nullptr && std::strcmp(setting, "0") == 0) {
+    EXPECT_EQ(batched, 0);
+  } else if (KernelHasIoUring()) {
+    EXPECT_GE(batched, 21);  // at least every ping's read
+  }
 }
 
 }  // namespace

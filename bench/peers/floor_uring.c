@@ -1,0 +1,224 @@
+/* floor_uring: the floor (floor.c) on io_uring instead of epoll.
+ *
+ * Same work per frame as floor.c: answers the upgrade with a 101 (no key
+ * check), then one reply per client frame. The difference is how it talks to
+ * the kernel: a multishot accept, a multishot receive per connection into
+ * buffers the kernel picks from a provided-buffer ring, and every reply queued
+ * as a send entry; one io_uring_enter submits a batch's sends and waits for
+ * the next completions, so a heartbeat costs no system call of its own.
+ * A measure of what the kernel interface costs, beside the epoll floor.
+ *
+ *   floor_uring PORT   prints "onlined: listening on http://127.0.0.1:PORT"
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum { kMaxFd = 65536, kBufs = 4096, kBufSize = 2048, kGroup = 0 };
+enum { kAccept = 1, kRecv = 2, kSend = 3 };
+
+struct conn {
+  unsigned char upgraded, hello_done;
+  unsigned short have;
+  unsigned char buf[512];
+};
+static struct conn* conns[kMaxFd];
+static struct io_uring ring;
+static struct io_uring_buf_ring* br;
+static unsigned char* bufs;
+
+static const char kUpgrade[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: x\r\n\r\n";
+static unsigned char pong[2 + 15] = {0x81, 15};
+static unsigned char welcome[2 + 18] = {0x81, 18};
+
+static unsigned long long tag(int kind, int fd) {
+  return ((unsigned long long)kind << 32) | (unsigned)fd;
+}
+
+static struct io_uring_sqe* sqe(void) {
+  struct io_uring_sqe* s = io_uring_get_sqe(&ring);
+  while (!s) {
+    io_uring_submit(&ring);
+    s = io_uring_get_sqe(&ring);
+  }
+  return s;
+}
+
+static void send_const(int fd, const void* p, size_t n) {
+  struct io_uring_sqe* s = sqe();
+  io_uring_prep_send(s, fd, p, n, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(s, tag(kSend, fd));
+}
+
+static void arm_recv(int fd) {
+  struct io_uring_sqe* s = sqe();
+  io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
+  s->flags |= IOSQE_BUFFER_SELECT;
+  s->buf_group = kGroup;
+  io_uring_sqe_set_data64(s, tag(kRecv, fd));
+}
+
+static void arm_accept(int ls) {
+  struct io_uring_sqe* s = sqe();
+  io_uring_prep_multishot_accept(s, ls, NULL, NULL, 0);
+  io_uring_sqe_set_data64(s, tag(kAccept, ls));
+}
+
+static void drop(int fd) {
+  if (!conns[fd]) return;
+  struct io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, tag(kRecv, fd), 0);
+  io_uring_sqe_set_data64(s, 0);
+  close(fd);
+  free(conns[fd]);
+  conns[fd] = NULL;
+}
+
+/* Consumes whole frames from c->buf; answers each. Returns -1 to drop. */
+static int frames(int fd, struct conn* c) {
+  size_t pos = 0;
+  while (c->have - pos >= 6) {
+    unsigned char* b = c->buf + pos;
+    size_t len = b[1] & 0x7f, hdr = 2;
+    if (len == 126) {
+      if (c->have - pos < 8) break;
+      len = ((size_t)b[2] << 8) | b[3];
+      hdr = 4;
+    } else if (len == 127) {
+      return -1;
+    }
+    if (hdr + 4 + len > sizeof c->buf) return -1;
+    if (c->have - pos < hdr + 4 + len) break;
+    pos += hdr + 4 + len;
+    if ((b[0] & 0x0f) == 8) return -1;
+    if (c->hello_done)
+      send_const(fd, pong, sizeof pong);
+    else
+      send_const(fd, welcome, sizeof welcome);
+    c->hello_done = 1;
+  }
+  memmove(c->buf, c->buf + pos, c->have - pos);
+  c->have -= (unsigned short)pos;
+  return 0;
+}
+
+/* Data `p`/`r` arrived on fd. Returns -1 to drop. */
+static int on_data(int fd, struct conn* c, const unsigned char* p, size_t r) {
+  if (!c->upgraded) {
+    const unsigned char* end = memmem(p, r, "\r\n\r\n", 4);
+    if (!end) return 0;
+    c->upgraded = 1;
+    send_const(fd, kUpgrade, sizeof kUpgrade - 1);
+    size_t rest = r - (size_t)(end + 4 - p);
+    if (rest > sizeof c->buf) return -1;
+    memcpy(c->buf, end + 4, rest);
+    c->have = (unsigned short)rest;
+  } else {
+    if (c->have + r > sizeof c->buf) return -1;
+    memcpy(c->buf + c->have, p, r);
+    c->have += (unsigned short)r;
+  }
+  return frames(fd, c);
+}
+
+int main(int argc, char** argv) {
+  int port = argc > 1 ? atoi(argv[1]) : 0;
+  memcpy(pong + 2, "{\"type\":\"pong\"}", 15);
+  memcpy(welcome + 2, "{\"type\":\"welcome\"}", 18);
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
+    perror("floor_uring: bind");
+    return 1;
+  }
+  socklen_t al = sizeof a;
+  getsockname(ls, (struct sockaddr*)&a, &al);
+
+  struct io_uring_params p;
+  memset(&p, 0, sizeof p);
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+  p.cq_entries = 65536;
+  int rc = io_uring_queue_init_params(4096, &ring, &p);
+  if (rc < 0) {
+    fprintf(stderr, "floor_uring: io_uring_queue_init: %s\n", strerror(-rc));
+    return 1;
+  }
+  if (posix_memalign((void**)&br, 4096, kBufs * sizeof(struct io_uring_buf)) ||
+      !(bufs = malloc((size_t)kBufs * kBufSize))) {
+    fprintf(stderr, "floor_uring: out of memory\n");
+    return 1;
+  }
+  io_uring_buf_ring_init(br);
+  struct io_uring_buf_reg reg = {
+      .ring_addr = (unsigned long)br, .ring_entries = kBufs, .bgid = kGroup};
+  if ((rc = io_uring_register_buf_ring(&ring, &reg, 0)) < 0) {
+    fprintf(stderr, "floor_uring: register_buf_ring: %s\n", strerror(-rc));
+    return 1;
+  }
+  for (int i = 0; i < kBufs; ++i)
+    io_uring_buf_ring_add(br, bufs + (size_t)i * kBufSize, kBufSize, (unsigned short)i,
+                          io_uring_buf_ring_mask(kBufs), i);
+  io_uring_buf_ring_advance(br, kBufs);
+
+  printf("onlined: listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
+  fflush(stdout);
+  arm_accept(ls);
+  for (;;) {
+    io_uring_submit_and_wait(&ring, 1);
+    struct io_uring_cqe* cqe;
+    unsigned head, seen = 0, returned = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      ++seen;
+      unsigned long long d = io_uring_cqe_get_data64(cqe);
+      int kind = (int)(d >> 32), fd = (int)(d & 0xffffffffu);
+      int res = cqe->res;
+      if (kind == kAccept) {
+        if (res >= 0) {
+          if (res >= kMaxFd) {
+            close(res);
+          } else {
+            setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            conns[res] = calloc(1, sizeof(struct conn));
+            arm_recv(res);
+          }
+        }
+        if (!(cqe->flags & IORING_CQE_F_MORE)) arm_accept(ls);
+      } else if (kind == kRecv) {
+        struct conn* c = conns[fd];
+        if (cqe->flags & IORING_CQE_F_BUFFER) {
+          unsigned short bid = (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+          if (c && res > 0 && on_data(fd, c, bufs + (size_t)bid * kBufSize, (size_t)res) < 0)
+            drop(fd);
+          io_uring_buf_ring_add(br, bufs + (size_t)bid * kBufSize, kBufSize, bid,
+                                io_uring_buf_ring_mask(kBufs), (int)returned++);
+        }
+        if (c && conns[fd] == c) {
+          if (res == 0 || (res < 0 && res != -ENOBUFS))
+            drop(fd);
+          else if (!(cqe->flags & IORING_CQE_F_MORE))
+            arm_recv(fd);
+        }
+      } else if (kind == kSend) {
+        if (res < 0 && conns[fd]) drop(fd);
+      }
+    }
+    if (returned) io_uring_buf_ring_advance(br, (int)returned);
+    io_uring_cq_advance(&ring, seen);
+  }
+}

@@ -1,0 +1,107 @@
+#include "net/batch_io.h"
+
+#include <liburing.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace onlined::net {
+
+struct BatchIo::Ring {
+  io_uring ring{};
+  ~Ring() { io_uring_queue_exit(&ring); }
+};
+
+std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
+  auto r = std::make_unique<Ring>();
+  io_uring_params p{};
+  // One thread submits and reaps (the loop's); completions of what went to
+  // the kernel's poll (nothing here: every operation is non-blocking) would
+  // run when it next enters, not by interrupting it.
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  int rc = io_uring_queue_init_params(entries, &r->ring, &p);
+  if (rc == -EINVAL) {  // a kernel older than 6.1: without those two
+    p = io_uring_params{};
+    rc = io_uring_queue_init_params(entries, &r->ring, &p);
+  }
+  if (rc < 0) {
+    spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
+                 std::strerror(-rc));
+    return nullptr;
+  }
+  return std::unique_ptr<BatchIo>(new BatchIo(std::move(r), entries));
+}
+
+BatchIo::BatchIo(std::unique_ptr<Ring> ring, unsigned capacity)
+    : ring_(std::move(ring)), capacity_(capacity), slots_(capacity) {}
+
+BatchIo::~BatchIo() = default;
+
+bool BatchIo::Recv(int fd, void* buf, size_t len, uint32_t slot) {
+  if (broken_ || slot >= capacity_ || queued_ >= capacity_) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  if (sqe == nullptr) return false;
+  io_uring_prep_recv(sqe, fd, buf, len, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, slot);
+  slots_[queued_++] = slot;
+  return true;
+}
+
+bool BatchIo::SendMsg(int fd, const msghdr* msg, uint32_t slot) {
+  if (broken_ || slot >= capacity_ || queued_ >= capacity_) return false;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
+  if (sqe == nullptr) return false;
+  io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, slot);
+  slots_[queued_++] = slot;
+  return true;
+}
+
+bool BatchIo::Run(int32_t* res) {
+  if (queued_ == 0) return true;
+  io_uring& ring = ring_->ring;
+  unsigned want = queued_, got = 0;
+  queued_ = 0;
+  for (unsigned i = 0; i < want; ++i) res[slots_[i]] = kNotRun;
+  int rc;
+  do {
+    rc = io_uring_submit_and_wait(&ring, want);
+  } while (rc == -EINTR);
+  if (rc < 0) {
+    // Nothing was submitted; what is queued stays in the ring, which is
+    // never entered again.
+    spdlog::error("net: io_uring_enter: {}; back to one system call per operation",
+                  std::strerror(-rc));
+    broken_ = true;
+    return false;
+  }
+  while (got < want) {
+    io_uring_cqe* cqe = nullptr;
+    do {
+      rc = io_uring_wait_cqe(&ring, &cqe);
+    } while (rc == -EINTR);
+    if (rc < 0) {
+      // Cannot happen with non-blocking operations submitted; if it does, the
+      // operations not reaped may or may not have run: they fail with EIO
+      // (their connections close) rather than risk a write made twice.
+      spdlog::error("net: io_uring wait: {}", std::strerror(-rc));
+      for (unsigned i = 0; i < want; ++i) {
+        if (res[slots_[i]] == kNotRun) res[slots_[i]] = -EIO;
+      }
+      broken_ = true;
+      return false;
+    }
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring, head, cqe) {
+      uint64_t slot = io_uring_cqe_get_data64(cqe);
+      if (slot < capacity_) res[slot] = cqe->res;
+      ++seen;
+    }
+    io_uring_cq_advance(&ring, seen);
+    got += seen;
+  }
+  return true;
+}
+
+}  // namespace onlined::net

@@ -1,0 +1,62 @@
+#pragma once
+// BatchIo: many non-blocking socket reads or writes in one system call, on
+// io_uring.
+//
+// Why: a heartbeat is a tiny read and a tiny write, and on this kind of
+// machine the system call around each costs about as much as the kernel's
+// work inside it. The Poller already learns which sockets are ready in one
+// epoll_wait; with BatchIo it then reads all of them in one io_uring_enter,
+// and the loop's flush writes all its dirty connections in another. Every
+// operation is non-blocking (MSG_DONTWAIT): it finishes inside the call that
+// submits it, with the bytes moved or -EAGAIN, so Run() never waits on a
+// socket and no operation outlives it (nothing to cancel, no buffer to keep).
+//
+// Loop-thread only: created on the thread that uses it (io_uring's
+// single-issuer mode). Create() returns null where the kernel has no
+// io_uring or forbids it (a seccomp profile, io_uring_disabled): the caller
+// then makes one system call per operation, as without it.
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace onlined::net {
+
+class BatchIo {
+ public:
+  // What Run() leaves in a result slot it did not fill.
+  static constexpr int32_t kNotRun = INT32_MIN;
+
+  static std::unique_ptr<BatchIo> Create(unsigned entries);
+  ~BatchIo();
+  BatchIo(const BatchIo&) = delete;
+  BatchIo& operator=(const BatchIo&) = delete;
+
+  // At most this many operations between two Run()s.
+  unsigned capacity() const { return capacity_; }
+  // Queue one operation; `slot` (< capacity()) names its result in Run().
+  // `buf` and `msg` (with what it points to) must live until Run() returns.
+  // False if it cannot be queued (full, broken): do it yourself.
+  bool Recv(int fd, void* buf, size_t len, uint32_t slot);
+  bool SendMsg(int fd, const msghdr* msg, uint32_t slot);
+  // Submits what is queued and collects every result into res[slot] (bytes,
+  // or -errno). res must hold capacity() slots; slots of no operation are
+  // left as they were. False if the ring failed, and it is not used again
+  // (broken() is true): an operation that surely did not run has kNotRun
+  // (the caller does it itself), one that may have run -EIO.
+  bool Run(int32_t* res);
+  bool broken() const { return broken_; }
+
+ private:
+  struct Ring;
+  explicit BatchIo(std::unique_ptr<Ring> ring, unsigned capacity);
+  std::unique_ptr<Ring> ring_;
+  unsigned capacity_;
+  std::vector<uint32_t> slots_;  // of the operations queued
+  unsigned queued_ = 0;
+  bool broken_ = false;
+};
+
+}  // namespace onlined::net
