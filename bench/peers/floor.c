@@ -21,20 +21,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 enum { kMaxFd = 65536, kBuf = 4096 };
 
-struct conn {
-  unsigned char upgraded, hello_done;
-  unsigned short have;
-  unsigned char buf[512];
-};
 static struct conn* conns[kMaxFd];
-
-static const char kUpgrade[] =
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Accept: x\r\n\r\n";
-static unsigned char pong[2 + 15] = {0x81, 15};
-static unsigned char welcome[2 + 18] = {0x81, 18};
 
 static void drop(int ep, int fd) {
   epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
@@ -43,37 +34,13 @@ static void drop(int ep, int fd) {
   conns[fd] = NULL;
 }
 
-/* Consumes whole frames from c->buf; answers each. Returns -1 to drop. */
-static int frames(int fd, struct conn* c) {
-  size_t pos = 0;
-  while (c->have - pos >= 6) {
-    unsigned char* b = c->buf + pos;
-    size_t len = b[1] & 0x7f, hdr = 2;
-    if (len == 126) {
-      if (c->have - pos < 8) break;
-      len = ((size_t)b[2] << 8) | b[3];
-      hdr = 4;
-    } else if (len == 127) {
-      return -1;
-    }
-    if (hdr + 4 + len > sizeof c->buf) return -1;
-    if (c->have - pos < hdr + 4 + len) break;
-    pos += hdr + 4 + len;
-    if ((b[0] & 0x0f) == 8) return -1;
-    const unsigned char* r = c->hello_done ? pong : welcome;
-    size_t n = c->hello_done ? sizeof pong : sizeof welcome;
-    c->hello_done = 1;
-    if (write(fd, r, n) != (ssize_t)n) return -1;
-  }
-  memmove(c->buf, c->buf + pos, c->have - pos);
-  c->have -= (unsigned short)pos;
-  return 0;
+static int write_reply(int fd, const unsigned char* r, size_t n) {
+  return write(fd, r, n) == (ssize_t)n ? 0 : -1;
 }
 
 int main(int argc, char** argv) {
   int port = argc > 1 ? atoi(argv[1]) : 0;
-  memcpy(pong + 2, "{\"type\":\"pong\"}", 15);
-  memcpy(welcome + 2, "{\"type\":\"welcome\"}", 18);
+  floor_init_answers();
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
@@ -147,7 +114,7 @@ int main(int argc, char** argv) {
           memcpy(c->buf + c->have, scratch, (size_t)r);
           c->have += (unsigned short)r;
         }
-        if (frames(fd, c) < 0) {
+        if (floor_frames(fd, c, write_reply) < 0) {
           drop(ep, fd);
           break;
         }

@@ -22,24 +22,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "floor_common.h"
+
 enum { kMaxFd = 65536, kBufs = 4096, kBufSize = 2048, kGroup = 0 };
 enum { kAccept = 1, kRecv = 2, kSend = 3 };
 
-struct conn {
-  unsigned char upgraded, hello_done;
-  unsigned short have;
-  unsigned char buf[512];
-};
 static struct conn* conns[kMaxFd];
 static struct io_uring ring;
 static struct io_uring_buf_ring* br;
 static unsigned char* bufs;
-
-static const char kUpgrade[] =
-    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    "Sec-WebSocket-Accept: x\r\n\r\n";
-static unsigned char pong[2 + 15] = {0x81, 15};
-static unsigned char welcome[2 + 18] = {0x81, 18};
 
 static unsigned long long tag(int kind, int fd) {
   return ((unsigned long long)kind << 32) | (unsigned)fd;
@@ -84,31 +75,8 @@ static void drop(int fd) {
   conns[fd] = NULL;
 }
 
-/* Consumes whole frames from c->buf; answers each. Returns -1 to drop. */
-static int frames(int fd, struct conn* c) {
-  size_t pos = 0;
-  while (c->have - pos >= 6) {
-    unsigned char* b = c->buf + pos;
-    size_t len = b[1] & 0x7f, hdr = 2;
-    if (len == 126) {
-      if (c->have - pos < 8) break;
-      len = ((size_t)b[2] << 8) | b[3];
-      hdr = 4;
-    } else if (len == 127) {
-      return -1;
-    }
-    if (hdr + 4 + len > sizeof c->buf) return -1;
-    if (c->have - pos < hdr + 4 + len) break;
-    pos += hdr + 4 + len;
-    if ((b[0] & 0x0f) == 8) return -1;
-    if (c->hello_done)
-      send_const(fd, pong, sizeof pong);
-    else
-      send_const(fd, welcome, sizeof welcome);
-    c->hello_done = 1;
-  }
-  memmove(c->buf, c->buf + pos, c->have - pos);
-  c->have -= (unsigned short)pos;
+static int queue_reply(int fd, const unsigned char* r, size_t n) {
+  send_const(fd, r, n);
   return 0;
 }
 
@@ -128,13 +96,12 @@ static int on_data(int fd, struct conn* c, const unsigned char* p, size_t r) {
     memcpy(c->buf + c->have, p, r);
     c->have += (unsigned short)r;
   }
-  return frames(fd, c);
+  return floor_frames(fd, c, queue_reply);
 }
 
 int main(int argc, char** argv) {
   int port = argc > 1 ? atoi(argv[1]) : 0;
-  memcpy(pong + 2, "{\"type\":\"pong\"}", 15);
-  memcpy(welcome + 2, "{\"type\":\"welcome\"}", 18);
+  floor_init_answers();
   struct rlimit rl;
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
