@@ -41,22 +41,9 @@ static int write_reply(int fd, const unsigned char* r, size_t n) {
 int main(int argc, char** argv) {
   int port = argc > 1 ? atoi(argv[1]) : 0;
   floor_init_answers();
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
-    perror("floor: bind");
-    return 1;
-  }
-  socklen_t al = sizeof a;
-  getsockname(ls, (struct sockaddr*)&a, &al);
-  printf("onlined: listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
-  fflush(stdout);
+  int ls = floor_listen(port, SOCK_NONBLOCK, "floor"), one = 1;
+  if (ls < 0) return 1;
+  floor_ready(ls);
   int ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
   epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
@@ -90,31 +77,7 @@ int main(int argc, char** argv) {
           drop(ep, fd);
           break;
         }
-        if (!c->upgraded) {
-          /* The request ends with CRLFCRLF; anything after it is frames. */
-          unsigned char* end = memmem(scratch, (size_t)r, "\r\n\r\n", 4);
-          if (!end) continue; /* a long request: wait for its end (no state kept) */
-          c->upgraded = 1;
-          if (write(fd, kUpgrade, sizeof kUpgrade - 1) < 0) {
-            drop(ep, fd);
-            break;
-          }
-          size_t rest = (size_t)r - (size_t)(end + 4 - scratch);
-          if (rest > sizeof c->buf) {
-            drop(ep, fd);
-            break;
-          }
-          memcpy(c->buf, end + 4, rest);
-          c->have = (unsigned short)rest;
-        } else {
-          if (c->have + (size_t)r > sizeof c->buf) {
-            drop(ep, fd);
-            break;
-          }
-          memcpy(c->buf + c->have, scratch, (size_t)r);
-          c->have += (unsigned short)r;
-        }
-        if (floor_frames(fd, c, write_reply) < 0) {
+        if (floor_on_data(fd, c, scratch, (size_t)r, write_reply) < 0) {
           drop(ep, fd);
           break;
         }

@@ -2,8 +2,14 @@
  * a connection's state, the fixed answers, and the frame loop that answers
  * each complete client frame through the floor's own reply function. */
 #pragma once
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 struct conn {
   unsigned char upgraded, hello_done;
@@ -50,4 +56,56 @@ static inline int floor_frames(int fd, struct conn* c,
   memmove(c->buf, c->buf + pos, c->have - pos);
   c->have -= (unsigned short)pos;
   return 0;
+}
+
+typedef int (*floor_reply_fn)(int fd, const unsigned char* r, size_t n);
+
+/* Bytes [p, p+r) arrived on fd: before the upgrade, the request (answered
+ * with a 101 once its CRLFCRLF is seen; what follows it is frames), then
+ * frames. Returns -1 to drop. */
+static inline int floor_on_data(int fd, struct conn* c, const unsigned char* p, size_t r,
+                                floor_reply_fn reply) {
+  if (!c->upgraded) {
+    const unsigned char* end = memmem(p, r, "\r\n\r\n", 4);
+    if (!end) return 0; /* a long request: wait for its end (no state kept) */
+    c->upgraded = 1;
+    if (reply(fd, (const unsigned char*)kUpgrade, sizeof kUpgrade - 1) < 0) return -1;
+    size_t rest = r - (size_t)(end + 4 - p);
+    if (rest > sizeof c->buf) return -1;
+    memcpy(c->buf, end + 4, rest);
+    c->have = (unsigned short)rest;
+  } else {
+    if (c->have + r > sizeof c->buf) return -1;
+    memcpy(c->buf + c->have, p, r);
+    c->have += (unsigned short)r;
+  }
+  return floor_frames(fd, c, reply);
+}
+
+/* Raises the open-file limit to its hard limit, then listens on
+ * 127.0.0.1:port (0: any free port) with `sock_flags` (SOCK_NONBLOCK, 0).
+ * -1 on failure. floor_ready() then prints the line onlined prints. */
+static int floor_listen(int port, int sock_flags, const char* name) {
+  struct rlimit rl;
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  int ls = socket(AF_INET, SOCK_STREAM | sock_flags, 0), one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
+    fprintf(stderr, "%s: bind: %s\n", name, strerror(errno));
+    return -1;
+  }
+  return ls;
+}
+
+/* "onlined: listening on http://127.0.0.1:PORT", as onlined prints it. */
+static void floor_ready(int ls) {
+  struct sockaddr_in a;
+  socklen_t al = sizeof a;
+  getsockname(ls, (struct sockaddr*)&a, &al);
+  printf("onlined: listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
+  fflush(stdout);
 }

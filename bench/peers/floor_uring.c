@@ -80,42 +80,11 @@ static int queue_reply(int fd, const unsigned char* r, size_t n) {
   return 0;
 }
 
-/* Data `p`/`r` arrived on fd. Returns -1 to drop. */
-static int on_data(int fd, struct conn* c, const unsigned char* p, size_t r) {
-  if (!c->upgraded) {
-    const unsigned char* end = memmem(p, r, "\r\n\r\n", 4);
-    if (!end) return 0;
-    c->upgraded = 1;
-    send_const(fd, kUpgrade, sizeof kUpgrade - 1);
-    size_t rest = r - (size_t)(end + 4 - p);
-    if (rest > sizeof c->buf) return -1;
-    memcpy(c->buf, end + 4, rest);
-    c->have = (unsigned short)rest;
-  } else {
-    if (c->have + r > sizeof c->buf) return -1;
-    memcpy(c->buf + c->have, p, r);
-    c->have += (unsigned short)r;
-  }
-  return floor_frames(fd, c, queue_reply);
-}
-
 int main(int argc, char** argv) {
   int port = argc > 1 ? atoi(argv[1]) : 0;
   floor_init_answers();
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(ls, (struct sockaddr*)&a, sizeof a) || listen(ls, 4096)) {
-    perror("floor_uring: bind");
-    return 1;
-  }
-  socklen_t al = sizeof a;
-  getsockname(ls, (struct sockaddr*)&a, &al);
+  int ls = floor_listen(port, 0, "floor_uring"), one = 1;
+  if (ls < 0) return 1;
 
   struct io_uring_params p;
   memset(&p, 0, sizeof p);
@@ -143,8 +112,7 @@ int main(int argc, char** argv) {
                           io_uring_buf_ring_mask(kBufs), i);
   io_uring_buf_ring_advance(br, kBufs);
 
-  printf("onlined: listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
-  fflush(stdout);
+  floor_ready(ls);
   arm_accept(ls);
   for (;;) {
     io_uring_submit_and_wait(&ring, 1);
@@ -170,7 +138,8 @@ int main(int argc, char** argv) {
         struct conn* c = conns[fd];
         if (cqe->flags & IORING_CQE_F_BUFFER) {
           unsigned short bid = (unsigned short)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-          if (c && res > 0 && on_data(fd, c, bufs + (size_t)bid * kBufSize, (size_t)res) < 0)
+          if (c && res > 0 &&
+              floor_on_data(fd, c, bufs + (size_t)bid * kBufSize, (size_t)res, queue_reply) < 0)
             drop(fd);
           io_uring_buf_ring_add(br, bufs + (size_t)bid * kBufSize, kBufSize, bid,
                                 io_uring_buf_ring_mask(kBufs), (int)returned++);

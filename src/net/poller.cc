@@ -92,12 +92,12 @@ void Poller::ReadBatch(epoll_event* evs, int n) {
     int fd = static_cast<Handler*>(evs[i].data.ptr)->batch_read_fd();
     if (fd >= 0) bio->Recv(fd, &slices_[slot * kSlice], kSlice, static_cast<uint32_t>(slot));
   }
-  // A failed ring leaves kNotRun (not read: the handler reads) or -EIO.
+  // A failed ring leaves kNotRead (BatchIo::kNotRun: the handler reads) or -EIO.
   bio->Run(got_.data());
   for (int i = 0; i < n; ++i) {
     auto slot = static_cast<size_t>(i);
-    int32_t got = got_[slot] == BatchIo::kNotRun ? kNotRead : got_[slot];
-    static_cast<Handler*>(evs[i].data.ptr)->OnEvents(evs[i].events, &slices_[slot * kSlice], got);
+    static_cast<Handler*>(evs[i].data.ptr)
+        ->OnEvents(evs[i].events, &slices_[slot * kSlice], got_[slot]);
   }
 }
 

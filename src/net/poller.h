@@ -44,7 +44,7 @@ class Poller {
     ~Handler() = default;
   };
 
-  static constexpr int32_t kNotRead = INT32_MIN;
+  static constexpr int32_t kNotRead = BatchIo::kNotRun;
   static constexpr int kBatch = 256;
   static constexpr size_t kSlice = 128;  // a batched read's size: a heartbeat, an ack
   static constexpr size_t kSlicesBytes = kBatch * kSlice;

@@ -59,7 +59,9 @@ struct Server::Impl {
     bool flush_posted = false;
     // Reads of this loop's connections: the first Poller::kSlicesBytes are
     // the Poller's batched reads, the rest a connection's own.
-    std::vector<char> scratch = std::vector<char>(64 * 1024);
+    static constexpr size_t kScratchBytes = 64 * 1024;
+    static_assert(kScratchBytes >= 2 * Poller::kSlicesBytes);
+    std::vector<char> scratch = std::vector<char>(kScratchBytes);
     // FlushDirty's batched writes (Poller::batch_io): one per connection
     // with at most 4 frames queued (more go by writev, up to 32 a call).
     struct OutSlot {

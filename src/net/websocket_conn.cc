@@ -211,11 +211,10 @@ class WsConn : public WsConnection,
       Consume(data, n);
       if (state_ == State::kClosed || aborting_) return;
       if (n < Poller::kSlice && !to_end) return;  // a short read: the socket is empty
-    } else if (got == 0 || (got < 0 && got != Poller::kNotRead && got != -EAGAIN &&
-                            got != -EWOULDBLOCK && got != -EINTR)) {
+    } else if (got == -EAGAIN || got == -EWOULDBLOCK) {
+      if (!to_end) return;
+    } else if (got != Poller::kNotRead && got != -EINTR) {
       return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
-    } else if ((got == -EAGAIN || got == -EWOULDBLOCK) && !to_end) {
-      return;
     }
     OnReadable(to_end);
   }
