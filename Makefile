@@ -79,7 +79,7 @@ fuzz-smoke: deps
 # runs side by side.
 bench: build
 	@scripts/install-deps.sh bench
-	bench/run --scenario all --systems onlined,floor,ws,socketio,redis,beast,lws $(if $(BENCH_TAG),--tag $(BENCH_TAG))
+	bench/run --scenario all --systems onlined,floor,floor-uring,ws,socketio,redis,beast,lws $(if $(BENCH_TAG),--tag $(BENCH_TAG))
 	bench/run --scenario replay $(if $(BENCH_TAG),--tag $(BENCH_TAG))
 
 bench-smoke: build
