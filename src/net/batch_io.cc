@@ -19,15 +19,32 @@ std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
   // One thread submits and reaps (the loop's); completions of what went to
   // the kernel's poll (nothing here: every operation is non-blocking) would
   // run when it next enters, not by interrupting it.
-  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  // A request the kernel refuses to start (a field it does not know) still
+  // lets the ones after it be submitted, each with its own completion
+  // (SUBMIT_ALL).
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL;
   int rc = io_uring_queue_init_params(entries, &r->ring, &p);
-  if (rc == -EINVAL) {  // a kernel older than 6.1: without those two
+  // An older kernel refuses flags it does not know: SUBMIT_ALL is 5.18, the
+  // other two 6.0 and 6.1.
+  for (unsigned flags : {unsigned{IORING_SETUP_SUBMIT_ALL}, 0U}) {
+    if (rc != -EINVAL) break;
     p = io_uring_params{};
+    p.flags = flags;
     rc = io_uring_queue_init_params(entries, &r->ring, &p);
   }
   if (rc < 0) {
     spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
                  std::strerror(-rc));
+    return nullptr;
+  }
+  // The ring exists from 5.1, IORING_OP_RECV from 5.6: on a kernel between,
+  // every batched read would fail with EINVAL.
+  io_uring_probe* probe = io_uring_get_probe_ring(&r->ring);
+  const bool ops = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_RECV) != 0 &&
+                   io_uring_opcode_supported(probe, IORING_OP_SENDMSG) != 0;
+  if (probe != nullptr) io_uring_free_probe(probe);
+  if (!ops) {
+    spdlog::info("net: io_uring without recv/sendmsg: one system call per socket read and write");
     return nullptr;
   }
   return std::unique_ptr<BatchIo>(new BatchIo(std::move(r), entries));
@@ -76,6 +93,17 @@ bool BatchIo::Run(int32_t* res) {
     broken_ = true;
     return false;
   }
+  const auto submitted = static_cast<unsigned>(rc);
+  if (submitted < want) {
+    // The kernel took only the first `submitted` (it ran out of memory, or
+    // one failed to start without SUBMIT_ALL) and waited for none. Those
+    // complete; the rest never will, so waiting for `want` would hang the
+    // loop. They stay in the ring, never entered again, and keep kNotRun.
+    spdlog::error("net: io_uring_enter took {} of {}; back to one system call per operation",
+                  submitted, want);
+    broken_ = true;
+    want = submitted;
+  }
   while (got < want) {
     io_uring_cqe* cqe = nullptr;
     do {
@@ -83,11 +111,11 @@ bool BatchIo::Run(int32_t* res) {
     } while (rc == -EINTR);
     if (rc < 0) {
       // Cannot happen with non-blocking operations submitted; if it does, the
-      // operations not reaped may or may not have run: they fail with EIO
-      // (their connections close) rather than risk a write made twice.
+      // operations not reaped may or may not have run: their connections
+      // close rather than risk a write made twice or bytes read and lost.
       spdlog::error("net: io_uring wait: {}", std::strerror(-rc));
       for (unsigned i = 0; i < want; ++i) {
-        if (res[slots_[i]] == kNotRun) res[slots_[i]] = -EIO;
+        if (res[slots_[i]] == kNotRun) res[slots_[i]] = kMayHaveRun;
       }
       broken_ = true;
       return false;
@@ -101,7 +129,7 @@ bool BatchIo::Run(int32_t* res) {
     io_uring_cq_advance(&ring, seen);
     got += seen;
   }
-  return true;
+  return !broken_;
 }
 
 }  // namespace onlined::net

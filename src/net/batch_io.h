@@ -26,9 +26,14 @@ namespace onlined::net {
 
 class BatchIo {
  public:
-  // What Run() leaves in a result slot it did not fill.
+  // What Run() leaves in a result slot whose operation did not run (do it
+  // yourself), and in one whose operation may or may not have run when the
+  // ring failed under it (its bytes are lost or sent: end the connection).
   static constexpr int32_t kNotRun = INT32_MIN;
+  static constexpr int32_t kMayHaveRun = INT32_MIN + 1;
 
+  // Null where the kernel has no io_uring, forbids it, or lacks its recv or
+  // sendmsg operation (before 5.6).
   static std::unique_ptr<BatchIo> Create(unsigned entries);
   ~BatchIo();
   BatchIo(const BatchIo&) = delete;
@@ -44,8 +49,8 @@ class BatchIo {
   // Submits what is queued and collects every result into res[slot] (bytes,
   // or -errno). res must hold capacity() slots; slots of no operation are
   // left as they were. False if the ring failed, and it is not used again
-  // (broken() is true): an operation that surely did not run has kNotRun
-  // (the caller does it itself), one that may have run -EIO.
+  // (broken() is true): an operation that surely did not run has kNotRun,
+  // one that may have run kMayHaveRun.
   bool Run(int32_t* res);
   bool broken() const { return broken_; }
 

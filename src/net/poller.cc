@@ -92,7 +92,8 @@ void Poller::ReadBatch(epoll_event* evs, int n) {
     int fd = static_cast<Handler*>(evs[i].data.ptr)->batch_read_fd();
     if (fd >= 0) bio->Recv(fd, &slices_[slot * kSlice], kSlice, static_cast<uint32_t>(slot));
   }
-  // A failed ring leaves kNotRead (BatchIo::kNotRun: the handler reads) or -EIO.
+  // A failed ring leaves kNotRead (BatchIo::kNotRun: the handler reads) or
+  // BatchIo::kMayHaveRun (the handler ends its connection).
   bio->Run(got_.data());
   for (int i = 0; i < n; ++i) {
     auto slot = static_cast<size_t>(i);

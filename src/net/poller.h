@@ -35,7 +35,8 @@ class Poller {
   class Handler {
    public:
     // `got`: what the batched read of this wakeup returned into `data`
-    // (bytes, 0 at end of stream, -errno), or kNotRead: none was made.
+    // (bytes, 0 at end of stream, -errno), kNotRead: none was made, or
+    // BatchIo::kMayHaveRun: the ring failed with the read perhaps made.
     virtual void OnEvents(uint32_t events, char* data, int32_t got) = 0;
     // The socket to read before OnEvents, or -1: none (closed, closing).
     virtual int batch_read_fd() const = 0;

@@ -474,10 +474,12 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.frames_in =
       metrics.Counter("onlined_frames_in_total", "WebSocket frames received (text, binary, ping).");
   m.frames_out = metrics.Counter("onlined_frames_out_total", "WebSocket text frames sent.");
-  m.io_batched = metrics.Counter(
-      "onlined_ws_io_batched_total",
+  constexpr const char* kBatched = "onlined_ws_io_batched_total";
+  constexpr const char* kBatchedHelp =
       "WebSocket socket reads and writes made in io_uring batches (setting io_uring), "
-      "not one system call each.");
+      "not one system call each.";
+  m.io_batched_read = metrics.Counter(kBatched, kBatchedHelp, "op=\"read\"");
+  m.io_batched_write = metrics.Counter(kBatched, kBatchedHelp, "op=\"write\"");
   m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
   m.http_requests =
       metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");

@@ -58,9 +58,8 @@ struct Server::Impl {
     std::vector<std::shared_ptr<WsConn>> dirty;  // frames queued, writev after the running handlers
     bool flush_posted = false;
     // Reads of this loop's connections: the first Poller::kSlicesBytes are
-    // the Poller's batched reads, the rest a connection's own.
-    static constexpr size_t kScratchBytes = 64 * 1024;
-    static_assert(kScratchBytes >= 2 * Poller::kSlicesBytes);
+    // the Poller's batched reads, the 64 KiB after them a connection's own.
+    static constexpr size_t kScratchBytes = Poller::kSlicesBytes + 64 * 1024;
     std::vector<char> scratch = std::vector<char>(kScratchBytes);
     // FlushDirty's batched writes (Poller::batch_io): one per connection
     // with at most 4 frames queued (more go by writev, up to 32 a call).
@@ -94,7 +93,7 @@ struct Server::Impl {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
         bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total,
         refused_per_ip, refused_fd, refused_handshake, refused_flood, refused_in_flight,
-        http_timeouts, io_batched;
+        http_timeouts, io_batched_read, io_batched_write;
   } m{};
 
   void Accept(size_t loop);

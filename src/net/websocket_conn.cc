@@ -204,7 +204,7 @@ class WsConn : public WsConnection,
     constexpr uint32_t kEnd = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     if ((ev & (EPOLLIN | kEnd)) == 0) return;
     const bool to_end = (ev & kEnd) != 0;
-    if (got != Poller::kNotRead) impl_.metrics.Add(loop_, impl_.m.io_batched);
+    if (got != Poller::kNotRead) impl_.metrics.Add(loop_, impl_.m.io_batched_read);
     if (got > 0) {
       auto n = static_cast<size_t>(got);
       impl_.metrics.Add(loop_, impl_.m.bytes_in, got);
@@ -213,9 +213,14 @@ class WsConn : public WsConnection,
       if (n < Poller::kSlice && !to_end) return;  // a short read: the socket is empty
     } else if (got == -EAGAIN || got == -EWOULDBLOCK) {
       if (!to_end) return;
-    } else if (got != Poller::kNotRead && got != -EINTR) {
-      return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
+    } else if (got == 0 || got == BatchIo::kMayHaveRun) {
+      // The end of the stream, or a read the failing ring may have made
+      // (its bytes lost: the stream cannot go on).
+      return Finish(close_sent_ ? close_code_ : 1006);
     }
+    // Not read (kNotRead), or an error, which may be the ring's rather than
+    // the socket's: the connection's own read() says which (a reset socket
+    // reports its error, then the end).
     OnReadable(to_end);
   }
 
@@ -383,7 +388,8 @@ class WsConn : public WsConnection,
   }
 
   // The batched write of what GatherOut gave returned `res` (bytes or
-  // -errno, BatchIo::kNotRun: it did not run); the rest as Flush.
+  // -errno; BatchIo::kNotRun: it did not run, kMayHaveRun: the ring failed
+  // with it perhaps made); the rest as Flush.
   void AfterBatchedWrite(int32_t res) {
     if (state_ == State::kClosed || aborting_) return;
     if (res >= 0) {
@@ -391,10 +397,12 @@ class WsConn : public WsConnection,
     } else if (res == -EAGAIN || res == -EWOULDBLOCK) {
       writing_ = true;  // the socket is full: wait for it to drain
       return;
-    } else if (res != BatchIo::kNotRun && res != -EINTR) {
-      return Abort();
+    } else if (res == BatchIo::kMayHaveRun) {
+      return Abort();  // written or not: the stream's bytes are unknown
     }
-    Flush();  // what did not fit in the batch's write, or none written
+    // What did not fit in the batch's write; or nothing written (not run, or
+    // an error that may be the ring's rather than the socket's: writev says).
+    Flush();
   }
 
   void SendClose(uint16_t code, std::string_view reason) {
@@ -573,12 +581,11 @@ void Server::Impl::FlushDirty(size_t loop) {
         o.msg = msghdr{};
         o.msg.msg_iov = o.iov.data();
         o.msg.msg_iovlen = static_cast<size_t>(c.GatherOut(o.iov));
-        if (bio->SendMsg(c.fd_, &o.msg, static_cast<uint32_t>(slot))) {
-          metrics.Add(loop, m.io_batched);
-        }
+        bio->SendMsg(c.fd_, &o.msg, static_cast<uint32_t>(slot));
       }
       bio->Run(res.data());
       for (size_t i = at; i < end; ++i) {
+        if (res[i - at] != BatchIo::kNotRun) metrics.Add(loop, m.io_batched_write);
         dirty[i]->AfterBatchedWrite(res[i - at]);
       }
       at = end;
