@@ -28,12 +28,14 @@ static void floor_init_answers(void) {
   memcpy(welcome + 2, "{\"type\":\"welcome\"}", 18);
 }
 
+/* How a floor writes an answer: 0, or -1 to drop the connection. */
+typedef int (*floor_reply_fn)(int fd, const unsigned char* r, size_t n);
+
 /* Consumes whole frames from c->buf; answers each with reply() ({"type":
  * "welcome"} to the first, {"type":"pong"} to the rest). Returns -1 to drop
  * (a close frame, a 64-bit length, a frame larger than the buffer, or a
  * reply that failed). */
-static inline int floor_frames(int fd, struct conn* c,
-                               int (*reply)(int fd, const unsigned char* r, size_t n)) {
+static inline int floor_frames(int fd, struct conn* c, floor_reply_fn reply) {
   size_t pos = 0;
   while (c->have - pos >= 6) {
     unsigned char* b = c->buf + pos;
@@ -57,8 +59,6 @@ static inline int floor_frames(int fd, struct conn* c,
   c->have -= (unsigned short)pos;
   return 0;
 }
-
-typedef int (*floor_reply_fn)(int fd, const unsigned char* r, size_t n);
 
 /* Bytes [p, p+r) arrived on fd: before the upgrade, the request (answered
  * with a 101 once its CRLFCRLF is seen; what follows it is frames), then
