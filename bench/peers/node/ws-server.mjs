@@ -79,6 +79,9 @@ wss.on('connection', (ws) => {
   });
 });
 
-server.listen(0, '127.0.0.1', () => {
+// The listen queue onlined, Beast and the floors ask for (SOMAXCONN, 4096 here), not Node's
+// default of 511: with 511, a reconnect storm overflowed it and the figure measured SYN
+// retransmission timers (README, Performance, "The peers").
+server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
   console.log(`onlined: listening on http://127.0.0.1:${server.address().port}`);
 });
