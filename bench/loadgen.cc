@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -78,6 +79,15 @@ struct Options {
   // 2026-12-03; the deliver scenario passes 1 (sends from many independent
   // managers do not arrive 40 at a time).
   int tick_us = 10000;
+  // --tick-phase F (0 <= F < 1): ticks fall on a grid of the machine's
+  // monotonic clock, at k * tick + F * tick, instead of a tick's length after
+  // the last one ended. The driver gives its N loaders F = i / N, so their
+  // bursts interleave evenly, the same way in every round. Without it, the
+  // loaders' bursts met or interleaved as their start times happened to fall,
+  // and drifted apart or together within a round (each period was a tick plus
+  // the tick's own work): a server's wakeups, and so its CPU per heartbeat,
+  // changed with that from round to round. Negative: off.
+  double tick_phase = -1;
   // HTTP requests as a Poisson process (the count owed per tick drawn from
   // Poisson(rate x time passed)), as from many independent senders; else
   // evenly, rate x time passed.
@@ -723,7 +733,15 @@ void Loadgen::Tick() {
     if (s.debt > 100) s.debt = 100;  // saturated: closed loop, no backlog
     Issue(s);
   }
-  tick_.expires_after(std::chrono::microseconds(o_.tick_us));
+  if (o_.tick_phase >= 0) {
+    // The next point of this loader's grid after now; a late tick skips the
+    // points it missed (what is owed accrues with the time that passed).
+    const int64_t offset = std::llround(o_.tick_phase * o_.tick_us);
+    const int64_t next = ((NowUs() - offset) / o_.tick_us + 1) * o_.tick_us + offset;
+    tick_.expires_at(Clock::time_point(std::chrono::microseconds(next)));
+  } else {
+    tick_.expires_after(std::chrono::microseconds(o_.tick_us));
+  }
   tick_.async_wait([this](auto ec) {
     if (!ec) Tick();
   });
@@ -1033,7 +1051,13 @@ int main(int argc, char** argv) {
       o.desks = std::stoi(val());
     else if (a == "--tick-ms")
       o.tick_us = static_cast<int>(std::clamp(std::stod(val()), 0.1, 100.0) * 1000);
-    else if (a == "--poisson")
+    else if (a == "--tick-phase") {
+      o.tick_phase = std::stod(val());
+      if (!(o.tick_phase < 1)) {
+        fprintf(stderr, "loadgen: --tick-phase must be below 1 (a fraction of the tick)\n");
+        return 2;
+      }
+    } else if (a == "--poisson")
       o.poisson = true;
     else if (a == "--churn-rate")
       o.churn_rate = std::stod(val());
