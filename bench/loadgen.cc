@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -79,15 +78,17 @@ struct Options {
   // 2026-12-03; the deliver scenario passes 1 (sends from many independent
   // managers do not arrive 40 at a time).
   int tick_us = 10000;
-  // --tick-phase F (0 <= F < 1): ticks fall on a grid of the machine's
-  // monotonic clock, at k * tick + F * tick, instead of a tick's length after
-  // the last one ended. The driver gives its N loaders F = i / N, so their
-  // bursts interleave evenly, the same way in every round. Without it, the
-  // loaders' bursts met or interleaved as their start times happened to fall,
-  // and drifted apart or together within a round (each period was a tick plus
-  // the tick's own work): a server's wakeups, and so its CPU per heartbeat,
-  // changed with that from round to round. Negative: off.
-  double tick_phase = -1;
+  // --tick-jitter: each tick comes after a wait drawn afresh, uniformly from
+  // 0 to two ticks (one on average), instead of a tick's length after the
+  // last one ended. Several loaders' bursts then meet or miss each other anew
+  // every tick, the same mix in every round. Without it they met or
+  // interleaved as the loaders' start times fell and drifted slowly (each
+  // period was a tick plus the tick's own work), so a round could keep one
+  // arrangement, and the server's batching with it. Not a fixed grid either:
+  // bursts locked to one (tried in run 27) meet the kernel's 4 ms scheduler
+  // tick at the same points every time, and /proc/stat, which samples at that
+  // tick, then missed most of the server's busy time.
+  bool tick_jitter = false;
   // HTTP requests as a Poisson process (the count owed per tick drawn from
   // Poisson(rate x time passed)), as from many independent senders; else
   // evenly, rate x time passed.
@@ -292,6 +293,7 @@ class Loadgen {
   std::vector<int64_t> send_t_;    // send number -> time the POST was written
   std::vector<uint8_t> user_got_;  // send number -> its user has it (replays do not count twice)
   std::mt19937 rng_{7};
+  std::mt19937 tick_rng_{std::random_device{}()};  // each loader its own waits (--tick-jitter)
 };
 
 void Loadgen::Connect(Conn* c) {
@@ -733,15 +735,10 @@ void Loadgen::Tick() {
     if (s.debt > 100) s.debt = 100;  // saturated: closed loop, no backlog
     Issue(s);
   }
-  if (o_.tick_phase >= 0) {
-    // The next point of this loader's grid after now; a late tick skips the
-    // points it missed (what is owed accrues with the time that passed).
-    const int64_t offset = std::llround(o_.tick_phase * o_.tick_us);
-    const int64_t next = ((NowUs() - offset) / o_.tick_us + 1) * o_.tick_us + offset;
-    tick_.expires_at(Clock::time_point(std::chrono::microseconds(next)));
-  } else {
-    tick_.expires_after(std::chrono::microseconds(o_.tick_us));
-  }
+  // What is owed accrues with the time that passed, so a random wait keeps the rate.
+  tick_.expires_after(std::chrono::microseconds(
+      o_.tick_jitter ? std::uniform_int_distribution<int>(0, 2 * o_.tick_us)(tick_rng_)
+                     : o_.tick_us));
   tick_.async_wait([this](auto ec) {
     if (!ec) Tick();
   });
@@ -1051,13 +1048,9 @@ int main(int argc, char** argv) {
       o.desks = std::stoi(val());
     else if (a == "--tick-ms")
       o.tick_us = static_cast<int>(std::clamp(std::stod(val()), 0.1, 100.0) * 1000);
-    else if (a == "--tick-phase") {
-      o.tick_phase = std::stod(val());
-      if (!(o.tick_phase < 1)) {
-        fprintf(stderr, "loadgen: --tick-phase must be below 1 (a fraction of the tick)\n");
-        return 2;
-      }
-    } else if (a == "--poisson")
+    else if (a == "--tick-jitter")
+      o.tick_jitter = true;
+    else if (a == "--poisson")
       o.poisson = true;
     else if (a == "--churn-rate")
       o.churn_rate = std::stod(val());
