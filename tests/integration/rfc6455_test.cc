@@ -3,9 +3,6 @@
 // raw bytes after the upgrade and reads what the server answers until it
 // closes; the server must still serve others afterwards.
 #include <gtest/gtest.h>
-#include <linux/io_uring.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
@@ -17,6 +14,7 @@
 #include <vector>
 
 #include "harness.h"
+#include "net/batch_io.h"
 
 namespace onlined::testing {
 namespace {
@@ -206,25 +204,9 @@ TEST_F(Rfc6455, Sec5_6_BinaryIsRefusedByTheContractNotByTheProtocol) {
   EXPECT_TRUE(c.WaitFor("pong"));  // the connection stays
 }
 
-// Whether the server batches here: this kernel lets a process set up an
-// io_uring and has its recv and sendmsg operations (5.6 on; without them
-// BatchIo::Create gives none and every read is a system call of its own).
-bool KernelHasIoUring() {
-  io_uring_params p{};
-  const long fd = syscall(__NR_io_uring_setup, 4, &p);
-  if (fd < 0) return false;
-  constexpr unsigned kOps = 256;
-  static_assert(sizeof(io_uring_probe) == 2 * sizeof(io_uring_probe_op));
-  std::vector<io_uring_probe_op> room(2 + kOps);  // the probe's header, then its operations
-  auto* probe = reinterpret_cast<io_uring_probe*>(room.data());
-  const long r =
-      syscall(__NR_io_uring_register, static_cast<int>(fd), IORING_REGISTER_PROBE, probe, kOps);
-  close(static_cast<int>(fd));
-  const auto has = [&](unsigned op) {
-    return op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
-  };
-  return r == 0 && has(IORING_OP_RECV) && has(IORING_OP_SENDMSG);
-}
+// Whether the server batches here: it asks the same (net/batch_io.h), so
+// a kernel without io_uring, or without its recv and sendmsg, says no.
+bool KernelHasIoUring() { return net::BatchIo::Create(4) != nullptr; }
 
 // The setting io_uring (default 1) batches the sockets' reads and writes
 // when a wakeup finds more than one ready; ctest runs this suite once more
