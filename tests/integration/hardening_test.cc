@@ -388,11 +388,11 @@ TEST(Hardening, OutOfDescriptorsTheServerStillAnswers503) {
   const std::string why =
       "outcomes (newest first; S shed, O served, C closed, - silent): " + outcomes + " after " +
       std::to_string(took.count()) + " ms\nserver log:\n" + s.Stderr();
+  std::printf("shed: %d of the last 20, %d of the %zu before them; last 20 %s\n", shed, shed_before,
+              many.size() - 20, outcomes.c_str());
   EXPECT_GT(shed + shed_before, 0)
       << "no socket past the descriptor limit got an answer; of the last 20, " << served
       << " served, " << closed << " closed; " << why;
-  std::printf("shed: %d of the last 20, %d of the %zu before them; last 20 %s\n", shed, shed_before,
-              many.size() - 20, outcomes.c_str());
   EXPECT_EQ(silent, 0) << "sockets left waiting with no answer; " << why;
   EXPECT_NE(s.Stderr().find("shedding"), std::string::npos) << why;
 }
