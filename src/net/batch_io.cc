@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <string>
 
 namespace onlined::net {
 
@@ -13,7 +15,18 @@ struct BatchIo::Ring {
   ~Ring() { io_uring_queue_exit(&ring); }
 };
 
-std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
+namespace {
+// FailEntersForTest: Run()s left to fail, and with what.
+thread_local unsigned t_fail_enters = 0;
+thread_local int t_fail_errno = 0;
+}  // namespace
+
+void BatchIo::FailEntersForTest(unsigned count, int err) {
+  t_fail_enters = count;
+  t_fail_errno = err;
+}
+
+std::unique_ptr<BatchIo::Ring> BatchIo::MakeRing(unsigned entries, bool quiet) {
   auto r = std::make_unique<Ring>();
   io_uring_params p{};
   // One thread submits and reaps (the loop's); completions of what went to
@@ -33,8 +46,10 @@ std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
     rc = io_uring_queue_init_params(entries, &r->ring, &p);
   }
   if (rc < 0) {
-    spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
-                 std::strerror(-rc));
+    if (!quiet) {
+      spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
+                   std::strerror(-rc));
+    }
     return nullptr;
   }
   // The ring exists from 5.1, IORING_OP_RECV from 5.6: on a kernel between,
@@ -44,10 +59,49 @@ std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
                    io_uring_opcode_supported(probe, IORING_OP_SENDMSG) != 0;
   if (probe != nullptr) io_uring_free_probe(probe);
   if (!ops) {
-    spdlog::info("net: io_uring without recv/sendmsg: one system call per socket read and write");
+    if (!quiet) {
+      spdlog::info("net: io_uring without recv/sendmsg: one system call per socket read and write");
+    }
     return nullptr;
   }
+  return r;
+}
+
+std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
+  auto r = MakeRing(entries, false);
+  if (r == nullptr) return nullptr;
   return std::unique_ptr<BatchIo>(new BatchIo(std::move(r), entries));
+}
+
+void BatchIo::Renew(const std::string& why) {
+  if (++failures_in_a_row_ >= kMaxFailuresInARow) {
+    spdlog::error("net: {}, {} times in a row; back to one system call per operation", why,
+                  failures_in_a_row_);
+    broken_ = true;
+    return;
+  }
+  // The old ring goes first: what it still holds (entries the kernel did not
+  // take) is never submitted. Nothing of it is in flight: every operation
+  // it took was reaped.
+  ring_.reset();
+  ring_ = MakeRing(capacity_, true);
+  if (ring_ == nullptr) {
+    spdlog::error(
+        "net: {}, and a new ring could not be made; back to one system call per operation", why);
+    broken_ = true;
+    return;
+  }
+  ++renewals_;
+  // A kernel short of memory may fail every loop's batches for a while: a
+  // few lines per 10 s, the rest counted.
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  uint64_t dropped = 0;
+  if (renew_log_.Allow(now_ms, &dropped)) {
+    spdlog::warn("net: {}; a new ring for the next batch ({} in a row, {} more not logged)", why,
+                 failures_in_a_row_, dropped);
+  }
 }
 
 BatchIo::BatchIo(std::unique_ptr<Ring> ring, unsigned capacity)
@@ -82,26 +136,35 @@ bool BatchIo::Run(int32_t* res) {
   queued_ = 0;
   for (unsigned i = 0; i < want; ++i) res[slots_[i]] = kNotRun;
   int rc;
-  do {
-    rc = io_uring_submit_and_wait(&ring, want);
-  } while (rc == -EINTR);
+  if (t_fail_enters > 0) {
+    --t_fail_enters;
+    rc = -t_fail_errno;
+  } else {
+    do {
+      rc = io_uring_submit_and_wait(&ring, want);
+    } while (rc == -EINTR);
+  }
   if (rc < 0) {
-    // Nothing was submitted; what is queued stays in the ring, which is
-    // never entered again.
-    spdlog::error("net: io_uring_enter: {}; back to one system call per operation",
-                  std::strerror(-rc));
-    broken_ = true;
+    // Nothing was submitted: every operation keeps kNotRun.
+    const std::string why = std::string("io_uring_enter: ") + std::strerror(-rc);
+    if (rc == -EAGAIN || rc == -ENOMEM || rc == -EBUSY) {
+      Renew(why);
+    } else {
+      spdlog::error("net: {}; back to one system call per operation", why);
+      broken_ = true;
+    }
     return false;
   }
   const auto submitted = static_cast<unsigned>(rc);
-  if (submitted < want) {
+  const bool partial = submitted < want;
+  std::string partial_why;
+  if (partial) {
     // The kernel took only the first `submitted` (it ran out of memory, or
     // one failed to start without SUBMIT_ALL) and waited for none. Those
     // complete; the rest never will, so waiting for `want` would hang the
-    // loop. They stay in the ring, never entered again, and keep kNotRun.
-    spdlog::error("net: io_uring_enter took {} of {}; back to one system call per operation",
-                  submitted, want);
-    broken_ = true;
+    // loop. They keep kNotRun, and leave with the ring (Renew, below).
+    partial_why =
+        "io_uring_enter took " + std::to_string(submitted) + " of " + std::to_string(want);
     want = submitted;
   }
   while (got < want) {
@@ -113,7 +176,9 @@ bool BatchIo::Run(int32_t* res) {
       // Cannot happen with non-blocking operations submitted; if it does, the
       // operations not reaped may or may not have run: their connections
       // close rather than risk a write made twice or bytes read and lost.
-      spdlog::error("net: io_uring wait: {}", std::strerror(-rc));
+      // The ring, which may still hold them, is never entered again.
+      spdlog::error("net: io_uring wait: {}; back to one system call per operation",
+                    std::strerror(-rc));
       for (unsigned i = 0; i < want; ++i) {
         if (res[slots_[i]] == kNotRun) res[slots_[i]] = kMayHaveRun;
       }
@@ -129,7 +194,12 @@ bool BatchIo::Run(int32_t* res) {
     io_uring_cq_advance(&ring, seen);
     got += seen;
   }
-  return !broken_;
+  if (partial) {
+    Renew(partial_why);
+    return false;
+  }
+  failures_in_a_row_ = 0;
+  return true;
 }
 
 }  // namespace onlined::net

@@ -20,7 +20,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
+
+#include "base/log_limit.h"
 
 namespace onlined::net {
 
@@ -48,19 +51,38 @@ class BatchIo {
   bool SendMsg(int fd, const msghdr* msg, uint32_t slot);
   // Submits what is queued and collects every result into res[slot] (bytes,
   // or -errno). res must hold capacity() slots; slots of no operation are
-  // left as they were. False if the ring failed, and it is not used again
-  // (broken() is true): an operation that surely did not run has kNotRun,
-  // one that may have run kMayHaveRun.
+  // left as they were. False if the ring failed: an operation that surely
+  // did not run has kNotRun, one that may have run kMayHaveRun.
+  //
+  // After a failure that may pass (the kernel short of memory: EAGAIN,
+  // ENOMEM, EBUSY; or only some operations taken) the ring is replaced by a
+  // new one, and what the failure left in the old one goes with it. After
+  // kMaxFailuresInARow such Run()s in a row, or any other failure, the ring
+  // is given up: broken() is true and the caller makes its own calls.
   bool Run(int32_t* res);
   bool broken() const { return broken_; }
+  // Rings replaced after a failure, in all.
+  unsigned renewals() const { return renewals_; }
+  static constexpr unsigned kMaxFailuresInARow = 8;
+
+  // Tests: the next `count` Run()s on this thread fail as if io_uring_enter
+  // had returned -err, without entering.
+  static void FailEntersForTest(unsigned count, int err);
 
  private:
   struct Ring;
   explicit BatchIo(std::unique_ptr<Ring> ring, unsigned capacity);
+  static std::unique_ptr<Ring> MakeRing(unsigned entries, bool quiet);
+  // After a failure that may pass (`why`, for the log): a new ring, or
+  // broken_.
+  void Renew(const std::string& why);
   std::unique_ptr<Ring> ring_;
   unsigned capacity_;
   std::vector<uint32_t> slots_;  // of the operations queued
   unsigned queued_ = 0;
+  unsigned failures_in_a_row_ = 0;
+  unsigned renewals_ = 0;
+  base::LogLimit renew_log_{4, 10'000};
   bool broken_ = false;
 };
 

@@ -137,10 +137,11 @@ TEST_F(BatchIoTest, ABadDescriptorFailsItsOwnOperationOnly) {
   EXPECT_EQ(res_[0], -EBADF);
   if (!whole) {
     // A kernel before 5.18 checks the descriptor when the request starts,
-    // and stops taking the batch there: the ring is then given up, and the
-    // operation it did not take is left to the caller.
+    // and stops taking the batch there: the operation it did not take is
+    // left to the caller, and the ring that still holds it is made again.
     EXPECT_EQ(res_[1], BatchIo::kNotRun);
-    EXPECT_TRUE(bio_->broken());
+    EXPECT_FALSE(bio_->broken());
+    EXPECT_EQ(bio_->renewals(), 1U);
     return;
   }
   EXPECT_EQ(res_[1], 2);
@@ -158,6 +159,65 @@ TEST_F(BatchIoTest, QueuesNoMoreThanItsCapacity) {
   ASSERT_TRUE(bio_->Run(res_.data()));
   for (int32_t r : res_) EXPECT_EQ(r, -EAGAIN);
   EXPECT_TRUE(bio_->Run(res_.data()));  // nothing queued
+}
+
+// The kernel short of memory for a moment (io_uring_enter fails with
+// EAGAIN and takes nothing): that batch is left to the caller, and the next
+// one runs on a new ring, not on one system call per operation for good.
+TEST_F(BatchIoTest, AFailureThatMayPassMakesTheRingAgain) {
+  Pair p, q;
+  ASSERT_EQ(write(p.b, "left", 4), 4);
+  ASSERT_EQ(write(q.b, "next", 4), 4);
+  std::array<char, 8> a{}, b{};
+  ASSERT_TRUE(bio_->Recv(p.a, a.data(), a.size(), 0));
+  BatchIo::FailEntersForTest(1, EAGAIN);
+  EXPECT_FALSE(bio_->Run(res_.data()));
+  EXPECT_EQ(res_[0], BatchIo::kNotRun);
+  EXPECT_FALSE(bio_->broken());
+  EXPECT_EQ(bio_->renewals(), 1U);
+
+  // The read the failed batch held went with the old ring: it is not made
+  // behind the caller's back by the next batch (its bytes are still there).
+  ASSERT_TRUE(bio_->Recv(q.a, b.data(), b.size(), 1));
+  ASSERT_TRUE(bio_->Run(res_.data()));
+  EXPECT_EQ(res_[1], 4);
+  EXPECT_EQ(std::string(b.data(), 4), "next");
+  EXPECT_EQ(res_[0], BatchIo::kNotRun);
+  std::array<char, 8> c{};
+  EXPECT_EQ(read(p.a, c.data(), c.size()), 4);
+  EXPECT_EQ(std::string(c.data(), 4), "left");
+}
+
+TEST_F(BatchIoTest, FailuresThatKeepComingGiveTheRingUp) {
+  Pair p;
+  std::array<char, 4> buf{};
+  auto run_one = [&] {
+    EXPECT_TRUE(bio_->Recv(p.a, buf.data(), buf.size(), 0));
+    return bio_->Run(res_.data());
+  };
+  // One short of the limit, then a batch that runs: the count starts over.
+  BatchIo::FailEntersForTest(BatchIo::kMaxFailuresInARow - 1, ENOMEM);
+  for (unsigned i = 0; i + 1 < BatchIo::kMaxFailuresInARow; ++i) EXPECT_FALSE(run_one());
+  EXPECT_FALSE(bio_->broken());
+  EXPECT_TRUE(run_one());
+  EXPECT_EQ(res_[0], -EAGAIN);
+
+  BatchIo::FailEntersForTest(BatchIo::kMaxFailuresInARow, EBUSY);
+  for (unsigned i = 0; i < BatchIo::kMaxFailuresInARow; ++i) EXPECT_FALSE(run_one());
+  EXPECT_TRUE(bio_->broken());
+  EXPECT_EQ(bio_->renewals(), 2 * (BatchIo::kMaxFailuresInARow - 1));
+  EXPECT_FALSE(bio_->Recv(p.a, buf.data(), buf.size(), 0));  // given up: do it yourself
+}
+
+TEST_F(BatchIoTest, AFailureThatWillNotPassGivesTheRingUpAtOnce) {
+  Pair p;
+  std::array<char, 4> buf{};
+  ASSERT_TRUE(bio_->Recv(p.a, buf.data(), buf.size(), 3));
+  BatchIo::FailEntersForTest(1, EINVAL);
+  EXPECT_FALSE(bio_->Run(res_.data()));
+  EXPECT_EQ(res_[3], BatchIo::kNotRun);
+  EXPECT_TRUE(bio_->broken());
+  EXPECT_EQ(bio_->renewals(), 0U);
 }
 
 }  // namespace
