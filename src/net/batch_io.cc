@@ -4,29 +4,42 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <string>
+
+#include "base/clock.h"
 
 namespace onlined::net {
 
 struct BatchIo::Ring {
   io_uring ring{};
-  ~Ring() { io_uring_queue_exit(&ring); }
+  // Set once the kernel made it: exiting a ring that failed to be made
+  // would close descriptor 0 (its zeroed ring_fd).
+  bool live = false;
+  ~Ring() {
+    if (live) io_uring_queue_exit(&ring);
+  }
 };
 
 namespace {
-// FailEntersForTest: Run()s left to fail, and with what.
+// FailEntersForTest, FailNewRingsForTest: what is left to fail, and with what.
 thread_local unsigned t_fail_enters = 0;
-thread_local int t_fail_errno = 0;
+thread_local int t_fail_enter_errno = 0;
+thread_local unsigned t_fail_rings = 0;
+thread_local int t_fail_ring_errno = 0;
 }  // namespace
 
 void BatchIo::FailEntersForTest(unsigned count, int err) {
   t_fail_enters = count;
-  t_fail_errno = err;
+  t_fail_enter_errno = err;
 }
 
-std::unique_ptr<BatchIo::Ring> BatchIo::MakeRing(unsigned entries, bool quiet) {
+void BatchIo::FailNewRingsForTest(unsigned count, int err) {
+  t_fail_rings = count;
+  t_fail_ring_errno = err;
+}
+
+int BatchIo::MakeRing(unsigned entries, std::unique_ptr<Ring>& out) {
   auto r = std::make_unique<Ring>();
   io_uring_params p{};
   // One thread submits and reaps (the loop's); completions of what went to
@@ -45,62 +58,75 @@ std::unique_ptr<BatchIo::Ring> BatchIo::MakeRing(unsigned entries, bool quiet) {
     p.flags = flags;
     rc = io_uring_queue_init_params(entries, &r->ring, &p);
   }
-  if (rc < 0) {
-    if (!quiet) {
-      spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
-                   std::strerror(-rc));
-    }
-    return nullptr;
-  }
+  if (rc < 0) return rc;
+  r->live = true;
   // The ring exists from 5.1, IORING_OP_RECV from 5.6: on a kernel between,
   // every batched read would fail with EINVAL.
   io_uring_probe* probe = io_uring_get_probe_ring(&r->ring);
   const bool ops = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_RECV) != 0 &&
                    io_uring_opcode_supported(probe, IORING_OP_SENDMSG) != 0;
   if (probe != nullptr) io_uring_free_probe(probe);
-  if (!ops) {
-    if (!quiet) {
-      spdlog::info("net: io_uring without recv/sendmsg: one system call per socket read and write");
-    }
-    return nullptr;
-  }
-  return r;
+  if (!ops) return -EOPNOTSUPP;
+  out = std::move(r);
+  return 0;
 }
 
 std::unique_ptr<BatchIo> BatchIo::Create(unsigned entries) {
-  auto r = MakeRing(entries, false);
-  if (r == nullptr) return nullptr;
+  std::unique_ptr<Ring> r;
+  const int rc = MakeRing(entries, r);
+  if (rc == -EOPNOTSUPP) {
+    spdlog::info("net: io_uring without recv/sendmsg: one system call per socket read and write");
+    return nullptr;
+  }
+  if (rc < 0) {
+    spdlog::info("net: io_uring unavailable ({}): one system call per socket read and write",
+                 std::strerror(-rc));
+    return nullptr;
+  }
   return std::unique_ptr<BatchIo>(new BatchIo(std::move(r), entries));
 }
 
-void BatchIo::Renew(const std::string& why) {
-  if (++failures_in_a_row_ >= kMaxFailuresInARow) {
-    spdlog::error("net: {}, {} times in a row; back to one system call per operation", why,
-                  failures_in_a_row_);
-    broken_ = true;
-    return;
+bool BatchIo::HaveRing() {
+  if (broken_) return false;
+  if (ring_ != nullptr) return true;
+  if (!may_remake_) return false;  // tried for this batch: the caller does it
+  may_remake_ = false;
+  int rc;
+  if (t_fail_rings > 0) {
+    --t_fail_rings;
+    rc = -t_fail_ring_errno;
+  } else {
+    rc = MakeRing(capacity_, ring_);
   }
-  // The old ring goes first: what it still holds (entries the kernel did not
-  // take) is never submitted. Nothing of it is in flight: every operation
-  // it took was reaped.
+  if (rc == 0) {
+    ++renewals_;
+    return true;
+  }
+  Failed(std::string("a new io_uring: ") + std::strerror(-rc));
+  return false;
+}
+
+void BatchIo::Failed(const std::string& why) {
+  // What the ring still holds (entries the kernel did not take) is never
+  // submitted. Nothing of it is in flight: every operation it took was
+  // reaped.
   ring_.reset();
-  ring_ = MakeRing(capacity_, true);
-  if (ring_ == nullptr) {
+  if (++failures_in_a_row_ >= kMaxFailuresInARow) {
     spdlog::error(
-        "net: {}, and a new ring could not be made; back to one system call per operation", why);
+        "net: io_uring failed {} times in a row, the last: {}; back to one system call "
+        "per operation",
+        failures_in_a_row_, why);
     broken_ = true;
     return;
   }
-  ++renewals_;
-  // A kernel short of memory may fail every loop's batches for a while: a
-  // few lines per 10 s, the rest counted.
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now().time_since_epoch())
-                             .count();
   uint64_t dropped = 0;
-  if (renew_log_.Allow(now_ms, &dropped)) {
-    spdlog::warn("net: {}; a new ring for the next batch ({} in a row, {} more not logged)", why,
-                 failures_in_a_row_, dropped);
+  if (failure_log_.Allow(base::SteadyMs(), &dropped)) {
+    if (dropped > 0) {
+      spdlog::warn("net: {}; a new ring at the next batch ({} in a row; {} more not logged)", why,
+                   failures_in_a_row_, dropped);
+    } else {
+      spdlog::warn("net: {}; a new ring at the next batch ({} in a row)", why, failures_in_a_row_);
+    }
   }
 }
 
@@ -110,7 +136,7 @@ BatchIo::BatchIo(std::unique_ptr<Ring> ring, unsigned capacity)
 BatchIo::~BatchIo() = default;
 
 bool BatchIo::Recv(int fd, void* buf, size_t len, uint32_t slot) {
-  if (broken_ || slot >= capacity_ || queued_ >= capacity_) return false;
+  if (slot >= capacity_ || queued_ >= capacity_ || !HaveRing()) return false;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
   if (sqe == nullptr) return false;
   io_uring_prep_recv(sqe, fd, buf, len, MSG_DONTWAIT);
@@ -120,7 +146,7 @@ bool BatchIo::Recv(int fd, void* buf, size_t len, uint32_t slot) {
 }
 
 bool BatchIo::SendMsg(int fd, const msghdr* msg, uint32_t slot) {
-  if (broken_ || slot >= capacity_ || queued_ >= capacity_) return false;
+  if (slot >= capacity_ || queued_ >= capacity_ || !HaveRing()) return false;
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
   if (sqe == nullptr) return false;
   io_uring_prep_sendmsg(sqe, fd, msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -130,6 +156,7 @@ bool BatchIo::SendMsg(int fd, const msghdr* msg, uint32_t slot) {
 }
 
 bool BatchIo::Run(int32_t* res) {
+  may_remake_ = true;
   if (queued_ == 0) return true;
   io_uring& ring = ring_->ring;
   unsigned want = queued_, got = 0;
@@ -138,7 +165,7 @@ bool BatchIo::Run(int32_t* res) {
   int rc;
   if (t_fail_enters > 0) {
     --t_fail_enters;
-    rc = -t_fail_errno;
+    rc = -t_fail_enter_errno;
   } else {
     do {
       rc = io_uring_submit_and_wait(&ring, want);
@@ -148,7 +175,7 @@ bool BatchIo::Run(int32_t* res) {
     // Nothing was submitted: every operation keeps kNotRun.
     const std::string why = std::string("io_uring_enter: ") + std::strerror(-rc);
     if (rc == -EAGAIN || rc == -ENOMEM || rc == -EBUSY) {
-      Renew(why);
+      Failed(why);
     } else {
       spdlog::error("net: {}; back to one system call per operation", why);
       broken_ = true;
@@ -162,7 +189,7 @@ bool BatchIo::Run(int32_t* res) {
     // The kernel took only the first `submitted` (it ran out of memory, or
     // one failed to start without SUBMIT_ALL) and waited for none. Those
     // complete; the rest never will, so waiting for `want` would hang the
-    // loop. They keep kNotRun, and leave with the ring (Renew, below).
+    // loop. They keep kNotRun, and leave with the ring (Failed, below).
     partial_why =
         "io_uring_enter took " + std::to_string(submitted) + " of " + std::to_string(want);
     want = submitted;
@@ -195,7 +222,7 @@ bool BatchIo::Run(int32_t* res) {
     got += seen;
   }
   if (partial) {
-    Renew(partial_why);
+    Failed(partial_why);
     return false;
   }
   failures_in_a_row_ = 0;

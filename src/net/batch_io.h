@@ -46,7 +46,8 @@ class BatchIo {
   unsigned capacity() const { return capacity_; }
   // Queue one operation; `slot` (< capacity()) names its result in Run().
   // `buf` and `msg` (with what it points to) must live until Run() returns.
-  // False if it cannot be queued (full, broken): do it yourself.
+  // False if it cannot be queued (full, broken, no ring just now): do it
+  // yourself.
   bool Recv(int fd, void* buf, size_t len, uint32_t slot);
   bool SendMsg(int fd, const msghdr* msg, uint32_t slot);
   // Submits what is queued and collects every result into res[slot] (bytes,
@@ -55,34 +56,44 @@ class BatchIo {
   // did not run has kNotRun, one that may have run kMayHaveRun.
   //
   // After a failure that may pass (the kernel short of memory: EAGAIN,
-  // ENOMEM, EBUSY; or only some operations taken) the ring is replaced by a
-  // new one, and what the failure left in the old one goes with it. After
-  // kMaxFailuresInARow such Run()s in a row, or any other failure, the ring
-  // is given up: broken() is true and the caller makes its own calls.
+  // ENOMEM, EBUSY; or only some operations taken) the ring is dropped with
+  // what the failure left in it, and the next batch makes a new one (a
+  // batch whose new ring cannot be made yet is left to the caller, and
+  // counts as a failure). After kMaxFailuresInARow failures in a row, or
+  // any other failure, io_uring is given up: broken() is true and the
+  // caller makes its own calls.
   bool Run(int32_t* res);
   bool broken() const { return broken_; }
-  // Rings replaced after a failure, in all.
+  // Rings made again after a failure, in all.
   unsigned renewals() const { return renewals_; }
   static constexpr unsigned kMaxFailuresInARow = 8;
 
   // Tests: the next `count` Run()s on this thread fail as if io_uring_enter
-  // had returned -err, without entering.
+  // had returned -err, without entering; the next `count` new rings (after
+  // a failure) as if io_uring_setup had.
   static void FailEntersForTest(unsigned count, int err);
+  static void FailNewRingsForTest(unsigned count, int err);
 
  private:
   struct Ring;
   explicit BatchIo(std::unique_ptr<Ring> ring, unsigned capacity);
-  static std::unique_ptr<Ring> MakeRing(unsigned entries, bool quiet);
-  // After a failure that may pass (`why`, for the log): a new ring, or
-  // broken_.
-  void Renew(const std::string& why);
+  // 0 and `out` set, or -errno (-EOPNOTSUPP: no recv or sendmsg operation).
+  static int MakeRing(unsigned entries, std::unique_ptr<Ring>& out);
+  // The ring to queue on, made again if a failure dropped it (one try per
+  // batch); false if there is none.
+  bool HaveRing();
+  // A failure that may pass (`why`, for the log): the ring is dropped, and
+  // after kMaxFailuresInARow in a row io_uring is given up.
+  void Failed(const std::string& why);
   std::unique_ptr<Ring> ring_;
   unsigned capacity_;
   std::vector<uint32_t> slots_;  // of the operations queued
   unsigned queued_ = 0;
   unsigned failures_in_a_row_ = 0;
   unsigned renewals_ = 0;
-  base::LogLimit renew_log_{4, 10'000};
+  bool may_remake_ = true;  // no new ring tried since the last Run()
+  // A few lines per 10 s for this loop's failures, the rest counted.
+  base::LogLimit failure_log_{4, 10'000};
   bool broken_ = false;
 };
 

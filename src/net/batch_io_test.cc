@@ -33,10 +33,17 @@ struct Pair {
 class BatchIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ClearInjected();
     bio_ = BatchIo::Create(8);
     if (bio_ == nullptr)
       GTEST_SKIP() << "no io_uring here (the caller then makes the calls itself)";
     res_.assign(bio_->capacity(), 7);
+  }
+  // A test that stopped half way leaves no failure for the next one.
+  void TearDown() override { ClearInjected(); }
+  static void ClearInjected() {
+    BatchIo::FailEntersForTest(0, 0);
+    BatchIo::FailNewRingsForTest(0, 0);
   }
   std::unique_ptr<BatchIo> bio_;
   std::vector<int32_t> res_;
@@ -141,7 +148,11 @@ TEST_F(BatchIoTest, ABadDescriptorFailsItsOwnOperationOnly) {
     // left to the caller, and the ring that still holds it is made again.
     EXPECT_EQ(res_[1], BatchIo::kNotRun);
     EXPECT_FALSE(bio_->broken());
+    // The read it did not take is not made later, by the next ring.
+    ASSERT_TRUE(bio_->Recv(p.b, a.data(), a.size(), 2));
+    EXPECT_TRUE(bio_->Run(res_.data()));
     EXPECT_EQ(bio_->renewals(), 1U);
+    EXPECT_EQ(read(p.a, b.data(), b.size()), 2);
     return;
   }
   EXPECT_EQ(res_[1], 2);
@@ -174,12 +185,12 @@ TEST_F(BatchIoTest, AFailureThatMayPassMakesTheRingAgain) {
   EXPECT_FALSE(bio_->Run(res_.data()));
   EXPECT_EQ(res_[0], BatchIo::kNotRun);
   EXPECT_FALSE(bio_->broken());
-  EXPECT_EQ(bio_->renewals(), 1U);
 
   // The read the failed batch held went with the old ring: it is not made
   // behind the caller's back by the next batch (its bytes are still there).
   ASSERT_TRUE(bio_->Recv(q.a, b.data(), b.size(), 1));
   ASSERT_TRUE(bio_->Run(res_.data()));
+  EXPECT_EQ(bio_->renewals(), 1U);
   EXPECT_EQ(res_[1], 4);
   EXPECT_EQ(std::string(b.data(), 4), "next");
   EXPECT_EQ(res_[0], BatchIo::kNotRun);
@@ -207,6 +218,49 @@ TEST_F(BatchIoTest, FailuresThatKeepComingGiveTheRingUp) {
   EXPECT_TRUE(bio_->broken());
   EXPECT_EQ(bio_->renewals(), 2 * (BatchIo::kMaxFailuresInARow - 1));
   EXPECT_FALSE(bio_->Recv(p.a, buf.data(), buf.size(), 0));  // given up: do it yourself
+}
+
+// The new ring cannot be made at once either (the memory is still short):
+// that batch is left to the caller too, and the one after tries again.
+TEST_F(BatchIoTest, ANewRingThatCannotBeMadeYetIsTriedAgainAtTheNextBatch) {
+  Pair p;
+  ASSERT_EQ(write(p.b, "late", 4), 4);
+  std::array<char, 8> buf{};
+  ASSERT_TRUE(bio_->Recv(p.a, buf.data(), buf.size(), 0));
+  BatchIo::FailEntersForTest(1, EAGAIN);
+  BatchIo::FailNewRingsForTest(1, ENOMEM);
+  EXPECT_FALSE(bio_->Run(res_.data()));
+  EXPECT_FALSE(bio_->Recv(p.a, buf.data(), buf.size(), 0));  // no ring: do it yourself
+  EXPECT_FALSE(bio_->Recv(p.a, buf.data(), buf.size(), 1));  // one try per batch
+  EXPECT_FALSE(bio_->broken());
+  EXPECT_TRUE(bio_->Run(res_.data()));  // nothing queued
+
+  ASSERT_TRUE(bio_->Recv(p.a, buf.data(), buf.size(), 2));
+  ASSERT_TRUE(bio_->Run(res_.data()));
+  EXPECT_EQ(res_[2], 4);
+  EXPECT_EQ(std::string(buf.data(), 4), "late");
+  EXPECT_EQ(bio_->renewals(), 1U);
+}
+
+// A ring the kernel refused to make is not torn down: liburing would close
+// its descriptor, which is 0 in a ring never made, and 0 may be anything
+// the process opened since (a socket, once stdin is closed).
+TEST(BatchIoCreate, ARingNotMadeClosesNoDescriptor) {
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  const int saved = dup(0);  // -1 if the test runs with no stdin
+  ASSERT_EQ(dup2(pipefd[0], 0), 0);
+  EXPECT_EQ(BatchIo::Create(0), nullptr);  // no ring of 0 entries
+  const bool open = fcntl(0, F_GETFD) != -1;
+  if (saved >= 0) {
+    ASSERT_EQ(dup2(saved, 0), 0);
+    close(saved);
+  } else {
+    close(0);
+  }
+  close(pipefd[0]);
+  close(pipefd[1]);
+  EXPECT_TRUE(open) << "descriptor 0 was closed by a ring that was never made";
 }
 
 TEST_F(BatchIoTest, AFailureThatWillNotPassGivesTheRingUpAtOnce) {
