@@ -1,5 +1,6 @@
 #include "base/metrics.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstdio>
@@ -18,24 +19,42 @@ Metrics::Id Metrics::NewCells(size_t n) {
   return id;
 }
 
-Metrics::Id Metrics::Counter(std::string name, std::string help, std::string labels) {
-  Id id = NewCells(1);
-  series_.push_back({std::move(name), std::move(help), std::move(labels), Kind::kCounter, {}, id});
+const Metrics::Series* Metrics::Find(const std::string& name, const std::string& labels, Kind kind,
+                                     const std::vector<double>& bounds) const {
+  for (const Series& s : series_) {
+    if (s.name != name) continue;
+    if (s.kind != kind) throw std::logic_error("metrics: " + name + " registered as two kinds");
+    if (s.labels != labels) continue;
+    if (s.bounds != bounds) throw std::logic_error("metrics: " + name + " with two bucket sets");
+    return &s;
+  }
+  return nullptr;
+}
+
+Metrics::Id Metrics::Add(std::string name, std::string help, std::string labels, Kind kind,
+                         std::vector<double> bounds) {
+  // A series registered again (a second listener, say) is the same series:
+  // one line in the exposition, its increments summed.
+  if (const Series* s = Find(name, labels, kind, bounds)) return s->first_cell;
+  const Id id = NewCells(kind == Kind::kHistogram ? bounds.size() + 3 : 1);
+  size_t family = 0;
+  while (family < series_.size() && series_[family].name != name) ++family;
+  series_.push_back(
+      {std::move(name), std::move(help), std::move(labels), kind, std::move(bounds), id, family});
   return id;
 }
 
+Metrics::Id Metrics::Counter(std::string name, std::string help, std::string labels) {
+  return Add(std::move(name), std::move(help), std::move(labels), Kind::kCounter, {});
+}
+
 Metrics::Id Metrics::Gauge(std::string name, std::string help, std::string labels) {
-  Id id = NewCells(1);
-  series_.push_back({std::move(name), std::move(help), std::move(labels), Kind::kGauge, {}, id});
-  return id;
+  return Add(std::move(name), std::move(help), std::move(labels), Kind::kGauge, {});
 }
 
 Metrics::Id Metrics::Histogram(std::string name, std::string help, std::vector<double> bounds) {
   assert(bounds.size() <= kMaxBuckets);
-  Id id = NewCells(bounds.size() + 3);
-  series_.push_back(
-      {std::move(name), std::move(help), "", Kind::kHistogram, std::move(bounds), id});
-  return id;
+  return Add(std::move(name), std::move(help), "", Kind::kHistogram, std::move(bounds));
 }
 
 void Metrics::Observe(size_t slot, Id hist, double value) {
@@ -60,11 +79,19 @@ std::string Metrics::Render() const {
     for (const auto& s : slots_) t += s->v[cell].load(std::memory_order_relaxed);
     return t;
   };
+  // A family's series together, under one HELP and TYPE (the exposition
+  // format requires it), in the order the families were first registered.
+  std::vector<const Series*> order;
+  order.reserve(series_.size());
+  for (const Series& s : series_) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Series* a, const Series* b) { return a->family < b->family; });
   std::string out;
   out.reserve(8192);
   std::string last_name;
   char num[64];
-  for (const Series& s : series_) {
+  for (const Series* sp : order) {
+    const Series& s = *sp;
     if (s.name != last_name) {
       const char* type = s.kind == Kind::kCounter ? "counter"
                          : s.kind == Kind::kGauge ? "gauge"

@@ -22,7 +22,8 @@ class Metrics {
   explicit Metrics(size_t loops);
 
   // Registration: start-up only, not thread-safe. `labels` is the Prometheus
-  // label set without braces, e.g. `code="bad_token"`.
+  // label set without braces, e.g. `code="bad_token"`. Registering a series
+  // again returns the same Id (one series, increments summed).
   Id Counter(std::string name, std::string help, std::string labels = "");
   Id Gauge(std::string name, std::string help, std::string labels = "");
   Id Histogram(std::string name, std::string help, std::vector<double> bounds);
@@ -43,11 +44,18 @@ class Metrics {
     Kind kind;
     std::vector<double> bounds;  // histograms: upper bounds, ascending
     Id first_cell;               // histograms: buckets..., +Inf, sum(us), count
+    size_t family;               // the index of the first series of this name
   };
   struct alignas(64) Slot {
     std::array<std::atomic<int64_t>, kMaxSeries * 2> v{};
   };
   Id NewCells(size_t n);
+  // The series `name`{labels} if registered already (a clash of kind or
+  // buckets is a programming error: logic_error), else null.
+  const Series* Find(const std::string& name, const std::string& labels, Kind kind,
+                     const std::vector<double>& bounds) const;
+  Id Add(std::string name, std::string help, std::string labels, Kind kind,
+         std::vector<double> bounds);
 
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<Series> series_;

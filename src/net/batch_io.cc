@@ -100,6 +100,7 @@ bool BatchIo::HaveRing() {
   }
   if (rc == 0) {
     ++renewals_;
+    counters_.Add(counters_.renewals);
     return true;
   }
   Failed(std::string("a new io_uring: ") + std::strerror(-rc));
@@ -116,7 +117,7 @@ void BatchIo::Failed(const std::string& why) {
         "net: io_uring failed {} times in a row, the last: {}; back to one system call "
         "per operation",
         failures_in_a_row_, why);
-    broken_ = true;
+    GiveUp();
     return;
   }
   uint64_t dropped = 0;
@@ -128,6 +129,12 @@ void BatchIo::Failed(const std::string& why) {
       spdlog::warn("net: {}; a new ring at the next batch ({} in a row)", why, failures_in_a_row_);
     }
   }
+}
+
+void BatchIo::GiveUp() {
+  if (broken_) return;
+  broken_ = true;
+  counters_.Add(counters_.given_up);
 }
 
 BatchIo::BatchIo(std::unique_ptr<Ring> ring, unsigned capacity)
@@ -178,7 +185,7 @@ bool BatchIo::Run(int32_t* res) {
       Failed(why);
     } else {
       spdlog::error("net: {}; back to one system call per operation", why);
-      broken_ = true;
+      GiveUp();
     }
     return false;
   }
@@ -209,7 +216,7 @@ bool BatchIo::Run(int32_t* res) {
       for (unsigned i = 0; i < want; ++i) {
         if (res[slots_[i]] == kNotRun) res[slots_[i]] = kMayHaveRun;
       }
-      broken_ = true;
+      GiveUp();
       return false;
     }
     unsigned head, seen = 0;

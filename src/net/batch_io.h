@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/log_limit.h"
+#include "base/metrics.h"
 
 namespace onlined::net {
 
@@ -68,6 +69,19 @@ class BatchIo {
   unsigned renewals() const { return renewals_; }
   static constexpr unsigned kMaxFailuresInARow = 8;
 
+  // Where a loop counts its rings made again, and io_uring given up (a
+  // gauge: 1 once broken()), for operators; no metrics without it.
+  struct Counters {
+    base::Metrics* metrics = nullptr;
+    size_t slot = 0;  // the loop's
+    base::Metrics::Id renewals = 0;
+    base::Metrics::Id given_up = 0;
+    void Add(base::Metrics::Id id) const {
+      if (metrics != nullptr) metrics->Add(slot, id);
+    }
+  };
+  void set_counters(const Counters& c) { counters_ = c; }
+
   // Tests: the next `count` Run()s on this thread fail as if io_uring_enter
   // had returned -err, without entering; the next `count` new rings (after
   // a failure) as if io_uring_setup had.
@@ -85,6 +99,8 @@ class BatchIo {
   // A failure that may pass (`why`, for the log): the ring is dropped, and
   // after kMaxFailuresInARow in a row io_uring is given up.
   void Failed(const std::string& why);
+  // io_uring given up for good: broken() from now on.
+  void GiveUp();
   std::unique_ptr<Ring> ring_;
   unsigned capacity_;
   std::vector<uint32_t> slots_;  // of the operations queued
@@ -94,6 +110,7 @@ class BatchIo {
   bool may_remake_ = true;  // no new ring tried since the last Run()
   // A few lines per 10 s for this loop's failures, the rest counted.
   base::LogLimit failure_log_{4, 10'000};
+  Counters counters_;
   bool broken_ = false;
 };
 

@@ -220,6 +220,35 @@ TEST_F(BatchIoTest, FailuresThatKeepComingGiveTheRingUp) {
   EXPECT_FALSE(bio_->Recv(p.a, buf.data(), buf.size(), 0));  // given up: do it yourself
 }
 
+// What an operator sees: each ring made again counted, and io_uring given up
+// counted once, on the loop's slot.
+TEST_F(BatchIoTest, RenewalsAndGivingUpAreCounted) {
+  base::Metrics metrics(2);
+  BatchIo::Counters c{&metrics, 1, metrics.Counter("t_renewals_total", "r"),
+                      metrics.Gauge("t_off_loops", "o")};
+  bio_->set_counters(c);
+  Pair p;
+  std::array<char, 4> buf{};
+  auto run_one = [&] {
+    EXPECT_TRUE(bio_->Recv(p.a, buf.data(), buf.size(), 0));
+    return bio_->Run(res_.data());
+  };
+  BatchIo::FailEntersForTest(2, ENOMEM);
+  EXPECT_FALSE(run_one());
+  EXPECT_FALSE(run_one());
+  EXPECT_TRUE(run_one());
+  std::string text = metrics.Render();
+  EXPECT_NE(text.find("t_renewals_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("t_off_loops 0\n"), std::string::npos) << text;
+
+  BatchIo::FailEntersForTest(1, EINVAL);
+  EXPECT_FALSE(run_one());
+  EXPECT_TRUE(bio_->broken());
+  text = metrics.Render();
+  EXPECT_NE(text.find("t_renewals_total 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("t_off_loops 1\n"), std::string::npos) << text;
+}
+
 // The new ring cannot be made at once either (the memory is still short):
 // that batch is left to the caller too, and the one after tries again.
 TEST_F(BatchIoTest, ANewRingThatCannotBeMadeYetIsTriedAgainAtTheNextBatch) {

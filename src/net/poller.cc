@@ -17,8 +17,13 @@ int MakeEpoll() {
 }
 }  // namespace
 
-Poller::Poller(boost::asio::io_context& io, bool batch, char* slices)
-    : io_(io), epfd_(MakeEpoll()), watch_(io, epfd_), batch_(batch), slices_(slices) {
+Poller::Poller(boost::asio::io_context& io, bool batch, char* slices, BatchIo::Counters counters)
+    : io_(io),
+      epfd_(MakeEpoll()),
+      watch_(io, epfd_),
+      batch_(batch),
+      counters_(counters),
+      slices_(slices) {
   Arm();
 }
 
@@ -48,7 +53,14 @@ void Poller::Defer(std::shared_ptr<void> p) {
 BatchIo* Poller::batch_io() {
   if (!batch_tried_) {
     batch_tried_ = true;
-    if (batch_) batch_io_ = BatchIo::Create(kBatch);
+    if (batch_) {
+      batch_io_ = BatchIo::Create(kBatch);
+      if (batch_io_ != nullptr) {
+        batch_io_->set_counters(counters_);
+      } else {
+        counters_.Add(counters_.given_up);  // the kernel refused it
+      }
+    }
   }
   return batch_io_ && !batch_io_->broken() ? batch_io_.get() : nullptr;
 }

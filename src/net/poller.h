@@ -52,8 +52,9 @@ class Poller {
 
   // `batch`: read and write through io_uring where the kernel allows it,
   // into `slices` (kSlicesBytes, the loop's; nothing else uses them while a
-  // wakeup's handlers run).
-  Poller(boost::asio::io_context& io, bool batch, char* slices);
+  // wakeup's handlers run). `counters`: where the ring's renewals, and
+  // io_uring given up (or refused by the kernel), are counted.
+  Poller(boost::asio::io_context& io, bool batch, char* slices, BatchIo::Counters counters = {});
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
@@ -80,6 +81,7 @@ class Poller {
   bool batch_;
   bool batch_tried_ = false;
   std::unique_ptr<BatchIo> batch_io_;
+  BatchIo::Counters counters_;
   char* slices_;  // kBatch x kSlice: the batched reads' bytes
   std::array<int32_t, kBatch> got_{};
 };

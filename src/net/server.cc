@@ -480,6 +480,14 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
       "not one system call each.";
   m.io_batched_read = metrics.Counter(kBatched, kBatchedHelp, "op=\"read\"");
   m.io_batched_write = metrics.Counter(kBatched, kBatchedHelp, "op=\"write\"");
+  m.io_uring_renewals = metrics.Counter(
+      "onlined_ws_io_uring_renewals_total",
+      "io_uring rings made again after a failure that may pass (the kernel short of memory, "
+      "a batch taken in part).");
+  m.io_uring_off = metrics.Gauge(
+      "onlined_ws_io_uring_off_loops",
+      "Loops whose io_uring batches are off although setting io_uring is 1 (the kernel refused "
+      "a ring, or it kept failing): their WebSocket reads and writes are one system call each.");
   m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
   m.http_requests =
       metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
@@ -516,7 +524,10 @@ void Server::Start() {
   for (size_t i = 0; i < impl_->loops.size(); ++i) {
     auto& pl = impl_->per_loop[i];
     auto& io = impl_->loops.at(i).io();
-    pl.poller = std::make_unique<Poller>(io, impl_->opts.io_uring, pl.scratch.data());
+    BatchIo::Counters counters{&impl_->metrics, i, impl_->m.io_uring_renewals,
+                               impl_->m.io_uring_off};
+    pl.poller = std::make_unique<Poller>(io, impl_->opts.io_uring && !impl_->opts.http_only,
+                                         pl.scratch.data(), counters);
     if (i >= acceptors) continue;
     pl.acceptor = std::make_unique<tcp::acceptor>(io);
     pl.backoff = std::make_unique<asio::steady_timer>(io);
@@ -534,6 +545,12 @@ void Server::Start() {
     port = pl.acceptor->local_endpoint().port();
   }
   port_ = port;
+  for (size_t i = 0; i < impl_->loops.size() && !impl_->opts.http_only; ++i) {
+    // Each loop's ring made now, on its thread (it is single-issuer), so
+    // onlined_ws_io_uring_off_loops tells from the start. An HTTP-only
+    // listener has no WebSocket to batch: no ring.
+    impl_->loops.Post(i, [this, i] { impl_->per_loop[i].poller->batch_io(); });
+  }
   for (size_t i = 0; i < acceptors; ++i) {
     impl_->loops.Post(i, [this, i] { impl_->Accept(i); });
   }

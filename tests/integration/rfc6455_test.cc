@@ -272,6 +272,15 @@ TEST_F(Rfc6455, ReadsAndWritesGoInIoUringBatchesUnlessTurnedOff) {
     EXPECT_GE(reads, 9);
     EXPECT_GE(writes, 2);  // a batch holds two connections at least
   }
+  // The ring's health, for operators: none made again, and no loop gave
+  // io_uring up (with the setting off, none was wanted).
+  EXPECT_EQ(MetricValue(server_->port(), "onlined_ws_io_uring_renewals_total"), 0);
+  const int64_t off = MetricValue(server_->port(), "onlined_ws_io_uring_off_loops");
+  if (setting == nullptr || std::strcmp(setting, "0") != 0) {
+    EXPECT_EQ(off, KernelHasIoUring() ? 0 : 2);  // the test server runs two loops
+  } else {
+    EXPECT_EQ(off, 0);
+  }
 }
 
 }  // namespace
