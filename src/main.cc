@@ -99,7 +99,10 @@ int Run(int argc, char** argv) {
       if (*demo) {
         app::PrintDemoUrls(node->config(), node->port(), node->metrics_port());
       } else {
-        std::printf("onlined: listening on http://%s:%u\n", "127.0.0.1", node->port());
+        const std::string& host = node->config().listen_host;
+        const bool v6 = host.find(':') != std::string::npos;
+        std::printf("onlined: listening on http://%s%s%s:%u\n", v6 ? "[" : "", host.c_str(),
+                    v6 ? "]" : "", node->port());
         std::fflush(stdout);
       }
       return RunUntilStopped(*node, sigs);

@@ -131,8 +131,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
   }
   if (path == "/v1/user-chats") {
     if (m == "POST") return OpenChat(req, respond, claims, *entry), true;
-    if (m == "GET") return ListChats(req, respond, *entry), true;
-    return bad_method("GET, POST"), true;
+    if (req.IsGet()) return ListChats(req, respond, *entry), true;
+    return bad_method("GET, HEAD, POST"), true;
   }
   if (chats) {
     // /v1/user-chats/{chat_id}/messages
@@ -144,8 +144,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
       return true;
     }
     if (m == "POST") return PostMessage(req, respond, claims, *entry, chat_id), true;
-    if (m == "GET") return ListMessages(req, respond, *entry, chat_id), true;
-    return bad_method("GET, POST"), true;
+    if (req.IsGet()) return ListMessages(req, respond, *entry, chat_id), true;
+    return bad_method("GET, HEAD, POST"), true;
   }
   if (users) {
     std::string user_id(path.substr(std::string_view("/v1/users/").size()));
@@ -156,7 +156,7 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     if (m != "PUT") return bad_method("PUT"), true;
     return PutUser(req, respond, *entry, user_id), true;
   }
-  if (m != "GET") return bad_method("GET"), true;
+  if (!req.IsGet()) return bad_method("GET, HEAD"), true;
   ListNotifications(req, respond, *entry);
   return true;
 }

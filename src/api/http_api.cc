@@ -44,9 +44,12 @@ bool SameSecret(std::string_view a, std::string_view b) {
 
 void MetricsHttp::Handle(net::Request&& req, net::Responder respond) {
   std::string_view path = req.Path();
-  if (req.method != "GET" && req.method != "HEAD") {
-    return respond(JsonResponse(HttpStatus(Error::kMethodNotAllowed),
-                                proto::EncodeHttpError(Code(Error::kMethodNotAllowed), "use GET")));
+  if (!req.IsGet()) {
+    net::Response r =
+        JsonResponse(HttpStatus(Error::kMethodNotAllowed),
+                     proto::EncodeHttpError(Code(Error::kMethodNotAllowed), "use GET"));
+    r.headers.emplace_back("Allow", "GET, HEAD");
+    return respond(std::move(r));
   }
   if (path == "/metrics") return api_.Metrics(std::move(respond));
   if (path == "/healthz") return respond(JsonResponse(200, R"({"status":"ok"})"));
@@ -83,10 +86,11 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   std::string_view path = req.Path();
   const std::string& m = req.method;
   auto only = [&](std::string_view method) {
-    if (m == method) return true;
+    const bool get = method == "GET";
+    if (get ? req.IsGet() : m == method) return true;
     net::Response r =
         ErrorResponse(ctx_, req.loop, Error::kMethodNotAllowed, "use " + std::string(method));
-    r.headers.emplace_back("Allow", std::string(method));
+    r.headers.emplace_back("Allow", get ? std::string("GET, HEAD") : std::string(method));
     respond(std::move(r));
     return false;
   };
@@ -153,7 +157,7 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
     return;
   }
   if (chat_.Handle(req, respond)) return;
-  if (web_ != nullptr && (m == "GET" || m == "HEAD")) {
+  if (web_ != nullptr && req.IsGet()) {
     if (auto r = web_->Get(path, ctx_.settings()->frame_ancestors)) return respond(std::move(*r));
   }
   respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));

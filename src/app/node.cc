@@ -69,6 +69,44 @@ int64_t MaxConnections(const config::Config& c, int64_t file_limit) {
   return std::max<int64_t>(64, file_limit - 256);  // leave room for files, the store, the reserve
 }
 
+// SIGHUP: the settings that only a restart applies keep their running
+// values in `next` (so what the node holds is what it runs: the SMS
+// provider's token and the webhooks' stay one token); returns the names of
+// those the new file changed, for the log.
+std::vector<std::string> KeepRestartOnly(const config::Config& run, config::Config& next) {
+  std::vector<std::string> changed;
+  auto keep = [&changed](const char* name, auto& field, const auto& running) {
+    if (field == running) return;
+    changed.emplace_back(name);
+    field = running;
+  };
+  keep("listen", next.listen, run.listen);
+  next.listen_host = run.listen_host;
+  next.listen_port = run.listen_port;
+  keep("data_dir", next.data_dir, run.data_dir);
+  keep("metrics_listen", next.metrics_listen, run.metrics_listen);
+  next.metrics_host = run.metrics_host;
+  next.metrics_port = run.metrics_port;
+  keep("max_body_bytes", next.max_body_bytes, run.max_body_bytes);
+  keep("http_idle_timeout_ms", next.http_idle_timeout_ms, run.http_idle_timeout_ms);
+  keep("web_dir", next.web_dir, run.web_dir);
+  keep("threads", next.threads, run.threads);
+  keep("io_uring", next.io_uring, run.io_uring);
+  keep("node_id", next.node_id, run.node_id);
+  keep("store_engine", next.store_engine, run.store_engine);
+  keep("store_postgres_url", next.store_postgres_url, run.store_postgres_url);
+  keep("store_max_batch", next.store_max_batch, run.store_max_batch);
+  keep("store_max_queue_delay_ms", next.store_max_queue_delay_ms, run.store_max_queue_delay_ms);
+  keep("store_timeout_ms", next.store_timeout_ms, run.store_timeout_ms);
+  keep("presence_event_buffer", next.presence_event_buffer, run.presence_event_buffer);
+  keep("notify_tick_ms", next.notify_tick_ms, run.notify_tick_ms);
+  keep("outbox_lease_ms", next.outbox_lease_ms, run.outbox_lease_ms);
+  keep("revocation_poll_ms", next.revocation_poll_ms, run.revocation_poll_ms);
+  keep("[sms]", next.sms, run.sms);
+  keep("[cluster]", next.cluster, run.cluster);
+  return changed;
+}
+
 // The node's send bucket saves up 50 ms worth: a second's worth let through
 // at once would be a latency spike of its own.
 double SendBurst(const config::Config& c) { return std::max(1.0, c.max_sends_per_s / 20); }
@@ -346,10 +384,7 @@ const config::Config& Node::config() const { return p_->cfg; }
 
 void Node::Reload(config::Config next) {
   Parts& n = *p_;
-  next.listen = n.cfg.listen;
-  next.listen_host = n.cfg.listen_host;
-  next.listen_port = n.cfg.listen_port;
-  next.data_dir = n.cfg.data_dir;
+  const std::vector<std::string> restart = KeepRestartOnly(n.cfg, next);
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   n.channels.Replace(next.channels);
   // Sessions whose key (or channel) is gone end now (close 4002).
@@ -387,8 +422,12 @@ void Node::Reload(config::Config next) {
       if (next.store_faults.empty()) next.store_faults = "none";
     }
   }
-  spdlog::info("SIGHUP: settings reloaded ({} channel(s)); listen and data_dir need a restart",
-               next.channels.size());
+  if (!restart.empty()) {
+    std::string names;
+    for (const std::string& k : restart) names += (names.empty() ? "" : ", ") + k;
+    spdlog::warn("SIGHUP: changed, but applied only by a restart (running as before): {}", names);
+  }
+  spdlog::info("SIGHUP: settings reloaded ({} channel(s))", next.channels.size());
   n.cfg = std::move(next);
 }
 

@@ -401,6 +401,11 @@ void ApplyEnv(toml::table& t, const std::map<std::string, std::string>& env) {
         used = true;
       }
     }
+    if (rest == "SMS_TIMEOUT_MS") {  // the one number of [sms]
+      if (!t.contains("sms")) t.insert("sms", toml::table{});
+      t["sms"].as_table()->insert_or_assign("timeout_ms", ParseIntText(name, "environment", value));
+      used = true;
+    }
     if (rest == "CLUSTER_POSTGRES_URL") {
       if (!t.contains("cluster")) t.insert("cluster", toml::table{});
       t["cluster"].as_table()->insert_or_assign("postgres_url", value);

@@ -76,6 +76,7 @@ struct Sms {
   std::string from;
   std::string public_url;      // the base URL the provider calls back (webhook signatures)
   int64_t timeout_ms = 10000;  // one provider request, connect to answer
+  bool operator==(const Sms&) const = default;
 };
 
 // [cluster]: many nodes over NATS sharing one PostgreSQL store (README
@@ -89,6 +90,7 @@ struct Cluster {
   int64_t join_wait_ms = 2000;  // a new node waits at most this long for peers' snapshots
   bool present = false;         // the table was given
   bool enabled() const { return !nats_urls.empty(); }
+  bool operator==(const Cluster&) const = default;
 };
 
 struct Config {

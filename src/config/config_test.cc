@@ -51,6 +51,13 @@ void ExpectError(const std::string& toml, const std::string& needle,
   }
 }
 
+// Every key of [sms] has its ONLINED_SMS_<KEY>, its one number too.
+TEST(Config, TheSmsTimeoutFromTheEnvironment) {
+  Config c = LoadFromString(kGood, {{"ONLINED_SMS_TIMEOUT_MS", "2500"}}, {});
+  EXPECT_EQ(c.sms.timeout_ms, 2500);
+  ExpectError(kGood, "ONLINED_SMS_TIMEOUT_MS", {{"ONLINED_SMS_TIMEOUT_MS", "soon"}});
+}
+
 // A channel's keys, its token lifetimes and its rate limits.
 TEST(Config, ChannelKeysAndLimits) {
   Config c = LoadFromString(R"(

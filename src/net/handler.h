@@ -24,6 +24,8 @@ struct Request {
   std::string_view Header(std::string_view name) const;
   std::string_view Path() const;
   std::string_view Query() const;
+  // GET, or HEAD (answered as GET; the server sends no body).
+  bool IsGet() const { return method == "GET" || method == "HEAD"; }
 };
 
 struct Response {

@@ -207,16 +207,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Shutdown();
     }
     if (ec == http::error::body_limit) {
+      impl_.metrics.Add(loop_, impl_.m.refusal_body_too_large);
       return RefuseAndLinger(
           ErrorResponse(proto::Error::kBodyTooLarge, "request body is over the limit"));
     }
     if (ec == http::error::header_limit) {
       impl_.metrics.Add(loop_, impl_.m.http_errors);
+      impl_.metrics.Add(loop_, impl_.m.refusal_headers_too_large);
       return RefuseAndLinger(ErrorResponse(proto::Error::kHeadersTooLarge,
                                            "request headers are over the limit (16 KiB)"));
     }
     if (ec) {
       impl_.metrics.Add(loop_, impl_.m.http_errors);
+      impl_.metrics.Add(loop_, impl_.m.refusal_bad_request);
       return RefuseAndLinger(ErrorResponse(proto::Error::kBadRequest, "malformed HTTP request"));
     }
     http::request<http::string_body> req = parser_->release();
@@ -234,6 +237,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     unsigned version = req.version();
     if (!impl_.admission.BeginRequest()) {
       impl_.metrics.Add(loop_, impl_.m.refused_in_flight);
+      impl_.metrics.Add(loop_, impl_.m.refusal_overloaded);
       Response r =
           ErrorResponse(proto::Error::kOverloaded, "too many requests in flight; retry later");
       r.headers.emplace_back("Retry-After",
@@ -385,6 +389,7 @@ void Server::Impl::ShedOne(size_t loop) {
     tcp::endpoint local = pl.acceptor->local_endpoint(ec);
     tcp::socket sock(loops.at(loop).io(), local.protocol(), fd);
     RefuseNow(sock, RefusalBytes("server is out of file descriptors"));
+    metrics.Add(loop, m.refusal_overloaded);
     metrics.Add(loop, m.refused_fd);
     metrics.Add(loop, m.refused_total);
   }
@@ -397,6 +402,7 @@ bool Server::Impl::RefillReserves(tcp::socket& s, size_t loop) {
   if (fd < 0) {
     // Nothing else is free: this socket has the number a reserve lacks.
     RefuseNow(s, RefusalBytes("server is out of file descriptors"));
+    metrics.Add(loop, m.refusal_overloaded);
     metrics.Add(loop, m.refused_fd);
     metrics.Add(loop, m.refused_total);
     refused = true;
@@ -440,6 +446,8 @@ void Server::Impl::Accept(size_t loop) {
                                            : admission.Admit(AddressOf(s), &slot, base::SteadyMs());
     if (v != Admission::Verdict::kAdmitted) {
       metrics.Add(loop, m.refused_total);
+      metrics.Add(loop, m.refusal_overloaded);
+      if (v == Admission::Verdict::kTooMany) metrics.Add(loop, m.refused_max_connections);
       if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
       if (v == Admission::Verdict::kFlooded) metrics.Add(loop, m.refused_flood);
       RefuseNow(s,
@@ -505,6 +513,19 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
   m.refused_handshake = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_rate\"");
   m.refused_flood = metrics.Counter(kRefused, kRefusedHelp, "reason=\"handshake_flood\"");
   m.refused_in_flight = metrics.Counter(kRefused, kRefusedHelp, "reason=\"http_in_flight\"");
+  m.refused_max_connections = metrics.Counter(kRefused, kRefusedHelp, "reason=\"max_connections\"");
+  // What this layer answers itself, in the application's family (the same
+  // series: registering one again returns it).
+  const char* kRefusals = "onlined_refusals_total";
+  const char* kRefusalsHelp = "Frames and requests refused, by error code.";
+  auto refusal = [&](proto::Error e) {
+    return metrics.Counter(kRefusals, kRefusalsHelp,
+                           "code=\"" + std::string(proto::Code(e)) + "\"");
+  };
+  m.refusal_body_too_large = refusal(proto::Error::kBodyTooLarge);
+  m.refusal_headers_too_large = refusal(proto::Error::kHeadersTooLarge);
+  m.refusal_bad_request = refusal(proto::Error::kBadRequest);
+  m.refusal_overloaded = refusal(proto::Error::kOverloaded);
   m.http_timeouts =
       metrics.Counter("onlined_http_idle_timeouts_total",
                       "HTTP connections closed for sending no (complete) request in time.");

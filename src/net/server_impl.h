@@ -93,7 +93,9 @@ struct Server::Impl {
     base::Metrics::Id ws_open, ws_accepted, ws_closed, ws_refused, ws_slow, frames_in, frames_out,
         bytes_in, http_requests, http_errors, accept_errors, http_open, refused_total,
         refused_per_ip, refused_fd, refused_handshake, refused_flood, refused_in_flight,
-        http_timeouts, io_batched_read, io_batched_write, io_uring_renewals, io_uring_off;
+        http_timeouts, io_batched_read, io_batched_write, io_uring_renewals, io_uring_off,
+        refused_max_connections, refusal_body_too_large, refusal_headers_too_large,
+        refusal_bad_request, refusal_overloaded;
   } m{};
 
   void Accept(size_t loop);

@@ -33,6 +33,7 @@
 #include "base/thread_checker.h"
 #include "net/batch_io.h"
 #include "net/poller.h"
+#include "net/retired.h"
 #include "net/server_impl.h"
 #include "net/ws_reader.h"
 
@@ -369,6 +370,9 @@ class WsConn : public WsConnection,
       o.payload.reset();
       ++head_;
     }
+    // A queue that never empties (a peer reading just slower than it is
+    // written to) would otherwise keep every frame's entry it ever held.
+    DropRetired(queue_, head_);
   }
 
   // Everything queued is written.

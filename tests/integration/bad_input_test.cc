@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 
@@ -204,6 +205,36 @@ TEST_F(BadInput, PlainHttpToConnect) {
   ExpectCounted("not_websocket");
 }
 
+// HEAD of any GET (docs/protocol.md): the GET's status and headers, no body.
+// A load balancer's health check may use it.
+TEST_F(BadInput, HeadOfAnyGetIsAnsweredWithoutABody) {
+  const uint16_t port = server_.port();
+  struct Case {
+    std::string target, token;
+  };
+  const std::vector<Case> cases = {{"/healthz", ""},
+                                   {"/readyz", ""},
+                                   {"/metrics", kMetricsToken},
+                                   {"/v1/presence/online", MintToken("manager", "m1")},
+                                   {"/v1/user-chats", MintToken("manager", "m1")},
+                                   {"/desk", ""}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.target);
+    HttpResult get = Http(port, "GET", c.target, "", c.token);
+    HttpResult head = Http(port, "HEAD", c.target, "", c.token);
+    EXPECT_EQ(get.status, 200) << get.body;
+    EXPECT_EQ(head.status, 200);
+    EXPECT_TRUE(head.body.empty());
+    EXPECT_EQ(head.Header("content-type"), get.Header("content-type"));
+    if (c.target != "/metrics") {  // its length moves with the counters
+      EXPECT_EQ(head.Header("content-length"), std::to_string(get.body.size()));
+    }
+  }
+  HttpResult post = Http(port, "POST", "/healthz", "{}");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.Header("allow"), "GET, HEAD");
+}
+
 TEST_F(BadInput, UpgradeToUnknownPathAndUnknownRoute) {
   WsClient c;
   int status = 0;
@@ -225,6 +256,13 @@ TEST(Admission, OverConnectionLimitGets503WithRetryAfter) {
   std::this_thread::sleep_for(200ms);
   WsClient d;
   EXPECT_TRUE(d.Connect(s.port()));  // room again
+  // The reason is named, and the answer counted under its code. (The scrape
+  // itself takes a socket: one place is free.)
+  b.Close();
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(MetricValue(s.port(), R"(onlined_admission_refused_total{reason="max_connections"})"),
+            1);
+  EXPECT_EQ(MetricValue(s.port(), R"(onlined_refusals_total{code="overloaded"})"), 1);
 }
 
 TEST(Reload, SighupAddsAChannelWithoutDroppingConnections) {
@@ -252,6 +290,48 @@ TEST(Reload, SighupAddsAChannelWithoutDroppingConnections) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(Http(s.port(), "GET", "/healthz").status, 200);
   EXPECT_NE(s.Stderr().find("reload refused"), std::string::npos);
+}
+
+// A setting only a restart applies, changed in the file, keeps its running
+// value and is named in the log; the live ones change beside it.
+TEST(Reload, SettingsOnlyARestartAppliesKeepTheirValueAndAreNamed) {
+  ServerProcess s("", "max_body_bytes = 4096\n");
+  std::string text;
+  {
+    std::ifstream f(s.config_path());
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  auto swap = [&text](const std::string& from, const std::string& to) {
+    const size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  swap("max_body_bytes = 4096", "max_body_bytes = 1024");
+  swap("heartbeat_s = 1", "heartbeat_s = 2");
+  {
+    std::ofstream f(s.config_path(), std::ios::trunc);
+    f << text;
+  }
+  s.Signal(SIGHUP);
+  ASSERT_TRUE(
+      Eventually(3s, [&] { return s.Stderr().find("settings reloaded") != std::string::npos; }));
+  EXPECT_NE(s.Stderr().find("applied only by a restart (running as before): max_body_bytes"),
+            std::string::npos)
+      << s.Stderr();
+  // A 2,000-byte body is still under the running 4,096.
+  std::string ids;
+  for (int i = 0; i < 150; ++i)
+    ids += std::string(i ? "," : "") + "\"user-" + std::to_string(1000000 + i) + "\"";
+  const std::string body = R"({"user_ids":[)" + ids + "]}";
+  ASSERT_GT(body.size(), 1024U);
+  HttpResult q = Http(s.port(), "POST", "/v1/presence/query", body, MintToken("manager", "m1"));
+  EXPECT_EQ(q.status, 200) << q.body;
+  // The live setting changed.
+  WsClient c;
+  ASSERT_TRUE(c.Connect(s.port()));
+  auto welcome = c.Hello(MintToken("user", "hb"));
+  ASSERT_TRUE(welcome);
+  EXPECT_EQ(welcome->at("heartbeat_s").as_int64(), 2);
 }
 
 TEST(Shutdown, SigtermClosesConnectionsWith1001) {
@@ -299,6 +379,8 @@ TEST(HttpLimits, HeadersOverTheLimitAre431) {
   EXPECT_EQ(r.status, 431) << r.body;
   EXPECT_NE(r.body.find("headers_too_large"), std::string::npos) << r.body;
   EXPECT_EQ(Http(server.port(), "GET", "/healthz").status, 200);
+  // Counted with the other refusals, though the HTTP layer answers it.
+  EXPECT_EQ(MetricValue(server.port(), R"(onlined_refusals_total{code="headers_too_large"})"), 1);
 }
 
 // A client still uploading a body over the limit gets its 413: the server
@@ -314,6 +396,7 @@ TEST(HttpLimits, AnUploadOverTheLimitGetsItsAnswer) {
     EXPECT_EQ(r.status, 413) << r.body;
     EXPECT_NE(r.body.find("body_too_large"), std::string::npos) << r.body;
   }
+  EXPECT_EQ(MetricValue(server.port(), R"(onlined_refusals_total{code="body_too_large"})"), 5);
 }
 
 }  // namespace

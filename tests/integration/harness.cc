@@ -311,6 +311,7 @@ HttpResult Http(uint16_t port, const std::string& method, const std::string& tar
   beast::flat_buffer buf;
   http::response_parser<http::string_body> parser;
   parser.body_limit(64 << 20);
+  if (method == "HEAD") parser.skip(true);  // a HEAD answer has no body
   http::read(stream, buf, parser);
   auto res = parser.release();
   HttpResult r;

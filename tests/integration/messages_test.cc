@@ -7,6 +7,8 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <ctime>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -177,6 +179,40 @@ TEST_F(Messages, OptedOutUserGetsNoneAndStartOptsBackIn) {
   ASSERT_EQ(Post(chat, "now?").status, 201);
   EXPECT_TRUE(WaitState("dan", "sent"));
   EXPECT_EQ(SmsTo("+15550000004"), 1u);
+}
+
+// The SMS settings are applied only by a restart: a token changed in the
+// file and reloaded (SIGHUP) changes neither the provider's token nor the
+// webhooks' (which had taken the new one while the provider kept the old:
+// one of the two was always wrong).
+TEST_F(Messages, AnSmsTokenChangedBySighupWaitsForARestart) {
+  std::string text;
+  {
+    std::ifstream f(server_.config_path());
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const std::string from = "auth_token = \"sms-token\"";
+  const size_t at = text.find(from);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, from.size(), "auth_token = \"sms-token-2\"");
+  {
+    std::ofstream f(server_.config_path(), std::ios::trunc);
+    f << text;
+  }
+  server_.Signal(SIGHUP);
+  ASSERT_TRUE(Eventually(
+      3s, [&] { return server_.Stderr().find("settings reloaded") != std::string::npos; }));
+  EXPECT_NE(server_.Stderr().find("running as before): [sms]"), std::string::npos);
+  Profile("sam", "+15550000015", true);
+  EXPECT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000015"}, {"Body", "HELP"}}).status, 200);
+  EXPECT_EQ(Webhook("/v1/sms/inbound", {{"From", "+15550000015"}, {"Body", "HELP"}}, "sms-token-2")
+                .status,
+            403);
+  ASSERT_EQ(Post(OpenChat("sam"), "after the reload").status, 201);
+  ASSERT_TRUE(WaitState("sam", "sent"));
+  auto reqs = fake_.Requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs.back().at("auth").as_string(), "Basic QUN0ZXN0OnNtcy10b2tlbg==");  // the old
 }
 
 TEST_F(Messages, AReplayedInboundWebhookIsNotAppliedAgain) {
