@@ -119,7 +119,9 @@ std::string Metrics::Render() const {
     snprintf(num, sizeof num, "%.6f",
              static_cast<double>(sum(s.first_cell + s.bounds.size() + 1)) / 1e6);
     out += s.name + "_sum " + num + "\n";
-    out += s.name + "_count " + std::to_string(sum(s.first_cell + s.bounds.size() + 2)) + "\n";
+    // The +Inf bucket's total, not the count's own cell: read a moment
+    // apart, under load the two would disagree.
+    out += s.name + "_count " + std::to_string(cumulative) + "\n";
   }
   return out;
 }

@@ -329,11 +329,13 @@ Engine::Impl::Impl(base::LoopGroup& l, base::Metrics& m, Options o)
                           "Payload bytes this node published on NATS (presence and delivery).");
   m_resyncs = m.Counter("onlined_cluster_resyncs_total",
                         "Peers re-read from a snapshot (joined, lost a delta, came back).");
+  constexpr const char* kDeathsHelp =
+      "Peers dropped, by reason: disconnected (their NATS connection ended), silent (no beat "
+      "within dead_after_ms).";
   m_deaths_gone =
-      m.Counter("onlined_cluster_peer_deaths_total", "Peers dropped: their NATS connection ended.",
-                "reason=\"disconnected\"");
-  m_deaths_silent = m.Counter("onlined_cluster_peer_deaths_total",
-                              "Peers dropped: their NATS connection ended.", "reason=\"silent\"");
+      m.Counter("onlined_cluster_peer_deaths_total", kDeathsHelp, "reason=\"disconnected\"");
+  m_deaths_silent =
+      m.Counter("onlined_cluster_peer_deaths_total", kDeathsHelp, "reason=\"silent\"");
   m_events_out = m.Counter("onlined_cluster_events_published_total",
                            "Presence events this node appended to the stream as a channel's home.");
   m_cas_refused =

@@ -66,6 +66,10 @@ WsReader::Step WsReader::Fail(uint16_t code, const char* why) {
 
 bool WsReader::Feed(char* p, size_t n, Sink& sink) {
   if (failed()) return false;
+  // What an earlier call left is parsed from a local (a sink that ends the
+  // connection may Clear() the reader), and goes back into pending_ with its
+  // buffer: a large frame that arrives in many small reads is appended to,
+  // never copied whole again per read (that was quadratic in its size).
   std::string joined;
   if (!pending_.empty()) {
     pending_.append(p, n);
@@ -81,7 +85,14 @@ bool WsReader::Feed(char* p, size_t n, Sink& sink) {
         pos += used;
         continue;
       case Step::kNeedMore:
-        if (pos < n) pending_.assign(p + pos, n - pos);
+        if (pos < n) {
+          if (joined.empty()) {
+            pending_.assign(p + pos, n - pos);  // the start of an incomplete frame, once
+          } else {
+            joined.erase(0, pos);  // moves the rest only when frames ahead of it were done
+            pending_.swap(joined);
+          }
+        }
         return true;
       case Step::kStop:
         return true;

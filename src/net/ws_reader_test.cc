@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -130,6 +131,23 @@ TEST(WsReader, HoldsAtMostOneFrame) {
   ASSERT_EQ(FeedAll(r, rec, f.substr(f.size() - 1)), 0);
   EXPECT_EQ(rec.events.size(), 1u);
   EXPECT_EQ(r.buffered(), 0u);
+}
+
+// A large frame that arrives in small reads costs time linear in its size:
+// each read is appended to what is held, not copied with it into a new
+// buffer (4 MiB in 64-byte reads copied ~128 GiB that way: minutes).
+TEST(WsReader, AFrameInManySmallReadsIsNotCopiedPerRead) {
+  const size_t size = 4u << 20;
+  WsReader r(size);
+  Recorder rec;
+  std::string f = Frame(0x82, std::string(size, 'y'));
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(FeedAll(r, rec, f, 64), 0);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(rec.events.size(), 1u);
+  EXPECT_EQ(rec.events[0].size(), std::string("binary:").size() + size);
+  EXPECT_EQ(r.buffered(), 0u);
+  EXPECT_LT(took, std::chrono::seconds(5));
 }
 
 TEST(WsReader, FramingErrors) {

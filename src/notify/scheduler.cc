@@ -103,9 +103,10 @@ void Scheduler::Claim() {
     auto cancelled = std::make_shared<int>(0);
     auto waiting = std::make_shared<int>(0);
     auto lapsed = std::make_shared<int>(0);
+    auto exhausted = std::make_shared<int>(0);
     store_.Write<std::vector<store::Notification>>(
-        [opts = opts_, policies, cancelled, waiting, lapsed](store::Db& db) {
-          *cancelled = *waiting = *lapsed = 0;
+        [opts = opts_, policies, cancelled, waiting, lapsed, exhausted](store::Db& db) {
+          *cancelled = *waiting = *lapsed = *exhausted = 0;
           std::vector<store::Notification> sends;
           const int64_t now = base::WallMs();
           for (store::Notification& n : db.ClaimDue(now, opts.batch)) {
@@ -117,6 +118,7 @@ void Scheduler::Claim() {
                 n.state = store::NotifyState::kFailed;
                 n.reason = "retries_exhausted: lease expired";
                 db.UpdateNotification(n);
+                ++*exhausted;
                 continue;
               }
             }
@@ -164,8 +166,10 @@ void Scheduler::Claim() {
           }
           return sends;
         },
-        [this, cancelled, waiting, lapsed](store::Outcome<std::vector<store::Notification>> o) {
+        [this, cancelled, waiting, lapsed,
+         exhausted](store::Outcome<std::vector<store::Notification>> o) {
           if (o.ok()) {
+            metrics_.Add(metrics_.loops(), m_failed_, *exhausted);  // failed for good
             metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
             metrics_.Add(metrics_.loops(), m_waiting_, *waiting);
             metrics_.Add(metrics_.loops(), m_lapsed_, *lapsed);
