@@ -37,6 +37,14 @@ void Admission::SetLimits(const Limits& l) {
   max_in_flight_.store(l.max_http_in_flight, std::memory_order_relaxed);
 }
 
+Admission::Address Admission::KeyOf(const Address& addr) {
+  static constexpr std::array<uint8_t, 12> kV4Mapped = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kV4Mapped.begin(), kV4Mapped.end(), addr.begin())) return addr;
+  Address key{};
+  std::copy(addr.begin(), addr.begin() + 8, key.begin());
+  return key;
+}
+
 Admission::Verdict Admission::Admit(const Address& addr, Slot* slot, int64_t now_ms) {
   std::lock_guard lock(mu_);
   // Flooded: a socket that could not get a handshake now is refused before

@@ -39,6 +39,10 @@ class Admission {
   };
   // A source address: 16 bytes (IPv4 mapped into IPv6).
   using Address = std::array<uint8_t, 16>;
+  // The key that max_per_ip counts under: an IPv4 address, or an IPv6
+  // address's /64 (one subscriber's or one host's prefix: a client holds
+  // 2^64 addresses of it, and one per connection would pass any limit).
+  static Address KeyOf(const Address& addr);
 
   enum class Verdict { kAdmitted, kTooMany, kTooManyFromAddress, kFlooded };
   static constexpr int64_t kFloodMs = 200;

@@ -36,6 +36,29 @@ TEST(Admission, CountsEverySocketAndEachAddress) {
   EXPECT_EQ(a.open(), 2);
 }
 
+// An IPv6 client holds a /64 (2^64 addresses): the limit per address counts
+// the /64, or one address per connection would pass it. IPv4 addresses
+// count one by one.
+TEST(Admission, AnIpv6SourceCountsByItsSlash64) {
+  Admission::Address v6a{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+  Admission::Address v6b = v6a;
+  v6b[15] = 2;
+  v6b[9] = 0x77;
+  Admission::Address other = v6a;
+  other[7] = 2;  // the next /64
+  EXPECT_EQ(Admission::KeyOf(v6a), Admission::KeyOf(v6b));
+  EXPECT_NE(Admission::KeyOf(v6a), Admission::KeyOf(other));
+  EXPECT_EQ(Admission::KeyOf(Addr(1)), Addr(1));
+  EXPECT_NE(Admission::KeyOf(Addr(1)), Admission::KeyOf(Addr(2)));
+
+  Admission a;
+  a.SetLimits({.max_connections = 10, .max_per_ip = 1});
+  Admission::Slot s1, s2, s3;
+  EXPECT_EQ(a.Admit(Admission::KeyOf(v6a), &s1), Admission::Verdict::kAdmitted);
+  EXPECT_EQ(a.Admit(Admission::KeyOf(v6b), &s2), Admission::Verdict::kTooManyFromAddress);
+  EXPECT_EQ(a.Admit(Admission::KeyOf(other), &s3), Admission::Verdict::kAdmitted);
+}
+
 TEST(Admission, HandshakeBucketRefills) {
   Admission a;
   a.SetLimits({.handshakes_per_s = 10, .handshake_burst = 3});

@@ -124,7 +124,7 @@ Admission::Address AddressOf(const tcp::socket& s) {
   asio::ip::address ip = ep.address();
   a = ip.is_v4() ? asio::ip::make_address_v6(asio::ip::v4_mapped, ip.to_v4()).to_bytes()
                  : ip.to_v6().to_bytes();
-  return a;
+  return Admission::KeyOf(a);
 }
 
 // A lingering close: see WriteAndLinger.
