@@ -173,8 +173,16 @@ void Scheduler::Claim() {
             metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
             metrics_.Add(metrics_.loops(), m_waiting_, *waiting);
             metrics_.Add(metrics_.loops(), m_lapsed_, *lapsed);
-            if (*lapsed > 0)
-              spdlog::warn("outbox: {} send(s) whose sender's lease ran out are retried", *lapsed);
+            if (*lapsed > *exhausted) {
+              spdlog::warn("outbox: {} send(s) whose sender's lease ran out are retried",
+                           *lapsed - *exhausted);
+            }
+            if (*exhausted > 0) {
+              spdlog::warn(
+                  "outbox: {} send(s) whose sender's lease ran out failed for good "
+                  "(attempts exhausted)",
+                  *exhausted);
+            }
           }
           asio::post(io_, [this, o = std::move(o)]() mutable {
             claiming_ = false;
