@@ -119,6 +119,7 @@ net::ServerOptions ServerOptionsOf(const config::Config& cfg, int64_t file_limit
   o.max_body_bytes = static_cast<size_t>(cfg.max_body_bytes);
   o.send_queue_max = static_cast<size_t>(cfg.send_queue_max);
   o.desk_send_queue_max = static_cast<size_t>(cfg.desk_send_queue_max);
+  o.ws_read_budget_bytes = static_cast<size_t>(cfg.ws_read_budget_bytes);
   o.max_connections = MaxConnections(cfg, file_limit);
   o.max_connections_per_ip = cfg.max_connections_per_ip;
   o.handshakes_per_s = cfg.handshakes_per_s;

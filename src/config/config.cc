@@ -161,6 +161,7 @@ constexpr IntSetting<Config> kIntSettings[] = {
     {"drain_spread_ms", 0, 600000, &SetField<&Config::drain_spread_ms>},
     {"send_queue_max", 16, 1 << 20, &SetField<&Config::send_queue_max>},
     {"desk_send_queue_max", 16, 1 << 20, &SetField<&Config::desk_send_queue_max>},
+    {"ws_read_budget_bytes", 1024, 64 << 20, &SetField<&Config::ws_read_budget_bytes>},
     {"presence_event_buffer", 16, 1 << 24, &SetField<&Config::presence_event_buffer>},
     {"retry_after_ms", 100, 3600000, &SetField<&Config::retry_after_ms>},
     {"max_text_bytes", 1, 1 << 20, &SetField<&Config::max_text_bytes>},

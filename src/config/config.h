@@ -126,11 +126,12 @@ struct Config {
   int64_t outbox_lease_ms = 60000;      // a send's claim; then another node may retry it
   int64_t send_queue_max = 1024;        // frames queued to one connection before it is cut
   int64_t desk_send_queue_max = 8192;   // the same for a desk's (manager or server role) connection
-  int64_t presence_event_buffer = 4096;  // events kept per channel for resume
-  int64_t retry_after_ms = 5000;         // the wait handed to refused clients
-  int64_t max_text_bytes = 4000;         // a message's text
-  int64_t notify_tick_ms = 250;          // how often the outbox is looked at
-  int64_t store_max_batch = 1024;        // writes per group commit (1: each commits alone)
+  int64_t ws_read_budget_bytes = 1 << 20;  // one connection's reads per wakeup, then the others
+  int64_t presence_event_buffer = 4096;    // events kept per channel for resume
+  int64_t retry_after_ms = 5000;           // the wait handed to refused clients
+  int64_t max_text_bytes = 4000;           // a message's text
+  int64_t notify_tick_ms = 250;            // how often the outbox is looked at
+  int64_t store_max_batch = 1024;          // writes per group commit (1: each commits alone)
   double max_sends_per_s =
       0;  // messages stored per second on this node (users' and managers'); 0: unlimited
   int64_t store_max_queue_delay_ms =

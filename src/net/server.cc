@@ -497,6 +497,10 @@ Server::Server(base::LoopGroup& loops, base::Metrics& metrics, ServerOptions opt
       "Loops whose io_uring batches are off although setting io_uring is 1 (the kernel refused "
       "a ring, or it kept failing): their WebSocket reads and writes are one system call each.");
   m.bytes_in = metrics.Counter("onlined_ws_bytes_in_total", "WebSocket message bytes received.");
+  m.ws_read_yields = metrics.Counter(
+      "onlined_ws_read_yields_total",
+      "Times a connection's reads took ws_read_budget_bytes in one wakeup and the loop's other "
+      "work ran before the rest was read.");
   m.http_requests =
       metrics.Counter("onlined_http_requests_total", "HTTP requests received (incl. upgrades).");
   m.http_errors = metrics.Counter("onlined_http_malformed_total", "Malformed HTTP requests.");
@@ -589,6 +593,7 @@ void Server::SetLimits(const ServerOptions& o) {
   impl_->send_queue_max = o.send_queue_max;
   impl_->desk_send_queue_max = o.desk_send_queue_max;
   impl_->max_frame_bytes = o.max_frame_bytes;
+  impl_->ws_read_budget = o.ws_read_budget_bytes;
   impl_->opts.drain_spread_ms = o.drain_spread_ms;  // read by Stop, on this (the main) thread
 }
 

@@ -31,6 +31,9 @@ struct ServerOptions {
   // A desk's connection (WsConnection::UseDeskQueue): it gets the channel's
   // every event, in bursts when many users act at once.
   size_t desk_send_queue_max = 8192;
+  // What one connection's reads may take per wakeup before the loop's other
+  // connections and timers run (the rest is read after them).
+  size_t ws_read_budget_bytes = 1 << 20;
   int64_t max_connections = 0;         // every socket, HTTP or WebSocket; 0: unlimited
   int64_t max_connections_per_ip = 0;  // 0: unlimited
   double handshakes_per_s = 0;         // 0: unlimited

@@ -48,6 +48,7 @@ struct Server::Impl {
   std::atomic<size_t> send_queue_max{1024};
   std::atomic<size_t> desk_send_queue_max{8192};
   std::atomic<size_t> max_frame_bytes{64 * 1024};
+  std::atomic<size_t> ws_read_budget{1 << 20};
   std::atomic<bool> stopping{false};
 
   struct PerLoop {
@@ -95,7 +96,7 @@ struct Server::Impl {
         refused_per_ip, refused_fd, refused_handshake, refused_flood, refused_in_flight,
         http_timeouts, io_batched_read, io_batched_write, io_uring_renewals, io_uring_off,
         refused_max_connections, refusal_body_too_large, refusal_headers_too_large,
-        refusal_bad_request, refusal_overloaded;
+        refusal_bad_request, refusal_overloaded, ws_read_yields;
   } m{};
 
   void Accept(size_t loop);

@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <random>
@@ -431,17 +432,31 @@ class WsConn : public WsConnection,
     // Past the Poller's slices: those of connections of this wakeup not yet
     // run still hold what was read for them.
     std::span<char> buf = std::span(impl_.per_loop[loop_].scratch).subspan(Poller::kSlicesBytes);
-    for (;;) {
-      ssize_t r = ::read(fd_, buf.data(), buf.size());
+    const size_t budget = impl_.ws_read_budget.load(std::memory_order_relaxed);
+    for (size_t taken = 0;;) {
+      if (taken >= budget) return YieldRead(to_end);
+      const size_t want = std::min(buf.size(), budget - taken);
+      ssize_t r = ::read(fd_, buf.data(), want);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       if (r <= 0) return Finish(close_sent_ ? close_code_ : 1006);  // EOF or reset
       size_t n = static_cast<size_t>(r);
       impl_.metrics.Add(loop_, impl_.m.bytes_in, r);
+      taken += n;
       Consume(buf.data(), n);
       if (state_ == State::kClosed || aborting_) return;
-      if (n < buf.size() && !to_end) return;
+      if (n < want && !to_end) return;  // a short read: the socket is empty
     }
+  }
+
+  // A peer that keeps its socket full (faster than its frames are handled)
+  // does not hold the loop: the rest is read after the loop's other ready
+  // work. Edge-triggered: no new event would say that bytes are left.
+  void YieldRead(bool to_end) {
+    impl_.metrics.Add(loop_, impl_.m.ws_read_yields);
+    asio::post(impl_.loops.at(loop_).io(), [self = shared_from_this(), to_end] {
+      if (self->reading()) self->OnReadable(to_end);
+    });
   }
 
   // Hands [p, p+n) to the frame reader; a protocol error closes with the

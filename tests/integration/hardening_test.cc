@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "harness.h"
@@ -139,6 +141,41 @@ TEST(Hardening, PingsThatAreNeverReadCannotGrowTheServer) {
 // deeper (desk_send_queue_max) than a user's (send_queue_max). With the same
 // burst and neither reading, the user is cut as a slow consumer; the desk is
 // not, and reads every message afterwards.
+// A client that keeps its socket full does not hold its loop: past
+// ws_read_budget_bytes in one wakeup its reads yield to the loop's other
+// work, and the rest is read after, nothing lost and in order.
+TEST(Hardening, ReadsPastTheBudgetYieldToTheLoopAndLoseNothing) {
+  ServerProcess s("", "ws_read_budget_bytes = 4096");
+  WsClient c;
+  ASSERT_TRUE(c.Connect(s.port()));
+  ASSERT_TRUE(c.Hello(MintToken("user", "reader")));
+  // Sent while the server is stopped: its next wakeup finds 20 KB waiting.
+  s.Signal(SIGSTOP);
+  ASSERT_TRUE(Eventually(2s, [&] {
+    std::ifstream stat("/proc/" + std::to_string(s.pid()) + "/stat");
+    std::string pid, comm, state;
+    stat >> pid >> comm >> state;
+    return state == "T";
+  }));
+  for (int i = 0; i < 20; ++i) {
+    c.Send(R"({"type":"zz)" + std::to_string(i) + R"(","pad":")" + std::string(1000, 'p') +
+           R"("})");
+  }
+  c.Send(R"({"type":"ping"})");
+  std::this_thread::sleep_for(50ms);
+  s.Signal(SIGCONT);
+  for (int i = 0; i < 20; ++i) {
+    SCOPED_TRACE("frame " + std::to_string(i));
+    auto err = c.Next();
+    ASSERT_TRUE(err);
+    EXPECT_NE(err->find("'zz" + std::to_string(i) + "'"), std::string::npos) << *err;
+  }
+  auto pong = c.Next();
+  ASSERT_TRUE(pong);
+  EXPECT_NE(pong->find(R"("pong")"), std::string::npos) << *pong;
+  EXPECT_GE(MetricValue(s.port(), "onlined_ws_read_yields_total"), 1);
+}
+
 TEST(Hardening, ADeskHasADeeperSendQueueThanAUser) {
   ServerProcess s("", "send_queue_max = 32\ndesk_send_queue_max = 2048\nmax_text_bytes = 60000\n",
                   "manager_sends_per_s = 0\n");
