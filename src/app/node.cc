@@ -80,6 +80,8 @@ std::vector<std::string> KeepRestartOnly(const config::Config& run, config::Conf
     changed.emplace_back(name);
     field = running;
   };
+  // node_id defaults to host:port: a new port changes it too, named once (as listen).
+  if (next.listen_port != run.listen_port) next.node_id = run.node_id;
   keep("listen", next.listen, run.listen);
   next.listen_host = run.listen_host;
   next.listen_port = run.listen_port;

@@ -321,6 +321,7 @@ TEST(Reload, SettingsOnlyARestartAppliesKeepTheirValueAndAreNamed) {
     text.replace(at, from.size(), to);
   };
   swap("max_body_bytes = 4096", "max_body_bytes = 1024");
+  swap("threads = 2", "threads = 3");
   swap("heartbeat_s = 1", "heartbeat_s = 2");
   {
     std::ofstream f(s.config_path(), std::ios::trunc);
@@ -329,7 +330,8 @@ TEST(Reload, SettingsOnlyARestartAppliesKeepTheirValueAndAreNamed) {
   s.Signal(SIGHUP);
   ASSERT_TRUE(
       Eventually(3s, [&] { return s.Stderr().find("settings reloaded") != std::string::npos; }));
-  EXPECT_NE(s.Stderr().find("applied only by a restart (running as before): max_body_bytes"),
+  EXPECT_NE(s.Stderr().find("applied only by a restart (running as before): max_body_bytes, "
+                            "threads\n"),
             std::string::npos)
       << s.Stderr();
   // A 2,000-byte body is still under the running 4,096.
