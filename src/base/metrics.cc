@@ -36,7 +36,7 @@ Metrics::Id Metrics::Add(std::string name, std::string help, std::string labels,
   // A series registered again (a second listener, say) is the same series:
   // one line in the exposition, its increments summed.
   if (const Series* s = Find(name, labels, kind, bounds)) return s->first_cell;
-  const Id id = NewCells(kind == Kind::kHistogram ? bounds.size() + 3 : 1);
+  const Id id = NewCells(kind == Kind::kHistogram ? bounds.size() + 2 : 1);
   size_t family = 0;
   while (family < series_.size() && series_[family].name != name) ++family;
   series_.push_back(
@@ -68,7 +68,6 @@ void Metrics::Observe(size_t slot, Id hist, double value) {
     v[hist + b].fetch_add(1, std::memory_order_relaxed);
     v[hist + s.bounds.size() + 1].fetch_add(static_cast<int64_t>(std::llround(value * 1e6)),
                                             std::memory_order_relaxed);
-    v[hist + s.bounds.size() + 2].fetch_add(1, std::memory_order_relaxed);
     return;
   }
 }
@@ -119,8 +118,8 @@ std::string Metrics::Render() const {
     snprintf(num, sizeof num, "%.6f",
              static_cast<double>(sum(s.first_cell + s.bounds.size() + 1)) / 1e6);
     out += s.name + "_sum " + num + "\n";
-    // The +Inf bucket's total, not the count's own cell: read a moment
-    // apart, under load the two would disagree.
+    // The count is the +Inf bucket's total (no cell of its own to drift
+    // from it under load).
     out += s.name + "_count " + std::to_string(cumulative) + "\n";
   }
   return out;

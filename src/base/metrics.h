@@ -43,7 +43,7 @@ class Metrics {
     std::string name, help, labels;
     Kind kind;
     std::vector<double> bounds;  // histograms: upper bounds, ascending
-    Id first_cell;               // histograms: buckets..., +Inf, sum(us), count
+    Id first_cell;               // histograms: buckets..., +Inf, sum(us)
     size_t family;               // the index of the first series of this name
   };
   struct alignas(64) Slot {

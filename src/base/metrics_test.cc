@@ -51,6 +51,20 @@ TEST(Metrics, AFamilyRegisteredApartIsRenderedTogether) {
   EXPECT_LT(second, other) << "the family is split:\n" << text;
 }
 
+// _count is the +Inf bucket's total: the two cannot disagree.
+TEST(Metrics, AHistogramCountsWhatItObserved) {
+  Metrics m(2);
+  const Metrics::Id h = m.Histogram("x_seconds", "Time.", {0.001, 0.01});
+  m.Observe(0, h, 0.0005);
+  m.Observe(1, h, 0.005);
+  m.Observe(1, h, 5);
+  const std::string text = m.Render();
+  EXPECT_NE(text.find("x_seconds_bucket{le=\"0.001\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_seconds_sum 5.005500\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("x_seconds_count 3\n"), std::string::npos) << text;
+}
+
 TEST(Metrics, ANameRegisteredAsTwoKindsIsAMistake) {
   Metrics m(1);
   m.Counter("x_things", "Things.");

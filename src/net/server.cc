@@ -354,6 +354,14 @@ std::string Server::Impl::RefusalBytes(std::string_view message) const {
          "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
+void Server::Impl::RefuseAtAccept(tcp::socket& s, size_t loop, std::string_view message,
+                                  std::optional<base::Metrics::Id> reason) {
+  RefuseNow(s, RefusalBytes(message));
+  metrics.Add(loop, m.refused_total);
+  metrics.Add(loop, m.refusal_overloaded);
+  if (reason) metrics.Add(loop, *reason);
+}
+
 int Server::Impl::TakeReserve() {
   std::lock_guard lock(reserve_mu);
   int fd = -1;
@@ -388,10 +396,7 @@ void Server::Impl::ShedOne(size_t loop) {
     boost::system::error_code ec;
     tcp::endpoint local = pl.acceptor->local_endpoint(ec);
     tcp::socket sock(loops.at(loop).io(), local.protocol(), fd);
-    RefuseNow(sock, RefusalBytes("server is out of file descriptors"));
-    metrics.Add(loop, m.refusal_overloaded);
-    metrics.Add(loop, m.refused_fd);
-    metrics.Add(loop, m.refused_total);
+    RefuseAtAccept(sock, loop, "server is out of file descriptors", m.refused_fd);
   }
   PutReserve(::open("/dev/null", O_RDONLY | O_CLOEXEC), true);
 }
@@ -401,10 +406,7 @@ bool Server::Impl::RefillReserves(tcp::socket& s, size_t loop) {
   bool refused = false;
   if (fd < 0) {
     // Nothing else is free: this socket has the number a reserve lacks.
-    RefuseNow(s, RefusalBytes("server is out of file descriptors"));
-    metrics.Add(loop, m.refusal_overloaded);
-    metrics.Add(loop, m.refused_fd);
-    metrics.Add(loop, m.refused_total);
+    RefuseAtAccept(s, loop, "server is out of file descriptors", m.refused_fd);
     refused = true;
     fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   }
@@ -441,22 +443,23 @@ void Server::Impl::Accept(size_t loop) {
       Accept(loop);
       return;
     }
-    Admission::Slot slot;
-    Admission::Verdict v = stopping.load() ? Admission::Verdict::kTooMany
-                                           : admission.Admit(AddressOf(s), &slot, base::SteadyMs());
-    if (v != Admission::Verdict::kAdmitted) {
-      metrics.Add(loop, m.refused_total);
-      metrics.Add(loop, m.refusal_overloaded);
-      if (v == Admission::Verdict::kTooMany) metrics.Add(loop, m.refused_max_connections);
-      if (v == Admission::Verdict::kTooManyFromAddress) metrics.Add(loop, m.refused_per_ip);
-      if (v == Admission::Verdict::kFlooded) metrics.Add(loop, m.refused_flood);
-      RefuseNow(s,
-                RefusalBytes(v == Admission::Verdict::kTooMany ? "server is at its connection limit"
-                             : v == Admission::Verdict::kTooManyFromAddress
-                                 ? "too many connections from this address"
-                                 : "too many handshakes; retry later"));
-      Accept(loop);
+    if (stopping.load()) {  // began draining since the accept: no limit refused it
+      RefuseAtAccept(s, loop, "server is shutting down", std::nullopt);
       return;
+    }
+    Admission::Slot slot;
+    switch (admission.Admit(AddressOf(s), &slot, base::SteadyMs())) {
+      case Admission::Verdict::kAdmitted:
+        break;
+      case Admission::Verdict::kTooMany:
+        RefuseAtAccept(s, loop, "server is at its connection limit", m.refused_max_connections);
+        return Accept(loop);
+      case Admission::Verdict::kTooManyFromAddress:
+        RefuseAtAccept(s, loop, "too many connections from this address", m.refused_per_ip);
+        return Accept(loop);
+      case Admission::Verdict::kFlooded:
+        RefuseAtAccept(s, loop, "too many handshakes; retry later", m.refused_flood);
+        return Accept(loop);
     }
     beast::error_code ignore;
     s.set_option(tcp::no_delay(true), ignore);

@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
 
 #include "net/admission.h"
@@ -112,6 +113,10 @@ struct Server::Impl {
                       http::request<http::string_body> req, Request app_req, std::string leftover);
   // The 503 + Retry-After answer of a socket refused before any request.
   std::string RefusalBytes(std::string_view message) const;
+  // Answers `s` with that 503 and closes it, counted (every refusal at
+  // accept, `overloaded`, and `reason` if any).
+  void RefuseAtAccept(tcp::socket& s, size_t loop, std::string_view message,
+                      std::optional<base::Metrics::Id> reason);
 };
 
 // Writes `bytes`, shuts down the sending side and reads what the peer still
