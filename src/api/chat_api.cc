@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "chat/codec.h"
 #include "chat/messages.h"
+#include "net/utf8.h"
 #include "notify/webhook.h"
 #include "notify/webhook_rules.h"
 #include "proto/frames.h"
@@ -22,17 +23,27 @@ namespace json = boost::json;
 
 namespace {
 
-// A query parameter's raw value, or "".
-std::string QueryParam(std::string_view query, std::string_view key) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view kv = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    size_t eq = kv.find('=');
-    if (kv.substr(0, eq) == key)
-      return eq == std::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+// A query parameter's value, decoded as a form's ('+' a space, %XX a byte:
+// the desk sends encodeURIComponent), into `out` ("" when absent). False if
+// the query string is malformed (a % without two hex digits).
+bool QueryParam(std::string_view query, std::string_view key, std::string& out) {
+  out.clear();
+  notify::Form form;
+  if (!notify::ParseForm(query, form)) return false;
+  out = notify::FormValue(form, key);
+  return true;
+}
+
+// Well-formed UTF-8 without control characters (C0, DEL): what an id, a
+// name or an Idempotency-Key may hold. A NUL would also end the string
+// early where a C string carries it (the PostgreSQL engine's parameters),
+// and a byte that is not UTF-8 fails PostgreSQL's whole pipelined batch.
+bool CleanText(std::string_view s) {
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
   }
-  return "";
+  return net::IsUtf8(s);
 }
 
 bool ParseInt(const std::string& s, int64_t& out) {
@@ -50,13 +61,15 @@ bool ValidPhone(std::string_view s) {
   return true;
 }
 
-bool ValidId(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x21 || c == '/' || c == '?' || c == '#' || c == '%')
-      return false;
-  }
-  return true;
+// An id (a user's, a chat's), decoded: 1 to 128 bytes of CleanText. A
+// token's `sub` may hold any such id ("bob@example.com", "Jo Ng"), and the
+// desk names it in a URL percent-encoded.
+bool ValidId(std::string_view s) { return !s.empty() && s.size() <= 128 && CleanText(s); }
+
+// A path segment percent-decoded ('+' stays '+') into `out`; false if
+// malformed or not an id.
+bool IdFromPath(std::string_view seg, std::string& out) {
+  return notify::PercentDecode(seg, out, /*plus_is_space=*/false) && ValidId(out);
 }
 
 // Cursor: "<updated_at>.<chat_id>" of the last chat of the previous page.
@@ -138,8 +151,9 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     // /v1/user-chats/{chat_id}/messages
     std::string_view rest = path.substr(std::string_view("/v1/user-chats/").size());
     size_t slash = rest.find('/');
-    std::string chat_id(rest.substr(0, slash));
-    if (slash == std::string_view::npos || rest.substr(slash) != "/messages" || !ValidId(chat_id)) {
+    std::string chat_id;
+    if (slash == std::string_view::npos || rest.substr(slash) != "/messages" ||
+        !IdFromPath(rest.substr(0, slash), chat_id)) {
       respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
       return true;
     }
@@ -148,8 +162,8 @@ bool ChatApi::Handle(net::Request& req, net::Responder& respond) {
     return bad_method("GET, HEAD, POST"), true;
   }
   if (users) {
-    std::string user_id(path.substr(std::string_view("/v1/users/").size()));
-    if (!ValidId(user_id)) {
+    std::string user_id;
+    if (!IdFromPath(path.substr(std::string_view("/v1/users/").size()), user_id)) {
       respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "bad user id"));
       return true;
     }
@@ -190,12 +204,13 @@ void ChatApi::OpenChat(net::Request& req, const net::Responder& respond, const a
 
 void ChatApi::ListChats(net::Request& req, const net::Responder& respond, const ChannelEntry& e) {
   int64_t limit = 50;
-  std::string lim = QueryParam(req.Query(), "limit");
+  std::string lim, cursor;
+  if (!QueryParam(req.Query(), "limit", lim) || !QueryParam(req.Query(), "cursor", cursor))
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "malformed query string"));
   if (!lim.empty() && (!ParseInt(lim, limit) || limit < 1 || limit > 200)) {
     return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "limit must be 1..200"));
   }
   std::optional<std::pair<int64_t, std::string>> before;
-  std::string cursor = QueryParam(req.Query(), "cursor");
   if (!cursor.empty()) {
     std::pair<int64_t, std::string> c;
     if (!DecodeCursor(cursor, c))
@@ -370,14 +385,19 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
   auto s = ctx_.settings();
   if (text.empty())
     return respond(ErrorResponse(ctx_, req.loop, Error::kEmptyText, "text is empty"));
+  if (text.find('\0') != std::string::npos)
+    return respond(
+        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "text must not contain U+0000"));
   if (static_cast<int64_t>(text.size()) > s->max_text_bytes) {
     return respond(ErrorResponse(ctx_, req.loop, Error::kTextTooLong,
                                  "text is over " + std::to_string(s->max_text_bytes) + " bytes"));
   }
   std::string key(req.Header("idempotency-key"));
-  if (key.size() > 200)
-    return respond(
-        ErrorResponse(ctx_, req.loop, Error::kBadRequest, "Idempotency-Key is too long"));
+  if (key.size() > 200 || !CleanText(key)) {
+    return respond(ErrorResponse(
+        ctx_, req.loop, Error::kBadRequest,
+        "Idempotency-Key must be at most 200 bytes of UTF-8 without control characters"));
+  }
   // Each sender's keys are its own: two managers who both use key "1" send
   // two messages.
   std::string scope = (c.role == auth::Role::kServer ? "server:" : "manager:") + c.subject;
@@ -412,7 +432,9 @@ void ChatApi::PostMessage(net::Request& req, const net::Responder& respond, cons
 void ChatApi::ListMessages(net::Request& req, const net::Responder& respond, const ChannelEntry& e,
                            const std::string& chat_id) {
   int64_t after = 0, limit = 100;
-  std::string a = QueryParam(req.Query(), "after_seq"), l = QueryParam(req.Query(), "limit");
+  std::string a, l;
+  if (!QueryParam(req.Query(), "after_seq", a) || !QueryParam(req.Query(), "limit", l))
+    return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "malformed query string"));
   if ((!a.empty() && (!ParseInt(a, after) || after < 0)) ||
       (!l.empty() && (!ParseInt(l, limit) || limit < 1 || limit > 1000))) {
     return respond(
@@ -454,9 +476,11 @@ void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const Ch
   u.channel = e.settings.id;
   u.user_id = user_id;
   if (const json::value* v = o->if_contains("name")) {
-    if (!v->is_string() || v->as_string().size() > 200) {
-      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
-                                   "name must be a string of at most 200 bytes"));
+    if (!v->is_string() || v->as_string().size() > 200 ||
+        !CleanText(std::string_view(v->as_string()))) {
+      return respond(
+          ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                        "name must be a string of at most 200 bytes, without control characters"));
     }
     u.name = std::string(v->as_string());
   }
@@ -499,8 +523,8 @@ void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const Ch
 
 void ChatApi::ListNotifications(net::Request& req, const net::Responder& respond,
                                 const ChannelEntry& e) {
-  std::string user = QueryParam(req.Query(), "user_id");
-  if (!ValidId(user))
+  std::string user;
+  if (!QueryParam(req.Query(), "user_id", user) || !ValidId(user))
     return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest, "user_id is required"));
   std::string channel = e.settings.id;
   ctx_.store.Read<std::vector<store::Notification>>(

@@ -49,7 +49,7 @@ std::optional<net::Response> StaticFiles::Get(std::string_view path,
   r.headers.emplace_back("Referrer-Policy", "no-referrer");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   r.headers.emplace_back("Content-Security-Policy",
-                         "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                         "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
                          "style-src 'self'; script-src 'self'; frame-ancestors " +
                              std::string(frame_ancestors));
   if (frame_ancestors == "'none'")

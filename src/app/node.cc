@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <future>
 #include <stdexcept>
@@ -107,6 +108,26 @@ std::vector<std::string> KeepRestartOnly(const config::Config& run, config::Conf
   keep("[sms]", next.sms, run.sms);
   keep("[cluster]", next.cluster, run.cluster);
   return changed;
+}
+
+// In cluster mode the channels are the node's since its start: each has its
+// presence stream subject and its desks' subscription, made at Start. A
+// channel the file adds is left out until a restart (a removed one goes,
+// and may come back); its settings, keys included, reload as before.
+void KeepClusterChannels(const api::ChannelTable& running, config::Config& next) {
+  const std::vector<std::string>& known = running.names();
+  std::string left_out;
+  std::erase_if(next.channels, [&](const config::Channel& c) {
+    if (std::find(known.begin(), known.end(), c.id) != known.end()) return false;
+    left_out += (left_out.empty() ? "" : ", ") + c.id;
+    return true;
+  });
+  if (!left_out.empty()) {
+    spdlog::warn(
+        "SIGHUP: in cluster mode a new channel is added only by a restart (left out until then): "
+        "{}",
+        left_out);
+  }
 }
 
 // The node's send bucket saves up 50 ms worth: a second's worth let through
@@ -388,6 +409,7 @@ const config::Config& Node::config() const { return p_->cfg; }
 void Node::Reload(config::Config next) {
   Parts& n = *p_;
   const std::vector<std::string> restart = KeepRestartOnly(n.cfg, next);
+  if (n.engines.cluster) KeepClusterChannels(*n.channels.Get(), next);
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   n.channels.Replace(next.channels);
   // Sessions whose key (or channel) is gone end now (close 4002).
@@ -398,16 +420,7 @@ void Node::Reload(config::Config next) {
   n.ctx.set_settings(ToLive(next));
   n.ctx.sends.Set(next.max_sends_per_s, SendBurst(next));
   if (n.engines.single) n.engines.single->SetTableOptions(TableOptions(next));
-  if (n.engines.cluster) {
-    n.engines.cluster->SetGrace(next.offline_grace_ms);
-    bool same = next.channels.size() == n.cfg.channels.size();
-    for (size_t i = 0; same && i < next.channels.size(); ++i)
-      same = next.channels[i].id == n.cfg.channels[i].id;
-    if (!same)
-      spdlog::warn(
-          "SIGHUP: the channel list changed; in cluster mode presence of a new channel crosses "
-          "nodes only after a restart");
-  }
+  if (n.engines.cluster) n.engines.cluster->SetGrace(next.offline_grace_ms);
   n.server->SetLimits(ServerOptionsOf(next, n.file_limit));
   if (next.store_faults != n.cfg.store_faults) {
     store::FaultSpec spec;

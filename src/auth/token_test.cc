@@ -62,6 +62,30 @@ TEST(Token, Expired) {
   EXPECT_EQ(e.code, "token_expired");
 }
 
+// Times are kept in milliseconds (exp * 1000): an exp past the year 9999
+// would overflow them, and is refused.
+TEST(Token, AnExpPastTheYear9999IsRefused) {
+  Claims c;
+  TokenError e;
+  EXPECT_FALSE(Verify(Mint({"acme", "u1", Role::kServer, 10'000'000'000'000'000}, kAcme), Secrets(),
+                      1000, c, e));
+  EXPECT_EQ(e.code, "bad_token");
+  EXPECT_TRUE(
+      Verify(Mint({"acme", "u1", Role::kServer, 253'402'300'799}, kAcme), Secrets(), 1000, c, e));
+}
+
+// A subject the desk could not name in its calls (a control character) is
+// refused; any other is fine.
+TEST(Token, ASubjectWithAControlCharacterIsRefused) {
+  Claims c;
+  TokenError e;
+  EXPECT_FALSE(Verify(Mint({"acme", "u\x01", Role::kUser, 2000}, kAcme), Secrets(), 1000, c, e));
+  EXPECT_EQ(e.code, "bad_token");
+  EXPECT_TRUE(
+      Verify(Mint({"acme", "bob@x.com jr/é", Role::kUser, 2000}, kAcme), Secrets(), 1000, c, e));
+  EXPECT_EQ(c.subject, "bob@x.com jr/é");
+}
+
 // RFC 8725: nbf and iat ahead of the clock beyond the leeway are refused;
 // within it accepted; absent is fine.
 TEST(Token, NotYetValidBeyondTheLeeway) {

@@ -1648,9 +1648,10 @@ uint64_t Engine::Subscribe(ChannelIdx ch, presence::Subscriber* sub,
                            std::optional<uint64_t> after) {
   Impl& m = *impl_;
   const uint64_t h = m.local.Subscribe(ch, sub, after);
+  if (ch >= m.desk_count.size()) return h;  // not one of the cluster's channels: local only
   std::lock_guard lock(m.mu);
   m.sub_channel[{base::Loop::Current()->index(), h}] = ch;
-  if (ch < m.desk_count.size() && m.desk_count[ch]++ == 0 && m.nc != nullptr) {
+  if (m.desk_count[ch]++ == 0 && m.nc != nullptr) {
     natsSubscription* s = nullptr;
     if (natsConnection_Subscribe(&s, m.nc, ("onl.desk." + m.tokens[ch]).c_str(), &Impl::OnDeskMsg,
                                  &m) == NATS_OK) {

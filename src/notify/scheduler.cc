@@ -199,25 +199,32 @@ void Scheduler::Claim() {
 void Scheduler::Claimed(const std::vector<store::Notification>& sends) {
   for (const store::Notification& n : sends) {
     metrics_.Add(metrics_.loops(), m_inflight_, 1);
-    int64_t id = n.id;
-    provider_->Send({n.id, n.phone, n.body}, [this, id](const SmsResult& r) {
-      metrics_.Add(metrics_.loops(), m_inflight_, -1);
-      Record(id, r);
-    });
+    provider_->Send({n.id, n.phone, n.body},
+                    [this, id = n.id, attempt = n.attempts](const SmsResult& r) {
+                      metrics_.Add(metrics_.loops(), m_inflight_, -1);
+                      if (r.kind == SmsResult::Kind::kSent) metrics_.Add(metrics_.loops(), m_sent_);
+                      Record(id, attempt, r, 0);
+                    });
   }
 }
 
-void Scheduler::Record(int64_t id, const SmsResult& r) {
+void Scheduler::Record(int64_t id, int attempt, const SmsResult& r, int tries) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
   const double j = jitter(rng);
   Options opts = opts_;
   using K = SmsResult::Kind;
-  if (r.kind == K::kSent) metrics_.Add(metrics_.loops(), m_sent_);
+  enum : int { kSentDone, kRetried, kFailed, kTakenOver };
   store_.Write<int>(
-      [id, r, j, opts](store::Db& db) {
+      [id, attempt, r, j, opts](store::Db& db) -> int {
         auto n = db.GetNotification(id);
-        if (!n) return 0;
+        // Fenced: only the claim this send was made under takes its result.
+        // After this node's lease ran out another may have claimed it again
+        // (and sent it, or be sending it): its own result is the one kept.
+        if (!n || n->state != store::NotifyState::kSending || n->claimed_by != opts.owner ||
+            n->attempts != attempt) {
+          return kTakenOver;
+        }
         const int64_t now = base::WallMs();
         n->updated_at = now;
         if (r.kind == K::kSent) {
@@ -233,25 +240,54 @@ void Scheduler::Record(int64_t id, const SmsResult& r) {
           n->due_at = now + backoff;
           n->reason = "retry: " + r.reason;
           db.UpdateNotification(*n);
-          return 1;
+          return kRetried;
         } else {
           n->state = store::NotifyState::kFailed;
           n->reason = r.kind == K::kRetry ? "retries_exhausted: " + r.reason : r.reason;
         }
         db.UpdateNotification(*n);
-        return r.kind == K::kSent ? 0 : 2;
+        return r.kind == K::kSent ? kSentDone : kFailed;
       },
-      [this, id, r](store::Outcome<int> o) {
+      [this, id, attempt, r, tries](store::Outcome<int> o) {
         if (!o.ok()) {
-          spdlog::error("outbox: cannot record the result of notification {}: {}", id, o.error);
+          // The provider has the send: a result not written would leave the
+          // row `sending`, and the next claim after the lease would send it
+          // again. Written again until it is, with backoff, while running.
+          asio::post(io_, [this, id, attempt, r, tries, error = o.error] {
+            RecordLater(id, attempt, r, tries, error);
+          });
           return;
         }
-        if (*o.value == 1) metrics_.Add(metrics_.loops(), m_retried_);
-        if (*o.value == 2) {
+        if (*o.value == kRetried) metrics_.Add(metrics_.loops(), m_retried_);
+        if (*o.value == kFailed) {
           metrics_.Add(metrics_.loops(), m_failed_);
           spdlog::warn("outbox: notification {} failed: {}", id, r.reason);
         }
+        if (*o.value == kTakenOver) {
+          spdlog::warn(
+              "outbox: the result of notification {} (attempt {}) came after its lease was "
+              "taken over; kept the later claim's",
+              id, attempt);
+        }
       });
+}
+
+void Scheduler::RecordLater(int64_t id, int attempt, const SmsResult& r, int tries,
+                            const std::string& error) {
+  if (stopping_) {
+    spdlog::error("outbox: the result of notification {} is not recorded (stopping): {}", id,
+                  error);
+    return;
+  }
+  const int64_t wait_ms = std::min<int64_t>(int64_t{250} << std::min(tries, 5), 8000);
+  if (tries % 8 == 0) {
+    spdlog::warn("outbox: cannot record the result of notification {} yet ({}); again in {} ms", id,
+                 error, wait_ms);
+  }
+  auto t = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(wait_ms));
+  t->async_wait([this, t, id, attempt, r, tries](boost::system::error_code ec) {
+    if (!ec && !stopping_) Record(id, attempt, r, tries + 1);
+  });
 }
 
 }  // namespace onlined::notify

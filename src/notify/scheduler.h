@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "base/metrics.h"
@@ -61,7 +62,12 @@ class Scheduler {
   void Tick();
   void Claim();
   void Claimed(const std::vector<store::Notification>& sends);
-  void Record(int64_t id, const SmsResult& r);
+  // Writes a provider's result for the claim of `attempt` (fenced: a claim
+  // taken over since is left as it is); a write that fails is made again
+  // (RecordLater) until it succeeds or the scheduler stops.
+  void Record(int64_t id, int attempt, const SmsResult& r, int tries);
+  void RecordLater(int64_t id, int attempt, const SmsResult& r, int tries,
+                   const std::string& error);
 
   store::Service& store_;
   const PolicySource& policies_;

@@ -16,12 +16,13 @@ int HexVal(char c) {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+}  // namespace
 
-bool Decode(std::string_view in, std::string& out) {
+bool PercentDecode(std::string_view in, std::string& out, bool plus_is_space) {
   out.clear();
   for (size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
-    if (c == '+') {
+    if (c == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (c == '%') {
       if (i + 2 >= in.size()) return false;  // needs two hex digits
@@ -35,7 +36,6 @@ bool Decode(std::string_view in, std::string& out) {
   }
   return true;
 }
-}  // namespace
 
 bool ParseForm(std::string_view body, Form& out) {
   out.clear();
@@ -46,8 +46,8 @@ bool ParseForm(std::string_view body, Form& out) {
     if (pair.empty()) continue;
     size_t eq = pair.find('=');
     std::string k, v;
-    if (!Decode(pair.substr(0, eq), k)) return false;
-    if (eq != std::string_view::npos && !Decode(pair.substr(eq + 1), v)) return false;
+    if (!PercentDecode(pair.substr(0, eq), k, true)) return false;
+    if (eq != std::string_view::npos && !PercentDecode(pair.substr(eq + 1), v, true)) return false;
     out.emplace_back(std::move(k), std::move(v));
   }
   return true;

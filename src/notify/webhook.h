@@ -11,6 +11,9 @@ namespace onlined::notify {
 
 using Form = std::vector<std::pair<std::string, std::string>>;
 
+// Percent-decodes `in` (%XX a byte; '+' a space if plus_is_space, as in a
+// form) into `out`. False if a % is not followed by two hex digits.
+bool PercentDecode(std::string_view in, std::string& out, bool plus_is_space);
 // application/x-www-form-urlencoded ('+' is a space). False if malformed.
 bool ParseForm(std::string_view body, Form& out);
 std::string FormValue(const Form& f, std::string_view key);

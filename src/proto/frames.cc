@@ -22,7 +22,8 @@ bool Fail(FrameError& err, std::string_view code, std::string message) {
   return false;
 }
 
-// Reads a required non-empty string field of at most `max` bytes.
+// Reads a required non-empty string field of at most `max` bytes, without
+// U+0000.
 bool GetString(const json::object& o, std::string_view key, size_t max, std::string& out,
                FrameError& err, bool required = true) {
   const json::value* v = o.if_contains(key);
@@ -37,6 +38,10 @@ bool GetString(const json::object& o, std::string_view key, size_t max, std::str
     return Fail(err, "bad_frame", "field '" + std::string(key) + "' is too long");
   if (required && s->empty())
     return Fail(err, "bad_frame", "field '" + std::string(key) + "' is empty");
+  // A NUL would end the string early where a C string carries it (the
+  // PostgreSQL engine's parameters): "a\u0000b" stored as "a".
+  if (std::string_view(s->data(), s->size()).find('\0') != std::string_view::npos)
+    return Fail(err, "bad_frame", "field '" + std::string(key) + "' must not contain U+0000");
   out.assign(s->data(), s->size());
   return true;
 }
@@ -94,7 +99,9 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err) 
       if (ro->size() > kMaxResumeChats)
         return Fail(err, "bad_frame", "field 'resume' has too many chats");
       for (const auto& kv : *ro) {
-        if (kv.key().empty() || kv.key().size() > kMaxIdBytes) {
+        if (kv.key().empty() || kv.key().size() > kMaxIdBytes ||
+            std::string_view(kv.key().data(), kv.key().size()).find('\0') !=
+                std::string_view::npos) {
           return Fail(err, "bad_frame", "field 'resume' has a bad chat id");
         }
         int64_t seq = 0;

@@ -85,6 +85,26 @@ TEST(Frames, Refusals) {
   EXPECT_FALSE(Parse(R"([[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]])", f, e));
 }
 
+// A NUL would end the string early where a C string carries it (the
+// PostgreSQL engine): "a\u0000b" would be stored as "a".
+TEST(Frames, NoStringFieldMayHoldANul) {
+  ClientFrame f;
+  FrameError e;
+  for (const char* frame : {
+           R"({"type":"send","client_msg_id":"m1","text":"a\u0000b"})",
+           R"({"type":"send","client_msg_id":"m\u00001","text":"ab"})",
+           R"({"type":"send","chat_id":"c\u0000","client_msg_id":"m1","text":"ab"})",
+           R"({"type":"ack","chat_id":"c\u0000d","seq":1})",
+           R"({"type":"hello","token":"t","resume":{"c\u0000":1}})",
+       }) {
+    EXPECT_FALSE(Parse(frame, f, e)) << frame;
+    EXPECT_EQ(e.code, "bad_frame") << frame;
+  }
+  EXPECT_TRUE(Parse(R"({"type":"send","client_msg_id":"m1","text":"a\u0001b"})", f, e));
+  EXPECT_EQ(f.text, std::string("a\x01"
+                                "b"));
+}
+
 TEST(Frames, EncodedFramesAreValidJson) {
   std::string evil = "a\"b\\c\n\x01\xff\xc3\xa9";
   for (const std::string& s :

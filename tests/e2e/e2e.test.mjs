@@ -188,6 +188,42 @@ test('a widget back after 150 missed messages shows them all, stays connected, a
   await d.close();
 });
 
+test('a user whose id is an e-mail address: the desk shows the history and the SMS', async () => {
+  const user = 'ida@example.com';
+  await api('PUT', `/v1/users/${encodeURIComponent(user)}`, { name: 'Ida', phone: '+15550100002', sms_opt_in: true });
+  const chat = (await api('POST', '/v1/user-chats', { user_id: user })).chat_id;
+  const d = await desk();
+  await d.waitForSelector(`li[data-chat="${chat}"]`);
+  await send(d, chat, 'Your refund is on its way.');
+  await d.waitForSelector('.msg.mine >> text=Your refund is on its way.');
+  await d.waitForSelector('.msg.mine .delivery[data-delivery*="SMS scheduled"]', { timeout: 5000 });
+  assert.equal(await d.isVisible('#banner'), false, 'the desk shows an error');
+  assert.deepEqual(d.errors, []);
+  await d.close();
+});
+
+test('the token leaves the address bar, and a reload of the tab finds it again', async () => {
+  const chat = await chatWith('jon');
+  const w = await widget('jon');
+  await w.waitForSelector('#status[data-state="online"]');
+  assert.ok(!w.url().includes('token='), w.url());
+  const d = await desk();
+  await d.waitForSelector(`li[data-chat="${chat}"]`);
+  assert.ok(!d.url().includes('token='), d.url());
+  await send(d, chat, 'Still there after a reload?');
+  await w.waitForSelector('.msg >> text=Still there after a reload?');
+  await w.reload();
+  await w.waitForSelector('#status[data-state="online"]');
+  await d.reload();
+  await d.waitForSelector(`li[data-chat="${chat}"]`);
+  await send(d, chat, 'Yes, after the reload.');
+  await w.waitForSelector('.msg >> text=Yes, after the reload.');
+  assert.deepEqual(w.errors, []);
+  assert.deepEqual(d.errors, []);
+  await w.close();
+  await d.close();
+});
+
 test('sms: with the widget closed, the desk shows the SMS scheduled and then sent', async () => {
   const chat = await chatWith('wes', '+15550100001');
   const d = await desk();

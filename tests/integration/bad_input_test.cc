@@ -243,6 +243,55 @@ TEST_F(BadInput, UpgradeToUnknownPathAndUnknownRoute) {
   EXPECT_EQ(Http(server_.port(), "GET", "/nope").status, 404);
 }
 
+// Ids in URLs are percent-decoded, as the desk sends them
+// (encodeURIComponent): a user whose id is an e-mail address can be named.
+// What the store could not keep as it was sent (a NUL, bytes that are not
+// UTF-8, control characters in an id) is refused before it gets there.
+TEST(HttpInput, IdsInUrlsAreDecodedAndWhatTheStoreCannotKeepIsRefused) {
+  ServerProcess s;
+  const std::string m = MintToken("manager", "m1");
+  HttpResult put = Http(s.port(), "PUT", "/v1/users/bob%40x.com%20jr", R"({"name":"Bob"})", m);
+  ASSERT_EQ(put.status, 200) << put.body;
+  EXPECT_EQ(put.Json().at("user_id").as_string(), "bob@x.com jr");
+  HttpResult chat = Http(s.port(), "POST", "/v1/user-chats", R"({"user_id":"bob@x.com jr"})", m);
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  const std::string messages = "/v1/user-chats/" + chat_id + "/messages";
+  ASSERT_EQ(Http(s.port(), "POST", messages, R"({"text":"hi"})", m).status, 201);
+  // '+' is a space in a query string, %2B a plus.
+  for (const char* q : {"bob%40x.com%20jr", "bob%40x.com+jr", "bob@x.com+jr"}) {
+    HttpResult ns = Http(s.port(), "GET", std::string("/v1/notifications?user_id=") + q, "", m);
+    EXPECT_EQ(ns.status, 200) << q << ": " << ns.body;
+  }
+  HttpResult list = Http(s.port(), "GET", messages + "?after_seq=0&limit=10", "", m);
+  ASSERT_EQ(list.status, 200) << list.body;
+  EXPECT_EQ(list.Json().at("messages").as_array().size(), 1u);
+
+  struct Bad {
+    const char* method;
+    std::string target, body;
+    std::vector<std::pair<std::string, std::string>> headers;
+  };
+  const std::vector<Bad> refused = {
+      {"GET", "/v1/notifications?user_id=%zz", "", {}},       // a malformed escape
+      {"GET", "/v1/notifications?user_id=a%00b", "", {}},     // a NUL
+      {"GET", messages + "?after_seq=%", "", {}},             // a malformed escape
+      {"PUT", "/v1/users/%ff", R"({"name":"x"})", {}},        // not UTF-8
+      {"PUT", "/v1/users/a%0Ab", R"({"name":"x"})", {}},      // a control character
+      {"PUT", "/v1/users/ok", R"({"name":"a\u0001b"})", {}},  // one in a name
+      {"POST", "/v1/user-chats", R"({"user_id":"a\u0000b"})", {}},
+      {"POST", messages, R"({"text":"a\u0000b"})", {}},
+      {"POST", messages, R"({"text":"ok"})", {{"Idempotency-Key", "k\xff"}}},
+  };
+  for (const Bad& b : refused) {
+    HttpResult r = Http(s.port(), b.method, b.target, b.body, m, b.headers);
+    EXPECT_EQ(r.status, 400) << b.method << " " << b.target << " " << b.body << ": " << r.body;
+  }
+  // None of them was stored: the chat still holds its one message.
+  list = Http(s.port(), "GET", messages + "?after_seq=0&limit=10", "", m);
+  EXPECT_EQ(list.Json().at("messages").as_array().size(), 1u) << list.body;
+}
+
 TEST(Admission, OverConnectionLimitGets503WithRetryAfter) {
   ServerProcess s("", "max_connections = 2\nretry_after_ms = 3000");
   WsClient a, b, c;

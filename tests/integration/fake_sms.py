@@ -3,7 +3,7 @@
 
 Listens on 127.0.0.1 (a free port, printed as "PORT <n>"), records every
 POST /2010-04-01/Accounts/<sid>/Messages.json, and answers from a script:
-  POST /_script  {"responses": [500, 201, 400, "hang"]}  (then 201 forever)
+  POST /_script  {"responses": [500, 201, 400, "hang", "slow:1500"]}  (then 201 forever)
   GET  /_requests  -> the recorded requests as JSON
 Stops when its stdin closes (the test ended) or on SIGTERM.
 """
@@ -56,6 +56,9 @@ class Handler(BaseHTTPRequestHandler):
         if action == "hang":
             time.sleep(30)
             return
+        if isinstance(action, str) and action.startswith("slow:"):  # "slow:MS", then 201
+            time.sleep(int(action[5:]) / 1000)
+            action = 201
         if action == "garbage":
             data = b"<html>not json</html>"
             self.send_response(200)

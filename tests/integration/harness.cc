@@ -252,7 +252,7 @@ FakeSms::~FakeSms() {
 void FakeSms::Script(const std::vector<std::string>& responses) {
   boost::json::array a;
   for (const auto& r : responses) {
-    if (r == "hang" || r == "garbage") {
+    if (r == "hang" || r == "garbage" || r.rfind("slow:", 0) == 0) {
       a.push_back(boost::json::string(r));
     } else {
       a.push_back(std::stoi(r));

@@ -124,7 +124,8 @@ class FakeSms {
   FakeSms();
   ~FakeSms();
   uint16_t port() const { return port_; }
-  // The next answers, e.g. {"500", "201"} or {"400"} or {"hang"}.
+  // The next answers, e.g. {"500", "201"} or {"400"} or {"hang"}, or
+  // {"slow:1500"} (201 after 1.5 s).
   void Script(const std::vector<std::string>& responses);
   // What it received so far: [{"path","auth","form":{...},"at"}].
   boost::json::array Requests();

@@ -276,6 +276,50 @@ TEST(PostgresOutbox, ASendOfAKilledNodeIsRetriedOnceByAnotherAfterTheLease) {
   EXPECT_EQ(fake.Requests().size(), 2u) << "retried more than once";
 }
 
+// The provider took the SMS, but the database was down when its result was
+// to be written: the result is written again until it is, and the send is
+// not made a second time when its lease runs out.
+TEST(PostgresOutbox, AResultTheDatabaseMissedIsWrittenAgainAndNotSentTwice) {
+  FakeSms fake;
+  fake.Script({"slow:2000"});  // the answer comes while PostgreSQL is down
+  PostgresServer pg;
+  ServerProcess server(SmsToml(fake.port(), 10000),
+                       OnDatabase(pg.url() + "/postgres", "outbox_lease_ms = 5000\n"), kAcme);
+  const uint16_t port = server.port();
+  Profile(port, "eve", "+15550103000");
+  const std::string chat = OpenChat(port, "eve");
+  ASSERT_EQ(Post(port, chat, "are you there?").status, 201);
+  auto deadline = std::chrono::steady_clock::now() + 6s;
+  while (fake.Requests().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_EQ(fake.Requests().size(), 1u) << "never sent";
+  const auto sent_at = std::chrono::steady_clock::now();
+  pg.Halt();
+  // The answer arrives at 2 s; the result's write fails while PostgreSQL is
+  // down and is made again after it is back.
+  while (std::chrono::steady_clock::now() - sent_at < 3500ms) std::this_thread::sleep_for(50ms);
+  pg.Start();
+  json::array ns;
+  deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    HttpResult r = Http(port, "GET", "/v1/notifications?user_id=eve", "", Manager());
+    if (r.status == 200) {
+      ns = r.Json().at("notifications").as_array();
+      if (!ns.empty() && ns[0].at("state").as_string() == "sent") break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_FALSE(ns.empty());
+  EXPECT_EQ(ns[0].at("state").as_string(), "sent") << json::serialize(ns[0]);
+  EXPECT_EQ(ns[0].at("attempts").as_int64(), 1);
+  EXPECT_NE(server.Stderr().find("cannot record the result of notification"), std::string::npos)
+      << "the first write did not fail: the test proves nothing";
+  // Past the lease (5 s from the claim) and a tick: no second send.
+  while (std::chrono::steady_clock::now() - sent_at < 6500ms) std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(fake.Requests().size(), 1u) << "sent twice";
+}
+
 // As a careful client sends: each message under its own key, sent again
 // after a refusal until it is stored. Counts what it got.
 class CarefulSender {

@@ -3,9 +3,27 @@
 // exponential backoff (honouring a server's retry_after_ms), and reports its
 // state. Used by the desk and the widget.
 
+// The page's token: from the URL fragment, which is then cleared from the
+// address bar and the history (a shared screen or a copied link would show
+// it) and kept for this tab only, so a reload finds it again.
 export function tokenFromFragment() {
   const params = new URLSearchParams(location.hash.slice(1));
-  return params.get('token') || '';
+  const key = `onlined.token${location.pathname}`;
+  const fresh = params.get('token');
+  if (fresh) {
+    try {
+      sessionStorage.setItem(key, fresh);
+      history.replaceState(null, '', location.pathname + location.search);
+    } catch {
+      // No storage (a sandboxed frame): the token stays in the fragment.
+    }
+    return fresh;
+  }
+  try {
+    return sessionStorage.getItem(key) || '';
+  } catch {
+    return '';
+  }
 }
 
 export function claimsOf(token) {

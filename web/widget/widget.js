@@ -2,7 +2,7 @@
 // URL fragment, shows the chat live, acks what it receives, marks read what
 // is visible, reports idle/active, and survives reconnects without losing
 // or repeating a message.
-import { Connection, pageTokenHook, tokenFromFragment, el, clock } from '/shared/connection.js';
+import { Connection, pageTokenHook, tokenFromFragment, claimsOf, el, clock } from '/shared/connection.js';
 
 const token = tokenFromFragment();
 const $ = (id) => document.getElementById(id);
@@ -10,7 +10,10 @@ const messagesEl = $('messages');
 const statusEl = $('status');
 
 // chat_id -> highest seq shown; kept across reloads so a reload resumes.
-const RESUME_KEY = 'onlined.resume';
+// Kept per channel and user: a tab reloaded with another user's token does
+// not take the last user's chat.
+const who = claimsOf(token) || {};
+const RESUME_KEY = `onlined.resume.${who.ch || ''}.${who.sub || ''}`;
 const resume = JSON.parse(sessionStorage.getItem(RESUME_KEY) || '{}');
 const shown = new Map();  // message id -> element
 let chatId = Object.keys(resume)[0] || '';
@@ -113,6 +116,15 @@ const conn = new Connection({
         pending.delete(f.client_msg_id);
       }
     } else if (f.type === 'error') {
+      if (f.code === 'unknown_chat' && chatId) {
+        // The chat we kept is not this user's (or is gone): send without it,
+        // and the server uses the user's own chat.
+        chatId = '';
+        for (const k of Object.keys(resume)) delete resume[k];
+        saveResume();
+        for (const [id, p] of pending) conn.send({ type: 'send', client_msg_id: id, text: p.text });
+        return;
+      }
       if (f.code !== 'hello_required') showBanner(`Something went wrong: ${f.message}`, false);
     }
   },
