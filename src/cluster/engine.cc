@@ -28,15 +28,23 @@ using presence::Payload;
 namespace {
 
 constexpr const char* kStream = "ONLINED_PRESENCE";
-constexpr size_t kChunkBytes = 512 * 1024;  // a snapshot chunk, well under NATS's 1 MB
-constexpr size_t kDeltaBytes = 256 * 1024;  // a Deltas message
-constexpr size_t kMaxEventQueue = 262144;   // events waiting for the stream
-constexpr size_t kMaxBuffered = 4096;       // Deltas held while a peer's snapshot comes
-constexpr size_t kAppendEvents = 4096;      // events per append: < 1 MB with 64-byte ids
-constexpr size_t kMaxHeld = 256;            // a chat's frames held after a gap
-constexpr int64_t kFirstHeal = 32;          // seqs read again before a chat's first frame here
+constexpr size_t kChunkBytes = 512 * 1024;      // a snapshot chunk, well under NATS's 1 MB
+constexpr size_t kDeltaBytes = 256 * 1024;      // a Deltas message
+constexpr size_t kMaxEventQueue = 262144;       // events waiting for the stream
+constexpr size_t kMaxBuffered = 4096;           // Deltas held while a peer's snapshot comes
+constexpr size_t kMaxBufferedBytes = 64 << 20;  // and their decoded size, at most
+constexpr size_t kAppendEvents = 4096;          // events per append: < 1 MB with 64-byte ids
+constexpr size_t kMaxHeld = 256;                // a chat's frames held after a gap
+constexpr int64_t kFirstHeal = 32;              // seqs read again before a chat's first frame here
 constexpr uint32_t kMaxPeerShards = 1024;
 constexpr uint32_t kSelf = 0;  // the replica's index of this node
+
+// What a decoded Deltas holds in memory, about: its entries and their ids.
+size_t DecodedBytes(const Deltas& d) {
+  size_t n = sizeof(Deltas) + d.users.size() * sizeof(UserEntry);
+  for (const UserEntry& u : d.users) n += u.channel.size() + u.user.size();
+  return n;
+}
 
 uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
@@ -144,6 +152,7 @@ struct Peer {
   uint64_t gen = 0;
   std::vector<char> shard_done;
   std::vector<Deltas> buffered;
+  size_t buffered_bytes = 0;  // what `buffered` holds, about (DecodedBytes)
   int64_t sync_started = 0;
 };
 
@@ -697,6 +706,7 @@ void Engine::Impl::RequestSnapshotLocked(Peer& p) {
   p.gen++;
   p.shard_done.clear();
   p.buffered.clear();
+  p.buffered_bytes = 0;
   p.sync_started = base::SteadyMs();
   metrics.Add(metrics.loops(), m_resyncs);
   if (nc == nullptr) return;
@@ -743,10 +753,14 @@ void Engine::Impl::ApplyDeltasLocked(Peer& p, Deltas&& d) {
   if (d.shard >= kMaxPeerShards) return;
   if (p.applied.size() <= d.shard) p.applied.resize(d.shard + 1, 0);
   if (p.syncing && (d.shard >= p.shard_done.size() || !p.shard_done[d.shard])) {
-    if (p.buffered.size() >= kMaxBuffered) {
+    // Held by count and by size: a peer's messages are up to 1 MB on the
+    // wire, and one of tiny entries decodes to several times that.
+    const size_t bytes = DecodedBytes(d);
+    if (p.buffered.size() >= kMaxBuffered || p.buffered_bytes + bytes > kMaxBufferedBytes) {
       RequestSnapshotLocked(p);  // too far behind: start over
       return;
     }
+    p.buffered_bytes += bytes;
     p.buffered.push_back(std::move(d));
     return;
   }
@@ -755,6 +769,7 @@ void Engine::Impl::ApplyDeltasLocked(Peer& p, Deltas&& d) {
     spdlog::info("cluster: deltas of {} shard {} jumped {} -> {}; re-reading it", p.node, d.shard,
                  p.applied[d.shard], d.seq);
     RequestSnapshotLocked(p);
+    p.buffered_bytes += DecodedBytes(d);
     p.buffered.push_back(std::move(d));
     return;
   }
@@ -913,6 +928,7 @@ void Engine::Impl::OnSnapChunk(natsConnection*, natsSubscription*, natsMsg* msg,
   p->syncing = false;
   std::vector<Deltas> held = std::move(p->buffered);
   p->buffered.clear();
+  p->buffered_bytes = 0;
   std::sort(held.begin(), held.end(), [](const Deltas& a, const Deltas& b) {
     return a.shard != b.shard ? a.shard < b.shard : a.seq < b.seq;
   });
@@ -1729,7 +1745,21 @@ void Engine::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, st
         remote = true;
       }
     }
-    if (it != s.recs.end()) m.Sequence(s, *it->second, chat, seq, std::move(frame));
+    if (it != s.recs.end()) {
+      Rec& r = *it->second;
+      if (here) {
+        m.Sequence(s, r, chat, seq, std::move(frame));
+      } else if (!r.chat.empty()) {
+        // No session here: nothing to put in order, and no gap to heal
+        // from the store. A session that comes here later starts afresh
+        // (its replay, then its first frame's look back).
+        r.chat.clear();
+        r.held.clear();
+        r.late.clear();
+        r.first_seen = 0;
+        r.delivered = 0;
+      }
+    }
     if (done) done(here || remote);
   });
 }

@@ -104,12 +104,15 @@ void Scheduler::Claim() {
     auto waiting = std::make_shared<int>(0);
     auto lapsed = std::make_shared<int>(0);
     auto exhausted = std::make_shared<int>(0);
+    auto claimed = std::make_shared<int>(0);
     store_.Write<std::vector<store::Notification>>(
-        [opts = opts_, policies, cancelled, waiting, lapsed, exhausted](store::Db& db) {
+        [opts = opts_, policies, cancelled, waiting, lapsed, exhausted, claimed](store::Db& db) {
           *cancelled = *waiting = *lapsed = *exhausted = 0;
           std::vector<store::Notification> sends;
           const int64_t now = base::WallMs();
-          for (store::Notification& n : db.ClaimDue(now, opts.batch)) {
+          std::vector<store::Notification> due = db.ClaimDue(now, opts.batch);
+          *claimed = static_cast<int>(due.size());
+          for (store::Notification& n : due) {
             n.updated_at = now;
             if (n.state == store::NotifyState::kSending) {
               // Its sender's lease ran out (the node died or froze mid-send).
@@ -166,8 +169,8 @@ void Scheduler::Claim() {
           }
           return sends;
         },
-        [this, cancelled, waiting, lapsed,
-         exhausted](store::Outcome<std::vector<store::Notification>> o) {
+        [this, cancelled, waiting, lapsed, exhausted,
+         claimed](store::Outcome<std::vector<store::Notification>> o) {
           if (o.ok()) {
             metrics_.Add(metrics_.loops(), m_failed_, *exhausted);  // failed for good
             metrics_.Add(metrics_.loops(), m_cancelled_, *cancelled);
@@ -184,13 +187,20 @@ void Scheduler::Claim() {
                   *exhausted);
             }
           }
-          asio::post(io_, [this, o = std::move(o)]() mutable {
+          const bool full = o.ok() && *claimed >= opts_.batch;
+          asio::post(io_, [this, o = std::move(o), full]() mutable {
             claiming_ = false;
             if (!o.ok()) {
               spdlog::warn("outbox: cannot claim due notifications: {}", o.error);
               return;
             }
             Claimed(*o.value);
+            // More may be due: the next slice now, behind what the writer
+            // was given meanwhile (sends wait for one slice, not for all).
+            if (full && !stopping_) {
+              claiming_ = true;
+              Claim();
+            }
           });
         });
   }

@@ -33,7 +33,11 @@ class Scheduler {
  public:
   struct Options {
     int64_t tick_ms = 250;
-    int batch = 200;
+    // Notifications claimed and decided per write transaction: each costs a
+    // few reads inside it (on PostgreSQL, round trips), and the sends queued
+    // behind the claim wait for them. A full slice is followed by the next
+    // at once.
+    int batch = 32;
     int max_attempts = 8;
     int64_t backoff_base_ms = 2000;
     int64_t backoff_max_ms = 300000;

@@ -591,6 +591,46 @@ TEST_F(ClusterTest, ARevocationThroughOneNodeEndsTheSubjectsSessionsOnEveryNode)
   EXPECT_FALSE(kept->closed());
 }
 
+// A manager on A writes to a user whose only session is on B, and the user
+// answers in between: A has no session of the user to put in order, so it
+// neither holds the frames nor reads the seqs it did not see (the user's own
+// messages, committed on B) from the store as a gap.
+TEST_F(ClusterTest, RepliesThroughANodeWithoutTheUsersSessionsAreNoGaps) {
+  a_ = Node(0);
+  b_ = Node(1);
+  WaitJoined(*a_);
+  WaitJoined(*b_);
+  auto desk = Desk(*a_);
+  auto ann = User(*b_, "ann");
+  ASSERT_TRUE(Next(*desk, "ann", 3000ms));
+  HttpResult chat = Http(a_->port(), "POST", "/v1/user-chats", "{\"user_id\":\"ann\"}", Manager());
+  ASSERT_EQ(chat.status, 201) << chat.body;
+  const std::string chat_id(chat.Json().at("chat_id").as_string());
+  // The user's own answers come back to its session too (for its other
+  // tabs): only the manager's are waited for.
+  auto is_question = [&](const json::value& v) {
+    return v.at("chat_id").as_string() == chat_id && v.at("from").as_string() == "manager";
+  };
+  int64_t seq = 0;
+  for (int i = 1; i <= 3; ++i) {
+    HttpResult r = Http(a_->port(), "POST", "/v1/user-chats/" + chat_id + "/messages",
+                        "{\"text\":\"question " + std::to_string(i) + "\"}", Manager());
+    ASSERT_EQ(r.status, 201) << r.body;
+    auto m = ann->WaitFor("message", 3000ms, is_question);
+    ASSERT_TRUE(m) << "question " << i << " missing";
+    EXPECT_GT(m->at("seq").as_int64(), seq) << "in seq order";
+    seq = m->at("seq").as_int64();
+    ann->Send("{\"type\":\"send\",\"chat_id\":\"" + chat_id + "\",\"client_msg_id\":\"a" +
+              std::to_string(i) + "\",\"text\":\"answer " + std::to_string(i) + "\"}");
+    auto sent = ann->WaitFor("sent", 3000ms);
+    ASSERT_TRUE(sent) << "answer " << i << " not stored";
+    seq = sent->at("seq").as_int64();
+  }
+  EXPECT_EQ(seq, 6);
+  EXPECT_EQ(Metric(*a_, "onlined_cluster_delivery_gaps_total"), 0);
+  EXPECT_EQ(Metric(*b_, "onlined_cluster_delivery_gaps_total"), 0);
+}
+
 // A channel the file adds is left out until a restart in cluster mode (its
 // stream subject and desks' subscription are made at start): its tokens are
 // refused as of an unknown channel, the log says why, and the node's own

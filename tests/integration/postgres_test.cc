@@ -208,7 +208,9 @@ TEST_F(PostgresTwoNodes, TheSameIdempotencyKeyThroughBothAtOnceIsOneMessage) {
 }
 
 TEST_F(PostgresTwoNodes, TwoOutboxesSendEachNotificationOnce) {
-  constexpr int kUsers = 20;
+  // More than two slices of a claim (32): a full slice is followed by the
+  // next at once, on both nodes.
+  constexpr int kUsers = 80;
   for (int u = 0; u < kUsers; ++u) {
     const std::string user = "s" + std::to_string(u);
     Profile(a_.port(), user, "+1555010" + std::to_string(1000 + u));
