@@ -23,19 +23,27 @@ namespace json = boost::json;
 
 namespace {
 
-// A query parameter's value, decoded as a form's ('+' a space, %XX a byte:
-// the desk sends encodeURIComponent), into `out` ("" when absent). False if
-// the query string is malformed (a % without two hex digits).
+// A query parameter's value, percent-decoded (%XX a byte, as the desk's
+// encodeURIComponent writes it; '+' stays a plus, as it always was here:
+// "bob+tag@x.com" unencoded is that id), into `out` ("" when absent). False
+// if that value is malformed (a % without two hex digits); the other
+// parameters are not looked at.
 bool QueryParam(std::string_view query, std::string_view key, std::string& out) {
   out.clear();
-  notify::Form form;
-  if (!notify::ParseForm(query, form)) return false;
-  out = notify::FormValue(form, key);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const size_t eq = kv.find('=');
+    if (kv.substr(0, eq) != key) continue;
+    return eq == std::string_view::npos ||
+           notify::PercentDecode(kv.substr(eq + 1), out, /*plus_is_space=*/false);
+  }
   return true;
 }
 
-// Well-formed UTF-8 without control characters (C0, DEL): what an id, a
-// name or an Idempotency-Key may hold. A NUL would also end the string
+// Well-formed UTF-8 without control characters (C0, DEL): what an id or an
+// Idempotency-Key may hold. A NUL would also end the string
 // early where a C string carries it (the PostgreSQL engine's parameters),
 // and a byte that is not UTF-8 fails PostgreSQL's whole pipelined batch.
 bool CleanText(std::string_view s) {
@@ -477,10 +485,9 @@ void ChatApi::PutUser(net::Request& req, const net::Responder& respond, const Ch
   u.user_id = user_id;
   if (const json::value* v = o->if_contains("name")) {
     if (!v->is_string() || v->as_string().size() > 200 ||
-        !CleanText(std::string_view(v->as_string()))) {
-      return respond(
-          ErrorResponse(ctx_, req.loop, Error::kBadRequest,
-                        "name must be a string of at most 200 bytes, without control characters"));
+        std::string_view(v->as_string()).find('\0') != std::string_view::npos) {
+      return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
+                                   "name must be a string of at most 200 bytes, without U+0000"));
     }
     u.name = std::string(v->as_string());
   }

@@ -207,7 +207,9 @@ class ClientSession final : public net::WsSession,
   enum class Phase { kHello, kAuthing, kLive, kClosed };
 
   void Touch() {
-    last_frame_ = loop_.now_ms();
+    // Read now, not the loop's time as of its last tick (up to a tick old,
+    // more on a busy loop): the timeout counts from the frame, never before.
+    last_frame_ = loop_.clock().Now();
     if (cell_) cell_->last_frame_ms.store(base::WallMs(), std::memory_order_relaxed);
   }
 

@@ -158,7 +158,8 @@ void HttpApi::Handle(net::Request&& req, net::Responder respond) {
   }
   if (chat_.Handle(req, respond)) return;
   if (web_ != nullptr && req.IsGet()) {
-    if (auto r = web_->Get(path, ctx_.settings()->frame_ancestors)) return respond(std::move(*r));
+    if (auto r = web_->Get(path, ctx_.settings()->frame_ancestors, req.Header("host")))
+      return respond(std::move(*r));
   }
   respond(ErrorResponse(ctx_, req.loop, Error::kNotFound, "no such endpoint"));
 }

@@ -1,5 +1,7 @@
 #include "api/static_files.h"
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -35,8 +37,20 @@ size_t StaticFiles::Load(const std::string& dir) {
   return files_.size();
 }
 
+namespace {
+// A Host header fit to go into a policy: a name or address, and a port.
+bool PlainHost(std::string_view h) {
+  if (h.empty() || h.size() > 255) return false;
+  return std::all_of(h.begin(), h.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == ':' ||
+           c == '[' || c == ']';
+  });
+}
+}  // namespace
+
 std::optional<net::Response> StaticFiles::Get(std::string_view path,
-                                              std::string_view frame_ancestors) const {
+                                              std::string_view frame_ancestors,
+                                              std::string_view host) const {
   std::string p(path);
   if (p == "/desk" || p == "/desk/") p = "/desk/index.html";
   if (p == "/widget" || p == "/widget/") p = "/widget/index.html";
@@ -48,9 +62,18 @@ std::optional<net::Response> StaticFiles::Get(std::string_view path,
   // Pages take their token from the fragment; keep them out of referrers.
   r.headers.emplace_back("Referrer-Policy", "no-referrer");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  // The pages connect to their own origin only: 'self', and the same host
+  // by ws: and wss: spelled out (Safari before 16 does not count a WebSocket
+  // to the page's own host as 'self'). A Host that is not a plain host[:port]
+  // gets 'self' alone.
+  std::string connect = "'self'";
+  if (PlainHost(host)) {
+    connect += " ws://" + std::string(host) + " wss://" + std::string(host);
+  }
   r.headers.emplace_back("Content-Security-Policy",
-                         "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-                         "style-src 'self'; script-src 'self'; frame-ancestors " +
+                         "default-src 'self'; connect-src " + connect +
+                             "; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                             "frame-ancestors " +
                              std::string(frame_ancestors));
   if (frame_ancestors == "'none'")
     r.headers.emplace_back("X-Frame-Options", "DENY");  // older browsers

@@ -16,9 +16,11 @@ class StaticFiles {
   size_t Load(const std::string& dir);
   // The response for `path` (GET), or nullopt. "/desk" and "/widget" are
   // their index.html. `frame_ancestors` is the CSP source list of who may
-  // frame the pages ("'none'": nobody).
+  // frame the pages ("'none'": nobody). `host`: the request's Host, which
+  // the page policy names for the pages' WebSocket.
   std::optional<net::Response> Get(std::string_view path,
-                                   std::string_view frame_ancestors = "'none'") const;
+                                   std::string_view frame_ancestors = "'none'",
+                                   std::string_view host = {}) const;
   bool empty() const { return files_.empty(); }
 
  private:

@@ -463,6 +463,10 @@ void Node::Stop() {
   if (n.engines.cluster) n.engines.cluster->Stop();  // peers drop this node at once
   n.loops.Stop();
   n.store->Stop();  // completes what was queued: every acknowledged write is committed
+  // What the loops still hold (an idle keep-alive socket, an answer the store
+  // posted to a stopped loop) goes now, while the server, the context and
+  // the metrics it reaches exist; not when the loops are destroyed, last.
+  n.loops.DestroyPending();
   spdlog::info("stopped");
 }
 

@@ -113,6 +113,14 @@ void LoopGroup::TickAll() {
   done.wait();
 }
 
+void LoopGroup::DestroyPending() {
+  assert(threads_.empty() && "DestroyPending before Stop");
+  // A destructor may post to a loop already done: it is done again.
+  for (int pass = 0; pass < 3; ++pass) {
+    for (auto& l : loops_) l->io_.DestroyPending();
+  }
+}
+
 void LoopGroup::Stop() {
   guards_.clear();
   for (auto& l : loops_) {

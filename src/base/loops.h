@@ -55,7 +55,18 @@ class Loop {
   // Declared before io_: handlers destroyed with io_ (connections) may
   // still cancel their wheel entries.
   TimingWheel wheel_;
-  boost::asio::io_context io_{1};
+  // An io_context whose pending handlers can be destroyed before it is
+  // (LoopGroup::DestroyPending).
+  class Context : public boost::asio::io_context {
+   public:
+    using boost::asio::io_context::io_context;
+    // Shuts its services down: every handler still queued or waiting on a
+    // socket or timer is destroyed, with what it owns. Again on a second
+    // call (what was posted since). The I/O objects may still be destroyed
+    // after it, as after the first step of the io_context's destructor.
+    void DestroyPending() { shutdown(); }
+  };
+  Context io_{1};
   boost::asio::steady_timer tick_timer_;
 };
 
@@ -79,6 +90,12 @@ class LoopGroup {
   void Start();
   // Stops every loop and joins the threads. Safe to call twice.
   void Stop();
+  // After Stop: destroys what the loops still hold (handlers queued or
+  // waiting on a socket, and what they own: connections, answers posted to
+  // a loop that had stopped). Call it while what those objects' destructors
+  // reach (the server, its counters) still exists; otherwise they would run
+  // when the loops are destroyed, after it.
+  void DestroyPending();
 
   // Has every loop read its clock now and fire what is due, and returns once
   // each has (not from a loop's own thread). Tests call it after moving a

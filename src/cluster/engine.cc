@@ -28,14 +28,14 @@ using presence::Payload;
 namespace {
 
 constexpr const char* kStream = "ONLINED_PRESENCE";
-constexpr size_t kChunkBytes = 512 * 1024;      // a snapshot chunk, well under NATS's 1 MB
-constexpr size_t kDeltaBytes = 256 * 1024;      // a Deltas message
-constexpr size_t kMaxEventQueue = 262144;       // events waiting for the stream
-constexpr size_t kMaxBuffered = 4096;           // Deltas held while a peer's snapshot comes
-constexpr size_t kMaxBufferedBytes = 64 << 20;  // and their decoded size, at most
-constexpr size_t kAppendEvents = 4096;          // events per append: < 1 MB with 64-byte ids
-constexpr size_t kMaxHeld = 256;                // a chat's frames held after a gap
-constexpr int64_t kFirstHeal = 32;              // seqs read again before a chat's first frame here
+constexpr size_t kChunkBytes = 512 * 1024;       // a snapshot chunk, well under NATS's 1 MB
+constexpr size_t kDeltaBytes = 256 * 1024;       // a Deltas message
+constexpr size_t kMaxEventQueue = 262144;        // events waiting for the stream
+constexpr size_t kMaxBuffered = 4096;            // Deltas held while a peer's snapshot comes
+constexpr size_t kMaxBufferedBytes = 256 << 20;  // and their decoded size, at most
+constexpr size_t kAppendEvents = 4096;           // events per append: < 1 MB with 64-byte ids
+constexpr size_t kMaxHeld = 256;                 // a chat's frames held after a gap
+constexpr int64_t kFirstHeal = 32;               // seqs read again before a chat's first frame here
 constexpr uint32_t kMaxPeerShards = 1024;
 constexpr uint32_t kSelf = 0;  // the replica's index of this node
 
@@ -106,12 +106,25 @@ struct Rec : base::TimerEntry {
   int64_t delivered = 0;            // the last seq handed to the sessions here
   std::map<int64_t, Payload> held;  // after a gap, until it is healed
   bool healing = false;
+  uint32_t heal_epoch = 0;  // a heal's answer counts only in the order that asked it
   // The first seq seen here starts the order; an earlier one still in flight
   // from another node then (a race of two nodes' commits at that moment) is
   // handed over late rather than lost. `late` remembers those, once each.
   int64_t first_seen = 0;
   std::vector<int64_t> late;
   void OnTimer(int64_t now_ms) override;
+  // Starts the order of `c` afresh (another chat, or none: no session here
+  // to put it in order for); a heal in flight is disowned.
+  void ResetOrder(std::string c) {
+    chat = std::move(c);
+    delivered = 0;
+    held.clear();
+    late.clear();
+    first_seen = 0;
+    healing = false;
+    ++heal_epoch;
+  }
+  bool HasSessionHere() const;
 
   uint32_t Sessions() const {
     uint32_t n = 0;
@@ -278,6 +291,10 @@ struct Engine::Impl {
       m_deaths_gone, m_deaths_silent, m_events_out, m_cas_refused, m_publish_retries,
       m_remote_deliveries, m_events_dropped, m_bad_msgs, m_gaps, m_dups;
 };
+
+bool Rec::HasSessionHere() const {
+  return std::any_of(shares.begin(), shares.end(), [](const Share& x) { return x.peer == kSelf; });
+}
 
 void Rec::OnTimer(int64_t) {
   Shard& s = *shard;
@@ -565,13 +582,7 @@ void Engine::Impl::SnapshotShard(Shard& s, const std::string& reply) {
 }
 
 void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame) {
-  if (r.chat != chat) {  // the user's chat in this channel (one per user), first seen
-    r.chat = chat;
-    r.delivered = 0;
-    r.held.clear();
-    r.late.clear();
-    r.first_seen = 0;
-  }
+  if (r.chat != chat) r.ResetOrder(chat);  // the user's chat in this channel, first seen
   if (r.first_seen == 0) {
     // The first frame a node sees of a chat. What came before reached the
     // sessions by their own resume (the replay after their hello), except
@@ -587,8 +598,7 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
       return;
     }
     r.late.push_back(seq);
-    if (std::any_of(r.shares.begin(), r.shares.end(),
-                    [](const Share& x) { return x.peer == kSelf; }))
+    if (r.HasSessionHere())
       local.DeliverToUser(r.ch, r.user, std::move(frame), r.chat, seq, nullptr);
     return;
   }
@@ -608,13 +618,13 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
   r.healing = true;
   const int64_t after = r.delivered, upto = r.held.begin()->first - 1;
   const size_t si = s.index;
-  opts.heal(chat, after, upto, [this, si, key = r.key, chat](Options::Frames got) {
-    PostTo(si, [this, key, chat, got = std::move(got)](Shard& sh) mutable {
+  opts.heal(chat, after, upto, [this, si, key = r.key, epoch = r.heal_epoch](Options::Frames got) {
+    PostTo(si, [this, key, epoch, got = std::move(got)](Shard& sh) mutable {
       auto it = sh.recs.find(key);
       if (it == sh.recs.end()) return;
       Rec& rec = *it->second;
+      if (rec.heal_epoch != epoch) return;  // the order it was for was started afresh
       rec.healing = false;
-      if (rec.chat != chat) return;
       for (auto& [seq, p] : got) {
         if (seq > rec.delivered) rec.held.emplace(seq, std::move(p));
       }
@@ -627,8 +637,7 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
 // Hands the held frames that follow `delivered` to the sessions here; with
 // `skip_gaps` all of them, in order.
 void Engine::Impl::DeliverHeld(Rec& r, bool skip_gaps) {
-  const bool here =
-      std::any_of(r.shares.begin(), r.shares.end(), [](const Share& x) { return x.peer == kSelf; });
+  const bool here = r.HasSessionHere();
   while (!r.held.empty() && (skip_gaps || r.held.begin()->first == r.delivered + 1)) {
     auto first = r.held.begin();
     if (here)
@@ -955,6 +964,10 @@ void Engine::Impl::OnDeliverMsg(natsConnection*, natsSubscription*, natsMsg* msg
   impl->PostTo(si, [impl, ch, d = std::move(*d)](Shard& s) mutable {
     auto r = s.recs.find(RecKey(ch, d.user));
     if (r == s.recs.end()) return;  // no session of the user here (any more)
+    if (!r->second->HasSessionHere()) {
+      if (!r->second->chat.empty()) r->second->ResetOrder({});
+      return;
+    }
     impl->Sequence(s, *r->second, d.chat_id, d.seq,
                    std::make_shared<const std::string>(std::move(d.frame)));
   });
@@ -1753,11 +1766,7 @@ void Engine::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, st
         // No session here: nothing to put in order, and no gap to heal
         // from the store. A session that comes here later starts afresh
         // (its replay, then its first frame's look back).
-        r.chat.clear();
-        r.held.clear();
-        r.late.clear();
-        r.first_seen = 0;
-        r.delivered = 0;
+        r.ResetOrder({});
       }
     }
     if (done) done(here || remote);

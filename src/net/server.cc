@@ -330,8 +330,7 @@ void WriteAndLinger(tcp::socket socket, std::string bytes, Admission::Slot slot)
 // them must not exhaust what it is refused for): what the client already
 // sent is read, so that the close is a FIN and not a reset that could
 // destroy the answer, then the answer is written and the socket closed.
-void RefuseNow(tcp::socket& s, const std::string& bytes) {
-  int fd = s.native_handle();
+void RefuseFd(int fd, const std::string& bytes) {
   char buf[4096];
   for (int i = 0; i < 16 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
   }
@@ -339,6 +338,10 @@ void RefuseNow(tcp::socket& s, const std::string& bytes) {
   ::shutdown(fd, SHUT_WR);
   for (int i = 0; i < 16 && ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0; ++i) {
   }
+}
+
+void RefuseNow(tcp::socket& s, const std::string& bytes) {
+  RefuseFd(s.native_handle(), bytes);
   beast::error_code ignore;
   s.close(ignore);
 }
@@ -357,6 +360,17 @@ std::string Server::Impl::RefusalBytes(std::string_view message) const {
 void Server::Impl::RefuseAtAccept(tcp::socket& s, size_t loop, std::string_view message,
                                   std::optional<base::Metrics::Id> reason) {
   RefuseNow(s, RefusalBytes(message));
+  CountRefusal(loop, reason);
+}
+
+void Server::Impl::RefuseAtAccept(int fd, size_t loop, std::string_view message,
+                                  std::optional<base::Metrics::Id> reason) {
+  RefuseFd(fd, RefusalBytes(message));
+  ::close(fd);
+  CountRefusal(loop, reason);
+}
+
+void Server::Impl::CountRefusal(size_t loop, std::optional<base::Metrics::Id> reason) {
   metrics.Add(loop, m.refused_total);
   metrics.Add(loop, m.refusal_overloaded);
   if (reason) metrics.Add(loop, *reason);
@@ -392,12 +406,9 @@ void Server::Impl::ShedOne(size_t loop) {
   if (reserve < 0) return;  // every reserve is lost: the next pause tries again
   ::close(reserve);
   int fd = ::accept4(pl.acceptor->native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd >= 0) {
-    boost::system::error_code ec;
-    tcp::endpoint local = pl.acceptor->local_endpoint(ec);
-    tcp::socket sock(loops.at(loop).io(), local.protocol(), fd);
-    RefuseAtAccept(sock, loop, "server is out of file descriptors", m.refused_fd);
-  }
+  // Answered on the bare descriptor: wrapping it in a socket registers it
+  // with the loop's epoll, which can fail (and throw) in this very shortage.
+  if (fd >= 0) RefuseAtAccept(fd, loop, "server is out of file descriptors", m.refused_fd);
   PutReserve(::open("/dev/null", O_RDONLY | O_CLOEXEC), true);
 }
 
@@ -418,7 +429,7 @@ void Server::Impl::Accept(size_t loop) {
   PerLoop& pl = per_loop[loop];
   pl.acceptor->async_accept(loops.at(loop).io(), [this, loop](beast::error_code ec, tcp::socket s) {
     PerLoop& pl = per_loop[loop];
-    if (ec == asio::error::operation_aborted || stopping.load()) return;
+    if (ec == asio::error::operation_aborted || (ec && stopping.load())) return;
     if (ec) {
       metrics.Add(loop, m.accept_errors);
       // Out of descriptors (or a passing error): answer one waiting client

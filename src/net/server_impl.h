@@ -117,6 +117,11 @@ struct Server::Impl {
   // accept, `overloaded`, and `reason` if any).
   void RefuseAtAccept(tcp::socket& s, size_t loop, std::string_view message,
                       std::optional<base::Metrics::Id> reason);
+  // The same on a bare descriptor (closed after): when descriptors are short,
+  // registering it with the loop's epoll could fail.
+  void RefuseAtAccept(int fd, size_t loop, std::string_view message,
+                      std::optional<base::Metrics::Id> reason);
+  void CountRefusal(size_t loop, std::optional<base::Metrics::Id> reason);
 };
 
 // Writes `bytes`, shuts down the sending side and reads what the peer still

@@ -206,6 +206,10 @@ class WsConn : public WsConnection,
     constexpr uint32_t kEnd = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
     if ((ev & (EPOLLIN | kEnd)) == 0) return;
     const bool to_end = (ev & kEnd) != 0;
+    if (read_posted_) {  // the posted read takes it, within its own budget
+      read_to_end_ = read_to_end_ || to_end;
+      return;
+    }
     if (got != Poller::kNotRead) impl_.metrics.Add(loop_, impl_.m.io_batched_read);
     if (got > 0) {
       auto n = static_cast<size_t>(got);
@@ -226,7 +230,9 @@ class WsConn : public WsConnection,
     OnReadable(to_end);
   }
 
-  int batch_read_fd() const override { return state_ == State::kClosed || aborting_ ? -1 : fd_; }
+  int batch_read_fd() const override {
+    return state_ == State::kClosed || aborting_ || read_posted_ ? -1 : fd_;
+  }
 
   // Drops the references the connection holds to itself (server teardown,
   // loops stopped).
@@ -452,10 +458,15 @@ class WsConn : public WsConnection,
   // A peer that keeps its socket full (faster than its frames are handled)
   // does not hold the loop: the rest is read after the loop's other ready
   // work. Edge-triggered: no new event would say that bytes are left.
+  // One at a time: the socket's new edges meanwhile are left to it (each
+  // would otherwise read another budget's worth in the same round).
   void YieldRead(bool to_end) {
     impl_.metrics.Add(loop_, impl_.m.ws_read_yields);
-    asio::post(impl_.loops.at(loop_).io(), [self = shared_from_this(), to_end] {
-      if (self->reading()) self->OnReadable(to_end);
+    read_posted_ = true;
+    read_to_end_ = to_end;
+    asio::post(impl_.loops.at(loop_).io(), [self = shared_from_this()] {
+      self->read_posted_ = false;
+      if (self->reading()) self->OnReadable(self->read_to_end_);
     });
   }
 
@@ -559,7 +570,9 @@ class WsConn : public WsConnection,
   bool close_sent_ = false;
   bool aborting_ = false;
   bool registered_ = false;
-  bool desk_queue_ = false;  // UseDeskQueue: the cap is desk_send_queue_max
+  bool desk_queue_ = false;   // UseDeskQueue: the cap is desk_send_queue_max
+  bool read_posted_ = false;  // YieldRead's read is waiting to run
+  bool read_to_end_ = false;  // and reads to the end (the peer shut down)
 
   friend class Server;
   friend struct Server::Impl;

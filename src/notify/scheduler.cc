@@ -94,7 +94,8 @@ void Scheduler::Tick() {
   });
 }
 
-// Decides every due notification in one write transaction (notify thread).
+// Claims and decides up to opts_.batch due notifications in one write
+// transaction (notify thread); Claimed() sends what was decided.
 void Scheduler::Claim() {
   {
     std::shared_ptr<const Policies> policies =
@@ -150,6 +151,11 @@ void Scheduler::Claim() {
                 ++*cancelled;
                 break;
               case Decision::Action::kWait:
+                // Scheduled again (a lapsed send too: left `sending` under
+                // its old lease, it would be due, and claimed, at once).
+                n.state = store::NotifyState::kScheduled;
+                n.claimed_by.clear();
+                n.lease_until = 0;
                 n.due_at = d.wait_until;
                 n.reason = d.reason;
                 ++*waiting;
@@ -224,17 +230,17 @@ void Scheduler::Record(int64_t id, int attempt, const SmsResult& r, int tries) {
   const double j = jitter(rng);
   Options opts = opts_;
   using K = SmsResult::Kind;
-  enum : int { kSentDone, kRetried, kFailed, kTakenOver };
+  enum : int { kSentDone, kRetried, kFailed, kTakenOver, kAlreadyRecorded };
   store_.Write<int>(
       [id, attempt, r, j, opts](store::Db& db) -> int {
         auto n = db.GetNotification(id);
         // Fenced: only the claim this send was made under takes its result.
         // After this node's lease ran out another may have claimed it again
         // (and sent it, or be sending it): its own result is the one kept.
-        if (!n || n->state != store::NotifyState::kSending || n->claimed_by != opts.owner ||
-            n->attempts != attempt) {
-          return kTakenOver;
-        }
+        if (!n || n->claimed_by != opts.owner || n->attempts != attempt) return kTakenOver;
+        // Written before, its answer lost (PostgreSQL went away after the
+        // commit): nothing to do again.
+        if (n->state != store::NotifyState::kSending) return kAlreadyRecorded;
         const int64_t now = base::WallMs();
         n->updated_at = now;
         if (r.kind == K::kSent) {

@@ -2,16 +2,16 @@
 // notify::Scheduler: works the durable outbox.
 //
 // Runs on its own thread ("notify", an io_context shared with the provider's
-// HTTP client). Every tick it claims, in one store transaction, the
-// notifications that are due (Db::ClaimDue: rows other processes hold are
-// skipped) and decides each (notify::Decide): cancel, wait (quiet hours) or
-// send. A send is marked `sending` in that same transaction, before the
-// provider is called, under a lease: this node's id and a time until which
-// the claim holds. If the node dies mid-send, the lease runs out and
-// whichever node claims next retries it, once per expiry and within
-// max_attempts; a node that restarts ends its own leases at once, never
-// another live node's. Provider results are written back: sent, failed, or
-// scheduled again with exponential backoff and jitter.
+// HTTP client). Every tick it claims the notifications that are due, a
+// slice of Options::batch per store transaction (Db::ClaimDue: rows other
+// processes hold are skipped; a full slice is followed by the next at once),
+// and decides each (notify::Decide): cancel, wait (quiet hours) or send. A send is marked `sending`
+// in that same transaction, before the provider is called, under a lease: this node's id and a time
+// until which the claim holds. If the node dies mid-send, the lease runs out and whichever node
+// claims next retries it, once per expiry and within max_attempts; a node that restarts ends its
+// own leases at once, never another live node's. Provider results are written back: sent, failed,
+// or scheduled again with exponential backoff and jitter; a write that fails is made again until it
+// succeeds, and applies only to the claim it answers.
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>

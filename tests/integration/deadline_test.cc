@@ -184,6 +184,31 @@ TEST_F(TestClock, ASilentSessionEndsAtTheHeartbeatTimeoutNotBefore) {
   EXPECT_TRUE(IsPresence(*ev, "alice", false));
 }
 
+// The loop's time is as old as its last tick: a frame that came later in
+// that tick is counted from when it came, not from the tick (the session was
+// cut up to a tick early, more on a busy loop).
+TEST_F(TestClock, ASilentSessionsTimeoutCountsFromItsFrameNotFromTheLastTick) {
+  auto desk = Desk();
+  auto alice = User("alice");
+  ASSERT_TRUE(desk->WaitFor("presence", 5000ms));
+  ASSERT_GT(timeout_ms_, 1000);
+  clock_.Advance(kTickMs - 10);  // time moves on, the loops do not tick
+  Keep(*alice);                  // alice's last frame, late in the tick
+  int64_t moved = 0;
+  while (moved + 1000 < timeout_ms_ - 1) {
+    Keep(*desk);
+    Advance(1000);
+    moved += 1000;
+  }
+  Keep(*desk);
+  Advance(timeout_ms_ - 1 - moved);  // 1 ms short of the timeout from the frame
+  EXPECT_FALSE(alice->WaitClosed(kQuiet)) << "cut before its timeout";
+  EXPECT_EQ(Info("alice").at("sessions").as_int64(), 1);
+  Keep(*desk);
+  Advance(kTickMs);
+  EXPECT_TRUE(alice->WaitClosed(5000ms));
+}
+
 TEST_F(TestClock, HeartbeatsKeepASessionAliveFarPastTheTimeout) {
   auto desk = Desk();
   auto alice = User("alice");

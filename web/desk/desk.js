@@ -16,7 +16,26 @@ const state = {
   messages: new Map(),  // seq -> message of the open chat
   notifications: [],  // of the open chat's user
   eventSeq: null,
+  loads: 0,           // presence-bearing answers awaited (the list, a re-query)
+  replay: [],         // presence frames that came meanwhile, applied again after
 };
+
+// An answer read at the server before a presence frame that reached us
+// first would undo it: the frames that come while one is awaited are
+// applied again, in order, once none is.
+async function withPresenceReplay(fn) {
+  state.loads += 1;
+  try {
+    return await fn();
+  } finally {
+    state.loads -= 1;
+    if (state.loads === 0) {
+      const again = state.replay;
+      state.replay = [];
+      for (const f of again) onPresence(f);
+    }
+  }
+}
 
 function showBanner(text, retry = true) {
   $('banner-text').textContent = text;
@@ -64,16 +83,18 @@ function renderList() {
 
 async function loadList(more = false) {
   const q = more && state.cursor ? `&cursor=${encodeURIComponent(state.cursor)}` : '';
-  const page = await call(`/v1/user-chats?limit=50${q}`);
-  if (!more) {
-    state.chats.clear();
-    state.order = [];
-  }
-  for (const c of page.user_chats) {
-    if (!state.chats.has(c.chat_id)) state.order.push(c.chat_id);
-    state.chats.set(c.chat_id, c);
-  }
-  state.cursor = page.next_cursor;
+  await withPresenceReplay(async () => {
+    const page = await call(`/v1/user-chats?limit=50${q}`);
+    if (!more) {
+      state.chats.clear();
+      state.order = [];
+    }
+    for (const c of page.user_chats) {
+      if (!state.chats.has(c.chat_id)) state.order.push(c.chat_id);
+      state.chats.set(c.chat_id, c);
+    }
+    state.cursor = page.next_cursor;
+  });
   renderList();
 }
 
@@ -89,13 +110,15 @@ function refreshOnlineCount() {
 
 async function requeryPresence() {
   const users = [...new Set([...state.chats.values()].map((c) => c.user.id))];
-  for (let i = 0; i < users.length; i += 1000) {
-    const r = await call('/v1/presence/query', { method: 'POST', body: { user_ids: users.slice(i, i + 1000) } });
-    for (const c of state.chats.values()) {
-      const p = r.users[c.user.id];
-      if (p) Object.assign(c.user, { online: p.online, last_seen: p.last_seen });
+  await withPresenceReplay(async () => {
+    for (let i = 0; i < users.length; i += 1000) {
+      const r = await call('/v1/presence/query', { method: 'POST', body: { user_ids: users.slice(i, i + 1000) } });
+      for (const c of state.chats.values()) {
+        const p = r.users[c.user.id];
+        if (p) Object.assign(c.user, { online: p.online, last_seen: p.last_seen });
+      }
     }
-  }
+  });
   renderList();
   renderChatHead();
   refreshOnlineCount();
@@ -249,6 +272,7 @@ $('retry').addEventListener('click', () => {
 // ---- live frames ----
 
 function onPresence(f) {
+  if (state.loads > 0) state.replay.push(f);
   for (const c of state.chats.values()) {
     if (c.user.id !== f.user_id) continue;
     c.user.online = f.online;

@@ -17,6 +17,10 @@ const RESUME_KEY = `onlined.resume.${who.ch || ''}.${who.sub || ''}`;
 const resume = JSON.parse(sessionStorage.getItem(RESUME_KEY) || '{}');
 const shown = new Map();  // message id -> element
 let chatId = Object.keys(resume)[0] || '';
+// Whether chatId is only what this tab kept (not yet confirmed by a frame of
+// this page's connection): an unknown_chat then means it is stale.
+let chatKept = chatId !== '';
+let recovering = false;  // resent without the stale chat id; its refusals are expected
 const pending = new Map();  // client_msg_id -> {text, el}
 
 function saveResume() {
@@ -102,6 +106,7 @@ const conn = new Connection({
   onFrame(f) {
     if (f.type === 'message') {
       if (!chatId) chatId = f.chat_id;
+      if (f.chat_id === chatId) chatKept = false;
       if (f.seq > (resume[f.chat_id] || 0)) {
         resume[f.chat_id] = f.seq;
         saveResume();
@@ -110,21 +115,26 @@ const conn = new Connection({
       receiptsSoon();
     } else if (f.type === 'sent') {
       chatId = chatId || f.chat_id;
+      chatKept = false;
+      recovering = false;
       const p = pending.get(f.client_msg_id);
       if (p) {
         p.el.remove();
         pending.delete(f.client_msg_id);
       }
     } else if (f.type === 'error') {
-      if (f.code === 'unknown_chat' && chatId) {
-        // The chat we kept is not this user's (or is gone): send without it,
-        // and the server uses the user's own chat.
+      if (f.code === 'unknown_chat' && chatKept) {
+        // The chat this tab kept is not this user's (or is gone): send
+        // without it, and the server uses the user's own chat.
         chatId = '';
+        chatKept = false;
+        recovering = true;
         for (const k of Object.keys(resume)) delete resume[k];
         saveResume();
         for (const [id, p] of pending) conn.send({ type: 'send', client_msg_id: id, text: p.text });
         return;
       }
+      if (f.code === 'unknown_chat' && recovering) return;  // the other sends made with it
       if (f.code !== 'hello_required') showBanner(`Something went wrong: ${f.message}`, false);
     }
   },
