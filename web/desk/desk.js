@@ -279,7 +279,11 @@ function onPresence(f) {
     c.user.last_seen = f.last_seen;
   }
   for (const li of $('chats').querySelectorAll(`li[data-user="${CSS.escape(f.user_id)}"]`)) {
-    li.replaceWith(chatItem(chatOf(li.dataset.chat)));
+    // A chat the page shows may be gone from a list just loaded, not yet
+    // rendered (a presence frame applied again after the answer).
+    const c = chatOf(li.dataset.chat);
+    if (c) li.replaceWith(chatItem(c));
+    else li.remove();
   }
   if (chatOf(state.open)?.user.id === f.user_id) renderChatHead();
   refreshOnlineCount();
