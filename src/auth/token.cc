@@ -2,6 +2,7 @@
 
 #include <jwt.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
@@ -22,21 +23,18 @@ bool Fail(TokenError& err, std::string_view code, std::string msg) {
   return false;
 }
 
-constexpr size_t kMaxIdBytes = 128;
 constexpr long kMaxTimeS = 253'402'300'799;  // 9999-12-31T23:59:59Z
 
-// 1 to 128 bytes without control characters (the JSON parser has checked
-// the UTF-8): a subject the desk can name, as an id, in its API calls.
-bool ValidSubject(std::string_view sub) {
-  if (sub.empty() || sub.size() > kMaxIdBytes) return false;
-  for (char c : sub) {
+}  // namespace
+
+bool HasControlChar(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return false;
-  }
-  return true;
+    return u < 0x20 || u == 0x7f;
+  });
 }
 
-}  // namespace
+bool IsId(std::string_view s) { return !s.empty() && s.size() <= 128 && !HasControlChar(s); }
 
 std::string_view RoleName(Role r) {
   switch (r) {
@@ -112,7 +110,7 @@ bool Verify(std::string_view token, const KeyLookup& keys, int64_t now_s, Claims
   if (errno != 0 || exp <= 0) return Fail(err, "bad_token", "token has no numeric 'exp' claim");
   // Times are kept in milliseconds (exp * 1000): past year 9999 is no date.
   if (exp > kMaxTimeS) return Fail(err, "bad_token", "token 'exp' is past the year 9999");
-  if (sub == nullptr || !ValidSubject(sub)) {
+  if (sub == nullptr || !IsId(sub)) {
     return Fail(err, "bad_token", "token has no valid 'sub' claim");
   }
   if (role == nullptr || !ParseRole(role, out.role)) {
