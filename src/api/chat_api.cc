@@ -8,7 +8,6 @@
 #include <charconv>
 
 #include "api/http_api.h"
-#include "auth/token.h"
 #include "base/clock.h"
 #include "chat/codec.h"
 #include "chat/messages.h"
@@ -16,6 +15,7 @@
 #include "notify/webhook.h"
 #include "notify/webhook_rules.h"
 #include "proto/frames.h"
+#include "proto/ids.h"
 #include "proto/json_writer.h"
 
 namespace onlined::api {
@@ -47,7 +47,7 @@ bool QueryParam(std::string_view query, std::string_view key, std::string& out) 
 // Idempotency-Key may hold. A NUL would also end the string
 // early where a C string carries it (the PostgreSQL engine's parameters),
 // and a byte that is not UTF-8 fails PostgreSQL's whole pipelined batch.
-bool CleanText(std::string_view s) { return !auth::HasControlChar(s) && net::IsUtf8(s); }
+bool CleanText(std::string_view s) { return !proto::HasControlChar(s) && net::IsUtf8(s); }
 
 bool ParseInt(const std::string& s, int64_t& out) {
   if (s.empty()) return false;
@@ -67,7 +67,7 @@ bool ValidPhone(std::string_view s) {
 // An id (a user's, a chat's), decoded: 1 to 128 bytes of CleanText. A
 // token's `sub` may hold any such id ("bob@example.com", "Jo Ng"), and the
 // desk names it in a URL percent-encoded.
-bool ValidId(std::string_view s) { return auth::IsId(s) && net::IsUtf8(s); }
+bool ValidId(std::string_view s) { return proto::IsId(s) && net::IsUtf8(s); }
 
 // A path segment percent-decoded ('+' stays '+') into `out`; false if
 // malformed or not an id.

@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "proto/frames.h"
+#include "proto/ids.h"
 #include "proto/json_writer.h"
 
 namespace onlined::api {
@@ -251,7 +252,7 @@ void HttpApi::PresenceQuery(net::Request&& req, net::Responder respond) {
   std::vector<std::string> ids;
   ids.reserve(views.size());
   for (std::string_view v : views) {
-    if (v.empty() || v.size() > 128) {
+    if (v.empty() || v.size() > proto::kMaxIdBytes) {
       return respond(ErrorResponse(ctx_, req.loop, Error::kBadRequest,
                                    "user_ids must be non-empty strings of at most 128 bytes"));
     }

@@ -2,11 +2,12 @@
 
 #include <jwt.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <stdexcept>
+
+#include "proto/ids.h"
 
 namespace onlined::auth {
 
@@ -26,15 +27,6 @@ bool Fail(TokenError& err, std::string_view code, std::string msg) {
 constexpr long kMaxTimeS = 253'402'300'799;  // 9999-12-31T23:59:59Z
 
 }  // namespace
-
-bool HasControlChar(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u < 0x20 || u == 0x7f;
-  });
-}
-
-bool IsId(std::string_view s) { return !s.empty() && s.size() <= 128 && !HasControlChar(s); }
 
 std::string_view RoleName(Role r) {
   switch (r) {
@@ -110,7 +102,7 @@ bool Verify(std::string_view token, const KeyLookup& keys, int64_t now_s, Claims
   if (errno != 0 || exp <= 0) return Fail(err, "bad_token", "token has no numeric 'exp' claim");
   // Times are kept in milliseconds (exp * 1000): past year 9999 is no date.
   if (exp > kMaxTimeS) return Fail(err, "bad_token", "token 'exp' is past the year 9999");
-  if (sub == nullptr || !IsId(sub)) {
+  if (sub == nullptr || !proto::IsId(sub)) {
     return Fail(err, "bad_token", "token has no valid 'sub' claim");
   }
   if (role == nullptr || !ParseRole(role, out.role)) {

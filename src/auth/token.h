@@ -21,13 +21,6 @@ std::string_view RoleName(Role r);
 // Parses "user" | "manager" | "server"; false otherwise.
 bool ParseRole(std::string_view s, Role& out);
 
-// A control character (C0, DEL) in `s`.
-bool HasControlChar(std::string_view s);
-// An id (a token's `sub`, a user's or a chat's id): 1 to 128 bytes without
-// a control character. Bytes that did not come through a JSON parser must
-// also be checked for UTF-8 by the caller.
-bool IsId(std::string_view s);
-
 struct Claims {
   std::string channel;
   std::string subject;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "proto/ids.h"
 #include "proto/json_writer.h"
 
 namespace onlined::proto {
@@ -60,7 +61,6 @@ bool GetSeq(const json::value* v, std::string_view key, int64_t& out, FrameError
   return Fail(err, "bad_frame", "field '" + std::string(key) + "' must be a non-negative integer");
 }
 
-constexpr size_t kMaxIdBytes = 128;
 constexpr size_t kMaxTokenBytes = 4096;
 constexpr size_t kMaxResumeChats = 1000;
 
