@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -194,7 +195,8 @@ struct Engine::Impl {
   void Flush(Shard& s);
   void SnapshotShard(Shard& s, const std::string& reply);
   void Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame);
-  void DeliverHeld(Rec& r, bool skip_gaps);
+  void Heal(Shard& s, Rec& r);
+  void DeliverHeld(Rec& r, int64_t skip_upto);
 
   // --- anywhere, under mu_ where it says so ---
   void PostAll(const std::function<void(Shard&)>& fn);
@@ -606,39 +608,55 @@ void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t s
     metrics.Add(s.index, m_dups);
     return;
   }
-  if (r.held.size() >= kMaxHeld) DeliverHeld(r, true);  // the store is slow: order over waiting
+  if (r.held.size() >= kMaxHeld) {
+    DeliverHeld(r, std::numeric_limits<int64_t>::max());  // the store is slow: order over waiting
+  }
   r.held.emplace(seq, std::move(frame));
-  DeliverHeld(r, false);
+  DeliverHeld(r, 0);
+  Heal(s, r);
+}
+
+// Reads from the store the seqs missing before the first held frame, once
+// at a time per chat. A heal covers the gap as it was when it was asked:
+// a gap that opens past it while it is in flight (a frame from one node
+// overtaking another node's earlier one) is healed in turn, after it.
+void Engine::Impl::Heal(Shard& s, Rec& r) {
   if (r.held.empty() || r.healing) return;
   if (!opts.heal) {
-    DeliverHeld(r, true);
+    DeliverHeld(r, std::numeric_limits<int64_t>::max());
     return;
   }
   if (r.held.begin()->first != r.first_seen) metrics.Add(s.index, m_gaps);  // not the first look
   r.healing = true;
   const int64_t after = r.delivered, upto = r.held.begin()->first - 1;
   const size_t si = s.index;
-  opts.heal(chat, after, upto, [this, si, key = r.key, epoch = r.heal_epoch](Options::Frames got) {
-    PostTo(si, [this, key, epoch, got = std::move(got)](Shard& sh) mutable {
-      auto it = sh.recs.find(key);
-      if (it == sh.recs.end()) return;
-      Rec& rec = *it->second;
-      if (rec.heal_epoch != epoch) return;  // the order it was for was started afresh
-      rec.healing = false;
-      for (auto& [seq, p] : got) {
-        if (seq > rec.delivered) rec.held.emplace(seq, std::move(p));
-      }
-      // What the store did not give (it failed) is not waited for.
-      DeliverHeld(rec, true);
-    });
-  });
+  opts.heal(r.chat, after, upto,
+            [this, si, upto, key = r.key, epoch = r.heal_epoch](Options::Frames got) {
+              PostTo(si, [this, upto, key, epoch, got = std::move(got)](Shard& sh) mutable {
+                auto it = sh.recs.find(key);
+                if (it == sh.recs.end()) return;
+                Rec& rec = *it->second;
+                if (rec.heal_epoch != epoch) return;  // the order it was for was started afresh
+                rec.healing = false;
+                for (auto& [seq, p] : got) {
+                  if (seq > rec.delivered) rec.held.emplace(seq, std::move(p));
+                }
+                // What the store did not give of the gap (it failed) is not
+                // waited for: the frame after the gap goes on; past it, only
+                // what follows in order. Each heal hands over at least that
+                // frame, so a failing store is not asked in a loop.
+                DeliverHeld(rec, upto + 1);
+                Heal(sh, rec);
+              });
+            });
 }
 
-// Hands the held frames that follow `delivered` to the sessions here; with
-// `skip_gaps` all of them, in order.
-void Engine::Impl::DeliverHeld(Rec& r, bool skip_gaps) {
+// Hands the held frames that follow `delivered` to the sessions here, in
+// order; those up to `skip_upto` even across a gap.
+void Engine::Impl::DeliverHeld(Rec& r, int64_t skip_upto) {
   const bool here = r.HasSessionHere();
-  while (!r.held.empty() && (skip_gaps || r.held.begin()->first == r.delivered + 1)) {
+  while (!r.held.empty() &&
+         (r.held.begin()->first <= skip_upto || r.held.begin()->first == r.delivered + 1)) {
     auto first = r.held.begin();
     if (here)
       local.DeliverToUser(r.ch, r.user, std::move(first->second), r.chat, first->first, nullptr);
