@@ -323,6 +323,10 @@ class SqliteDb final : public Db {
       Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
       if (writer) {
         Migrate(path);
+        // A commit's WAL frames 64 KiB at a time (vfs.h); it needs the
+        // synchronous=FULL above, which syncs the WAL at every commit.
+        if (!CoalesceWalWrites(db_, true))
+          spdlog::warn("store: the WAL's writes are not coalesced");
         // Replaces SQLite's automatic checkpoint (see Checkpointer).
         checkpointer_ = std::make_unique<Checkpointer>(path, vfs);
         sqlite3_wal_hook(db_, &Checkpointer::OnCommit, checkpointer_.get());

@@ -163,6 +163,35 @@ TEST(SqliteCheckpoint, SustainedWritesAreCopiedInChunksAndTheWalIsReused) {
   fs::remove_all(dir);
 }
 
+// The VFS tests' table t(k, v): a statement run, and its rows of 500 bytes.
+int exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+int64_t count(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  int64_t n = -1;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE length(v) = 500", -1, &st, nullptr) ==
+          SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    n = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+// A new database with t, through the VFS that injects faults (none set),
+// WAL, synchronous=FULL and no automatic checkpoint; nullptr if that fails.
+sqlite3* CreateT(const std::string& file) {
+  SetFaults(FaultSpec{});
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      VfsName(true)) != SQLITE_OK ||
+      exec(db,
+           "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+           "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);") != SQLITE_OK) {
+    sqlite3_close(db);
+    return nullptr;
+  }
+  return db;
+}
+
 // Only a connection that asked for it syncs its checkpoints in pieces. A
 // piece's sync that fails fails the checkpoint that wrote it, and every sync
 // of the database file after it until a restart: the kernel reports a failed
@@ -173,33 +202,12 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   char tmpl[] = "/tmp/onlined-vfs-test-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl, file = dir + "/t.db";
-  auto exec = [](sqlite3* db, const char* sql) {
-    return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  };
-  auto count = [](sqlite3* db) {
-    sqlite3_stmt* st = nullptr;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE length(v) = 500", -1, &st, nullptr) ==
-            SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-      n = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return n;
-  };
   // ~1 MB into the WAL, none of it in the database file yet.
   constexpr const char* kAdd =
       "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
       " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n;";
-  SetFaults(FaultSpec{});
-  sqlite3* db = nullptr;
-  ASSERT_EQ(
-      sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, VfsName(true)),
-      SQLITE_OK);
-  ASSERT_EQ(exec(db,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
-                 "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);"),
-            SQLITE_OK);
+  sqlite3* db = CreateT(file);
+  ASSERT_NE(db, nullptr);
   ASSERT_EQ(exec(db, kAdd), SQLITE_OK);
   // Not asked: one sync at the checkpoint's end, no pieces.
   uint64_t pieces = WritebackSyncs();
@@ -244,6 +252,104 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   // From the database file alone.
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, VfsName(false)), SQLITE_OK);
   EXPECT_EQ(count(db), 4000);
+  sqlite3_close(db);
+  fs::remove_all(dir);
+}
+
+// A commit's WAL frames are one write, and on disk when the commit returns:
+// a copy of the files taken then (what a crash would leave, the page cache
+// aside) holds every committed row, and so does another connection.
+TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
+  char tmpl[] = "/tmp/onlined-vfs-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, file = dir + "/t.db", copy = dir + "/copy.db";
+  auto count_copy = [&] {
+    fs::remove(copy + "-wal");
+    fs::remove(copy + "-shm");
+    fs::copy_file(file, copy, fs::copy_options::overwrite_existing);
+    fs::copy_file(file + "-wal", copy + "-wal", fs::copy_options::overwrite_existing);
+    sqlite3* c = nullptr;
+    int64_t n = -2;
+    if (sqlite3_open_v2(copy.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK)
+      n = count(c);
+    sqlite3_close(c);
+    return n;
+  };
+  sqlite3 *db = CreateT(file), *other = nullptr;
+  ASSERT_NE(db, nullptr);
+  ASSERT_EQ(sqlite3_open_v2(file.c_str(), &other, SQLITE_OPEN_READONLY, VfsName(false)), SQLITE_OK);
+
+  // Not asked: nothing held.
+  WalWriteCounts before = WalWrites();
+  ASSERT_EQ(exec(db, "INSERT INTO t(v) SELECT hex(randomblob(250)) FROM (SELECT 1 UNION SELECT 2)"),
+            SQLITE_OK);
+  EXPECT_EQ(WalWrites().appends, before.appends);
+  EXPECT_EQ(WalWrites().writes, before.writes);
+
+  ASSERT_TRUE(CoalesceWalWrites(db, true));
+  int64_t rows = 2;
+  before = WalWrites();
+  constexpr int kCommits = 40;
+  for (int i = 0; i < kCommits; ++i) {
+    // 20 rows of 500 bytes, in random places of t.
+    ASSERT_EQ(
+        exec(db,
+             "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)"
+             " INSERT INTO t(k, v) SELECT abs(random() % 1000000000), hex(randomblob(250)) FROM n;"
+             " COMMIT;"),
+        SQLITE_OK);
+    rows += 20;
+    EXPECT_EQ(count(other), rows) << "commit " << i;
+    if (i % 8 == 0) {
+      EXPECT_EQ(count_copy(), rows) << "commit " << i;
+    }
+  }
+  const WalWriteCounts after = WalWrites();
+  // 20 rows in random places of t: 20-odd pages, 40-odd calls, and two or
+  // three writes (64 KiB each) where it was 40-odd writes.
+  const uint64_t appends = after.appends - before.appends, writes = after.writes - before.writes;
+  EXPECT_GE(appends, 2u * 20 * kCommits);
+  EXPECT_LE(writes, 4u * kCommits);
+  EXPECT_GE(appends, 10 * writes) << appends << " calls, " << writes << " writes";
+
+  // A transaction much larger than the buffer (~2 MB): written as it fills.
+  before = WalWrites();
+  ASSERT_EQ(exec(db,
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)"
+                 " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n;"),
+            SQLITE_OK);
+  rows += 4000;
+  EXPECT_GE(WalWrites().writes - before.writes, 2'000'000 / kWalBuffer);
+  EXPECT_EQ(count(other), rows);
+  EXPECT_EQ(count_copy(), rows);
+
+  // A write that fails (an injected fault) fails its commit; nothing of it
+  // is read, and the next commit goes on.
+  FaultSpec spec;
+  spec.fail_write = 3;
+  SetFaults(spec);
+  EXPECT_NE(
+      exec(db,
+           "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)"
+           " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n; COMMIT;"),
+      SQLITE_OK);
+  exec(db, "ROLLBACK");
+  SetFaults(FaultSpec{});
+  EXPECT_EQ(count(other), rows);
+  ASSERT_EQ(exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
+  rows += 1;
+  EXPECT_EQ(count(other), rows);
+  EXPECT_EQ(count_copy(), rows);
+
+  // Asked to stop: one write per call again.
+  ASSERT_TRUE(CoalesceWalWrites(db, false));
+  before = WalWrites();
+  ASSERT_EQ(exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
+  EXPECT_EQ(WalWrites().appends, before.appends);
+  sqlite3_close(other);
+  ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  EXPECT_EQ(count(db), rows + 1);
   sqlite3_close(db);
   fs::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -17,10 +18,13 @@ std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_fail_db_sync{0}, g_write
 std::atomic<bool> g_full{false};
 std::atomic<uint64_t> g_piece_syncs{0};
 std::atomic<bool> g_db_sync_failed{false};
+std::atomic<uint64_t> g_wal_appends{0}, g_wal_writes{0};
 
 // sqlite3_file_control opcode of PaceCheckpoints (over 100: the
 // application's, as sqlite3.h asks).
 constexpr int kFcntlPace = 0x6f6e6c01;
+// ... and of CoalesceWalWrites.
+constexpr int kFcntlCoalesce = 0x6f6e6c02;
 
 sqlite3_vfs* g_base = nullptr;
 sqlite3_vfs g_vfs;         // "onlined": pieces
@@ -33,7 +37,15 @@ struct ShimFile {
   bool faults;            // opened through g_faulty_vfs
   bool main_db;           // the database file (not the WAL, a journal or a temporary file)
   bool paced;             // main_db, and its connection asked for pieces (PaceCheckpoints)
+  bool coalesce;          // main_db, and its connection's WAL writes are coalesced
   int64_t unsynced;       // bytes written since the last sync (paced only)
+  ShimFile* db;           // a WAL: its database's file, if one of ours (for `coalesce`)
+  ShimFile* wal;          // main_db: its open WAL, if any (for ShmBarrier)
+  // A WAL's coalesced writes (vfs.h): buf_len bytes at file offset buf_off,
+  // not yet written; buf (kWalBuffer bytes) allocated at the first.
+  char* buf;
+  int64_t buf_off;
+  int64_t buf_len;
 };
 
 ShimFile* Shim(sqlite3_file* f) { return reinterpret_cast<ShimFile*>(f); }
@@ -46,12 +58,36 @@ bool IsNth(const std::atomic<int64_t>& at, std::atomic<int64_t>& count) {
 }
 sqlite3_file* Real(sqlite3_file* f) { return Shim(f)->real; }
 
-int Close(sqlite3_file* f) { return Real(f)->pMethods->xClose(Real(f)); }
+// Writes a WAL's coalesced bytes, in one call. They are gone from the buffer
+// whatever the outcome: a failure fails the transaction they belong to,
+// which SQLite then rolls back (its frames past the WAL's last commit are
+// never read).
+int Flush(ShimFile* sf) {
+  if (sf->buf_len == 0) return SQLITE_OK;
+  const int n = static_cast<int>(sf->buf_len);
+  sf->buf_len = 0;
+  g_wal_writes.fetch_add(1, std::memory_order_relaxed);
+  return sf->real->pMethods->xWrite(sf->real, sf->buf, n, sf->buf_off);
+}
+
+int Close(sqlite3_file* f) {
+  ShimFile* sf = Shim(f);
+  const int flushed = Flush(sf);
+  std::free(sf->buf);
+  sf->buf = nullptr;
+  if (sf->db != nullptr && sf->db->wal == sf) sf->db->wal = nullptr;
+  const int rc = Real(f)->pMethods->xClose(Real(f));
+  return flushed != SQLITE_OK ? flushed : rc;
+}
 int Read(sqlite3_file* f, void* p, int n, sqlite3_int64 off) {
+  // The writer reading back a frame of its own transaction (a page it had
+  // to spill): what it wrote is in the file first.
+  if (const int rc = Flush(Shim(f)); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xRead(Real(f), p, n, off);
 }
 int Sync(sqlite3_file* f, int flags) {
   ShimFile* sf = Shim(f);
+  if (const int rc = Flush(sf); rc != SQLITE_OK) return rc;
   if (sf->main_db && g_db_sync_failed.load(std::memory_order_relaxed)) return SQLITE_IOERR_FSYNC;
   int rc = SQLITE_OK;
   if (sf->faults) {
@@ -84,6 +120,23 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
       return SQLITE_IOERR_WRITE;
     }
   }
+  if (sf->db != nullptr && sf->db->coalesce) {
+    // A WAL's frames are written as two calls each (a 24-byte header, then
+    // the page), in order: taken together, one write per kWalBuffer (vfs.h).
+    const bool follows = sf->buf_len > 0 && off == sf->buf_off + sf->buf_len;
+    if (!follows || sf->buf_len + n > kWalBuffer) {
+      if (const int rc = Flush(sf); rc != SQLITE_OK) return rc;
+    }
+    if (sf->buf == nullptr && n <= kWalBuffer)
+      sf->buf = static_cast<char*>(std::malloc(kWalBuffer));
+    if (sf->buf != nullptr && n > 0 && n <= kWalBuffer) {
+      if (sf->buf_len == 0) sf->buf_off = off;
+      std::memcpy(sf->buf + sf->buf_len, p, static_cast<size_t>(n));
+      sf->buf_len += n;
+      g_wal_appends.fetch_add(1, std::memory_order_relaxed);
+      return SQLITE_OK;
+    }
+  }
   const int rc = Real(f)->pMethods->xWrite(Real(f), p, n, off);
   if (rc != SQLITE_OK || !sf->paced) return rc;
   sf->unsynced += n;
@@ -94,9 +147,11 @@ int Write(sqlite3_file* f, const void* p, int n, sqlite3_int64 off) {
   return Sync(f, SQLITE_SYNC_NORMAL | SQLITE_SYNC_DATAONLY);
 }
 int Truncate(sqlite3_file* f, sqlite3_int64 size) {
+  if (const int rc = Flush(Shim(f)); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xTruncate(Real(f), size);
 }
 int FileSize(sqlite3_file* f, sqlite3_int64* size) {
+  if (const int rc = Flush(Shim(f)); rc != SQLITE_OK) return rc;
   return Real(f)->pMethods->xFileSize(Real(f), size);
 }
 int Lock(sqlite3_file* f, int l) { return Real(f)->pMethods->xLock(Real(f), l); }
@@ -111,6 +166,14 @@ int FileControl(sqlite3_file* f, int op, void* arg) {
     sf->paced = *static_cast<const bool*>(arg);
     return SQLITE_OK;
   }
+  if (op == kFcntlCoalesce) {
+    ShimFile* sf = Shim(f);
+    if (!sf->main_db) return SQLITE_NOTFOUND;
+    sf->coalesce = *static_cast<const bool*>(arg);
+    // Off: what the open WAL holds is written now, as a write would have.
+    if (!sf->coalesce && sf->wal != nullptr) return Flush(sf->wal);
+    return SQLITE_OK;
+  }
   return Real(f)->pMethods->xFileControl(Real(f), op, arg);
 }
 int SectorSize(sqlite3_file* f) { return Real(f)->pMethods->xSectorSize(Real(f)); }
@@ -123,7 +186,19 @@ int ShmMap(sqlite3_file* f, int pg, int sz, int extend, void volatile** pp) {
 int ShmLock(sqlite3_file* f, int off, int n, int flags) {
   return Real(f)->pMethods->xShmLock(Real(f), off, n, flags);
 }
-void ShmBarrier(sqlite3_file* f) { Real(f)->pMethods->xShmBarrier(Real(f)); }
+void ShmBarrier(sqlite3_file* f) {
+  // SQLite publishes a commit's frames in the WAL index between barriers on
+  // the database file. With synchronous=FULL (which CoalesceWalWrites asks
+  // for) the WAL was synced, and so flushed, before: nothing is left here.
+  // Should anything be (a connection that did not sync), it is written
+  // before the frames can be read by another connection; a failure cannot
+  // be returned from here and is logged.
+  ShimFile* sf = Shim(f);
+  if (sf->wal != nullptr && sf->wal->buf_len > 0 && Flush(sf->wal) != SQLITE_OK) {
+    spdlog::error("store: a write of the WAL failed as its frames were published");
+  }
+  Real(f)->pMethods->xShmBarrier(Real(f));
+}
 int ShmUnmap(sqlite3_file* f, int del) { return Real(f)->pMethods->xShmUnmap(Real(f), del); }
 
 // Version 2 methods: WAL needs the shared-memory calls; no mmap (version 3).
@@ -153,11 +228,25 @@ int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   ff->faults = vfs == &g_faulty_vfs;
   ff->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
   ff->paced = false;
+  ff->coalesce = false;
   ff->unsynced = 0;
+  ff->db = nullptr;
+  ff->wal = nullptr;
+  ff->buf = nullptr;
+  ff->buf_off = 0;
+  ff->buf_len = 0;
   std::memset(ff->real, 0, static_cast<size_t>(g_base->szOsFile));
   int rc = g_base->xOpen(g_base, name, ff->real, flags, out_flags);
   // SQLite calls xClose only if pMethods is set: set it only on success.
   ff->base_hdr.pMethods = rc == SQLITE_OK && ff->real->pMethods != nullptr ? &kMethods : nullptr;
+  if (ff->base_hdr.pMethods != nullptr && (flags & SQLITE_OPEN_WAL) != 0 && name != nullptr) {
+    // The database's file outlives its WAL's (SQLite closes the WAL first).
+    sqlite3_file* main = sqlite3_database_file_object(name);
+    if (main != nullptr && main->pMethods == &kMethods) {
+      ff->db = Shim(main);
+      ff->db->wal = ff;
+    }
+  }
   return rc;
 }
 
@@ -243,6 +332,15 @@ const char* VfsName(bool faults) {
 
 bool PaceCheckpoints(sqlite3* db, bool on) {
   return sqlite3_file_control(db, "main", kFcntlPace, &on) == SQLITE_OK;
+}
+
+bool CoalesceWalWrites(sqlite3* db, bool on) {
+  return sqlite3_file_control(db, "main", kFcntlCoalesce, &on) == SQLITE_OK;
+}
+
+WalWriteCounts WalWrites() {
+  return {g_wal_appends.load(std::memory_order_relaxed),
+          g_wal_writes.load(std::memory_order_relaxed)};
 }
 
 bool DatabaseSyncFailed() { return g_db_sync_failed.load(std::memory_order_relaxed); }

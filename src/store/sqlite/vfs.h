@@ -1,6 +1,6 @@
 #pragma once
 // The SQLite VFS every connection of the store opens with: the default VFS
-// with two additions, and nothing else changed.
+// with three additions, and nothing else changed.
 //
 // 1. A checkpoint's writes to the database file reach the disk in pieces as
 //    they are made. In WAL mode a checkpoint writes that file: the WAL's
@@ -21,7 +21,20 @@
 //    and a checkpoint whose pages were lost must never let the WAL be reused.
 //    Checkpoints then fail and the WAL keeps every commit (and grows, warned
 //    of in the log); a restart copies it all back again.
-// 2. Faults on purpose, for tests (LevelDB's fault-injecting Env, for
+// 2. A commit's WAL frames reach the file 64 KiB at a time. SQLite writes each
+//    frame as two calls (its 24-byte header, then the page), so a commit of
+//    40 pages was 80 pwrites, each taking the file's lock and marking its
+//    pages dirty anew (a frame straddles two pages of the file). On a
+//    connection that asked for it (CoalesceWalWrites: the writer's), the
+//    WAL's writes that follow each other are kept in a buffer of
+//    kWalBuffer bytes and written as one when the WAL is synced (every
+//    commit: synchronous=FULL), read, sized, truncated or closed, when a
+//    write does not follow the last, or when the buffer is full. SQLite
+//    publishes a commit's frames to other connections only after that sync,
+//    so no reader can find a frame that is still in the buffer; a failed
+//    write of the buffer fails the sync, and with it the commit, as a failed
+//    write would have. Faults count the calls SQLite makes, as before.
+// 3. Faults on purpose, for tests (LevelDB's fault-injecting Env, for
 //    SQLite): the nth write, the nth sync (of any file, or of the database
 //    file alone: a checkpoint's), or every write as a full disk. For
 //    tests of what the server does when its disk fails: a send that fails is
@@ -52,6 +65,25 @@ const char* VfsName(bool faults);
 // file in pieces, or (`on` false) no longer. False if its file is not one of
 // this VFS's.
 bool PaceCheckpoints(sqlite3* db, bool on);
+
+// The most a WAL's writes are held before they are written (see 2. above):
+// 15 frames of 4 KiB pages. The default VFS writes less than 128 KiB in one
+// call (a larger write comes back short, as a full disk).
+inline constexpr int64_t kWalBuffer = 64 * 1024;
+
+// Makes the WAL writes of `db` (opened through VfsName) one per 64 KiB
+// (see 2. above), or (`on` false) one per call again. Only for a connection
+// with synchronous=FULL, which syncs the WAL at every commit. False if its
+// file is not one of this VFS's.
+bool CoalesceWalWrites(sqlite3* db, bool on);
+
+// WAL writes in this process: calls SQLite made that were held (appends), and
+// the writes that then reached the file (writes).
+struct WalWriteCounts {
+  uint64_t appends = 0;
+  uint64_t writes = 0;
+};
+WalWriteCounts WalWrites();
 
 // True once a sync of a database file failed in this process (see 1. above).
 bool DatabaseSyncFailed();
