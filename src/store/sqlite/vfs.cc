@@ -18,7 +18,7 @@ std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_fail_db_sync{0}, g_write
 std::atomic<bool> g_full{false};
 std::atomic<uint64_t> g_piece_syncs{0};
 std::atomic<bool> g_db_sync_failed{false};
-std::atomic<uint64_t> g_wal_appends{0}, g_wal_writes{0};
+std::atomic<uint64_t> g_wal_appends{0}, g_wal_writes{0}, g_wal_at_barrier{0};
 
 // sqlite3_file_control opcode of PaceCheckpoints (over 100: the
 // application's, as sqlite3.h asks).
@@ -194,8 +194,10 @@ void ShmBarrier(sqlite3_file* f) {
   // before the frames can be read by another connection; a failure cannot
   // be returned from here and is logged.
   ShimFile* sf = Shim(f);
-  if (sf->wal != nullptr && sf->wal->buf_len > 0 && Flush(sf->wal) != SQLITE_OK) {
-    spdlog::error("store: a write of the WAL failed as its frames were published");
+  if (sf->wal != nullptr && sf->wal->buf_len > 0) {
+    g_wal_at_barrier.fetch_add(1, std::memory_order_relaxed);
+    if (Flush(sf->wal) != SQLITE_OK)
+      spdlog::error("store: a write of the WAL failed as its frames were published");
   }
   Real(f)->pMethods->xShmBarrier(Real(f));
 }
@@ -335,12 +337,24 @@ bool PaceCheckpoints(sqlite3* db, bool on) {
 }
 
 bool CoalesceWalWrites(sqlite3* db, bool on) {
+  if (on) {
+    // Only where every commit syncs the WAL before publishing it (vfs.h).
+    sqlite3_stmt* st = nullptr;
+    int level = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      level = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (level < 2) return false;  // 2: FULL, 3: EXTRA
+  }
   return sqlite3_file_control(db, "main", kFcntlCoalesce, &on) == SQLITE_OK;
 }
 
 WalWriteCounts WalWrites() {
   return {g_wal_appends.load(std::memory_order_relaxed),
-          g_wal_writes.load(std::memory_order_relaxed)};
+          g_wal_writes.load(std::memory_order_relaxed),
+          g_wal_at_barrier.load(std::memory_order_relaxed)};
 }
 
 bool DatabaseSyncFailed() { return g_db_sync_failed.load(std::memory_order_relaxed); }

@@ -73,15 +73,18 @@ inline constexpr int64_t kWalBuffer = 64 * 1024;
 
 // Makes the WAL writes of `db` (opened through VfsName) one per 64 KiB
 // (see 2. above), or (`on` false) one per call again. Only for a connection
-// with synchronous=FULL, which syncs the WAL at every commit. False if its
-// file is not one of this VFS's.
+// with synchronous=FULL or EXTRA, which syncs the WAL at every commit: false
+// on any other, and false if its file is not one of this VFS's.
 bool CoalesceWalWrites(sqlite3* db, bool on);
 
-// WAL writes in this process: calls SQLite made that were held (appends), and
-// the writes that then reached the file (writes).
+// WAL writes in this process: calls SQLite made that were held (appends),
+// the writes that then reached the file (writes), and of those the ones
+// left for a barrier of the WAL index (at_barrier: none where the commit's
+// sync wrote them, as it must).
 struct WalWriteCounts {
   uint64_t appends = 0;
   uint64_t writes = 0;
+  uint64_t at_barrier = 0;
 };
 WalWriteCounts WalWrites();
 
