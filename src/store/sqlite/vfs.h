@@ -74,7 +74,8 @@ inline constexpr int64_t kWalBuffer = 64 * 1024;
 // Makes the WAL writes of `db` (opened through VfsName) one per 64 KiB
 // (see 2. above), or (`on` false) one per call again. Only for a connection
 // with synchronous=FULL or EXTRA, which syncs the WAL at every commit: false
-// on any other, and false if its file is not one of this VFS's.
+// on any other, if its file is not one of this VFS's, or (off) if writing
+// what was held failed.
 bool CoalesceWalWrites(sqlite3* db, bool on);
 
 // WAL writes in this process: calls SQLite made that were held (appends),
