@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "base/clock.h"
+#include "cluster/order.h"
 #include "cluster/wire.h"
 #include "proto/frames.h"
 
@@ -35,8 +36,6 @@ constexpr size_t kMaxEventQueue = 262144;        // events waiting for the strea
 constexpr size_t kMaxBuffered = 4096;            // Deltas held while a peer's snapshot comes
 constexpr size_t kMaxBufferedBytes = 256 << 20;  // and their decoded size, at most
 constexpr size_t kAppendEvents = 4096;           // events per append: < 1 MB with 64-byte ids
-constexpr size_t kMaxHeld = 256;                 // a chat's frames held after a gap
-constexpr int64_t kFirstHeal = 32;               // seqs read again before a chat's first frame here
 constexpr uint32_t kMaxPeerShards = 1024;
 constexpr uint32_t kSelf = 0;  // the replica's index of this node
 
@@ -100,31 +99,10 @@ struct Rec : base::TimerEntry {
   bool pub_known = false, pub_online = false, pub_idle = false;
   bool pending = false, pend_online = false, pend_idle = false;
   bool in_grace = false;
-  // Delivery to this node's sessions of the user, in seq order once each:
-  // frames come from this node's commits and from other nodes' (over NATS,
-  // in no order between nodes); a gap is healed from the store.
-  std::string chat;
-  int64_t delivered = 0;            // the last seq handed to the sessions here
-  std::map<int64_t, Payload> held;  // after a gap, until it is healed
-  bool healing = false;
-  uint32_t heal_epoch = 0;  // a heal's answer counts only in the order that asked it
-  // The first seq seen here starts the order; an earlier one still in flight
-  // from another node then (a race of two nodes' commits at that moment) is
-  // handed over late rather than lost. `late` remembers those, once each.
-  int64_t first_seen = 0;
-  std::vector<int64_t> late;
+  // Delivery to this node's sessions of the user, in seq order once each
+  // (cluster/order.h).
+  DeliveryOrder order;
   void OnTimer(int64_t now_ms) override;
-  // Starts the order of `c` afresh (another chat, or none: no session here
-  // to put it in order for); a heal in flight is disowned.
-  void ResetOrder(std::string c) {
-    chat = std::move(c);
-    delivered = 0;
-    held.clear();
-    late.clear();
-    first_seen = 0;
-    healing = false;
-    ++heal_epoch;
-  }
   bool HasSessionHere() const;
 
   uint32_t Sessions() const {
@@ -195,8 +173,7 @@ struct Engine::Impl {
   void Flush(Shard& s);
   void SnapshotShard(Shard& s, const std::string& reply);
   void Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame);
-  void Heal(Shard& s, Rec& r);
-  void DeliverHeld(Rec& r, int64_t skip_upto);
+  struct OrderSink;
 
   // --- anywhere, under mu_ where it says so ---
   void PostAll(const std::function<void(Shard&)>& fn);
@@ -583,86 +560,41 @@ void Engine::Impl::SnapshotShard(Shard& s, const std::string& reply) {
   } while (from < users.size());
 }
 
-void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame) {
-  if (r.chat != chat) r.ResetOrder(chat);  // the user's chat in this channel, first seen
-  if (r.first_seen == 0) {
-    // The first frame a node sees of a chat. What came before reached the
-    // sessions by their own resume (the replay after their hello), except
-    // what was committed after that replay's read and never reached this
-    // node (a sender whose replica did not know the session yet, a publish
-    // lost with a NATS server): the kFirstHeal seqs before it are read again
-    // from the store (a gap, below) and each session drops what it has.
-    r.first_seen = seq;
-    r.delivered = std::max<int64_t>(0, seq - 1 - kFirstHeal);
-  } else if (seq < r.first_seen) {
-    if (std::find(r.late.begin(), r.late.end(), seq) != r.late.end() || r.late.size() >= 64) {
-      metrics.Add(s.index, m_dups);
-      return;
-    }
-    r.late.push_back(seq);
+// The order's requests for one user's record, on its shard's loop.
+struct Engine::Impl::OrderSink final : DeliveryOrder::Sink {
+  Impl& m;
+  Shard& s;
+  Rec& r;
+  OrderSink(Impl& m, Shard& s, Rec& r) : m(m), s(s), r(r) {}
+
+  void Deliver(int64_t seq, Payload frame) override {
+    // A heal's answer may come after the last session here left.
     if (r.HasSessionHere())
-      local.DeliverToUser(r.ch, r.user, std::move(frame), r.chat, seq, nullptr);
-    return;
+      m.local.DeliverToUser(r.ch, r.user, std::move(frame), r.order.chat(), seq, nullptr);
   }
-  if (seq <= r.delivered || r.held.count(seq) != 0) {
-    metrics.Add(s.index, m_dups);
-    return;
+  bool AskHeal(int64_t after, int64_t upto, uint32_t epoch) override {
+    if (!m.opts.heal) return false;
+    Impl* impl = &m;
+    m.opts.heal(r.order.chat(), after, upto,
+                [impl, si = s.index, upto, key = r.key, epoch](Options::Frames got) {
+                  impl->PostTo(si,
+                               [impl, upto, key, epoch, got = std::move(got)](Shard& sh) mutable {
+                                 auto it = sh.recs.find(key);
+                                 if (it == sh.recs.end()) return;
+                                 Rec& rec = *it->second;
+                                 OrderSink sink(*impl, sh, rec);
+                                 rec.order.Healed(epoch, upto, std::move(got), sink);
+                               });
+                });
+    return true;
   }
-  if (r.held.size() >= kMaxHeld) {
-    DeliverHeld(r, std::numeric_limits<int64_t>::max());  // the store is slow: order over waiting
-  }
-  r.held.emplace(seq, std::move(frame));
-  DeliverHeld(r, 0);
-  Heal(s, r);
-}
+  void Duplicate() override { m.metrics.Add(s.index, m.m_dups); }
+  void Gap() override { m.metrics.Add(s.index, m.m_gaps); }
+};
 
-// Reads from the store the seqs missing before the first held frame, once
-// at a time per chat. A heal covers the gap as it was when it was asked:
-// a gap that opens past it while it is in flight (a frame from one node
-// overtaking another node's earlier one) is healed in turn, after it.
-void Engine::Impl::Heal(Shard& s, Rec& r) {
-  if (r.held.empty() || r.healing) return;
-  if (!opts.heal) {
-    DeliverHeld(r, std::numeric_limits<int64_t>::max());
-    return;
-  }
-  if (r.held.begin()->first != r.first_seen) metrics.Add(s.index, m_gaps);  // not the first look
-  r.healing = true;
-  const int64_t after = r.delivered, upto = r.held.begin()->first - 1;
-  const size_t si = s.index;
-  opts.heal(r.chat, after, upto,
-            [this, si, upto, key = r.key, epoch = r.heal_epoch](Options::Frames got) {
-              PostTo(si, [this, upto, key, epoch, got = std::move(got)](Shard& sh) mutable {
-                auto it = sh.recs.find(key);
-                if (it == sh.recs.end()) return;
-                Rec& rec = *it->second;
-                if (rec.heal_epoch != epoch) return;  // the order it was for was started afresh
-                rec.healing = false;
-                for (auto& [seq, p] : got) {
-                  if (seq > rec.delivered) rec.held.emplace(seq, std::move(p));
-                }
-                // What the store did not give of the gap (it failed) is not
-                // waited for: the frame after the gap goes on; past it, only
-                // what follows in order. Each heal hands over at least that
-                // frame, so a failing store is not asked in a loop.
-                DeliverHeld(rec, upto + 1);
-                Heal(sh, rec);
-              });
-            });
-}
-
-// Hands the held frames that follow `delivered` to the sessions here, in
-// order; those up to `skip_upto` even across a gap.
-void Engine::Impl::DeliverHeld(Rec& r, int64_t skip_upto) {
-  const bool here = r.HasSessionHere();
-  while (!r.held.empty() &&
-         (r.held.begin()->first <= skip_upto || r.held.begin()->first == r.delivered + 1)) {
-    auto first = r.held.begin();
-    if (here)
-      local.DeliverToUser(r.ch, r.user, std::move(first->second), r.chat, first->first, nullptr);
-    r.delivered = first->first;
-    r.held.erase(first);
-  }
+void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame) {
+  OrderSink sink(*this, s, r);
+  r.order.Offer(chat, seq, std::move(frame), sink);
 }
 
 // ---------------------------------------------------------------------------
@@ -983,7 +915,7 @@ void Engine::Impl::OnDeliverMsg(natsConnection*, natsSubscription*, natsMsg* msg
     auto r = s.recs.find(RecKey(ch, d.user));
     if (r == s.recs.end()) return;  // no session of the user here (any more)
     if (!r->second->HasSessionHere()) {
-      if (!r->second->chat.empty()) r->second->ResetOrder({});
+      if (!r->second->order.chat().empty()) r->second->order.Reset({});
       return;
     }
     impl->Sequence(s, *r->second, d.chat_id, d.seq,
@@ -1780,11 +1712,11 @@ void Engine::DeliverToUser(ChannelIdx ch, std::string user_id, Payload frame, st
       Rec& r = *it->second;
       if (here) {
         m.Sequence(s, r, chat, seq, std::move(frame));
-      } else if (!r.chat.empty()) {
+      } else if (!r.order.chat().empty()) {
         // No session here: nothing to put in order, and no gap to heal
         // from the store. A session that comes here later starts afresh
         // (its replay, then its first frame's look back).
-        r.ResetOrder({});
+        r.order.Reset({});
       }
     }
     if (done) done(here || remote);

@@ -137,10 +137,6 @@ TEST(Hardening, PingsThatAreNeverReadCannotGrowTheServer) {
   EXPECT_TRUE(HealthzAnswers(s.port(), 1000ms));
 }
 
-// A desk gets the channel's every message, event and receipt: its queue is
-// deeper (desk_send_queue_max) than a user's (send_queue_max). With the same
-// burst and neither reading, the user is cut as a slow consumer; the desk is
-// not, and reads every message afterwards.
 // A client that keeps its socket full does not hold its loop: past
 // ws_read_budget_bytes in one wakeup its reads yield to the loop's other
 // work, and the rest is read after, nothing lost and in order.
@@ -176,6 +172,10 @@ TEST(Hardening, ReadsPastTheBudgetYieldToTheLoopAndLoseNothing) {
   EXPECT_GE(MetricValue(s.port(), "onlined_ws_read_yields_total"), 1);
 }
 
+// A desk gets the channel's every message, event and receipt: its queue is
+// deeper (desk_send_queue_max) than a user's (send_queue_max). With the same
+// burst and neither reading, the user is cut as a slow consumer; the desk is
+// not, and reads every message afterwards.
 TEST(Hardening, ADeskHasADeeperSendQueueThanAUser) {
   ServerProcess s("", "send_queue_max = 32\ndesk_send_queue_max = 2048\nmax_text_bytes = 60000\n",
                   "manager_sends_per_s = 0\n");
