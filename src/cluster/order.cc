@@ -54,7 +54,7 @@ void DeliveryOrder::Heal(Sink& sink) {
 }
 
 void DeliveryOrder::Healed(uint32_t epoch, int64_t upto, Frames got, Sink& sink) {
-  if (epoch != epoch_ || !healing_) return;  // the order it was for was started afresh
+  if (epoch != epoch_) return;  // the order it was for was started afresh
   healing_ = false;
   for (auto& f : got) {
     if (f.first > delivered_ && f.first <= upto) held_.emplace(f.first, std::move(f.second));

@@ -54,7 +54,6 @@ class DeliveryOrder {
   const std::string& chat() const { return chat_; }
   int64_t delivered() const { return delivered_; }  // the last seq handed over
   size_t held() const { return held_.size(); }
-  bool healing() const { return healing_; }
 
   // Starts afresh for `chat` (another chat, or none: no session here to put
   // it in order for); a heal in flight is disowned.

@@ -164,8 +164,8 @@ TEST(SqliteCheckpoint, SustainedWritesAreCopiedInChunksAndTheWalIsReused) {
 }
 
 // The VFS tests' table t(k, v): a statement run, and its rows of 500 bytes.
-int exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
-int64_t count(sqlite3* db) {
+int Exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+int64_t Count(sqlite3* db) {
   sqlite3_stmt* st = nullptr;
   int64_t n = -1;
   if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE length(v) = 500", -1, &st, nullptr) ==
@@ -183,7 +183,7 @@ sqlite3* CreateT(const std::string& file) {
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                       VfsName(true)) != SQLITE_OK ||
-      exec(db,
+      Exec(db,
            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
            "CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);") != SQLITE_OK) {
     sqlite3_close(db);
@@ -208,7 +208,7 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
       " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n;";
   sqlite3* db = CreateT(file);
   ASSERT_NE(db, nullptr);
-  ASSERT_EQ(exec(db, kAdd), SQLITE_OK);
+  ASSERT_EQ(Exec(db, kAdd), SQLITE_OK);
   // Not asked: one sync at the checkpoint's end, no pieces.
   uint64_t pieces = WritebackSyncs();
   int log = 0, copied = 0;
@@ -218,7 +218,7 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   EXPECT_EQ(WritebackSyncs(), pieces) << "a connection that did not ask synced in pieces";
 
   ASSERT_TRUE(PaceCheckpoints(db, true));
-  ASSERT_EQ(exec(db, kAdd), SQLITE_OK);
+  ASSERT_EQ(Exec(db, kAdd), SQLITE_OK);
   // The checkpoint's first sync is the WAL's, its second a piece's.
   pieces = WritebackSyncs();
   const int64_t injected = FaultsInjected();
@@ -234,7 +234,7 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   EXPECT_NE(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied),
             SQLITE_OK);
   EXPECT_EQ(FaultsInjected(), injected + 1);
-  EXPECT_EQ(count(db), 4000);
+  EXPECT_EQ(Count(db), 4000);
   // The last close's checkpoint fails too: the WAL stays, with every frame.
   sqlite3_close(db);
   ASSERT_TRUE(fs::exists(file + "-wal"));
@@ -243,7 +243,7 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   // A restart (SetFaults forgets the failure, as a new process would).
   SetFaults(FaultSpec{});
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, VfsName(false)), SQLITE_OK);
-  EXPECT_EQ(count(db), 4000);
+  EXPECT_EQ(Count(db), 4000);
   ASSERT_EQ(sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &copied),
             SQLITE_OK);
   EXPECT_EQ(copied, log);
@@ -251,7 +251,7 @@ TEST(SqliteVfs, AFailedPieceSyncFailsEveryCheckpointUntilARestartAndNothingIsLos
   EXPECT_FALSE(fs::exists(file + "-wal"));
   // From the database file alone.
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, VfsName(false)), SQLITE_OK);
-  EXPECT_EQ(count(db), 4000);
+  EXPECT_EQ(Count(db), 4000);
   sqlite3_close(db);
   fs::remove_all(dir);
 }
@@ -271,7 +271,7 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
     sqlite3* c = nullptr;
     int64_t n = -2;
     if (sqlite3_open_v2(copy.c_str(), &c, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK)
-      n = count(c);
+      n = Count(c);
     sqlite3_close(c);
     return n;
   };
@@ -281,15 +281,15 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
 
   // Not asked: nothing held.
   WalWriteCounts before = WalWrites();
-  ASSERT_EQ(exec(db, "INSERT INTO t(v) SELECT hex(randomblob(250)) FROM (SELECT 1 UNION SELECT 2)"),
+  ASSERT_EQ(Exec(db, "INSERT INTO t(v) SELECT hex(randomblob(250)) FROM (SELECT 1 UNION SELECT 2)"),
             SQLITE_OK);
   EXPECT_EQ(WalWrites().appends, before.appends);
   EXPECT_EQ(WalWrites().writes, before.writes);
 
   // Refused where a commit does not sync the WAL.
-  ASSERT_EQ(exec(db, "PRAGMA synchronous=NORMAL"), SQLITE_OK);
+  ASSERT_EQ(Exec(db, "PRAGMA synchronous=NORMAL"), SQLITE_OK);
   EXPECT_FALSE(CoalesceWalWrites(db, true));
-  ASSERT_EQ(exec(db, "PRAGMA synchronous=FULL"), SQLITE_OK);
+  ASSERT_EQ(Exec(db, "PRAGMA synchronous=FULL"), SQLITE_OK);
   ASSERT_TRUE(CoalesceWalWrites(db, true));
   int64_t rows = 2;
   before = WalWrites();
@@ -302,9 +302,9 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
         " INSERT INTO t(k, v) SELECT ((n.i + " +
         std::to_string(20 * i) +
         ") * 2654435761) % 4294967291, hex(randomblob(250)) FROM n; COMMIT;";
-    ASSERT_EQ(exec(db, sql.c_str()), SQLITE_OK);
+    ASSERT_EQ(Exec(db, sql.c_str()), SQLITE_OK);
     rows += 20;
-    EXPECT_EQ(count(other), rows) << "commit " << i;
+    EXPECT_EQ(Count(other), rows) << "commit " << i;
     if (i % 8 == 0) {
       EXPECT_EQ(count_copy(), rows) << "commit " << i;
     }
@@ -321,13 +321,13 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
 
   // A transaction much larger than the buffer (~2 MB): written as it fills.
   before = WalWrites();
-  ASSERT_EQ(exec(db,
+  ASSERT_EQ(Exec(db,
                  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)"
                  " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n;"),
             SQLITE_OK);
   rows += 4000;
   EXPECT_GE(WalWrites().writes - before.writes, 2'000'000 / kWalBuffer);
-  EXPECT_EQ(count(other), rows);
+  EXPECT_EQ(Count(other), rows);
   EXPECT_EQ(count_copy(), rows);
 
   // A write that fails (an injected fault) fails its commit; nothing of it
@@ -336,27 +336,27 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
   spec.fail_write = 3;
   SetFaults(spec);
   EXPECT_NE(
-      exec(db,
+      Exec(db,
            "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)"
            " INSERT INTO t(v) SELECT hex(randomblob(250)) FROM n; COMMIT;"),
       SQLITE_OK);
-  exec(db, "ROLLBACK");
+  Exec(db, "ROLLBACK");
   SetFaults(FaultSpec{});
-  EXPECT_EQ(count(other), rows);
-  ASSERT_EQ(exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
+  EXPECT_EQ(Count(other), rows);
+  ASSERT_EQ(Exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
   rows += 1;
-  EXPECT_EQ(count(other), rows);
+  EXPECT_EQ(Count(other), rows);
   EXPECT_EQ(count_copy(), rows);
 
   // Asked to stop: one write per call again.
   ASSERT_TRUE(CoalesceWalWrites(db, false));
   before = WalWrites();
-  ASSERT_EQ(exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
+  ASSERT_EQ(Exec(db, "INSERT INTO t(v) VALUES (hex(randomblob(250)))"), SQLITE_OK);
   EXPECT_EQ(WalWrites().appends, before.appends);
   sqlite3_close(other);
   ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-  EXPECT_EQ(count(db), rows + 1);
+  EXPECT_EQ(Count(db), rows + 1);
   sqlite3_close(db);
   fs::remove_all(dir);
 }
