@@ -93,6 +93,10 @@ struct Options {
   // Poisson(rate x time passed)), as from many independent senders; else
   // evenly, rate x time passed.
   bool poisson = false;
+  // HTTP latencies also as buckets of three significant digits (bucket's
+  // floor in µs -> count), so that the driver can pool several loaders'
+  // answers into one distribution instead of taking the worst loader's p99.
+  bool latency_buckets = false;
   double churn_rate =
       0;  // > 0: open-loop handshakes at this rate for `duration`, each closed after its
           // welcome or refusal (admission under overload); no steady phase
@@ -113,7 +117,7 @@ struct Histogram {
       if (k < v.size()) v[k] = static_cast<uint32_t>(us);
     }
   }
-  std::string Json() {
+  std::string Json(bool buckets = false) {
     std::sort(v.begin(), v.end());
     auto q = [&](double p) -> double {
       if (v.empty()) return 0;
@@ -124,7 +128,27 @@ struct Histogram {
              R"({"count":%llu,"p50_ms":%.3f,"p99_ms":%.3f,"p999_ms":%.3f,"max_ms":%.3f})",
              static_cast<unsigned long long>(count), q(0.5), q(0.99), q(0.999),
              v.empty() ? 0.0 : v.back() / 1000.0);
-    return buf;
+    std::string j = buf;
+    if (buckets) {
+      // Runs of equal floors in the sorted samples: {"floor_us":count,...}.
+      j.pop_back();
+      j += R"(,"buckets":{)";
+      size_t i = 0;
+      while (i < v.size()) {
+        const uint32_t floor = ThreeDigits(v[i]);
+        size_t n = 0;
+        while (i < v.size() && ThreeDigits(v[i]) == floor) ++i, ++n;
+        j += (j.back() == '{' ? "\"" : ",\"") + std::to_string(floor) + "\":" + std::to_string(n);
+      }
+      j += "}}";
+    }
+    return j;
+  }
+  // us rounded down to three significant digits (1234 -> 1230).
+  static uint32_t ThreeDigits(uint32_t us) {
+    uint32_t step = 1;
+    while (us / step >= 1000) step *= 10;
+    return us / step * step;
   }
 };
 
@@ -954,7 +978,8 @@ int Loadgen::Run() {
         }() +
         "}" + ",\"err\":" + std::to_string(s.err) + ",\"refused\":" + std::to_string(s.refused) +
         ",\"per_s\":" + std::to_string(static_cast<double>(s.ok) / secs) +
-        ",\"latency\":" + s.lat.Json() + ",\"ok_latency\":" + s.ok_lat.Json() + "}";
+        ",\"latency\":" + s.lat.Json(o_.latency_buckets) + ",\"ok_latency\":" + s.ok_lat.Json() +
+        "}";
   }
   streams += "}";
   printf(
@@ -1052,6 +1077,8 @@ int main(int argc, char** argv) {
       o.tick_jitter = true;
     else if (a == "--poisson")
       o.poisson = true;
+    else if (a == "--latency-buckets")
+      o.latency_buckets = true;
     else if (a == "--churn-rate")
       o.churn_rate = std::stod(val());
     else {

@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -81,9 +82,10 @@ std::string TempDir(benchmark::State& state) {
 // The writer's work per send on SQLite (store::Db::Append, as chat::Messages
 // sends it for a desk): groups of `range(0)` manager messages to random chats
 // of 2,000, each joining its chat's SMS notification, one transaction per
-// group, each send in its savepoint (store::Db::RunGroup, as store::Service
-// runs a group). CPU time is the writer thread's own (the checkpointer's is
-// not in it); real time includes the WAL's fsync.
+// group, in savepoints of `range(1)` sends (store::Db::RunGroup, as
+// store::Service runs a group: 1 is a savepoint per send, more is a unit of
+// sends as Db::AppendUnit allows). CPU time is the writer thread's own (the
+// checkpointer's is not in it); real time includes the WAL's fsync.
 void BM_SqliteAppend(benchmark::State& state) {
   namespace store = onlined::store;
   const std::string dir = TempDir(state);
@@ -110,18 +112,21 @@ void BM_SqliteAppend(benchmark::State& state) {
     int64_t n = 0;
     std::vector<std::string> errors;
     std::string group_error;
+    const auto unit = static_cast<size_t>(std::max<int64_t>(1, state.range(1)));
     for (auto _ : state) {
       const bool ok = db->RunGroup(
-          static_cast<size_t>(state.range(0)),
+          static_cast<size_t>(state.range(0)) / unit,
           [&](size_t) {
-            in.chat_id = "c_" + std::to_string(1000000 + pick(rng));
-            in.text = "b" + std::to_string(n);
-            in.message_id = "m_" + std::to_string(n);
-            in.now = 1000 + n;
-            in.sms_due_at = in.now + 60000;
-            ++n;
-            auto r = db->Append(in);
-            benchmark::DoNotOptimize(r);
+            for (size_t k = 0; k < unit; ++k) {
+              in.chat_id = "c_" + std::to_string(1000000 + pick(rng));
+              in.text = "b" + std::to_string(n);
+              in.message_id = "m_" + std::to_string(n);
+              in.now = 1000 + n;
+              in.sms_due_at = in.now + 60000;
+              ++n;
+              auto r = db->Append(in);
+              benchmark::DoNotOptimize(r);
+            }
           },
           errors, group_error);
       if (!ok) {
@@ -133,7 +138,12 @@ void BM_SqliteAppend(benchmark::State& state) {
   }
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_SqliteAppend)->Arg(8)->Arg(32)->MinTime(3.0);
+BENCHMARK(BM_SqliteAppend)
+    ->Args({8, 1})
+    ->Args({32, 1})
+    ->Args({32, 4})
+    ->Args({32, 32})
+    ->MinTime(3.0);
 
 // The writer's work per receipt on SQLite, in a chat that already holds
 // `range(0)` messages, every one acked: a new manager message, then the
