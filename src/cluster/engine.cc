@@ -172,6 +172,8 @@ struct Engine::Impl {
   void Flush(Shard& s);
   void SnapshotShard(Shard& s, const std::string& reply);
   void Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame);
+  // The store's answer to a record's heal, back on its shard's loop.
+  void Healed(Shard& s, const std::string& key, uint32_t epoch, int64_t upto, Options::Frames got);
   struct OrderSink;
 
   // --- anywhere, under mu_ where it says so ---
@@ -578,11 +580,7 @@ struct Engine::Impl::OrderSink final : DeliveryOrder::Sink {
                 [impl, si = s.index, upto, key = r.key, epoch](Options::Frames got) {
                   impl->PostTo(si,
                                [impl, upto, key, epoch, got = std::move(got)](Shard& sh) mutable {
-                                 auto it = sh.recs.find(key);
-                                 if (it == sh.recs.end()) return;
-                                 Rec& rec = *it->second;
-                                 OrderSink sink(*impl, sh, rec);
-                                 rec.order.Healed(epoch, upto, std::move(got), sink);
+                                 impl->Healed(sh, key, epoch, upto, std::move(got));
                                });
                 });
     return true;
@@ -590,6 +588,14 @@ struct Engine::Impl::OrderSink final : DeliveryOrder::Sink {
   void Duplicate() override { m.metrics.Add(s.index, m.m_dups); }
   void Gap() override { m.metrics.Add(s.index, m.m_gaps); }
 };
+
+void Engine::Impl::Healed(Shard& s, const std::string& key, uint32_t epoch, int64_t upto,
+                          Options::Frames got) {
+  auto it = s.recs.find(key);
+  if (it == s.recs.end()) return;  // the user's record is gone, and its order with it
+  OrderSink sink(*this, s, *it->second);
+  it->second->order.Healed(epoch, upto, std::move(got), sink);
+}
 
 void Engine::Impl::Sequence(Shard& s, Rec& r, const std::string& chat, int64_t seq, Payload frame) {
   OrderSink sink(*this, s, r);
