@@ -114,6 +114,82 @@ TEST_F(ChatTest, ManagerMessagesJoinOneScheduledNotification) {
   EXPECT_NE(Send(*db_, Manager(c.chat_id, "three")).notification_id, n1);
 }
 
+// A send joins its chat's newest notification while that one waits for its
+// time, through every change of state the scheduler makes (claims, waits,
+// results), and every read of a notification shows its joins.
+TEST_F(ChatTest, SendsJoinTheNewestNotificationWhileItWaits) {
+  bool created;
+  store::Chat c = OpenChat(*db_, "acme", "alice", 1, created);
+  auto last = [&](int64_t id) {
+    auto n = db_->GetNotification(id);
+    EXPECT_TRUE(n);
+    return n ? n->last_seq : -1;
+  };
+  auto set_state = [&](int64_t id, store::NotifyState state, int64_t due_at) {
+    auto n = db_->GetNotification(id);
+    ASSERT_TRUE(n);
+    n->state = state;
+    n->due_at = due_at;
+    n->updated_at = ++now_;
+    db_->UpdateNotification(*n);
+  };
+  const int64_t n1 = Send(*db_, Manager(c.chat_id, "one")).notification_id;
+  SendInput two = Manager(c.chat_id, "two");
+  EXPECT_EQ(Send(*db_, two).notification_id, n1);
+  auto seen = db_->GetNotification(n1);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->last_seq, 2);
+  EXPECT_EQ(seen->updated_at, two.now);
+  auto of_user = db_->NotificationsOfUser("acme", "alice", 10);
+  ASSERT_EQ(of_user.size(), 1u);
+  EXPECT_EQ(of_user[0].last_seq, 2);
+  EXPECT_EQ(of_user[0].updated_at, two.now);
+  auto due = db_->ClaimDue(INT64_MAX / 2, 10);
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].last_seq, 2);
+  // Its time moved earlier (the user went offline): it keeps its joins.
+  set_state(n1, store::NotifyState::kScheduled, 10);
+  EXPECT_EQ(last(n1), 2);
+  EXPECT_EQ(Send(*db_, Manager(c.chat_id, "three")).notification_id, n1);
+  EXPECT_EQ(last(n1), 3);
+  // Claimed (sending): the next send starts another, which the one after joins.
+  set_state(n1, store::NotifyState::kSending, 0);
+  const int64_t n2 = Send(*db_, Manager(c.chat_id, "four")).notification_id;
+  EXPECT_NE(n2, n1);
+  EXPECT_EQ(Send(*db_, Manager(c.chat_id, "five")).notification_id, n2);
+  EXPECT_EQ(last(n1), 3);
+  EXPECT_EQ(last(n2), 5);
+  // The older one waiting again (quiet hours) takes none of the newer one's.
+  set_state(n1, store::NotifyState::kScheduled, 5000);
+  EXPECT_EQ(Send(*db_, Manager(c.chat_id, "six")).notification_id, n2);
+  EXPECT_EQ(last(n1), 3);
+  EXPECT_EQ(last(n2), 6);
+  // The user's own message joins nothing.
+  SendInput user;
+  user.channel = "acme";
+  user.chat_id = c.chat_id;
+  user.from = "user";
+  user.user_id = user.sender_id = "alice";
+  user.text = "hi";
+  user.now = ++now_;
+  EXPECT_EQ(Send(*db_, user).status, SendStatus::kCreated);
+  EXPECT_EQ(last(n2), 6);
+  // Claimed and waiting again itself (quiet hours): it takes sends again.
+  set_state(n2, store::NotifyState::kSending, 0);
+  set_state(n2, store::NotifyState::kScheduled, 6000);
+  EXPECT_EQ(Send(*db_, Manager(c.chat_id, "eight")).notification_id, n2);
+  EXPECT_EQ(last(n2), 8);
+  // Sent: the next send starts a new one (the older waiting one stays as it is).
+  set_state(n2, store::NotifyState::kSent, 10);
+  EXPECT_EQ(last(n2), 8);
+  const int64_t n3 = Send(*db_, Manager(c.chat_id, "nine")).notification_id;
+  EXPECT_NE(n3, n1);
+  EXPECT_NE(n3, n2);
+  EXPECT_EQ(last(n3), 9);
+  EXPECT_EQ(last(n1), 3);
+  EXPECT_EQ(last(n2), 8);
+}
+
 TEST_F(ChatTest, AcksAndReadsOnlyMoveForward) {
   bool created;
   store::Chat c = OpenChat(*db_, "acme", "alice", 1, created);

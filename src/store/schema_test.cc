@@ -61,6 +61,88 @@ TEST(StoreSchema, AMigratedStoreOpensAgainUnchanged) {
   EXPECT_TRUE(again->FindChatOfUser("acme", "ann"));
 }
 
+// SQLite version 4 keeps a chat's waiting notification's joins in the chat's
+// row: a version 3 file's waiting notification, whose row has its joins,
+// goes on taking sends after the migration.
+TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
+  testing::TestEngine engine;
+  if (engine.postgres()) GTEST_SKIP() << "a SQLite migration";
+  int64_t id = 0;
+  {
+    auto db = engine.Open(true);
+    Chat c;
+    c.chat_id = "c1";
+    c.channel = "acme";
+    c.user_id = "ann";
+    c.created_at = c.updated_at = 1;
+    ASSERT_TRUE(db->InsertChat(c));
+    Message m;
+    m.chat_id = "c1";
+    m.id = "m1";
+    m.from = "manager";
+    m.sender_id = "bob";
+    m.text = "one";
+    for (int64_t seq = 1; seq <= 2; ++seq) {
+      m.seq = seq;
+      m.created_at = 10 * seq;
+      db->InsertMessage(m);
+      db->UpdateChatAfterMessage("c1", seq, m.created_at, false);
+    }
+    Notification n;
+    n.channel = "acme";
+    n.user_id = "ann";
+    n.chat_id = "c1";
+    n.first_seq = n.last_seq = 1;
+    n.state = NotifyState::kScheduled;
+    n.due_at = 1000;
+    n.created_at = n.updated_at = 10;
+    id = db->InsertNotification(n);
+  }
+  // As version 3 left it: the join in the notification's row, none in the chat's.
+  Raw(engine,
+      "UPDATE notifications SET last_seq=2, updated_at=20;"
+      " ALTER TABLE chats DROP COLUMN open_notification;"
+      " ALTER TABLE chats DROP COLUMN open_last_seq;"
+      " ALTER TABLE chats DROP COLUMN open_updated_at; PRAGMA user_version=3;");
+  auto db = engine.Open(true);
+  auto n = db->GetNotification(id);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 2);
+  EXPECT_EQ(n->updated_at, 20);
+  AppendInput in;
+  in.channel = "acme";
+  in.chat_id = "c1";
+  in.from = "manager";
+  in.sender_id = "bob";
+  in.text = "three";
+  in.message_id = "m3";
+  in.now = 30;
+  in.sms_due_at = 2000;
+  AppendResult r = db->Append(in);
+  EXPECT_EQ(r.notification_id, id);
+  n = db->GetNotification(id);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 3);
+  EXPECT_EQ(n->updated_at, 30);
+  // A newer waiting one (inserted as a test or a tool would): the older
+  // keeps what it took, in its own row now, and the newer takes the sends.
+  Notification newer = *n;
+  newer.first_seq = newer.last_seq = 4;
+  newer.created_at = newer.updated_at = 35;
+  const int64_t newer_id = db->InsertNotification(newer);
+  in.message_id = "m4";
+  in.now = 40;
+  EXPECT_EQ(db->Append(in).notification_id, newer_id);
+  n = db->GetNotification(id);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 3);
+  EXPECT_EQ(n->updated_at, 30);
+  n = db->GetNotification(newer_id);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 4);
+  EXPECT_EQ(n->updated_at, 40);
+}
+
 // PostgreSQL: nodes starting at once do not race (advisory lock).
 TEST(StoreSchema, WritersOpeningTogetherMigrateOnce) {
   testing::TestEngine engine;

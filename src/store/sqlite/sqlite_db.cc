@@ -66,7 +66,23 @@ CREATE TABLE IF NOT EXISTS revocations(
   revoked_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
   PRIMARY KEY(channel, role, subject)) WITHOUT ROWID;
 )sql";
-constexpr const char* kMigrations[] = {kV1, kV2, kV3};
+// Version 4: the notification a chat's manager sends join (its newest, while
+// it waits for its time, as on PostgreSQL), named in the chat's row with the
+// last_seq and updated_at a join would have written to its own row. A send
+// then writes the chat's row, which it writes anyway, and not a row of
+// notifications too: one page fewer in each commit's WAL frames. The
+// notification's row takes these values when sends stop joining it
+// (OpenNotification).
+constexpr const char* kV4 = R"sql(
+ALTER TABLE chats ADD COLUMN open_notification INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chats ADD COLUMN open_last_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE chats ADD COLUMN open_updated_at INTEGER NOT NULL DEFAULT 0;
+UPDATE chats SET open_notification=n.id, open_last_seq=n.last_seq, open_updated_at=n.updated_at
+  FROM (SELECT id, chat_id, last_seq, updated_at FROM notifications WHERE state='scheduled' AND
+        id IN (SELECT MAX(id) FROM notifications GROUP BY chat_id)) AS n
+  WHERE chats.chat_id=n.chat_id;
+)sql";
+constexpr const char* kMigrations[] = {kV1, kV2, kV3, kV4};
 constexpr int kSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 // The text of a statement that is a literal (consteval: nothing built at run
@@ -425,7 +441,7 @@ class SqliteDb final : public Db {
         c.user_id = in.user_id;
         c.created_at = c.updated_at = in.now;
         InsertChat(c);
-        chat = ChatHead{std::move(c.chat_id), std::move(c.user_id), 0};
+        chat = ChatHead{std::move(c.chat_id), std::move(c.user_id), 0, 0};
         r.chat_created = true;
       }
     } else {
@@ -441,14 +457,14 @@ class SqliteDb final : public Db {
     m.text = in.text;
     m.created_at = in.now;
     InsertMessage(m);
-    UpdateChatAfterMessage(m.chat_id, m.seq, m.created_at, in.from == "user");
+    UpdateChatAfterSend(m, in.from == "user", in.sms_due_at > 0 && chat->open_notification != 0);
     if (!in.idem_key.empty()) PutIdem(in, m);
     r.user_id = chat->user_id;
     if (in.sms_due_at > 0) {
-      if (auto pending = ScheduledNotificationOfChat(m.chat_id)) {
-        // Joins the pending notification: one SMS tells of all of them.
-        JoinNotification(*pending, m.seq, in.now);
-        r.notification_id = *pending;
+      if (chat->open_notification != 0) {
+        // Joined the waiting notification (UpdateChatAfterSend): one SMS
+        // tells of all of them.
+        r.notification_id = chat->open_notification;
       } else {
         Notification n;
         n.channel = in.channel;
@@ -638,7 +654,9 @@ class SqliteDb final : public Db {
         .Bind(5, n.last_seq);
     s.Bind(6, std::string(NotifyStateName(n.state))).Bind(7, n.reason).Bind(8, n.due_at);
     s.Bind(9, int64_t{n.attempts}).Bind(10, n.created_at).Run();
-    return sqlite3_last_insert_rowid(db_);
+    const int64_t id = sqlite3_last_insert_rowid(db_);
+    OpenNotification(n.chat_id, id);
+    return id;
   }
 
   void UpdateNotification(const Notification& n) override {
@@ -654,17 +672,18 @@ class SqliteDb final : public Db {
     s.Bind(5, n.reason).Bind(6, n.due_at).Bind(7, int64_t{n.attempts}).Bind(8, n.provider_sid);
     s.Bind(9, n.provider_status).Bind(10, n.phone).Bind(11, n.body).Bind(12, n.updated_at);
     s.Bind(13, n.claimed_by).Bind(14, n.lease_until).Run();
+    OpenNotification(n.chat_id, n.id);
   }
 
   std::optional<Notification> GetNotification(int64_t id) override {
-    Stmt s = PrepareBuilt(NotificationSelect() + " WHERE id=?1");
+    Stmt s = PrepareBuilt(NotificationSelect() + " WHERE n.id=?1");
     s.Bind(1, id);
     if (!s.Step()) return std::nullopt;
     return ReadNotification(s);
   }
 
   std::optional<Notification> NotificationBySid(const std::string& sid) override {
-    Stmt s = PrepareBuilt(NotificationSelect() + " WHERE provider_sid=?1 LIMIT 1");
+    Stmt s = PrepareBuilt(NotificationSelect() + " WHERE n.provider_sid=?1 LIMIT 1");
     s.Bind(1, sid);
     if (!s.Step()) return std::nullopt;
     return ReadNotification(s);
@@ -682,8 +701,8 @@ class SqliteDb final : public Db {
   std::vector<Notification> ClaimDue(int64_t now, int limit) override {
     std::vector<Notification> out;
     Stmt s = PrepareBuilt(NotificationSelect() +
-                          " WHERE (state='scheduled' AND due_at<=?1) OR (state='sending' AND "
-                          "lease_until<=?1) ORDER BY due_at LIMIT ?2");
+                          " WHERE (n.state='scheduled' AND n.due_at<=?1) OR (n.state='sending' AND "
+                          "n.lease_until<=?1) ORDER BY n.due_at LIMIT ?2");
     s.Bind(1, now).Bind(2, limit);
     while (s.Step()) out.push_back(ReadNotification(s));
     return out;
@@ -693,7 +712,7 @@ class SqliteDb final : public Db {
                                                 const std::string& user_id, int limit) override {
     std::vector<Notification> out;
     Stmt s = PrepareBuilt(NotificationSelect() +
-                          " WHERE channel=?1 AND user_id=?2 ORDER BY id DESC LIMIT ?3");
+                          " WHERE n.channel=?1 AND n.user_id=?2 ORDER BY n.id DESC LIMIT ?3");
     s.Bind(1, channel).Bind(2, user_id).Bind(3, limit);
     while (s.Step()) out.push_back(ReadNotification(s));
     return out;
@@ -724,18 +743,33 @@ class SqliteDb final : public Db {
     std::string chat_id;
     std::string user_id;
     int64_t last_seq = 0;
+    int64_t open_notification = 0;  // the waiting notification a manager's send joins
   };
   std::optional<ChatHead> ChatHeadById(const std::string& channel, const std::string& chat_id) {
-    Stmt s = Prepare("SELECT user_id, last_seq FROM chats WHERE chat_id=?1 AND channel=?2");
+    Stmt s = Prepare(
+        "SELECT user_id, last_seq, open_notification FROM chats WHERE chat_id=?1 AND channel=?2");
     s.Bind(1, chat_id).Bind(2, channel);
     if (!s.Step()) return std::nullopt;
-    return ChatHead{chat_id, s.Text(0), s.Int(1)};
+    return ChatHead{chat_id, s.Text(0), s.Int(1), s.Int(2)};
   }
   std::optional<ChatHead> ChatHeadOfUser(const std::string& channel, const std::string& user_id) {
-    Stmt s = Prepare("SELECT chat_id, last_seq FROM chats WHERE channel=?1 AND user_id=?2");
+    Stmt s = Prepare(
+        "SELECT chat_id, last_seq, open_notification FROM chats WHERE channel=?1 AND user_id=?2");
     s.Bind(1, channel).Bind(2, user_id);
     if (!s.Step()) return std::nullopt;
-    return ChatHead{s.Text(0), user_id, s.Int(1)};
+    return ChatHead{s.Text(0), user_id, s.Int(1), s.Int(2)};
+  }
+  // UpdateChatAfterMessage, and a send that joins the chat's waiting
+  // notification writes what the join changes (its last_seq and updated_at)
+  // in the same row: no page of notifications is written.
+  void UpdateChatAfterSend(const Message& m, bool from_user, bool joins) {
+    Stmt s = Prepare(
+        "UPDATE chats SET last_seq=?2, updated_at=MAX(updated_at, ?3),"
+        " unread=CASE WHEN ?4 THEN unread+1 ELSE 0 END,"
+        " open_last_seq=CASE WHEN ?5 THEN ?2 ELSE open_last_seq END,"
+        " open_updated_at=CASE WHEN ?5 THEN ?3 ELSE open_updated_at END WHERE chat_id=?1");
+    s.Bind(1, m.chat_id).Bind(2, m.seq).Bind(3, m.created_at);
+    s.Bind(4, int64_t{from_user ? 1 : 0}).Bind(5, int64_t{joins ? 1 : 0}).Run();
   }
 
   struct IdemEntry {
@@ -758,23 +792,41 @@ class SqliteDb final : public Db {
     s.Bind(1, in.channel).Bind(2, in.idem_scope).Bind(3, in.idem_key).Bind(4, m.chat_id);
     s.Bind(5, m.seq).Bind(6, in.body_hash).Bind(7, in.now).Run();
   }
-  // The id of the chat's notification still waiting for its time, read
-  // from the index (notifications_chat) alone.
-  std::optional<int64_t> ScheduledNotificationOfChat(const std::string& chat_id) {
+  // Keeps the chat's row naming the notification its manager's sends join,
+  // its newest if that one waits for its time (kV4), after `written` was
+  // inserted or updated with the values its caller read through
+  // NotificationSelect. The notification sends stop joining first takes the
+  // values its joins left in the chat's row, unless it is `written` (whose
+  // row has them now).
+  void OpenNotification(const std::string& chat_id, int64_t written) {
+    int64_t open = 0;
+    {
+      Stmt s = Prepare("SELECT open_notification FROM chats WHERE chat_id=?1");
+      s.Bind(1, chat_id);
+      if (!s.Step()) return;  // a notification without its chat: nothing to join
+      open = s.Int(0);
+    }
+    int64_t newest = 0;
+    {
+      Stmt s = Prepare(
+          "SELECT id, state='scheduled' FROM notifications WHERE chat_id=?1 "
+          "ORDER BY id DESC LIMIT 1");
+      s.Bind(1, chat_id);
+      if (s.Step() && s.Int(1) != 0) newest = s.Int(0);
+    }
+    if (open == newest && open != written) return;  // the joins' values stay where they are
+    if (open != 0 && open != written) {
+      Stmt s = Prepare(
+          "UPDATE notifications SET last_seq=c.open_last_seq, updated_at=c.open_updated_at"
+          " FROM chats AS c WHERE notifications.id=?2 AND c.chat_id=?1");
+      s.Bind(1, chat_id).Bind(2, open).Run();
+    }
     Stmt s = Prepare(
-        "SELECT id FROM notifications WHERE chat_id=?1 AND state='scheduled' "
-        "ORDER BY id DESC LIMIT 1");
-    s.Bind(1, chat_id);
-    if (!s.Step()) return std::nullopt;
-    return s.Int(0);
-  }
-  // A send joins a waiting notification. Sets only what changes: SQLite
-  // rewrites the entries of every index whose columns an UPDATE names, so
-  // the whole-row UpdateNotification would dirty three index pages per send
-  // (and write them to the WAL) for values that stay as they are.
-  void JoinNotification(int64_t id, int64_t last_seq, int64_t now) {
-    Stmt s = Prepare("UPDATE notifications SET last_seq=?2, updated_at=?3 WHERE id=?1");
-    s.Bind(1, id).Bind(2, last_seq).Bind(3, now).Run();
+        "UPDATE chats SET open_notification=?2,"
+        " open_last_seq=COALESCE((SELECT last_seq FROM notifications WHERE id=?2), 0),"
+        " open_updated_at=COALESCE((SELECT updated_at FROM notifications WHERE id=?2), 0)"
+        " WHERE chat_id=?1");
+    s.Bind(1, chat_id).Bind(2, newest).Run();
   }
 
   // Applies the versions the file lacks, each in its own transaction.
@@ -879,11 +931,16 @@ class SqliteDb final : public Db {
     if (!s.IsNull(b + 7)) m.acked_at = s.Int(b + 7);
     return m;
   }
+  // A chat's waiting notification takes its last_seq and updated_at from the
+  // chat's row, where its sends put them (kV4).
   static std::string NotificationSelect() {
-    return "SELECT id, channel, user_id, chat_id, first_seq, last_seq, state, reason, due_at, "
-           "attempts,"
-           " provider_sid, provider_status, phone, body, created_at, updated_at, claimed_by,"
-           " lease_until FROM notifications";
+    return "SELECT n.id, n.channel, n.user_id, n.chat_id, n.first_seq,"
+           " CASE WHEN c.open_notification=n.id THEN c.open_last_seq ELSE n.last_seq END,"
+           " n.state, n.reason, n.due_at, n.attempts, n.provider_sid, n.provider_status, n.phone,"
+           " n.body, n.created_at,"
+           " CASE WHEN c.open_notification=n.id THEN c.open_updated_at ELSE n.updated_at END,"
+           " n.claimed_by, n.lease_until"
+           " FROM notifications AS n LEFT JOIN chats AS c ON c.chat_id=n.chat_id";
   }
   static Notification ReadNotification(const Stmt& s) {
     Notification n;
