@@ -130,17 +130,78 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
   newer.first_seq = newer.last_seq = 4;
   newer.created_at = newer.updated_at = 35;
   const int64_t newer_id = db->InsertNotification(newer);
-  in.message_id = "m4";
-  in.now = 40;
-  EXPECT_EQ(db->Append(in).notification_id, newer_id);
+  for (int seq = 4; seq <= 5; ++seq) {
+    in.message_id = "m" + std::to_string(seq);
+    in.now = 10 * seq;
+    EXPECT_EQ(db->Append(in).notification_id, newer_id);
+  }
   n = db->GetNotification(id);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 3);
   EXPECT_EQ(n->updated_at, 30);
   n = db->GetNotification(newer_id);
   ASSERT_TRUE(n);
-  EXPECT_EQ(n->last_seq, 4);
-  EXPECT_EQ(n->updated_at, 40);
+  EXPECT_EQ(n->last_seq, 5);
+  EXPECT_EQ(n->updated_at, 50);
+  // Changed by hand (cancelled in the file): the next send starts a new one.
+  Raw(engine, "UPDATE notifications SET state='cancelled' WHERE id=" + std::to_string(newer_id));
+  in.message_id = "m6";
+  in.now = 60;
+  const int64_t third = db->Append(in).notification_id;
+  EXPECT_NE(third, newer_id);
+  EXPECT_NE(third, id);
+  n = db->GetNotification(newer_id);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 5);
+}
+
+// The migration names a chat's newest notification only if it waits: an older
+// one waiting again behind a newer one being sent takes no sends.
+TEST(StoreSchema, AVersion3FilesOlderWaitingNotificationTakesNoSends) {
+  testing::TestEngine engine;
+  if (engine.postgres()) GTEST_SKIP() << "a SQLite migration";
+  int64_t older = 0, newer = 0;
+  {
+    auto db = engine.Open(true);
+    Chat c;
+    c.chat_id = "c2";
+    c.channel = "acme";
+    c.user_id = "eve";
+    c.created_at = c.updated_at = 1;
+    ASSERT_TRUE(db->InsertChat(c));
+    Notification n;
+    n.channel = "acme";
+    n.user_id = "eve";
+    n.chat_id = "c2";
+    n.first_seq = n.last_seq = 1;
+    n.state = NotifyState::kScheduled;
+    n.due_at = 1000;
+    n.created_at = n.updated_at = 10;
+    older = db->InsertNotification(n);
+    n.first_seq = n.last_seq = 2;
+    n.state = NotifyState::kSending;
+    newer = db->InsertNotification(n);
+  }
+  Raw(engine,
+      "ALTER TABLE chats DROP COLUMN open_notification;"
+      " ALTER TABLE chats DROP COLUMN open_last_seq;"
+      " ALTER TABLE chats DROP COLUMN open_updated_at; PRAGMA user_version=3;");
+  auto db = engine.Open(true);
+  AppendInput in;
+  in.channel = "acme";
+  in.chat_id = "c2";
+  in.from = "manager";
+  in.sender_id = "bob";
+  in.text = "one";
+  in.message_id = "m1";
+  in.now = 30;
+  in.sms_due_at = 2000;
+  const int64_t got = db->Append(in).notification_id;
+  EXPECT_NE(got, older);
+  EXPECT_NE(got, newer);
+  auto n = db->GetNotification(older);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 1);
 }
 
 // PostgreSQL: nodes starting at once do not race (advisory lock).
