@@ -61,6 +61,50 @@ TEST(StoreSchema, AMigratedStoreOpensAgainUnchanged) {
   EXPECT_TRUE(again->FindChatOfUser("acme", "ann"));
 }
 
+// A chat of "acme" with a waiting notification of its first `seq` message.
+Notification WaitingOf(Db& db, const std::string& chat_id, const std::string& user_id,
+                       int64_t seq) {
+  Chat c;
+  c.chat_id = chat_id;
+  c.channel = "acme";
+  c.user_id = user_id;
+  c.created_at = c.updated_at = 1;
+  if (!db.FindChatOfUser("acme", user_id)) {
+    EXPECT_TRUE(db.InsertChat(c));
+  }
+  Notification n;
+  n.channel = "acme";
+  n.user_id = user_id;
+  n.chat_id = chat_id;
+  n.first_seq = n.last_seq = seq;
+  n.state = NotifyState::kScheduled;
+  n.due_at = 1000;
+  n.created_at = n.updated_at = 10;
+  return n;
+}
+
+// A SQLite file put back to version 3 (the columns version 4 adds dropped).
+void BackToVersion3(const testing::TestEngine& engine) {
+  Raw(engine,
+      "ALTER TABLE chats DROP COLUMN open_notification;"
+      " ALTER TABLE chats DROP COLUMN open_last_seq;"
+      " ALTER TABLE chats DROP COLUMN open_updated_at; PRAGMA user_version=3;");
+}
+
+// A manager's message to `chat_id` at `now`, which schedules an SMS.
+AppendInput ManagerSend(const std::string& chat_id, int64_t now) {
+  AppendInput in;
+  in.channel = "acme";
+  in.chat_id = chat_id;
+  in.from = "manager";
+  in.sender_id = "bob";
+  in.text = "hello";
+  in.message_id = "m" + std::to_string(now);
+  in.now = now;
+  in.sms_due_at = 2000;
+  return in;
+}
+
 // SQLite version 4 keeps a chat's waiting notification's joins in the chat's
 // row: a version 3 file's waiting notification, whose row has its joins,
 // goes on taking sends after the migration.
@@ -70,12 +114,7 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
   int64_t id = 0;
   {
     auto db = engine.Open(true);
-    Chat c;
-    c.chat_id = "c1";
-    c.channel = "acme";
-    c.user_id = "ann";
-    c.created_at = c.updated_at = 1;
-    ASSERT_TRUE(db->InsertChat(c));
+    Notification n = WaitingOf(*db, "c1", "ann", 1);
     Message m;
     m.chat_id = "c1";
     m.id = "m1";
@@ -88,38 +127,17 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
       db->InsertMessage(m);
       db->UpdateChatAfterMessage("c1", seq, m.created_at, false);
     }
-    Notification n;
-    n.channel = "acme";
-    n.user_id = "ann";
-    n.chat_id = "c1";
-    n.first_seq = n.last_seq = 1;
-    n.state = NotifyState::kScheduled;
-    n.due_at = 1000;
-    n.created_at = n.updated_at = 10;
     id = db->InsertNotification(n);
   }
   // As version 3 left it: the join in the notification's row, none in the chat's.
-  Raw(engine,
-      "UPDATE notifications SET last_seq=2, updated_at=20;"
-      " ALTER TABLE chats DROP COLUMN open_notification;"
-      " ALTER TABLE chats DROP COLUMN open_last_seq;"
-      " ALTER TABLE chats DROP COLUMN open_updated_at; PRAGMA user_version=3;");
+  Raw(engine, "UPDATE notifications SET last_seq=2, updated_at=20");
+  BackToVersion3(engine);
   auto db = engine.Open(true);
   auto n = db->GetNotification(id);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 2);
   EXPECT_EQ(n->updated_at, 20);
-  AppendInput in;
-  in.channel = "acme";
-  in.chat_id = "c1";
-  in.from = "manager";
-  in.sender_id = "bob";
-  in.text = "three";
-  in.message_id = "m3";
-  in.now = 30;
-  in.sms_due_at = 2000;
-  AppendResult r = db->Append(in);
-  EXPECT_EQ(r.notification_id, id);
+  EXPECT_EQ(db->Append(ManagerSend("c1", 30)).notification_id, id);
   n = db->GetNotification(id);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 3);
@@ -130,11 +148,8 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
   newer.first_seq = newer.last_seq = 4;
   newer.created_at = newer.updated_at = 35;
   const int64_t newer_id = db->InsertNotification(newer);
-  for (int seq = 4; seq <= 5; ++seq) {
-    in.message_id = "m" + std::to_string(seq);
-    in.now = 10 * seq;
-    EXPECT_EQ(db->Append(in).notification_id, newer_id);
-  }
+  EXPECT_EQ(db->Append(ManagerSend("c1", 40)).notification_id, newer_id);
+  EXPECT_EQ(db->Append(ManagerSend("c1", 50)).notification_id, newer_id);
   n = db->GetNotification(id);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 3);
@@ -145,9 +160,7 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
   EXPECT_EQ(n->updated_at, 50);
   // Changed by hand (cancelled in the file): the next send starts a new one.
   Raw(engine, "UPDATE notifications SET state='cancelled' WHERE id=" + std::to_string(newer_id));
-  in.message_id = "m6";
-  in.now = 60;
-  const int64_t third = db->Append(in).notification_id;
+  const int64_t third = db->Append(ManagerSend("c1", 60)).notification_id;
   EXPECT_NE(third, newer_id);
   EXPECT_NE(third, id);
   n = db->GetNotification(newer_id);
@@ -163,40 +176,14 @@ TEST(StoreSchema, AVersion3FilesOlderWaitingNotificationTakesNoSends) {
   int64_t older = 0, newer = 0;
   {
     auto db = engine.Open(true);
-    Chat c;
-    c.chat_id = "c2";
-    c.channel = "acme";
-    c.user_id = "eve";
-    c.created_at = c.updated_at = 1;
-    ASSERT_TRUE(db->InsertChat(c));
-    Notification n;
-    n.channel = "acme";
-    n.user_id = "eve";
-    n.chat_id = "c2";
-    n.first_seq = n.last_seq = 1;
-    n.state = NotifyState::kScheduled;
-    n.due_at = 1000;
-    n.created_at = n.updated_at = 10;
-    older = db->InsertNotification(n);
-    n.first_seq = n.last_seq = 2;
+    older = db->InsertNotification(WaitingOf(*db, "c2", "eve", 1));
+    Notification n = WaitingOf(*db, "c2", "eve", 2);
     n.state = NotifyState::kSending;
     newer = db->InsertNotification(n);
   }
-  Raw(engine,
-      "ALTER TABLE chats DROP COLUMN open_notification;"
-      " ALTER TABLE chats DROP COLUMN open_last_seq;"
-      " ALTER TABLE chats DROP COLUMN open_updated_at; PRAGMA user_version=3;");
+  BackToVersion3(engine);
   auto db = engine.Open(true);
-  AppendInput in;
-  in.channel = "acme";
-  in.chat_id = "c2";
-  in.from = "manager";
-  in.sender_id = "bob";
-  in.text = "one";
-  in.message_id = "m1";
-  in.now = 30;
-  in.sms_due_at = 2000;
-  const int64_t got = db->Append(in).notification_id;
+  const int64_t got = db->Append(ManagerSend("c2", 30)).notification_id;
   EXPECT_NE(got, older);
   EXPECT_NE(got, newer);
   auto n = db->GetNotification(older);
