@@ -457,12 +457,13 @@ class SqliteDb final : public Db {
     m.text = in.text;
     m.created_at = in.now;
     InsertMessage(m);
-    UpdateChatAfterSend(m, in.from == "user", in.sms_due_at > 0 && chat->open_notification != 0);
+    UpdateChat(m.chat_id, m.seq, m.created_at, in.from == "user",
+               in.sms_due_at > 0 && chat->open_notification != 0);
     if (!in.idem_key.empty()) PutIdem(in, m);
     r.user_id = chat->user_id;
     if (in.sms_due_at > 0) {
       if (chat->open_notification != 0) {
-        // Joined the waiting notification (UpdateChatAfterSend): one SMS
+        // Joined the waiting notification (UpdateChat): one SMS
         // tells of all of them.
         r.notification_id = chat->open_notification;
       } else {
@@ -512,10 +513,7 @@ class SqliteDb final : public Db {
 
   void UpdateChatAfterMessage(const std::string& chat_id, int64_t seq, int64_t at,
                               bool from_user) override {
-    Stmt s = Prepare(
-        "UPDATE chats SET last_seq=?2, updated_at=MAX(updated_at, ?3),"
-        " unread=CASE WHEN ?4 THEN unread+1 ELSE 0 END WHERE chat_id=?1");
-    s.Bind(1, chat_id).Bind(2, seq).Bind(3, at).Bind(4, int64_t{from_user ? 1 : 0}).Run();
+    UpdateChat(chat_id, seq, at, from_user, false);
   }
 
   int64_t RaiseUserAck(const std::string& chat_id, int64_t seq, int64_t at) override {
@@ -767,16 +765,16 @@ class SqliteDb final : public Db {
     if (!s.Step()) return std::nullopt;
     return ChatHead{s.Text(0), user_id, s.Int(1), s.Int(2)};
   }
-  // UpdateChatAfterMessage, and a send that joins the chat's waiting
-  // notification writes what the join changes (its last_seq and updated_at)
-  // in the same row: no page of notifications is written.
-  void UpdateChatAfterSend(const Message& m, bool from_user, bool joins) {
+  // The chat after its message `seq`; a manager's message that `joins` the
+  // chat's waiting notification writes what the join changes (its last_seq
+  // and updated_at) in the same row: no page of notifications is written.
+  void UpdateChat(const std::string& chat_id, int64_t seq, int64_t at, bool from_user, bool joins) {
     Stmt s = Prepare(
         "UPDATE chats SET last_seq=?2, updated_at=MAX(updated_at, ?3),"
         " unread=CASE WHEN ?4 THEN unread+1 ELSE 0 END,"
         " open_last_seq=CASE WHEN ?5 THEN ?2 ELSE open_last_seq END,"
         " open_updated_at=CASE WHEN ?5 THEN ?3 ELSE open_updated_at END WHERE chat_id=?1");
-    s.Bind(1, m.chat_id).Bind(2, m.seq).Bind(3, m.created_at);
+    s.Bind(1, chat_id).Bind(2, seq).Bind(3, at);
     s.Bind(4, int64_t{from_user ? 1 : 0}).Bind(5, int64_t{joins ? 1 : 0}).Run();
   }
 
