@@ -169,7 +169,10 @@ class Db {
   virtual void PutRevocation(const Revocation& r, int64_t now) = 0;
   virtual std::vector<Revocation> Revocations(int64_t now) = 0;
 
-  // The outbox.
+  // The outbox. UpdateNotification writes every field of `n`, so `n` must
+  // have been read in the same write transaction (GetNotification, ClaimDue,
+  // NotificationBySid): a copy read before would undo the sends that joined
+  // it since (their last_seq and updated_at).
   virtual int64_t InsertNotification(const Notification& n) = 0;
   virtual void UpdateNotification(const Notification& n) = 0;
   virtual std::optional<Notification> GetNotification(int64_t id) = 0;

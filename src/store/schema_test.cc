@@ -158,14 +158,17 @@ TEST(StoreSchema, AVersion3FilesWaitingNotificationKeepsTakingSends) {
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 5);
   EXPECT_EQ(n->updated_at, 50);
-  // Changed by hand (cancelled in the file): the next send starts a new one.
-  Raw(engine, "UPDATE notifications SET state='cancelled' WHERE id=" + std::to_string(newer_id));
+  // Changed by hand (cancelled in the file): the next send starts a new one,
+  // and the cancelled one keeps its joins and the edit's later time.
+  Raw(engine, "UPDATE notifications SET state='cancelled', updated_at=99 WHERE id=" +
+                  std::to_string(newer_id));
   const int64_t third = db->Append(ManagerSend("c1", 60)).notification_id;
   EXPECT_NE(third, newer_id);
   EXPECT_NE(third, id);
   n = db->GetNotification(newer_id);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 5);
+  EXPECT_EQ(n->updated_at, 99);
 }
 
 // The migration names a chat's newest notification only if it waits: an older
@@ -189,6 +192,60 @@ TEST(StoreSchema, AVersion3FilesOlderWaitingNotificationTakesNoSends) {
   auto n = db->GetNotification(older);
   ASSERT_TRUE(n);
   EXPECT_EQ(n->last_seq, 1);
+  n = db->GetNotification(newer);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->last_seq, 2);
+}
+
+// Over a file of many chats the migration names a notification only where the
+// chat's newest waits: no chat takes another's, and a chat whose newest is done
+// (or that has none) starts a new one with its next send.
+TEST(StoreSchema, AVersion3FileOfManyChatsNamesOnlyEachChatsWaitingNewest) {
+  testing::TestEngine engine;
+  if (engine.postgres()) GTEST_SKIP() << "a SQLite migration";
+  int64_t waiting_a = 0, waiting_b = 0, sent = 0, cancelled = 0;
+  {
+    auto db = engine.Open(true);
+    // Each chat's messages up to its notification's last (or `seq`).
+    auto of = [&](const std::string& chat, const std::string& user, int64_t seq) {
+      Notification n = WaitingOf(*db, chat, user, seq);
+      db->UpdateChatAfterMessage(chat, seq, 10, false);
+      return n;
+    };
+    waiting_a = db->InsertNotification(of("ca", "ann", 1));
+    Notification done = of("cb", "bea", 1);
+    done.state = NotifyState::kSent;
+    sent = db->InsertNotification(done);
+    waiting_b = db->InsertNotification(of("cc", "cid", 7));
+    Notification off = of("cd", "dee", 3);
+    off.state = NotifyState::kCancelled;
+    cancelled = db->InsertNotification(off);
+    of("ce", "eli", 1);  // a chat with no notification
+  }
+  BackToVersion3(engine);
+  auto db = engine.Open(true);
+  EXPECT_EQ(db->Append(ManagerSend("ca", 30)).notification_id, waiting_a);
+  EXPECT_EQ(db->Append(ManagerSend("cc", 31)).notification_id, waiting_b);
+  const int64_t old_ids[] = {waiting_a, waiting_b, sent, cancelled};
+  int64_t now = 40;
+  for (const char* chat : {"cb", "cd", "ce"}) {
+    const AppendResult r = db->Append(ManagerSend(chat, now++));
+    EXPECT_EQ(r.status, AppendStatus::kCreated) << chat;
+    const int64_t got = r.notification_id;
+    EXPECT_NE(got, 0) << chat;
+    for (int64_t old : old_ids) EXPECT_NE(got, old) << chat;
+  }
+  auto a = db->GetNotification(waiting_a);
+  auto b = db->GetNotification(waiting_b);
+  auto s = db->GetNotification(sent);
+  auto c = db->GetNotification(cancelled);
+  ASSERT_TRUE(a && b && s && c);
+  EXPECT_EQ(a->last_seq, 2);
+  EXPECT_EQ(a->updated_at, 30);
+  EXPECT_EQ(b->last_seq, 8);
+  EXPECT_EQ(b->updated_at, 31);
+  EXPECT_EQ(s->last_seq, 1);
+  EXPECT_EQ(c->last_seq, 3);
 }
 
 // PostgreSQL: nodes starting at once do not race (advisory lock).

@@ -823,7 +823,8 @@ class SqliteDb final : public Db {
     if (open == newest && open != written) return;  // the joins' values stay where they are
     if (open != 0 && open != written) {
       Stmt s = Prepare(
-          "UPDATE notifications SET last_seq=c.open_last_seq, updated_at=c.open_updated_at"
+          "UPDATE notifications SET last_seq=MAX(notifications.last_seq, c.open_last_seq),"
+          " updated_at=MAX(notifications.updated_at, c.open_updated_at)"
           " FROM chats AS c WHERE notifications.id=?2 AND c.chat_id=?1");
       s.Bind(1, chat_id).Bind(2, open).Run();
     }
