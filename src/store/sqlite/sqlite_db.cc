@@ -337,11 +337,6 @@ class SqliteDb final : public Db {
       Exec("PRAGMA synchronous=FULL");
       Exec("PRAGMA foreign_keys=OFF");
       Exec("PRAGMA cache_size=-65536");  // 64 MiB per connection
-      // The journal of a group's savepoints (Db::RunGroup) and the sorts'
-      // scratch stay in memory: past 64 KiB SQLite would otherwise spill
-      // them to a file it creates and unlinks in /var/tmp, inside the
-      // commit a send waits for (seen: one in 14 single-send commits).
-      Exec("PRAGMA temp_store=MEMORY");
       if (writer) {
         Migrate(path);
         // A commit's WAL frames 64 KiB at a time (vfs.h); it needs the

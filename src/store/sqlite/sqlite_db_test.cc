@@ -11,10 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <memory>
 #include <string>
 #include <thread>
-#include <vector>
 
 #include "store/sqlite/vfs.h"
 
@@ -360,63 +358,6 @@ TEST(SqliteVfs, ACommitsWalFramesAreOneWriteAndInTheFileWhenItReturns) {
   ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   EXPECT_EQ(Count(db), rows + 1);
   sqlite3_close(db);
-  fs::remove_all(dir);
-}
-
-// A group's unit runs inside a savepoint, whose journal holds the first
-// version of every page the unit changes. Past 64 KiB SQLite would spill that
-// journal to a file it creates and unlinks in /var/tmp, inside the commit a
-// send waits for; the store keeps it in memory.
-TEST(SqliteStore, AUnitThatChangesManyPagesOpensNoTemporaryFile) {
-  char tmpl[] = "/tmp/onlined-temp-test-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
-  {
-    std::unique_ptr<Db> db = OpenSqlite(dir, true);
-    std::vector<std::string> chats;
-    auto send = [&](AppendInput in) {
-      in.channel = "c";
-      in.text = std::string(300, 'x');
-      in.message_id = "m" + std::to_string(chats.size()) + "-" + in.user_id + in.chat_id;
-      in.now = 1000;
-      return db->Append(in);
-    };
-    db->Begin();
-    for (int i = 0; i < 400; ++i) {
-      AppendInput in;
-      in.from = "user";
-      in.user_id = in.sender_id = "u" + std::to_string(i);
-      in.new_chat_id = "chat" + std::to_string(i);
-      AppendResult r = send(in);
-      ASSERT_EQ(r.status, AppendStatus::kCreated);
-      chats.push_back(r.message.chat_id);
-    }
-    db->Commit();
-
-    // One unit answers every chat: it changes the chats' rows and their
-    // messages' pages, far more than 64 KiB of pages the file had before.
-    const uint64_t before = TemporaryFilesOpened();
-    std::vector<std::string> errors;
-    std::string group_error;
-    ASSERT_TRUE(db->RunGroup(
-        1,
-        [&](size_t) {
-          for (const std::string& chat : chats) {
-            AppendInput in;
-            in.from = "manager";
-            in.sender_id = "desk";
-            in.chat_id = chat;
-            in.sms_due_at = 5000;
-            if (send(in).status != AppendStatus::kCreated) throw DbError("not stored");
-          }
-        },
-        errors, group_error))
-        << group_error;
-    ASSERT_EQ(errors.size(), 1u);
-    EXPECT_EQ(errors[0], "");
-    EXPECT_EQ(TemporaryFilesOpened(), before);
-    EXPECT_EQ(db->ListMessages(chats[7], 0, 10).size(), 2u);
-  }
   fs::remove_all(dir);
 }
 

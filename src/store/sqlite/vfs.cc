@@ -17,7 +17,6 @@ std::atomic<int64_t> g_fail_write{0}, g_fail_sync{0}, g_fail_db_sync{0}, g_write
     g_db_syncs{0}, g_injected{0};
 std::atomic<bool> g_full{false};
 std::atomic<uint64_t> g_piece_syncs{0};
-std::atomic<uint64_t> g_temp_opens{0};
 std::atomic<bool> g_db_sync_failed{false};
 std::atomic<uint64_t> g_wal_appends{0}, g_wal_writes{0}, g_wal_at_barrier{0};
 
@@ -239,9 +238,6 @@ int Open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   ff->buf_off = 0;
   ff->buf_len = 0;
   std::memset(ff->real, 0, static_cast<size_t>(g_base->szOsFile));
-  constexpr int kTemporary = SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TRANSIENT_DB |
-                             SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_SUBJOURNAL;
-  if ((flags & kTemporary) != 0) g_temp_opens.fetch_add(1, std::memory_order_relaxed);
   int rc = g_base->xOpen(g_base, name, ff->real, flags, out_flags);
   // SQLite calls xClose only if pMethods is set: set it only on success.
   ff->base_hdr.pMethods = rc == SQLITE_OK && ff->real->pMethods != nullptr ? &kMethods : nullptr;
@@ -364,8 +360,6 @@ WalWriteCounts WalWrites() {
 bool DatabaseSyncFailed() { return g_db_sync_failed.load(std::memory_order_relaxed); }
 
 uint64_t WritebackSyncs() { return g_piece_syncs.load(std::memory_order_relaxed); }
-
-uint64_t TemporaryFilesOpened() { return g_temp_opens.load(std::memory_order_relaxed); }
 
 void SetFaults(const FaultSpec& spec) {
   g_writes = 0;

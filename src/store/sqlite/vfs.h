@@ -95,11 +95,6 @@ bool DatabaseSyncFailed();
 // Syncs of a piece of the database file made so far in this process.
 uint64_t WritebackSyncs();
 
-// Temporary files (a savepoint's journal, a sort's or a temporary table's
-// scratch) SQLite asked this VFS to open so far in this process. The store's
-// connections keep those in memory (temp_store=MEMORY): none on its paths.
-uint64_t TemporaryFilesOpened();
-
 struct FaultSpec {
   int64_t fail_write = 0;    // the nth xWrite from now fails (SQLITE_IOERR_WRITE); 0: none
   int64_t fail_sync = 0;     // the nth xSync from now fails (SQLITE_IOERR_FSYNC); 0: none
