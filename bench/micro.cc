@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -15,6 +16,8 @@
 
 #include "base/timing_wheel.h"
 #include "presence/presence_table.h"
+#include "proto/frames.h"
+#include "proto/json_writer.h"
 #include "store/sqlite/sqlite_db.h"
 
 namespace {
@@ -68,6 +71,61 @@ void BM_LookupMany100(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 100);
 }
 BENCHMARK(BM_LookupMany100)->Arg(5000)->Arg(20000)->Arg(200000);
+
+// A presence answer's numbers: 100 last_seen values in wall milliseconds (13
+// digits) per iteration, written by std::to_chars (the peer: what the server
+// used before) and by proto::WriteInt.
+std::vector<int64_t> WallMillis() {
+  std::mt19937_64 rng(1);
+  std::vector<int64_t> v(1 << 12);
+  for (auto& x : v) x = 1765000000000 + static_cast<int64_t>(rng() % 100000000000);
+  return v;
+}
+
+void BM_ToChars100(benchmark::State& state) {
+  const auto v = WallMillis();
+  char buf[100 * 24];
+  size_t k = 0;
+  for (auto _ : state) {
+    char* p = buf;
+    for (int i = 0; i < 100; ++i) p = std::to_chars(p, p + 24, v[k++ & 0xfff]).ptr;
+    benchmark::DoNotOptimize(buf);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_ToChars100);
+
+void BM_WriteInt100(benchmark::State& state) {
+  const auto v = WallMillis();
+  char buf[100 * 24];
+  size_t k = 0;
+  for (auto _ : state) {
+    char* p = buf;
+    for (int i = 0; i < 100; ++i) p = onlined::proto::WriteInt(p, v[k++ & 0xfff]);
+    benchmark::DoNotOptimize(buf);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_WriteInt100);
+
+// 100 entries' presence fields (online, 13-digit last_seen, state), as a
+// presence answer writes them.
+void BM_PresenceFields100(benchmark::State& state) {
+  const auto v = WallMillis();
+  char buf[100 * onlined::proto::kPresenceFieldsMax];
+  size_t k = 0;
+  for (auto _ : state) {
+    char* p = buf;
+    for (int i = 0; i < 100; ++i, ++k)
+      p = onlined::proto::WritePresenceFields(p, (k & 3) != 0, v[k & 0xfff], (k & 7) == 1);
+    benchmark::DoNotOptimize(buf);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_PresenceFields100);
 
 // A fresh directory under /tmp for a store, or "" (the benchmark skipped).
 std::string TempDir(benchmark::State& state) {

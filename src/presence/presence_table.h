@@ -12,6 +12,7 @@
 // online flag or best state. Grace and record expiry run on the loop's
 // TimingWheel (steady ms); last_seen is wall ms.
 #include <atomic>
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -53,9 +54,9 @@ struct SessionCell {
 };
 
 struct UserInfo {
-  bool online = false;
-  uint32_t sessions = 0;
   int64_t last_seen = 0;  // 0: never seen since this node started
+  uint32_t sessions = 0;
+  bool online = false;
   bool idle = false;
 };
 
@@ -79,6 +80,10 @@ class PresenceTable {
     bool emit_session_counts = false;
   };
   using EventSink = std::function<void(Event&&)>;
+  // A user's live sessions. Nearly every user has one, held inline in the
+  // user's record: a lookup reads it without another cache miss, and the
+  // record needs no second allocation.
+  using SessionList = boost::container::small_vector<std::shared_ptr<SessionCell>, 1>;
 
   // `wheel` must outlive the table and run on the same thread. `clock`, if
   // given, is the steady clock the wheel runs on, read when a session closes
@@ -107,12 +112,14 @@ class PresenceTable {
   // after another.
   void LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n, UserInfo* out) const;
   // The user's live sessions (empty if none). Valid until the next call.
-  const std::vector<std::shared_ptr<SessionCell>>& Sessions(ChannelIdx ch,
-                                                            std::string_view user_id) const;
+  const SessionList& Sessions(ChannelIdx ch, std::string_view user_id) const;
   int64_t OnlineCount(ChannelIdx ch) const;
   // Channel indexes [0, channel_slots()) may have online users.
   size_t channel_slots() const { return online_by_channel_.size(); }
   size_t size() const { return count_; }
+  // Where an id lands in the index (its low bits pick the home slot), seeded
+  // per process. Public for its test.
+  static uint64_t Hash(ChannelIdx ch, std::string_view id);
 
  private:
   base::ThreadChecker thread_;  // the shard's loop: every call is made there
@@ -124,7 +131,6 @@ class PresenceTable {
     uint64_t hash = 0;
     User* user = nullptr;  // owned; nullptr: empty
   };
-  static uint64_t Hash(ChannelIdx ch, std::string_view id);
   User* Find(ChannelIdx ch, std::string_view user_id) const;
   User* FindHashed(uint64_t h, ChannelIdx ch, std::string_view user_id) const;
   void Insert(uint64_t h, User* u);

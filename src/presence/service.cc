@@ -106,6 +106,15 @@ void ScatterQuery(base::LoopGroup& loops, ChannelIdx ch, std::vector<std::string
                   Presence::QueryDone done, ShardLookup lookup) {
   const size_t n = loops.size();
   const size_t origin = base::Loop::Current()->index();
+  if (n == 1 && origin == 0) {
+    // One loop, and this is it: the lookup is made here and now, without the
+    // gather's shared state, the per-shard positions and the copies back.
+    std::vector<std::string_view> views(ids.begin(), ids.end());
+    std::vector<UserInfo> out(ids.size());
+    if (!ids.empty()) lookup(0, views.data(), views.size(), out.data());
+    done(std::move(out), std::move(ids));
+    return;
+  }
   struct Gather {
     std::vector<std::string> ids;
     std::vector<UserInfo> out;

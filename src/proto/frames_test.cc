@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <charconv>
+#include <limits>
 
 #include "proto/json_writer.h"
 
@@ -126,6 +128,39 @@ TEST(JsonWriter, EscapesAndRepairsUtf8) {
   std::string out;
   AppendJsonString(out, "\xe2\x82\xac ok \xed\xa0\x80");  // euro sign, then a lone surrogate
   EXPECT_EQ(out, "\"\xe2\x82\xac ok \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");
+}
+
+// WriteInt must give std::to_chars's text for every value: each length from 1
+// to 19 digits at its edges (9..9, 10..0, 10..01), both signs, the extremes,
+// and a spread of values in between.
+TEST(JsonWriter, WriteIntMatchesToChars) {
+  auto check = [](int64_t v) {
+    char want[24];
+    char got[kMaxIntChars];
+    const std::string_view w(want,
+                             static_cast<size_t>(std::to_chars(want, want + 24, v).ptr - want));
+    const std::string_view g(got, static_cast<size_t>(WriteInt(got, v) - got));
+    ASSERT_EQ(g, w) << v;
+  };
+  check(0);
+  check(std::numeric_limits<int64_t>::max());
+  check(std::numeric_limits<int64_t>::min());
+  int64_t p10 = 1;
+  for (int digits = 1; digits <= 18; ++digits, p10 *= 10) {
+    for (int64_t v : {p10 - 1, p10, p10 + 1, p10 * 10 - 1, p10 * 5 + 7}) {
+      check(v);
+      check(-v);
+    }
+  }
+  uint64_t x = 0x9E3779B97F4A7C15ull;  // xorshift: every magnitude, every digit pattern
+  for (int i = 0; i < 200000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const auto v = static_cast<int64_t>(x >> (i % 64));
+    check(v);
+    if (v != std::numeric_limits<int64_t>::min()) check(-v);
+  }
 }
 
 TEST(QueryBody, TheUsualShapeIsScannedInPlace) {

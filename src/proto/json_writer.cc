@@ -1,6 +1,6 @@
 #include "proto/json_writer.h"
 
-#include <charconv>
+#include <cstring>
 
 namespace onlined::proto {
 
@@ -96,10 +96,62 @@ bool IsPlainJsonString(std::string_view s) {
   return true;
 }
 
+namespace {
+
+constexpr char kPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+char* Put2(char* p, uint32_t v) {  // v < 100, two digits
+  std::memcpy(p, kPairs + 2 * v, 2);
+  return p + 2;
+}
+char* Put4(char* p, uint32_t v) {  // v < 10^4, four digits
+  return Put2(Put2(p, v / 100), v % 100);
+}
+char* Put8(char* p, uint32_t v) {  // v < 10^8, eight digits
+  return Put4(Put4(p, v / 10000), v % 10000);
+}
+char* PutUpTo4(char* p, uint32_t v) {  // v < 10^4, no leading zero
+  if (v < 10) {
+    *p = static_cast<char>('0' + v);
+    return p + 1;
+  }
+  if (v < 100) return Put2(p, v);
+  const uint32_t hi = v / 100;
+  p = hi < 10 ? (*p = static_cast<char>('0' + hi), p + 1) : Put2(p, hi);
+  return Put2(p, v % 100);
+}
+char* PutUpTo8(char* p, uint32_t v) {  // v < 10^8, no leading zero
+  if (v < 10000) return PutUpTo4(p, v);
+  return Put4(PutUpTo4(p, v / 10000), v % 10000);
+}
+
+}  // namespace
+
+char* WriteInt(char* p, int64_t v) {
+  uint64_t u = static_cast<uint64_t>(v);
+  if (v < 0) {
+    *p++ = '-';
+    u = 0 - u;  // also right for INT64_MIN
+  }
+  constexpr uint64_t k8 = 100000000;
+  if (u < k8) return PutUpTo8(p, static_cast<uint32_t>(u));
+  if (u < k8 * k8) {
+    p = PutUpTo8(p, static_cast<uint32_t>(u / k8));
+    return Put8(p, static_cast<uint32_t>(u % k8));
+  }
+  // 17 to 19 digits: u / 10^16 <= 922.
+  const uint64_t rest = u % (k8 * k8);
+  p = PutUpTo4(p, static_cast<uint32_t>(u / (k8 * k8)));
+  p = Put8(p, static_cast<uint32_t>(rest / k8));
+  return Put8(p, static_cast<uint32_t>(rest % k8));
+}
+
 void AppendInt(std::string& out, int64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+  char buf[kMaxIntChars];
+  out.append(buf, WriteInt(buf, v));
 }
 
 }  // namespace onlined::proto
