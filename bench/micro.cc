@@ -82,31 +82,28 @@ std::vector<int64_t> WallMillis() {
   return v;
 }
 
-void BM_ToChars100(benchmark::State& state) {
+// 100 numbers per iteration through `write(p, v)`, which returns the end.
+template <typename Write>
+void WriteNumbers100(benchmark::State& state, Write write) {
   const auto v = WallMillis();
   char buf[100 * 24];
   size_t k = 0;
   for (auto _ : state) {
     char* p = buf;
-    for (int i = 0; i < 100; ++i) p = std::to_chars(p, p + 24, v[k++ & 0xfff]).ptr;
+    for (int i = 0; i < 100; ++i) p = write(p, v[k++ & 0xfff]);
     benchmark::DoNotOptimize(buf);
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * 100);
 }
+
+void BM_ToChars100(benchmark::State& state) {
+  WriteNumbers100(state, [](char* p, int64_t x) { return std::to_chars(p, p + 24, x).ptr; });
+}
 BENCHMARK(BM_ToChars100);
 
 void BM_WriteInt100(benchmark::State& state) {
-  const auto v = WallMillis();
-  char buf[100 * 24];
-  size_t k = 0;
-  for (auto _ : state) {
-    char* p = buf;
-    for (int i = 0; i < 100; ++i) p = onlined::proto::WriteInt(p, v[k++ & 0xfff]);
-    benchmark::DoNotOptimize(buf);
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(state.iterations() * 100);
+  WriteNumbers100(state, [](char* p, int64_t x) { return onlined::proto::WriteInt(p, x); });
 }
 BENCHMARK(BM_WriteInt100);
 
