@@ -281,9 +281,9 @@ UserInfo PresenceTable::Lookup(ChannelIdx ch, std::string_view user_id) const {
 
 // A lookup is a chain of dependent cache misses (slot, record, session cell;
 // a user with more than one session adds the list's own), and on a busy
-// server none of them is cached. Done for a
-// group of ids stage by stage, with each stage prefetching what the next
-// reads, the misses of the group overlap instead of adding up.
+// server none of them is cached. Done for a group of ids stage by stage,
+// with each stage prefetching what the next reads, the misses of the group
+// overlap instead of adding up.
 void PresenceTable::LookupMany(ChannelIdx ch, const std::string_view* ids, size_t n,
                                UserInfo* out) const {
   thread_.Check();

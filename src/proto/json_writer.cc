@@ -113,15 +113,14 @@ char* Put4(char* p, uint32_t v) {  // v < 10^4, four digits
 char* Put8(char* p, uint32_t v) {  // v < 10^8, eight digits
   return Put4(Put4(p, v / 10000), v % 10000);
 }
+char* PutUpTo2(char* p, uint32_t v) {  // v < 100, no leading zero
+  if (v >= 10) return Put2(p, v);
+  *p = static_cast<char>('0' + v);
+  return p + 1;
+}
 char* PutUpTo4(char* p, uint32_t v) {  // v < 10^4, no leading zero
-  if (v < 10) {
-    *p = static_cast<char>('0' + v);
-    return p + 1;
-  }
-  if (v < 100) return Put2(p, v);
-  const uint32_t hi = v / 100;
-  p = hi < 10 ? (*p = static_cast<char>('0' + hi), p + 1) : Put2(p, hi);
-  return Put2(p, v % 100);
+  if (v < 100) return PutUpTo2(p, v);
+  return Put2(PutUpTo2(p, v / 100), v % 100);
 }
 char* PutUpTo8(char* p, uint32_t v) {  // v < 10^8, no leading zero
   if (v < 10000) return PutUpTo4(p, v);
