@@ -117,7 +117,10 @@ TEST(PresenceTableHash, SimilarIdsSpreadAsRandomKeysDo) {
     chi2 += (n - mean) * (n - mean) / mean;
     most = std::max(most, n);
   }
-  EXPECT_LE(most, 12);
+  // The seed differs per process, so these bounds are ones a uniform hash
+  // crosses about once in a million runs: 302,080 keys over 2^18 slots put
+  // 15 or more in some slot with a chance of 5e-7 (12 would be 1e-4).
+  EXPECT_LE(most, 14);
   // kSlots - 1 degrees of freedom: mean 262,143, sd ~724; 5 sd either way.
   EXPECT_GT(chi2, kSlots - 5 * 724.0);
   EXPECT_LT(chi2, kSlots + 5 * 724.0);

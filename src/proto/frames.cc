@@ -189,8 +189,11 @@ std::string EncodeError(std::string_view code, std::string_view message,
   return s;
 }
 
-bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids) {
-  ids.clear();
+namespace {
+
+// ScanUserIds without its promise about `ids`: on false they may hold the
+// ids met before the scan gave up.
+bool ScanUserIdsInto(std::string_view body, std::vector<std::string_view>& ids) {
   size_t i = 0;
   const size_t n = body.size();
   auto ws = [&] {
@@ -237,6 +240,17 @@ bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids) {
   if (!ch('}')) return false;
   ws();
   return i == n;
+}
+
+}  // namespace
+
+bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids) {
+  ids.clear();
+  if (ScanUserIdsInto(body, ids)) return true;
+  // The full parse decides alone: the ids before an escape, or before a key
+  // the parse keeps instead, are not the body's.
+  ids.clear();
+  return false;
 }
 
 char* WritePresenceFields(char* p, bool online, int64_t last_seen, bool idle) {

@@ -47,10 +47,10 @@ bool ParseClientFrame(std::string_view text, ClientFrame& out, FrameError& err);
 // {"user_ids":["a","b",...]} (JSON whitespace allowed between tokens), with
 // ids of printable ASCII and no escapes: fills `ids` with views into `body`
 // and returns true. Anything else (another key, an escape, a byte outside
-// printable ASCII, a syntax error) returns false, and the caller parses the
-// body in full, which decides what is valid and words the error. So the
-// fast path answers only what the full parse would answer the same way
-// (fuzz/frames_fuzz.cc checks that).
+// printable ASCII, a syntax error) returns false with `ids` empty, and the
+// caller parses the body in full, which decides what is valid and words the
+// error. So the fast path answers only what the full parse would answer the
+// same way (fuzz/frames_fuzz.cc checks that).
 bool ScanUserIds(std::string_view body, std::vector<std::string_view>& ids);
 
 // Server frames.

@@ -176,21 +176,26 @@ TEST(QueryBody, TheUsualShapeIsScannedInPlace) {
 TEST(QueryBody, AnythingElseGoesToTheFullParser) {
   std::vector<std::string_view> ids;
   for (std::string_view body : {
-           R"({"user_ids":["\u0061"]})",       // an escape
-           "{\"user_ids\":[\"zo\xc3\xab\"]}",  // UTF-8 to validate
-           "{\"user_ids\":[\"a\x01\"]}",       // a control byte
-           R"({"x":1,"user_ids":["a"]})",      // another key
-           R"({"user_ids":["a"],"x":1})",      //
-           R"({"user_ids":["a",]})",           // syntax errors
-           R"({"user_ids":["a"]} x)",          //
-           R"({"user_ids":["a")",              //
-           R"({"user_ids":[1]})",              // not a string
-           R"({"user_ids":"a"})",              //
-           R"({"user_ids":["a""b"]})",         //
-           "",                                 //
-           "{",                                //
+           R"({"user_ids":["\u0061"]})",           // an escape
+           "{\"user_ids\":[\"zo\xc3\xab\"]}",      // UTF-8 to validate
+           "{\"user_ids\":[\"a\x01\"]}",           // a control byte
+           R"({"x":1,"user_ids":["a"]})",          // another key
+           R"({"user_ids":["a"],"x":1})",          //
+           R"({"user_ids":["a",]})",               // syntax errors
+           R"({"user_ids":["a"]} x)",              //
+           R"({"user_ids":["a")",                  //
+           R"({"user_ids":[1]})",                  // not a string
+           R"({"user_ids":"a"})",                  //
+           R"({"user_ids":["a""b"]})",             //
+           "",                                     //
+           "{",                                    //
+           R"({"user_ids":["a","b\u0062"]})",      // ids before an escape
+           R"({"user_ids":["a"],"user_ids":[]})",  // the parser keeps the last
        }) {
+    ids = {"left", "from before"};
     EXPECT_FALSE(ScanUserIds(body, ids)) << body;
+    // The full parse's ids are appended to `ids`: none may be left here.
+    EXPECT_TRUE(ids.empty()) << body;
   }
 }
 
